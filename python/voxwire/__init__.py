@@ -1,0 +1,38 @@
+"""voxwire: the audio engine of realtime voice agents.
+
+A Rust core, driven from Python, for what sits between a WebSocket and a voice agent:
+PCM16 views and conversions, fixed-size framing, strict base64 straight to and from int16,
+and G.711. Every function reads any bytes-like object or numpy array without copying and
+writes its result straight into the array or bytes it returns.
+
+Errors are in :mod:`voxwire.errors`; G.711 is in :mod:`voxwire.g711`.
+"""
+
+from __future__ import annotations
+
+from voxwire import errors, g711
+from voxwire._pcm import as_pcm16
+from voxwire._voxwire import (
+    Framer,
+    __version__,
+    apply_gain,
+    b64decode_pcm16,
+    b64encode_pcm16,
+    downmix_stereo,
+    float32_to_pcm16,
+    pcm16_to_float32,
+)
+
+__all__ = [
+    "Framer",
+    "__version__",
+    "apply_gain",
+    "as_pcm16",
+    "b64decode_pcm16",
+    "b64encode_pcm16",
+    "downmix_stereo",
+    "errors",
+    "float32_to_pcm16",
+    "g711",
+    "pcm16_to_float32",
+]

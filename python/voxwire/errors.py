@@ -1,0 +1,47 @@
+"""The exceptions voxwire raises.
+
+Every one derives from :class:`VoxwireError`; each is also the builtin that fits
+(``ValueError`` for bad values, ``TypeError`` for wrong types), so code that already catches
+those keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Base64DecodeError",
+    "DTypeError",
+    "InvalidInputError",
+    "OddLengthError",
+    "VoxwireError",
+]
+
+
+class VoxwireError(Exception):
+    """Base class of every voxwire error."""
+
+
+class InvalidInputError(VoxwireError, ValueError):
+    """An argument or input value outside what the function documents."""
+
+
+class OddLengthError(InvalidInputError):
+    """PCM16 bytes whose count is odd, so they do not hold whole samples."""
+
+
+class Base64DecodeError(InvalidInputError):
+    """Base64 text that is not strict standard-alphabet base64 with padding.
+
+    ``offset`` is the index of the first offending character in the input (the input's length
+    for a problem at its end, such as missing padding or an odd decoded byte count).
+    """
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[type[Base64DecodeError], tuple[str, int]]:
+        return (type(self), (str(self), self.offset))
+
+
+class DTypeError(VoxwireError, TypeError):
+    """An input of the wrong type or dtype (for example float64 where int16 is expected)."""

@@ -1,0 +1,166 @@
+//! Strict standard-alphabet base64 with padding (RFC 4648 section 4), the encoding every seed
+//! API uses for PCM16 audio.
+//!
+//! The fast path is `base64-simd` (AVX2/SSSE3/NEON with runtime dispatch and a scalar
+//! fallback). Its errors carry no position, so on the error path only a scalar scan finds the
+//! first offending offset and says what is wrong there.
+
+use crate::error::{Error, Result};
+use base64_simd::{AsOut, STANDARD};
+
+/// Length of the base64 text of `n` bytes.
+pub const fn encoded_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// Length of the bytes `src` decodes to, checking its length and padding (and, if those are
+/// wrong, reporting the first bad character before them, the likelier cause).
+pub fn decoded_len(src: &[u8]) -> Result<usize> {
+    len_from_padding(src).map_err(|_| diagnose(src))
+}
+
+fn len_from_padding(src: &[u8]) -> Result<usize> {
+    let n = src.len();
+    if n % 4 != 0 {
+        return Err(Error::Base64 {
+            offset: n,
+            reason: "length is not a multiple of 4 (padding missing or data truncated)",
+        });
+    }
+    let pad = src.iter().rev().take(2).take_while(|&&c| c == b'=').count();
+    Ok(n / 4 * 3 - pad)
+}
+
+/// Decodes `src` into `out`, which must be exactly `decoded_len(src)` bytes long.
+pub fn decode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
+    let expect = decoded_len(src)?;
+    if out.len() != expect {
+        return Err(Error::InvalidArgument(format!(
+            "output holds {} bytes, the input decodes to {expect}",
+            out.len()
+        )));
+    }
+    match STANDARD.decode(src, out.as_out()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(diagnose(src)),
+    }
+}
+
+/// Decodes `src` into a new vector (a convenience over [`decode_into`]).
+pub fn decode(src: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; decoded_len(src)?];
+    decode_into(src, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes `src` into `out`, which must be exactly `encoded_len(src.len())` bytes long.
+pub fn encode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
+    if out.len() != encoded_len(src.len()) {
+        return Err(Error::InvalidArgument(format!(
+            "output holds {} bytes, the encoding needs {}",
+            out.len(),
+            encoded_len(src.len())
+        )));
+    }
+    let _ = STANDARD.encode(src, out.as_out());
+    Ok(())
+}
+
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Finds the first problem in `src` (called only after the fast decoder refused it).
+pub fn diagnose(src: &[u8]) -> Error {
+    let n = src.len();
+    if let Err(e) = len_from_padding(src) {
+        // Report a bad character before it, if there is one: it is the likelier cause.
+        return first_bad_char(src).unwrap_or(e);
+    }
+    if let Some(e) = first_bad_char(src) {
+        return e;
+    }
+    // Characters and padding placement are fine: the last quantum has non-zero unused bits.
+    Error::Base64 {
+        offset: n.saturating_sub(1 + src.iter().rev().take_while(|&&c| c == b'=').count()),
+        reason: "non-canonical encoding: unused bits of the last character are not zero",
+    }
+}
+
+fn first_bad_char(src: &[u8]) -> Option<Error> {
+    let n = src.len();
+    for (i, &c) in src.iter().enumerate() {
+        if sextet(c).is_some() {
+            continue;
+        }
+        if c == b'=' {
+            let last_quantum = n % 4 == 0 && i + 4 >= n;
+            let ok = last_quantum && (i == n - 1 || (i == n - 2 && src[n - 1] == b'='));
+            if ok {
+                continue;
+            }
+            return Some(Error::Base64 {
+                offset: i,
+                reason: "padding '=' in the middle of the data",
+            });
+        }
+        return Some(Error::Base64 {
+            offset: i,
+            reason: if c.is_ascii_whitespace() {
+                "whitespace is not allowed"
+            } else {
+                "character outside the standard base64 alphabet"
+            },
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_all_lengths() {
+        for n in 0..200usize {
+            let data: Vec<u8> = (0..n).map(|i| (i * 131 + 7) as u8).collect();
+            let mut text = vec![0u8; encoded_len(n)];
+            encode_into(&data, &mut text).unwrap();
+            assert_eq!(decode(&text).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn known_vectors() {
+        assert_eq!(decode(b"").unwrap(), b"");
+        assert_eq!(decode(b"Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(decode(b"Zm9vYg==").unwrap(), b"foob");
+        assert_eq!(decode(b"Zm9vYmE=").unwrap(), b"fooba");
+    }
+
+    fn err(s: &[u8]) -> (usize, &'static str) {
+        match decode(s) {
+            Err(Error::Base64 { offset, reason }) => (offset, reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        assert_eq!(err(b"Zm9vYm!y").0, 6);
+        assert_eq!(err(b"Zm9vYmF").0, 7);
+        assert_eq!(err(b"Zm9v YmF").0, 4);
+        assert_eq!(err(b"Zm=vYmFy").0, 2);
+        assert_eq!(err(b"Zm9vY===").0, 5);
+        assert_eq!(err(b"Zg=A").0, 2);
+        assert!(err(b"Zh==").1.contains("non-canonical"));
+        assert!(err("Zm9vYmé=".as_bytes()).1.contains("alphabet"));
+    }
+}

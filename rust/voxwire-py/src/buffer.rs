@@ -1,0 +1,227 @@
+//! Zero-copy access to any object that exports the buffer protocol (bytes, bytearray,
+//! memoryview, array.array, numpy arrays), with the element type checked, and the GIL
+//! released around bulk work.
+//!
+//! `Py_buffer` lives on the stack (pyo3's `PyBuffer` boxes it: one allocation per call).
+
+use crate::errors::dtype_error;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+
+/// Work of at least this many bytes runs with the GIL released. Below it, releasing and
+/// re-acquiring the GIL costs more than it frees (a 20 ms chunk is 640-1920 bytes).
+pub const DETACH_BYTES: usize = 64 * 1024;
+
+/// Runs `f`, with the GIL released when `work_bytes` is large enough to pay for it.
+pub fn run<T, F>(py: Python<'_>, work_bytes: usize, f: F) -> T
+where
+    F: Send + FnOnce() -> T,
+    T: Send,
+{
+    if work_bytes >= DETACH_BYTES {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+/// What the elements of a buffer are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Elem {
+    /// Raw bytes (format `B`, `b`, `c`, or none).
+    Bytes,
+    /// Native-endian int16 (`h`).
+    I16,
+    /// Native-endian float32 (`f`).
+    F32,
+    /// Anything else, by its format string.
+    Other,
+}
+
+/// A borrowed, C-contiguous, 1-D view of an exporter's memory, released on drop.
+pub struct Buf {
+    view: ffi::Py_buffer,
+    pub elem: Elem,
+}
+
+impl Buf {
+    /// Gets the buffer of `obj`; `what` names the argument in errors.
+    pub fn get(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Self> {
+        let mut view = MaybeUninit::<ffi::Py_buffer>::uninit();
+        let flags = ffi::PyBUF_FORMAT | ffi::PyBUF_C_CONTIGUOUS;
+        // SAFETY: `view` is written by PyObject_GetBuffer when it returns 0; we own the
+        // reference until PyBuffer_Release in Drop.
+        let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
+        if rc != 0 {
+            let cause = PyErr::fetch(obj.py());
+            let tname = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return Err(dtype_error(format!(
+                "{what} must be a C-contiguous bytes-like object or numpy array, got {tname} ({cause})"
+            )));
+        }
+        let view = unsafe { view.assume_init() };
+        let mut b = Buf {
+            view,
+            elem: Elem::Other,
+        };
+        if b.view.ndim > 1 {
+            return Err(dtype_error(format!(
+                "{what} must be 1-D, got a {}-D buffer",
+                b.view.ndim
+            )));
+        }
+        b.elem = match (b.format(), b.view.itemsize) {
+            ("" | "B" | "b" | "c", 1) => Elem::Bytes,
+            ("h" | "@h" | "=h", 2) => Elem::I16,
+            ("<h", 2) if cfg!(target_endian = "little") => Elem::I16,
+            ("f" | "@f" | "=f", 4) => Elem::F32,
+            ("<f", 4) if cfg!(target_endian = "little") => Elem::F32,
+            _ => Elem::Other,
+        };
+        Ok(b)
+    }
+
+    /// The struct-module format string ("" when the exporter gives none).
+    pub fn format(&self) -> &str {
+        if self.view.format.is_null() {
+            return "";
+        }
+        // SAFETY: a non-null format is a NUL-terminated string owned by the exporter.
+        unsafe { CStr::from_ptr(self.view.format) }
+            .to_str()
+            .unwrap_or("?")
+    }
+
+    /// The memory as bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.view.len == 0 {
+            return &[];
+        }
+        // SAFETY: a contiguous buffer of `len` bytes, alive while `self` holds the export.
+        unsafe { std::slice::from_raw_parts(self.view.buf as *const u8, self.view.len as usize) }
+    }
+
+    /// The memory as int16 samples (only for `Elem::I16`; items are 2-byte aligned).
+    pub fn i16s(&self) -> &[i16] {
+        debug_assert_eq!(self.elem, Elem::I16);
+        let n = self.view.len as usize / 2;
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: format `h`, itemsize 2, contiguous; exporters align items of numpy arrays
+        // and array.array; checked below for anything else.
+        assert!(
+            (self.view.buf as usize).is_multiple_of(2),
+            "unaligned int16 buffer"
+        );
+        unsafe { std::slice::from_raw_parts(self.view.buf as *const i16, n) }
+    }
+
+    /// The memory as float32 samples (only for `Elem::F32`).
+    pub fn f32s(&self) -> &[f32] {
+        debug_assert_eq!(self.elem, Elem::F32);
+        let n = self.view.len as usize / 4;
+        if n == 0 {
+            return &[];
+        }
+        assert!(
+            (self.view.buf as usize).is_multiple_of(4),
+            "unaligned float32 buffer"
+        );
+        // SAFETY: as for i16s.
+        unsafe { std::slice::from_raw_parts(self.view.buf as *const f32, n) }
+    }
+
+    /// A type error naming what was expected and what came.
+    pub fn wrong(&self, what: &str, expected: &str) -> PyErr {
+        dtype_error(format!(
+            "{what} must be {expected}, got a buffer of format '{}' (itemsize {})",
+            self.format(),
+            self.view.itemsize
+        ))
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        // SAFETY: the view was filled by a successful PyObject_GetBuffer, and Buf is never
+        // sent across threads (it is !Send), so the GIL is held here.
+        unsafe { ffi::PyBuffer_Release(&mut self.view) }
+    }
+}
+
+/// PCM16 input: int16 samples, either borrowed as they are or read from little-endian bytes.
+pub enum Pcm<'a> {
+    Samples(&'a [i16]),
+    Bytes(&'a [u8]),
+}
+
+impl Buf {
+    /// This buffer as PCM16: int16 arrays as samples, bytes as little-endian pairs.
+    pub fn pcm(&self, what: &str) -> PyResult<Pcm<'_>> {
+        match self.elem {
+            Elem::I16 => Ok(Pcm::Samples(self.i16s())),
+            Elem::Bytes => Ok(Pcm::Bytes(self.bytes())),
+            _ => Err(self.wrong(what, "int16 samples or PCM16 bytes")),
+        }
+    }
+
+    /// PCM16 input that must hold whole samples (no odd byte count).
+    pub fn whole_pcm(&self, what: &str) -> PyResult<Pcm<'_>> {
+        let p = self.pcm(what)?;
+        if let Pcm::Bytes(b) = p {
+            if b.len() % 2 != 0 {
+                return Err(crate::errors::CoreError(voxwire_core::Error::OddLength {
+                    len: b.len(),
+                })
+                .into());
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl Pcm<'_> {
+    /// The samples as a slice: borrowed for int16 input (and for bytes on little-endian
+    /// machines when 2-aligned), else converted into `scratch`.
+    pub fn samples<'s>(&'s self, scratch: &'s mut Vec<i16>) -> &'s [i16] {
+        match self {
+            Pcm::Samples(s) => s,
+            Pcm::Bytes(b) => {
+                let n = b.len() / 2;
+                if cfg!(target_endian = "little") && (b.as_ptr() as usize).is_multiple_of(2) {
+                    // SAFETY: 2-aligned, n*2 <= len bytes, i16 has no invalid bit patterns,
+                    // and little-endian bytes are native samples.
+                    return unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i16, n) };
+                }
+                scratch.resize(n, 0);
+                voxwire_core::pcm::le_bytes_to_i16(&b[..2 * n], scratch);
+                scratch
+            }
+        }
+    }
+
+    /// The samples as little-endian bytes (only ever borrowed on little-endian machines).
+    pub fn le_bytes<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+        match self {
+            Pcm::Bytes(b) => &b[..b.len() / 2 * 2],
+            Pcm::Samples(s) => {
+                if cfg!(target_endian = "little") {
+                    // SAFETY: any i16 slice is valid as bytes.
+                    return unsafe {
+                        std::slice::from_raw_parts(s.as_ptr() as *const u8, s.len() * 2)
+                    };
+                }
+                scratch.clear();
+                scratch.extend(s.iter().flat_map(|v| v.to_le_bytes()));
+                scratch
+            }
+        }
+    }
+}

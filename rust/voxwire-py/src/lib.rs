@@ -1,0 +1,19 @@
+//! voxwire._voxwire: the only PyO3 code of voxwire. Thin wrappers over voxwire-core that read
+//! any buffer without copying, write straight into the numpy arrays or bytes they return,
+//! map the core's one error type once (see `errors`), and release the GIL for bulk work.
+
+mod buffer;
+mod errors;
+mod framer;
+mod pcm;
+
+use pyo3::prelude::*;
+
+/// The compiled core of voxwire. Use the public `voxwire` package, which re-exports it.
+#[pymodule]
+fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pcm::register(m)?;
+    m.add_class::<framer::Framer>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! PCM16, base64 and G.711 functions.
+
+use crate::buffer::{run, Buf, Elem};
+use crate::errors::IntoPyResult;
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use voxwire_core::{b64, g711, pcm, Error};
+
+/// A new 1-D numpy array of `n` elements whose contents the caller fully overwrites.
+pub fn new_array<'py, T: numpy::Element>(py: Python<'py>, n: usize) -> Bound<'py, PyArray1<T>> {
+    // SAFETY: every caller writes all `n` elements before the array reaches Python.
+    unsafe { PyArray1::<T>::new(py, n, false) }
+}
+
+/// The writable memory of an array made by `new_array` (always contiguous).
+pub fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) -> &'a mut [T] {
+    // SAFETY: the array is fresh, contiguous, and not yet shared with Python code.
+    unsafe { a.as_slice_mut() }.expect("a fresh array is contiguous")
+}
+
+fn as_bytes_mut(x: &mut [i16]) -> &mut [u8] {
+    // SAFETY: i16 has no padding and any byte pattern is a valid i16.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut u8, x.len() * 2) }
+}
+
+/// Decodes base64 (str or bytes-like, standard alphabet, padded) straight into int16 samples.
+///
+/// Strict: a character outside the alphabet, whitespace, misplaced or missing padding,
+/// non-zero unused bits, or an odd decoded byte count raise
+/// :class:`voxwire.errors.Base64DecodeError`, whose ``offset`` says where.
+#[pyfunction]
+fn b64decode_pcm16<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    if let Ok(s) = data.cast::<PyString>() {
+        // Any str that is not ASCII fails the alphabet check; UTF-8 keeps ASCII offsets.
+        let text = s.to_cow().unwrap_or_default();
+        return decode_pcm(py, text.as_bytes());
+    }
+    let b = Buf::get(data, "data")?;
+    if b.elem != Elem::Bytes {
+        return Err(b.wrong("data", "str or bytes"));
+    }
+    decode_pcm(py, b.bytes())
+}
+
+fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    let n = b64::decoded_len(src).py()?;
+    if n % 2 != 0 {
+        // Report a bad character first if there is one (error path: allocating is fine).
+        b64::decode(src).py()?;
+        return Err(Error::Base64 {
+            offset: src.len(),
+            reason: "decodes to an odd number of bytes, not whole PCM16 samples",
+        })
+        .py();
+    }
+    let arr = new_array::<i16>(py, n / 2);
+    let out = slice_mut(&arr);
+    run(py, src.len(), || b64::decode_into(src, as_bytes_mut(out))).py()?;
+    if cfg!(target_endian = "big") {
+        out.iter_mut().for_each(|s| *s = i16::from_le(*s));
+    }
+    Ok(arr)
+}
+
+/// Encodes PCM16 (int16 array or little-endian bytes) as standard padded base64 ``bytes``.
+#[pyfunction]
+fn b64encode_pcm16<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let b = Buf::get(x, "x")?;
+    let p = b.whole_pcm("x")?;
+    let mut scratch = Vec::new();
+    let src = p.le_bytes(&mut scratch);
+    PyBytes::new_with(py, b64::encoded_len(src.len()), |out| {
+        run(py, src.len(), || b64::encode_into(src, out)).py()
+    })
+}
+
+/// Converts PCM16 to float32 in [-1, 1): ``x / 32768``.
+#[pyfunction]
+fn pcm16_to_float32<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let b = Buf::get(x, "x")?;
+    let p = b.whole_pcm("x")?;
+    let mut scratch = Vec::new();
+    let s = p.samples(&mut scratch);
+    let arr = new_array::<f32>(py, s.len());
+    let out = slice_mut(&arr);
+    run(py, s.len() * 2, || pcm::i16_to_f32(s, out));
+    Ok(arr)
+}
+
+/// Converts float32 to PCM16: ``round(x * 32768)`` (ties to even), saturated to
+/// [-32768, 32767]. NaN becomes 0, +inf 32767 and -inf -32768.
+#[pyfunction]
+fn float32_to_pcm16<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    let b = Buf::get(x, "x")?;
+    if b.elem != Elem::F32 {
+        return Err(b.wrong("x", "a float32 array"));
+    }
+    let s = b.f32s();
+    let arr = new_array::<i16>(py, s.len());
+    let out = slice_mut(&arr);
+    run(py, s.len() * 4, || pcm::f32_to_i16(s, out));
+    Ok(arr)
+}
+
+/// Downmixes interleaved stereo PCM16 ``[l0, r0, l1, r1, ...]`` to mono: ``(l + r) / 2``,
+/// truncated toward zero. An odd sample count raises InvalidInputError.
+#[pyfunction]
+fn downmix_stereo<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    let b = Buf::get(x, "x")?;
+    let p = b.whole_pcm("x")?;
+    let mut scratch = Vec::new();
+    let s = p.samples(&mut scratch);
+    if s.len() % 2 != 0 {
+        return pcm::downmix_stereo(s, &mut []).py().map(|_| unreachable!());
+    }
+    let arr = new_array::<i16>(py, s.len() / 2);
+    let out = slice_mut(&arr);
+    run(py, s.len() * 2, || pcm::downmix_stereo(s, out)).py()?;
+    Ok(arr)
+}
+
+/// Applies a gain in dB to PCM16, saturating (never wrapping), rounding ties to even.
+#[pyfunction]
+fn apply_gain<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    db: f64,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    let factor = pcm::db_to_factor(db).py()?;
+    let b = Buf::get(x, "x")?;
+    let p = b.whole_pcm("x")?;
+    let mut scratch = Vec::new();
+    let s = p.samples(&mut scratch);
+    let arr = new_array::<i16>(py, s.len());
+    let out = slice_mut(&arr);
+    run(py, s.len() * 2, || pcm::apply_gain(s, factor, out));
+    Ok(arr)
+}
+
+fn g711_encode<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    f: fn(&[i16], &mut [u8]),
+) -> PyResult<Bound<'py, PyBytes>> {
+    let b = Buf::get(x, "x")?;
+    let p = b.whole_pcm("x")?;
+    let mut scratch = Vec::new();
+    let s = p.samples(&mut scratch);
+    PyBytes::new_with(py, s.len(), |out| {
+        run(py, s.len() * 2, || f(s, out));
+        Ok(())
+    })
+}
+
+fn g711_decode<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    f: fn(&[u8], &mut [i16]),
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    let b = Buf::get(codes, "codes")?;
+    if b.elem != Elem::Bytes {
+        return Err(b.wrong("codes", "bytes-like G.711 codes (uint8)"));
+    }
+    let c = b.bytes();
+    let arr = new_array::<i16>(py, c.len());
+    let out = slice_mut(&arr);
+    run(py, c.len() * 2, || f(c, out));
+    Ok(arr)
+}
+
+/// Encodes PCM16 to G.711 mu-law ``bytes``, bit-exact with ``audioop.lin2ulaw(x, 2)``.
+#[pyfunction]
+fn ulaw_encode<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    g711_encode(py, x, g711::ulaw_encode)
+}
+
+/// Decodes G.711 mu-law codes to int16, bit-exact with ``audioop.ulaw2lin(codes, 2)``.
+#[pyfunction]
+fn ulaw_decode<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    g711_decode(py, codes, g711::ulaw_decode)
+}
+
+/// Encodes PCM16 to G.711 A-law ``bytes``, bit-exact with ``audioop.lin2alaw(x, 2)``.
+#[pyfunction]
+fn alaw_encode<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    g711_encode(py, x, g711::alaw_encode)
+}
+
+/// Decodes G.711 A-law codes to int16, bit-exact with ``audioop.alaw2lin(codes, 2)``.
+#[pyfunction]
+fn alaw_decode<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
+    g711_decode(py, codes, g711::alaw_decode)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(b64decode_pcm16, m)?)?;
+    m.add_function(wrap_pyfunction!(b64encode_pcm16, m)?)?;
+    m.add_function(wrap_pyfunction!(pcm16_to_float32, m)?)?;
+    m.add_function(wrap_pyfunction!(float32_to_pcm16, m)?)?;
+    m.add_function(wrap_pyfunction!(downmix_stereo, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_gain, m)?)?;
+    m.add_function(wrap_pyfunction!(ulaw_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(ulaw_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(alaw_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(alaw_decode, m)?)?;
+    Ok(())
+}
