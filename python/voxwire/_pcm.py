@@ -29,9 +29,7 @@ def as_pcm16(buf: _BytesLike | npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         except TypeError as e:
             raise DTypeError(f"expected a bytes-like object, got {type(buf).__name__}") from e
         if mv.nbytes % 2:
-            raise OddLengthError(
-                f"PCM16 data must have an even number of bytes, got {mv.nbytes}"
-            )
+            raise OddLengthError(f"PCM16 data must have an even number of bytes, got {mv.nbytes}")
         if not mv.c_contiguous:
             raise DTypeError("expected a C-contiguous buffer")
         view = np.frombuffer(mv.cast("B") if mv.format != "B" else mv, dtype="<i2")

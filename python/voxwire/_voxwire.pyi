@@ -1,41 +1,59 @@
 """Type stubs of the compiled core, voxwire._voxwire (checked with mypy.stubtest)."""
 
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
+__all__ = [
+    "Framer",
+    "__version__",
+    "alaw_decode",
+    "alaw_encode",
+    "apply_gain",
+    "b64decode_pcm16",
+    "b64encode_pcm16",
+    "downmix_stereo",
+    "float32_to_pcm16",
+    "pcm16_to_float32",
+    "ulaw_decode",
+    "ulaw_encode",
+]
 __version__: str
 
-def b64decode_pcm16(data: str | Buffer, /) -> npt.NDArray[np.int16]:
+# What the functions read: any buffer (bytes, bytearray, memoryview, mmap, array.array) or a
+# numpy array (numpy's own stubs do not declare ndarray a Buffer).
+_In = Buffer | np.ndarray[Any, Any]
+
+def b64decode_pcm16(data: str | Buffer) -> npt.NDArray[np.int16]:
     """Decode strict padded base64 (str or bytes-like) straight into int16 samples."""
 
-def b64encode_pcm16(x: Buffer, /) -> bytes:
+def b64encode_pcm16(x: _In) -> bytes:
     """Encode PCM16 (int16 array or little-endian bytes) as padded base64."""
 
-def pcm16_to_float32(x: Buffer, /) -> npt.NDArray[np.float32]:
+def pcm16_to_float32(x: _In) -> npt.NDArray[np.float32]:
     """Convert PCM16 to float32 in [-1, 1): x / 32768."""
 
-def float32_to_pcm16(x: Buffer, /) -> npt.NDArray[np.int16]:
+def float32_to_pcm16(x: _In) -> npt.NDArray[np.int16]:
     """Convert float32 to PCM16, saturating; NaN becomes 0."""
 
-def downmix_stereo(x: Buffer, /) -> npt.NDArray[np.int16]:
+def downmix_stereo(x: _In) -> npt.NDArray[np.int16]:
     """Downmix interleaved stereo PCM16 to mono."""
 
-def apply_gain(x: Buffer, db: float, /) -> npt.NDArray[np.int16]:
+def apply_gain(x: _In, db: float) -> npt.NDArray[np.int16]:
     """Apply a gain in dB to PCM16, saturating."""
 
-def ulaw_encode(x: Buffer, /) -> bytes:
+def ulaw_encode(x: _In) -> bytes:
     """Encode PCM16 to G.711 mu-law codes."""
 
-def ulaw_decode(codes: Buffer, /) -> npt.NDArray[np.int16]:
+def ulaw_decode(codes: _In) -> npt.NDArray[np.int16]:
     """Decode G.711 mu-law codes to int16."""
 
-def alaw_encode(x: Buffer, /) -> bytes:
+def alaw_encode(x: _In) -> bytes:
     """Encode PCM16 to G.711 A-law codes."""
 
-def alaw_decode(codes: Buffer, /) -> npt.NDArray[np.int16]:
+def alaw_decode(codes: _In) -> npt.NDArray[np.int16]:
     """Decode G.711 A-law codes to int16."""
 
 @final
@@ -43,7 +61,7 @@ class Framer:
     """Cut a PCM16 stream into frames of exactly ``frame_samples`` samples."""
 
     def __new__(cls, frame_samples: int) -> Framer: ...
-    def push(self, x: Buffer, /) -> npt.NDArray[np.int16]:
+    def push(self, x: _In) -> npt.NDArray[np.int16]:
         """Append a chunk; return the frames it completes, shape (n, frame_samples)."""
 
     def flush(self, pad: bool = True) -> npt.NDArray[np.int16]:

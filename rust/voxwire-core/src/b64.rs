@@ -21,7 +21,7 @@ pub fn decoded_len(src: &[u8]) -> Result<usize> {
 
 fn len_from_padding(src: &[u8]) -> Result<usize> {
     let n = src.len();
-    if n % 4 != 0 {
+    if !n.is_multiple_of(4) {
         return Err(Error::Base64 {
             offset: n,
             reason: "length is not a multiple of 4 (padding missing or data truncated)",
@@ -101,7 +101,7 @@ fn first_bad_char(src: &[u8]) -> Option<Error> {
             continue;
         }
         if c == b'=' {
-            let last_quantum = n % 4 == 0 && i + 4 >= n;
+            let last_quantum = n.is_multiple_of(4) && i + 4 >= n;
             let ok = last_quantum && (i == n - 1 || (i == n - 2 && src[n - 1] == b'='));
             if ok {
                 continue;

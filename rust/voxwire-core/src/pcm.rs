@@ -40,7 +40,7 @@ pub fn f32_to_i16(x: &[f32], out: &mut [i16]) {
 /// Downmixes interleaved stereo `[l0, r0, l1, r1, ...]` to mono: `(l + r) / 2`, truncated
 /// toward zero. `x` must hold an even number of samples and `out` at least half as many.
 pub fn downmix_stereo(x: &[i16], out: &mut [i16]) -> Result<()> {
-    if x.len() % 2 != 0 {
+    if !x.len().is_multiple_of(2) {
         return Err(Error::InvalidArgument(format!(
             "interleaved stereo needs an even number of samples, got {}",
             x.len()

@@ -72,7 +72,8 @@ impl Framer {
             pending
         };
         let arr = new_array::<i16>(py, n);
-        self.inner.flush(pad, slice_mut(&arr)).py()?;
+        // SAFETY: `arr` is fresh and only this slice touches it.
+        self.inner.flush(pad, unsafe { slice_mut(&arr) }).py()?;
         Ok(arr)
     }
 

@@ -14,8 +14,12 @@ pub fn new_array<'py, T: numpy::Element>(py: Python<'py>, n: usize) -> Bound<'py
 }
 
 /// The writable memory of an array made by `new_array` (always contiguous).
-pub fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) -> &'a mut [T] {
-    // SAFETY: the array is fresh, contiguous, and not yet shared with Python code.
+///
+/// # Safety
+/// `a` must be fresh from `new_array` and not yet visible to Python code, and no other slice
+/// of it may be alive.
+#[allow(clippy::mut_from_ref)]
+pub unsafe fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) -> &'a mut [T] {
     unsafe { a.as_slice_mut() }.expect("a fresh array is contiguous")
 }
 
@@ -58,7 +62,8 @@ fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<
         .py();
     }
     let arr = new_array::<i16>(py, n / 2);
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, src.len(), || b64::decode_into(src, as_bytes_mut(out))).py()?;
     if cfg!(target_endian = "big") {
         out.iter_mut().for_each(|s| *s = i16::from_le(*s));
@@ -89,7 +94,8 @@ fn pcm16_to_float32<'py>(
     let mut scratch = Vec::new();
     let s = p.samples(&mut scratch);
     let arr = new_array::<f32>(py, s.len());
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, s.len() * 2, || pcm::i16_to_f32(s, out));
     Ok(arr)
 }
@@ -107,7 +113,8 @@ fn float32_to_pcm16<'py>(
     }
     let s = b.f32s();
     let arr = new_array::<i16>(py, s.len());
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, s.len() * 4, || pcm::f32_to_i16(s, out));
     Ok(arr)
 }
@@ -127,7 +134,8 @@ fn downmix_stereo<'py>(
         return pcm::downmix_stereo(s, &mut []).py().map(|_| unreachable!());
     }
     let arr = new_array::<i16>(py, s.len() / 2);
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, s.len() * 2, || pcm::downmix_stereo(s, out)).py()?;
     Ok(arr)
 }
@@ -145,7 +153,8 @@ fn apply_gain<'py>(
     let mut scratch = Vec::new();
     let s = p.samples(&mut scratch);
     let arr = new_array::<i16>(py, s.len());
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, s.len() * 2, || pcm::apply_gain(s, factor, out));
     Ok(arr)
 }
@@ -176,7 +185,8 @@ fn g711_decode<'py>(
     }
     let c = b.bytes();
     let arr = new_array::<i16>(py, c.len());
-    let out = slice_mut(&arr);
+    // SAFETY: `arr` is fresh and only this slice touches it.
+    let out = unsafe { slice_mut(&arr) };
     run(py, c.len() * 2, || f(c, out));
     Ok(arr)
 }

@@ -1,0 +1,267 @@
+"""Benchmarks of voxwire against the libraries users would pick instead, in one process.
+
+Each case times voxwire and its peer on the same input, interleaved batch by batch so that
+machine drift hits both alike, and reports the median time per call and the ratio
+``peer / voxwire`` (above 1: voxwire is faster). Run with ``voxwire bench`` or
+``python -m voxwire bench``; the peers come with ``pip install "voxwire[bench]"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+from voxwire import g711
+
+#: 20 ms of 24 kHz mono PCM16: one chunk of an OpenAI-style realtime stream (960 bytes).
+CHUNK_SAMPLES = 480
+#: Two minutes of 24 kHz mono PCM16 (5.76 MB).
+BULK_SAMPLES = 24_000 * 120
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured comparison."""
+
+    operation: str
+    size: str
+    peer: str
+    voxwire_us: float
+    peer_us: float
+    target: float | None
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster voxwire is than the peer (peer time / voxwire time)."""
+        return self.peer_us / self.voxwire_us
+
+    @property
+    def meets_target(self) -> bool | None:
+        """Whether the ratio reaches the target, if there is one."""
+        return None if self.target is None else self.ratio >= self.target
+
+
+def _time_per_call(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter_ns()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter_ns() - t0) / number / 1000.0
+
+
+def compare(
+    ours: Callable[[], object], peer: Callable[[], object], budget_s: float
+) -> tuple[float, float]:
+    """Median microseconds per call of ``ours`` and ``peer``, measured interleaved."""
+    ours()
+    peer()  # warm up (first-touch page faults, lazy imports)
+    one = max(_time_per_call(ours, 1), _time_per_call(peer, 1), 0.05)
+    repeats = 15
+    number = max(1, int(budget_s / repeats / 2 / (one * 1e-6)))
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeats):
+        a.append(_time_per_call(ours, number))
+        b.append(_time_per_call(peer, number))
+    return statistics.median(a), statistics.median(b)
+
+
+def _import_audioop() -> ModuleType | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import audioop
+        except ImportError:
+            return None
+    return audioop
+
+
+Case = tuple[str, str, str, Callable[[], object], Callable[[], object], float | None]
+
+
+def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
+    """The comparisons for one input size. Peers that are not installed are skipped."""
+    raw = x.tobytes()
+    text = base64.b64encode(raw).decode()
+    f32 = x.astype(np.float32) / np.float32(32768)
+    cases: list[Case] = []
+    pybase64: ModuleType | None
+    try:
+        import pybase64
+    except ImportError:
+        pybase64 = None
+    if pybase64 is not None:
+        b64 = pybase64
+        cases += [
+            (
+                "base64 decode -> int16",
+                size,
+                'np.frombuffer(pybase64.b64decode(s), "<i2")',
+                lambda: voxwire.b64decode_pcm16(text),
+                lambda: np.frombuffer(b64.b64decode(text), "<i2"),
+                1.5,
+            ),
+            (
+                "base64 encode int16",
+                size,
+                "pybase64.b64encode(x)",
+                lambda: voxwire.b64encode_pcm16(x),
+                lambda: b64.b64encode(x),
+                1.5,
+            ),
+        ]
+    cases.append(
+        (
+            "base64 decode -> int16",
+            size,
+            'np.frombuffer(base64.b64decode(s), "<i2")',
+            lambda: voxwire.b64decode_pcm16(text),
+            lambda: np.frombuffer(base64.b64decode(text), "<i2"),
+            None,
+        )
+    )
+    audioop = _import_audioop()
+    if audioop is not None:
+        ulaw = audioop.lin2ulaw(raw, 2)
+        alaw = audioop.lin2alaw(raw, 2)
+        cases += [
+            (
+                "G.711 mu-law encode",
+                size,
+                "audioop.lin2ulaw(b, 2)",
+                lambda: g711.ulaw_encode(x),
+                lambda: audioop.lin2ulaw(raw, 2),
+                3.0,
+            ),
+            (
+                "G.711 mu-law decode",
+                size,
+                "audioop.ulaw2lin(c, 2)",
+                lambda: g711.ulaw_decode(ulaw),
+                lambda: audioop.ulaw2lin(ulaw, 2),
+                3.0,
+            ),
+            (
+                "G.711 A-law encode",
+                size,
+                "audioop.lin2alaw(b, 2)",
+                lambda: g711.alaw_encode(x),
+                lambda: audioop.lin2alaw(raw, 2),
+                3.0,
+            ),
+            (
+                "G.711 A-law decode",
+                size,
+                "audioop.alaw2lin(c, 2)",
+                lambda: g711.alaw_decode(alaw),
+                lambda: audioop.alaw2lin(alaw, 2),
+                3.0,
+            ),
+        ]
+    cases += [
+        (
+            "int16 -> float32",
+            size,
+            "x.astype(np.float32) / 32768",
+            lambda: voxwire.pcm16_to_float32(x),
+            lambda: x.astype(np.float32) / np.float32(32768),
+            None,
+        ),
+        (
+            "float32 -> int16 (saturating)",
+            size,
+            "np.clip(np.rint(f * 32768), ...).astype(int16)",
+            lambda: voxwire.float32_to_pcm16(f32),
+            lambda: np.clip(np.rint(f32 * np.float32(32768)), -32768, 32767).astype(np.int16),
+            None,
+        ),
+    ]
+    if size == "20 ms":
+        framer = voxwire.Framer(320)
+        buf = bytearray()
+
+        def py_framer() -> object:
+            buf.extend(raw)
+            n = len(buf) // 640
+            frames = np.frombuffer(bytes(buf[: n * 640]), "<i2").reshape(n, 320)
+            del buf[: n * 640]
+            return frames
+
+        cases.append(
+            (
+                "frame 960 B into 320-sample frames",
+                size,
+                "bytearray + np.frombuffer",
+                lambda: framer.push(raw),
+                py_framer,
+                None,
+            )
+        )
+    return cases
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Measure every case at 20 ms and at 2 minutes of 24 kHz PCM16."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, size in ((CHUNK_SAMPLES, "20 ms"), (BULK_SAMPLES, "2 min")):
+        x = (rng.standard_normal(n) * 4000).clip(-32768, 32767).astype(np.int16)
+        budget = (0.06 if quick else 0.4) if n == CHUNK_SAMPLES else (0.25 if quick else 1.5)
+        for op, sz, peer_name, ours, peer, target in _cases(x, size):
+            ours_us, peer_us = compare(ours, peer, budget)
+            rows.append(Row(op, sz, peer_name, ours_us, peer_us, target))
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table of the rows."""
+    head = ("operation", "size", "voxwire us", "peer us", "ratio", "target", "peer")
+    body = []
+    for r in rows:
+        mark = "" if r.meets_target is None else ("  ok" if r.meets_target else "  MISS")
+        body.append(
+            (
+                r.operation,
+                r.size,
+                f"{r.voxwire_us:.2f}",
+                f"{r.peer_us:.2f}",
+                f"{r.ratio:.2f}x",
+                (f">= {r.target:g}x" + mark) if r.target else "",
+                r.peer,
+            )
+        )
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, json_path: str | None = None) -> int:
+    """Run the benchmarks, print the table, optionally write JSON; return an exit code."""
+    print(
+        f"voxwire {voxwire.__version__} against its peers, same process "
+        f"(ratio = peer time / voxwire time; higher is better for voxwire)",
+        flush=True,
+    )
+    rows = run(quick=quick)
+    print(format_table(rows))
+    missing = [name for name in ("pybase64", "audioop") if not any(name in r.peer for r in rows)]
+    if missing:
+        print(f"\nnot compared (install voxwire[bench]): {', '.join(missing)}", file=sys.stderr)
+    if json_path:
+        out: list[dict[str, Any]] = [{**asdict(r), "ratio": r.ratio} for r in rows]
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(out, fh, indent=1)
+    return 0
