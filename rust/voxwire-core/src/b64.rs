@@ -137,6 +137,28 @@ mod tests {
         }
     }
 
+    /// Every length and alignment agrees with the reference encoder's output.
+    #[test]
+    fn encode_matches_portable_encoder() {
+        let data: Vec<u8> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for start in 0..5 {
+            for n in (0..400).chain([960, 2999 - start]) {
+                let src = &data[start..start + n];
+                let mut got = vec![0u8; encoded_len(n)];
+                encode_into(src, &mut got).unwrap();
+                assert_eq!(
+                    got,
+                    STANDARD.encode_type::<Vec<u8>>(src),
+                    "start {start} n {n}"
+                );
+            }
+        }
+        let all: Vec<u8> = (0..=255u8).cycle().take(3 * 256).collect();
+        assert_eq!(decode(&STANDARD.encode_type::<Vec<u8>>(&all)).unwrap(), all);
+    }
+
     #[test]
     fn known_vectors() {
         assert_eq!(decode(b"").unwrap(), b"");

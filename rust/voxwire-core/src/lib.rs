@@ -8,6 +8,8 @@ pub mod b64;
 pub mod error;
 pub mod frame;
 pub mod g711;
+#[cfg(target_arch = "x86_64")]
+mod g711_avx2;
 
 pub mod pcm;
 
