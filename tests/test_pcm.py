@@ -88,3 +88,19 @@ def test_gain_saturates(v: list[int], db: float) -> None:
 def test_gain_rejects_non_finite() -> None:
     with pytest.raises(InvalidInputError):
         voxwire.apply_gain(np.zeros(2, np.int16), float("nan"))
+
+
+def test_fast_paths_and_buffer_protocol_agree(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x = np.array([1, -2, 300, -32768], np.int16)
+    want = voxwire.b64encode_pcm16(x.tobytes())
+    mm = np.memmap(tmp_path / "pcm", dtype=np.int16, mode="w+", shape=(4,))
+    mm[:] = x
+    for src in (x, x.copy(order="C"), x.view(np.uint8), mm, memoryview(x), bytearray(x.tobytes())):
+        assert voxwire.b64encode_pcm16(src) == want
+    # Non-native byte order is refused (never silently read as little-endian).
+    with pytest.raises(DTypeError):
+        voxwire.b64encode_pcm16(x.astype(">i2"))
+    with pytest.raises(DTypeError):
+        voxwire.pcm16_to_float32(np.zeros(3, np.int32))
+    # A 0-d int16 array is one sample.
+    assert voxwire.pcm16_to_float32(np.array(16384, np.int16)).tolist() == [0.5]
