@@ -1,12 +1,15 @@
 //! Strict standard-alphabet base64 with padding (RFC 4648 section 4), the encoding every seed
 //! API uses for PCM16 audio.
 //!
-//! The fast path is `base64-simd` (AVX2/SSSE3/NEON with runtime dispatch and a scalar
-//! fallback). Its errors carry no position, so on the error path only a scalar scan finds the
-//! first offending offset and says what is wrong there.
+//! Encoding uses our own AVX2 kernel where the CPU has AVX2 (`b64_avx2`, 2.2x base64-simd's
+//! on Zen 3) and `base64-simd` for the tail and elsewhere. Decoding uses `base64-simd`
+//! (AVX2/SSSE3/NEON with runtime dispatch and a scalar fallback). Its errors carry no
+//! position, so on the error path only a scalar scan finds the first offending offset and
+//! says what is wrong there.
 
 use crate::error::{Error, Result};
 use base64_simd::{AsOut, STANDARD};
+use std::mem::MaybeUninit;
 
 /// Length of the base64 text of `n` bytes.
 pub const fn encoded_len(n: usize) -> usize {
@@ -55,6 +58,14 @@ pub fn decode(src: &[u8]) -> Result<Vec<u8>> {
 
 /// Encodes `src` into `out`, which must be exactly `encoded_len(src.len())` bytes long.
 pub fn encode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
+    // SAFETY: same layout; `encode_uninit` only ever writes initialised bytes.
+    let out = unsafe { &mut *(out as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    encode_uninit(src, out)
+}
+
+/// Encodes `src` into uninitialised memory (for example a fresh Python `bytes` object), which
+/// must be exactly `encoded_len(src.len())` bytes long; all of it is written.
+pub fn encode_uninit(src: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
     if out.len() != encoded_len(src.len()) {
         return Err(Error::InvalidArgument(format!(
             "output holds {} bytes, the encoding needs {}",
@@ -62,7 +73,27 @@ pub fn encode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
             encoded_len(src.len())
         )));
     }
-    let _ = STANDARD.encode(src, out.as_out());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // 32-byte stores that straddle cache lines cost a third of the throughput (Zen 3:
+        // 8.3 against 11 GB/s), and a Python bytes payload is often 16 bytes off: encode a
+        // head of up to 21 bytes (28 characters) on the portable path until `out` is aligned.
+        let misalign = out.as_ptr() as usize % 32;
+        let head = if misalign.is_multiple_of(4) {
+            (32 - misalign) % 32 / 4 * 3
+        } else {
+            0
+        };
+        if head <= src.len() {
+            let _ = STANDARD.encode(&src[..head], out[..head / 3 * 4].as_out());
+            // SAFETY: AVX2 is present and `out` holds the whole encoding.
+            done =
+                head + unsafe { crate::b64_avx2::encode(&src[head..], &mut out[head / 3 * 4..]) };
+        }
+    }
+    // The tail (and everything, without AVX2): base64-simd.
+    let _ = STANDARD.encode(&src[done..], out[done / 3 * 4..].as_out());
     Ok(())
 }
 
@@ -137,7 +168,8 @@ mod tests {
         }
     }
 
-    /// Every length and alignment agrees with the reference encoder's output.
+    /// Every length and alignment (through the AVX2 path where present) agrees with the
+    /// portable encoder.
     #[test]
     fn encode_matches_portable_encoder() {
         let data: Vec<u8> = (0..3000u32)
@@ -154,6 +186,17 @@ mod tests {
                     "start {start} n {n}"
                 );
             }
+        }
+        // Every output alignment (the AVX2 path aligns its stores with a portable head).
+        for shift in 0..33 {
+            let n = 1000;
+            let mut buf = vec![0u8; encoded_len(n) + 33];
+            encode_into(&data[..n], &mut buf[shift..shift + encoded_len(n)]).unwrap();
+            assert_eq!(
+                &buf[shift..shift + encoded_len(n)],
+                STANDARD.encode_type::<Vec<u8>>(&data[..n]).as_slice(),
+                "output shift {shift}"
+            );
         }
         let all: Vec<u8> = (0..=255u8).cycle().take(3 * 256).collect();
         assert_eq!(decode(&STANDARD.encode_type::<Vec<u8>>(&all)).unwrap(), all);

@@ -5,6 +5,8 @@
 //! thin layers on top. Errors are one type, [`Error`], which the binding crate maps once.
 
 pub mod b64;
+#[cfg(target_arch = "x86_64")]
+mod b64_avx2;
 pub mod error;
 pub mod frame;
 pub mod g711;

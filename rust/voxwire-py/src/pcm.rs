@@ -3,8 +3,10 @@
 use crate::buffer::{run, Buf, Elem};
 use crate::errors::IntoPyResult;
 use numpy::{PyArray1, PyArrayMethods};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use std::mem::MaybeUninit;
 use voxwire_core::{b64, g711, pcm, Error};
 
 /// A new 1-D numpy array of `n` elements whose contents the caller fully overwrites.
@@ -21,6 +23,27 @@ pub fn new_array<'py, T: numpy::Element>(py: Python<'py>, n: usize) -> Bound<'py
 #[allow(clippy::mut_from_ref)]
 pub unsafe fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) -> &'a mut [T] {
     unsafe { a.as_slice_mut() }.expect("a fresh array is contiguous")
+}
+
+/// A new `bytes` object of `len` bytes that `fill` writes in full. Unlike
+/// `PyBytes::new_with`, the memory is not zeroed first (7.7 MB of zeroing is 15-30% of a
+/// two-minute base64 encode).
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let n = ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("output too large"))?;
+    // SAFETY: a NULL source asks CPython for an uninitialised bytes object of `n` bytes,
+    // which only we hold until `fill` has written all of it.
+    unsafe {
+        let obj =
+            Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), n))?;
+        let buf = ffi::PyBytes_AsString(obj.as_ptr()) as *mut MaybeUninit<u8>;
+        fill(std::slice::from_raw_parts_mut(buf, len))?;
+        Ok(obj.cast_into_unchecked::<PyBytes>())
+    }
 }
 
 fn as_bytes_mut(x: &mut [i16]) -> &mut [u8] {
@@ -78,8 +101,8 @@ fn b64encode_pcm16<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Boun
     let p = b.whole_pcm("x")?;
     let mut scratch = Vec::new();
     let src = p.le_bytes(&mut scratch);
-    PyBytes::new_with(py, b64::encoded_len(src.len()), |out| {
-        run(py, src.len(), || b64::encode_into(src, out)).py()
+    new_bytes(py, b64::encoded_len(src.len()), |out| {
+        run(py, src.len(), || b64::encode_uninit(src, out)).py()
     })
 }
 
