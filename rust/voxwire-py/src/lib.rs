@@ -6,6 +6,7 @@ mod buffer;
 mod errors;
 mod framer;
 mod pcm;
+mod resample;
 
 use pyo3::prelude::*;
 
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pcm::register(m)?;
+    resample::register(m)?;
     m.add_class::<framer::Framer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
