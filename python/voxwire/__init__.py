@@ -2,8 +2,9 @@
 
 A Rust core, driven from Python, for what sits between a WebSocket and a voice agent:
 PCM16 views and conversions, fixed-size framing, strict base64 straight to and from int16,
-and G.711. Every function reads any bytes-like object or numpy array without copying and
-writes its result straight into the array or bytes it returns.
+G.711, and streaming sample-rate conversion between the common voice rates. Every function
+reads any bytes-like object or numpy array without copying and writes its result straight
+into the array or bytes it returns.
 
 Errors are in :mod:`voxwire.errors`; G.711 is in :mod:`voxwire.g711`.
 """
@@ -14,6 +15,7 @@ from voxwire import errors, g711
 from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
+    Resampler,
     __version__,
     apply_gain,
     b64decode_pcm16,
@@ -21,10 +23,12 @@ from voxwire._voxwire import (
     downmix_stereo,
     float32_to_pcm16,
     pcm16_to_float32,
+    resample,
 )
 
 __all__ = [
     "Framer",
+    "Resampler",
     "__version__",
     "apply_gain",
     "as_pcm16",
@@ -35,4 +39,5 @@ __all__ = [
     "float32_to_pcm16",
     "g711",
     "pcm16_to_float32",
+    "resample",
 ]

@@ -8,6 +8,7 @@ from typing_extensions import Buffer
 
 __all__ = [
     "Framer",
+    "Resampler",
     "__version__",
     "alaw_decode",
     "alaw_encode",
@@ -17,6 +18,7 @@ __all__ = [
     "downmix_stereo",
     "float32_to_pcm16",
     "pcm16_to_float32",
+    "resample",
     "ulaw_decode",
     "ulaw_encode",
 ]
@@ -81,3 +83,46 @@ class Framer:
     @property
     def frame_samples(self) -> int:
         """Samples per frame."""
+
+def resample(
+    x: _In, in_rate: int, out_rate: int, quality: str = "hq"
+) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
+    """Resample a whole signal: aligned with the input, round(n * out / in) samples."""
+
+@final
+class Resampler:
+    """Streaming sample-rate converter between the common voice rates."""
+
+    def __new__(cls, in_rate: int, out_rate: int, quality: str = "hq") -> Resampler: ...
+    def process(self, x: _In) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
+        """Resample a chunk; return the output it completes, in the input's dtype."""
+
+    def flush(self) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
+        """End the stream: return the remaining output and reset."""
+
+    def reset(self) -> None:
+        """Forget the stream without returning its tail."""
+
+    @property
+    def delay(self) -> float:
+        """Latency in output samples."""
+
+    @property
+    def ratio(self) -> float:
+        """out_rate / in_rate."""
+
+    @property
+    def in_rate(self) -> int:
+        """Input sample rate in Hz."""
+
+    @property
+    def out_rate(self) -> int:
+        """Output sample rate in Hz."""
+
+    @property
+    def quality(self) -> str:
+        """The preset name."""
+
+    @property
+    def taps_per_output(self) -> int:
+        """Filter taps per output sample."""
