@@ -88,7 +88,10 @@ impl Resampler {
                 let arr = new_array::<f32>(py, inner.pending_outputs(v.len()));
                 // SAFETY: fresh array, only this slice touches it.
                 let out = unsafe { slice_mut(&arr) };
-                run(py, v.len() * 4, || inner.process_with(v, |a| a, out, |y| y)).py()?;
+                run(py, v.len() * 4, || {
+                    inner.process_with(v, rs::conv_f32, out, rs::emit_f32)
+                })
+                .py()?;
                 Ok(arr.into_any())
             }
             Samples::I16(p) => {
@@ -99,7 +102,7 @@ impl Resampler {
                 // SAFETY: fresh array, only this slice touches it.
                 let out = unsafe { slice_mut(&arr) };
                 run(py, v.len() * 2, || {
-                    inner.process_with(v, f32::from, out, rs::to_i16)
+                    inner.process_with(v, rs::conv_i16, out, rs::emit_i16)
                 })
                 .py()?;
                 Ok(arr.into_any())
@@ -115,14 +118,14 @@ impl Resampler {
             let arr = new_array::<f32>(py, n);
             // SAFETY: fresh array, only this slice touches it.
             self.inner
-                .flush_with(unsafe { slice_mut(&arr) }, |y| y)
+                .flush_with(unsafe { slice_mut(&arr) }, rs::emit_f32)
                 .py()?;
             Ok(arr.into_any())
         } else {
             let arr = new_array::<i16>(py, n);
             // SAFETY: fresh array, only this slice touches it.
             self.inner
-                .flush_with(unsafe { slice_mut(&arr) }, rs::to_i16)
+                .flush_with(unsafe { slice_mut(&arr) }, rs::emit_i16)
                 .py()?;
             Ok(arr.into_any())
         }
@@ -199,7 +202,10 @@ pub fn resample<'py>(
             let arr = new_array::<f32>(py, r.design().total_outputs(v.len() as u64) as usize);
             // SAFETY: fresh array, only this slice touches it.
             let out = unsafe { slice_mut(&arr) };
-            run(py, v.len() * 4, || one_shot(&mut r, v, |a| a, out, |y| y)).py()?;
+            run(py, v.len() * 4, || {
+                one_shot(&mut r, v, rs::conv_f32, out, rs::emit_f32)
+            })
+            .py()?;
             Ok(arr.into_any())
         }
         Samples::I16(p) => {
@@ -209,7 +215,7 @@ pub fn resample<'py>(
             // SAFETY: fresh array, only this slice touches it.
             let out = unsafe { slice_mut(&arr) };
             run(py, v.len() * 2, || {
-                one_shot(&mut r, v, f32::from, out, rs::to_i16)
+                one_shot(&mut r, v, rs::conv_i16, out, rs::emit_i16)
             })
             .py()?;
             Ok(arr.into_any())
@@ -218,12 +224,12 @@ pub fn resample<'py>(
 }
 
 /// Process then flush into one output slice of exactly the total length.
-fn one_shot<T: Copy, U>(
+fn one_shot<T, U>(
     r: &mut rs::Resampler,
     x: &[T],
-    conv: impl Fn(T) -> f32,
+    conv: impl Fn(&[T], &mut [f32]),
     out: &mut [U],
-    emit: impl Fn(f32) -> U + Copy,
+    emit: impl Fn(&[f32], &mut [U]) + Copy,
 ) -> voxwire_core::Result<()> {
     let head = r.process_with(x, conv, out, emit)?;
     r.flush_with(&mut out[head..], emit)?;
