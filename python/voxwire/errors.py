@@ -13,6 +13,7 @@ __all__ = [
     "InvalidInputError",
     "OddLengthError",
     "VoxwireError",
+    "WebRtcVadError",
 ]
 
 
@@ -45,3 +46,8 @@ class Base64DecodeError(InvalidInputError):
 
 class DTypeError(VoxwireError, TypeError):
     """An input of the wrong type or dtype (for example float64 where int16 is expected)."""
+
+
+class WebRtcVadError(VoxwireError):
+    """A frame the WebRTC VAD cannot classify (wrong rate or length); this is
+    ``voxwire.webrtcvad.Error``, the counterpart of py-webrtcvad's ``webrtcvad.Error``."""

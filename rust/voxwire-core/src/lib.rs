@@ -15,6 +15,7 @@ mod g711_avx2;
 
 pub mod pcm;
 pub mod resample;
+pub mod vad;
 
 pub use error::{Error, Result};
 pub use frame::Framer;

@@ -7,6 +7,7 @@ mod errors;
 mod framer;
 mod pcm;
 mod resample;
+mod vad;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pcm::register(m)?;
     resample::register(m)?;
+    vad::register(m)?;
     m.add_class::<framer::Framer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

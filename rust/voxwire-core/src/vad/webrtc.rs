@@ -1,0 +1,829 @@
+//! A WebRTC-compatible voice activity detector.
+//!
+//! Six sub-band log energies of the signal at 8 kHz feed two-component Gaussian mixture
+//! models of speech and noise per band; their likelihood ratios, against mode-dependent
+//! thresholds, decide, and a hangover extends speech. The models adapt as the signal goes.
+//!
+//! The arithmetic reproduces the WebRTC VAD's fixed-point operations step for step (int16
+//! truncation included), so that decisions agree with py-webrtcvad frame for frame at 8, 16
+//! and 32 kHz. The model constants and the algorithm are WebRTC's (BSD-3-Clause, see
+//! THIRD_PARTY_NOTICES); the code is ours.
+
+use crate::error::{Error, Result};
+
+const CHANNELS: usize = 6;
+const GAUSSIANS: usize = 2;
+const TABLE: usize = CHANNELS * GAUSSIANS;
+const MIN_ENERGY: i16 = 10;
+
+// Model constants (WebRTC, Q-formats as noted there).
+const SPECTRUM_WEIGHT: [i16; CHANNELS] = [6, 8, 10, 12, 14, 16];
+const NOISE_UPDATE: i32 = 655; // Q15
+const SPEECH_UPDATE: i32 = 6554; // Q15
+const BACK_ETA: i32 = 154; // Q8
+const MINIMUM_DIFFERENCE: [i16; CHANNELS] = [544, 544, 576, 576, 576, 576];
+const MAXIMUM_SPEECH: [i16; CHANNELS] = [11392, 11392, 11520, 11520, 11520, 11520];
+const MINIMUM_MEAN: [i16; GAUSSIANS] = [640, 768];
+const MAXIMUM_NOISE: [i16; CHANNELS] = [9216, 9088, 8960, 8832, 8704, 8576];
+const NOISE_WEIGHTS: [i16; TABLE] = [34, 62, 72, 66, 53, 25, 94, 66, 56, 62, 75, 103];
+const SPEECH_WEIGHTS: [i16; TABLE] = [48, 82, 45, 87, 50, 47, 80, 46, 83, 41, 78, 81];
+const NOISE_MEANS: [i16; TABLE] = [
+    6738, 4892, 7065, 6715, 6771, 3369, 7646, 3863, 7820, 7266, 5020, 4362,
+];
+const SPEECH_MEANS: [i16; TABLE] = [
+    8306, 10085, 10078, 11823, 11843, 6309, 9473, 9571, 10879, 7581, 8180, 7483,
+];
+const NOISE_STDS: [i16; TABLE] = [378, 1064, 493, 582, 688, 593, 474, 697, 475, 688, 421, 455];
+const SPEECH_STDS: [i16; TABLE] = [
+    555, 505, 567, 524, 585, 1231, 509, 828, 492, 1540, 1079, 850,
+];
+const MAX_SPEECH_FRAMES: i16 = 6;
+const MIN_STD: i16 = 384;
+
+/// Per mode: hangover lengths and local/global thresholds, for 10, 20 and 30 ms frames.
+struct ModeParams {
+    over_hang_1: [i16; 3],
+    over_hang_2: [i16; 3],
+    local: [i16; 3],
+    global: [i16; 3],
+}
+
+const MODES: [ModeParams; 4] = [
+    ModeParams {
+        over_hang_1: [8, 4, 3],
+        over_hang_2: [14, 7, 5],
+        local: [24, 21, 24],
+        global: [57, 48, 57],
+    },
+    ModeParams {
+        over_hang_1: [8, 4, 3],
+        over_hang_2: [14, 7, 5],
+        local: [37, 32, 37],
+        global: [100, 80, 100],
+    },
+    ModeParams {
+        over_hang_1: [6, 3, 2],
+        over_hang_2: [9, 5, 3],
+        local: [82, 78, 82],
+        global: [285, 260, 285],
+    },
+    ModeParams {
+        over_hang_1: [6, 3, 2],
+        over_hang_2: [9, 5, 3],
+        local: [94, 94, 94],
+        global: [1100, 1050, 1100],
+    },
+];
+
+// Filter bank constants.
+const LOG_CONST: i32 = 24660; // 160*log10(2) in Q9
+const LOG_ENERGY_INT_PART: i16 = 14336; // 14 in Q10
+const HP_ZERO: [i32; 3] = [6631, -13262, 6631];
+const HP_POLE: [i32; 3] = [16384, -7756, 5620];
+const ALLPASS_Q15: [i32; 2] = [20972, 5571];
+const OFFSET: [i16; CHANNELS] = [368, 368, 272, 176, 176, 176];
+// Downsampler and minimum tracking.
+const ALLPASS_Q13: [i32; 2] = [5243, 1392];
+const SMOOTHING_DOWN: i32 = 6553; // 0.2 in Q15
+const SMOOTHING_UP: i32 = 32439; // 0.99 in Q15
+                                 // Gaussian probability.
+const COMP_VAR: i32 = 22005;
+const LOG2_EXP: i32 = 5909; // log2(e) in Q12
+
+/// Truncation to 16 bits, as C does when it stores an int into an int16_t.
+#[inline(always)]
+fn s16(x: i32) -> i16 {
+    x as i16
+}
+
+#[inline(always)]
+fn norm_w32(a: i32) -> i32 {
+    if a == 0 {
+        0
+    } else {
+        (if a < 0 { !a } else { a }).leading_zeros() as i32 - 1
+    }
+}
+
+#[inline(always)]
+fn norm_u32(a: u32) -> i32 {
+    if a == 0 {
+        0
+    } else {
+        a.leading_zeros() as i32
+    }
+}
+
+/// i32 / i16 truncating toward zero; division by zero gives i32::MAX.
+#[inline(always)]
+fn div_w32_w16(num: i32, den: i16) -> i32 {
+    if den != 0 {
+        num.wrapping_div(den as i32)
+    } else {
+        i32::MAX
+    }
+}
+
+/// `1 / std` in Q10, as the Gaussian needs it.
+#[inline(always)]
+fn inv_std_of(std: i16) -> i16 {
+    s16(div_w32_w16(131072 + (std as i32 >> 1), std))
+}
+
+/// Probability of `input` (Q4) under N(mean (Q7), std (Q7)), in Q20 (times a constant), and
+/// the scaled difference `delta` the model update uses. `inv_std` is `inv_std_of(std)`.
+fn gaussian_probability(input: i16, mean: i16, inv_std: i16, delta: &mut i16) -> i32 {
+    let t = inv_std >> 2; // Q10 -> Q8
+    let inv_std2 = s16((t as i32 * t as i32) >> 2);
+    let mut tmp16 = s16((input as i32) << 3); // Q4 -> Q7
+    tmp16 = s16(tmp16 as i32 - mean as i32);
+    *delta = s16((inv_std2 as i32 * tmp16 as i32) >> 10);
+    let tmp32 = (*delta as i32 * tmp16 as i32) >> 9;
+    let mut exp_value: i16 = 0;
+    if tmp32 < COMP_VAR {
+        let mut t16 = s16((LOG2_EXP * tmp32) >> 12);
+        t16 = s16(-(t16 as i32));
+        exp_value = 0x0400 | (t16 & 0x03FF);
+        t16 = s16(t16 as i32 ^ 0xFFFF);
+        t16 >>= 10;
+        t16 = s16(t16 as i32 + 1);
+        exp_value = s16((exp_value as i32).wrapping_shr(t16 as u32));
+    }
+    inv_std as i32 * exp_value as i32
+}
+
+/// One WebRTC-compatible VAD instance.
+#[derive(Debug, Clone)]
+pub struct WebRtcVad {
+    mode: usize,
+    noise_means: [i16; TABLE],
+    speech_means: [i16; TABLE],
+    noise_stds: [i16; TABLE],
+    speech_stds: [i16; TABLE],
+    frame_counter: i32,
+    over_hang: i16,
+    num_of_speech: i16,
+    index_vector: [i16; 16 * CHANNELS],
+    low_value_vector: [i16; 16 * CHANNELS],
+    mean_value: [i16; CHANNELS],
+    upper_state: [i16; 5],
+    lower_state: [i16; 5],
+    hp_filter_state: [i16; 4],
+    /// Two half-band downsamplers (16 -> 8 kHz at [0..2], 32 -> 16 kHz at [2..4]).
+    down_state: [i32; 4],
+    /// `inv_std_of` of each model's std, with the std it was computed for (a division per
+    /// Gaussian per frame saved while the stds hold still, as they mostly do).
+    inv_cache: [[(i16, i16); TABLE]; 2],
+    /// 48 -> 8 kHz, made on the first 48 kHz frame (WebRTC's own 48 kHz path looks at only
+    /// the first 10 ms of a frame; this one resamples all of it).
+    down48: Option<Box<crate::resample::Resampler>>,
+}
+
+impl Default for WebRtcVad {
+    fn default() -> Self {
+        Self::new(0).expect("mode 0 is valid")
+    }
+}
+
+impl WebRtcVad {
+    /// A detector in `mode` 0 (least aggressive) to 3 (most aggressive about non-speech).
+    pub fn new(mode: i64) -> Result<Self> {
+        let mut v = WebRtcVad {
+            mode: 0,
+            noise_means: NOISE_MEANS,
+            speech_means: SPEECH_MEANS,
+            noise_stds: NOISE_STDS,
+            speech_stds: SPEECH_STDS,
+            frame_counter: 0,
+            over_hang: 0,
+            num_of_speech: 0,
+            index_vector: [0; 16 * CHANNELS],
+            low_value_vector: [10000; 16 * CHANNELS],
+            mean_value: [1600; CHANNELS],
+            upper_state: [0; 5],
+            lower_state: [0; 5],
+            hp_filter_state: [0; 4],
+            down_state: [0; 4],
+            inv_cache: [[(0, 0); TABLE]; 2],
+            down48: None,
+        };
+        v.set_mode(mode)?;
+        Ok(v)
+    }
+
+    /// `inv_std_of` the noise (`speech == false`) or speech model's std of Gaussian `g`.
+    #[inline(always)]
+    fn inv_std(&mut self, speech: bool, g: usize) -> i16 {
+        let std = if speech {
+            self.speech_stds[g]
+        } else {
+            self.noise_stds[g]
+        };
+        let slot = &mut self.inv_cache[speech as usize][g];
+        if slot.0 != std || slot.1 == 0 {
+            *slot = (std, inv_std_of(std));
+        }
+        slot.1
+    }
+
+    /// Changes the aggressiveness mode (0-3); the models keep what they learned.
+    pub fn set_mode(&mut self, mode: i64) -> Result<()> {
+        if !(0..=3).contains(&mode) {
+            return Err(Error::InvalidArgument(format!(
+                "VAD mode must be 0, 1, 2 or 3, got {mode}"
+            )));
+        }
+        self.mode = mode as usize;
+        Ok(())
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> usize {
+        self.mode
+    }
+
+    /// Whether `rate` and a frame of `len` samples is a combination the detector takes:
+    /// 8000, 16000, 32000 or 48000 Hz and 10, 20 or 30 ms.
+    pub fn valid_rate_and_frame_length(rate: i64, len: usize) -> bool {
+        matches!(rate, 8000 | 16000 | 32000 | 48000)
+            && [10, 20, 30].iter().any(|ms| len as i64 == rate / 1000 * ms)
+    }
+
+    /// Classifies one frame at 8, 16, 32 or 48 kHz: true for speech (the decision includes
+    /// the hangover, as WebRTC's does).
+    pub fn process(&mut self, rate: i64, frame: &[i16]) -> Result<bool> {
+        if !Self::valid_rate_and_frame_length(rate, frame.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "a frame of {} samples at {rate} Hz: the rate must be 8000, 16000, 32000 \
+                 or 48000 Hz and the frame 10, 20 or 30 ms",
+                frame.len()
+            )));
+        }
+        let mut wb = [0i16; 480];
+        let mut nb = [0i16; 240];
+        let out = match rate {
+            8000 => self.process_8k(frame),
+            16000 => {
+                let n = frame.len() / 2;
+                downsample(frame, &mut nb[..n], &mut self.down_state, 0);
+                self.process_8k_owned(&nb[..n])
+            }
+            32000 => {
+                let n = frame.len() / 2;
+                downsample(frame, &mut wb[..n], &mut self.down_state, 2);
+                downsample(&wb[..n], &mut nb[..n / 2], &mut self.down_state, 0);
+                self.process_8k_owned(&nb[..n / 2])
+            }
+            _ => {
+                let n = frame.len() / 6;
+                self.resample_48k(frame, &mut nb[..n])?;
+                self.process_8k_owned(&nb[..n])
+            }
+        };
+        Ok(out)
+    }
+
+    /// 48 kHz to 8 kHz with a low-latency (2 ms) filter. Primed with 10 ms of silence, the
+    /// stream is in its steady state, where every 480 input samples yield exactly 80.
+    fn resample_48k(&mut self, frame: &[i16], out: &mut [i16]) -> Result<()> {
+        use crate::resample::{conv_i16, emit_i16, Quality, Resampler};
+        if self.down48.is_none() {
+            let mut r = Resampler::new(48000, 8000, Quality::LowLatency)?;
+            let mut sink = vec![0i16; r.pending_outputs(480)];
+            r.process_with(&[0i16; 480], conv_i16, &mut sink, emit_i16)?;
+            self.down48 = Some(Box::new(r));
+        }
+        let r = self.down48.as_mut().expect("made above");
+        debug_assert_eq!(r.pending_outputs(frame.len()), out.len());
+        r.process_with(frame, conv_i16, out, emit_i16)?;
+        Ok(())
+    }
+
+    fn process_8k_owned(&mut self, frame: &[i16]) -> bool {
+        self.process_8k(frame)
+    }
+
+    /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
+    pub fn process_8k(&mut self, frame: &[i16]) -> bool {
+        let mut features = [0i16; CHANNELS];
+        let total = self.features(frame, &mut features);
+        self.gmm(&features, total, frame.len()) > 0
+    }
+
+    fn features(&mut self, x: &[i16], f: &mut [i16; CHANNELS]) -> i16 {
+        let mut total: i16 = 0;
+        let mut hp120 = [0i16; 120];
+        let mut lp120 = [0i16; 120];
+        let mut hp60 = [0i16; 60];
+        let mut lp60 = [0i16; 60];
+        let n = x.len();
+        let half = n / 2;
+        // [0, 4000] -> [2000, 4000] (hp120) and [0, 2000] (lp120).
+        split_filter(
+            x,
+            &mut self.upper_state[0],
+            &mut self.lower_state[0],
+            &mut hp120[..half],
+            &mut lp120[..half],
+        );
+        // [2000, 4000] -> [3000, 4000] and [2000, 3000].
+        let q = half / 2;
+        split_filter(
+            &hp120[..half],
+            &mut self.upper_state[1],
+            &mut self.lower_state[1],
+            &mut hp60[..q],
+            &mut lp60[..q],
+        );
+        log_of_energy(&hp60[..q], OFFSET[5], &mut total, &mut f[5]);
+        log_of_energy(&lp60[..q], OFFSET[4], &mut total, &mut f[4]);
+        // [0, 2000] -> [1000, 2000] and [0, 1000].
+        split_filter(
+            &lp120[..half],
+            &mut self.upper_state[2],
+            &mut self.lower_state[2],
+            &mut hp60[..q],
+            &mut lp60[..q],
+        );
+        log_of_energy(&hp60[..q], OFFSET[3], &mut total, &mut f[3]);
+        // [0, 1000] -> [500, 1000] and [0, 500].
+        let e = q / 2;
+        let lp_in = lp60;
+        split_filter(
+            &lp_in[..q],
+            &mut self.upper_state[3],
+            &mut self.lower_state[3],
+            &mut hp120[..e],
+            &mut lp120[..e],
+        );
+        log_of_energy(&hp120[..e], OFFSET[2], &mut total, &mut f[2]);
+        // [0, 500] -> [250, 500] and [0, 250].
+        let s = e / 2;
+        let lp_in = lp120;
+        split_filter(
+            &lp_in[..e],
+            &mut self.upper_state[4],
+            &mut self.lower_state[4],
+            &mut hp60[..s],
+            &mut lp60[..s],
+        );
+        log_of_energy(&hp60[..s], OFFSET[1], &mut total, &mut f[1]);
+        // [0, 250] high-passed at 80 Hz.
+        high_pass(&lp60[..s], &mut self.hp_filter_state, &mut hp120[..s]);
+        log_of_energy(&hp120[..s], OFFSET[0], &mut total, &mut f[0]);
+        total
+    }
+
+    fn weighted_average(
+        data: &mut [i16; TABLE],
+        channel: usize,
+        offset: i16,
+        w: &[i16; TABLE],
+    ) -> i32 {
+        let mut acc = 0i32;
+        for k in 0..GAUSSIANS {
+            let g = channel + k * CHANNELS;
+            data[g] = s16(data[g] as i32 + offset as i32);
+            acc += data[g] as i32 * w[g] as i32;
+        }
+        acc
+    }
+
+    #[allow(clippy::needless_range_loop)]
+    fn find_minimum(&mut self, value: i16, channel: usize) -> i16 {
+        let off = channel << 4;
+        let age = &mut self.index_vector[off..off + 16];
+        let small = &mut self.low_value_vector[off..off + 16];
+        for i in 0..16 {
+            if age[i] != 100 {
+                age[i] += 1;
+            } else {
+                for j in i..15 {
+                    small[j] = small[j + 1];
+                    age[j] = age[j + 1];
+                }
+                age[15] = 101;
+                small[15] = 10000;
+            }
+        }
+        // First of the 16 sorted smallest values that `value` is below (the C code finds it
+        // by binary search; the result is the same).
+        if let Some(pos) = small.iter().position(|&v| value < v) {
+            for i in (pos + 1..16).rev() {
+                small[i] = small[i - 1];
+                age[i] = age[i - 1];
+            }
+            small[pos] = value;
+            age[pos] = 1;
+        }
+        let median = if self.frame_counter > 2 {
+            small[2]
+        } else if self.frame_counter > 0 {
+            small[0]
+        } else {
+            1600
+        };
+        let mean = self.mean_value[channel] as i32;
+        let alpha = if self.frame_counter > 0 {
+            if (median as i32) < mean {
+                SMOOTHING_DOWN
+            } else {
+                SMOOTHING_UP
+            }
+        } else {
+            0
+        };
+        let mut t = (alpha + 1) * mean;
+        t += (i16::MAX as i32 - alpha) * median as i32;
+        t += 16384;
+        self.mean_value[channel] = s16(t >> 15);
+        self.mean_value[channel]
+    }
+
+    // Index loops on purpose: `g = channel + k * CHANNELS` addresses several tables at once,
+    // as in the model's layout.
+    #[allow(clippy::needless_range_loop)]
+    fn gmm(&mut self, features: &[i16; CHANNELS], total_power: i16, frame_len: usize) -> i32 {
+        let m = &MODES[self.mode];
+        let idx = match frame_len {
+            80 => 0,
+            160 => 1,
+            _ => 2,
+        };
+        let (oh1, oh2, local, global) = (
+            m.over_hang_1[idx],
+            m.over_hang_2[idx],
+            m.local[idx],
+            m.global[idx],
+        );
+        let mut vadflag: i32 = 0;
+        if total_power > MIN_ENERGY {
+            let mut delta_n = [0i16; TABLE];
+            let mut delta_s = [0i16; TABLE];
+            let mut ngprvec = [0i16; TABLE];
+            let mut sgprvec = [0i16; TABLE];
+            let mut sum_llr: i32 = 0;
+            for ch in 0..CHANNELS {
+                let (mut h0_test, mut h1_test) = (0i32, 0i32);
+                let mut np = [0i32; GAUSSIANS];
+                let mut sp = [0i32; GAUSSIANS];
+                for k in 0..GAUSSIANS {
+                    let g = ch + k * CHANNELS;
+                    let inv = self.inv_std(false, g);
+                    let p = gaussian_probability(
+                        features[ch],
+                        self.noise_means[g],
+                        inv,
+                        &mut delta_n[g],
+                    );
+                    np[k] = NOISE_WEIGHTS[g] as i32 * p;
+                    h0_test = h0_test.wrapping_add(np[k]);
+                    let inv = self.inv_std(true, g);
+                    let p = gaussian_probability(
+                        features[ch],
+                        self.speech_means[g],
+                        inv,
+                        &mut delta_s[g],
+                    );
+                    sp[k] = SPEECH_WEIGHTS[g] as i32 * p;
+                    h1_test = h1_test.wrapping_add(sp[k]);
+                }
+                let shifts_h0 = if h0_test == 0 { 31 } else { norm_w32(h0_test) };
+                let shifts_h1 = if h1_test == 0 { 31 } else { norm_w32(h1_test) };
+                let llr = s16(shifts_h0 - shifts_h1);
+                sum_llr += llr as i32 * SPECTRUM_WEIGHT[ch] as i32;
+                if (llr as i32 * 4) > local as i32 {
+                    vadflag = 1;
+                }
+                let h0 = s16(h0_test >> 12);
+                if h0 > 0 {
+                    let t = (((np[0] as u32) & 0xFFFF_F000) << 2) as i32;
+                    ngprvec[ch] = s16(div_w32_w16(t, h0));
+                    ngprvec[ch + CHANNELS] = s16(16384 - ngprvec[ch] as i32);
+                } else {
+                    ngprvec[ch] = 16384;
+                }
+                let h1 = s16(h1_test >> 12);
+                if h1 > 0 {
+                    let t = (((sp[0] as u32) & 0xFFFF_F000) << 2) as i32;
+                    sgprvec[ch] = s16(div_w32_w16(t, h1));
+                    sgprvec[ch + CHANNELS] = s16(16384 - sgprvec[ch] as i32);
+                }
+            }
+            if sum_llr >= global as i32 {
+                vadflag |= 1;
+            }
+            let mut maxspe: i16 = 12800;
+            for ch in 0..CHANNELS {
+                let feature_min = self.find_minimum(features[ch], ch);
+                let ngm = Self::weighted_average(&mut self.noise_means, ch, 0, &NOISE_WEIGHTS);
+                let tmp1_s16 = s16(ngm >> 6); // Q8
+                for k in 0..GAUSSIANS {
+                    let g = ch + k * CHANNELS;
+                    let nmk = self.noise_means[g];
+                    let smk = self.speech_means[g];
+                    let mut nsk = self.noise_stds[g];
+                    let mut ssk = self.speech_stds[g];
+                    let mut nmk2 = nmk;
+                    if vadflag == 0 {
+                        let delt = s16((ngprvec[g] as i32 * delta_n[g] as i32) >> 11);
+                        nmk2 = s16(nmk as i32 + s16((delt as i32 * NOISE_UPDATE) >> 22) as i32);
+                    }
+                    let ndelt = s16(((feature_min as i32) << 4) - tmp1_s16 as i32);
+                    let mut nmk3 = s16(nmk2 as i32 + s16((ndelt as i32 * BACK_ETA) >> 9) as i32);
+                    let lo = s16(((k as i32) + 5) << 7);
+                    if nmk3 < lo {
+                        nmk3 = lo;
+                    }
+                    let hi = s16((72 + k as i32 - ch as i32) << 7);
+                    if nmk3 > hi {
+                        nmk3 = hi;
+                    }
+                    self.noise_means[g] = nmk3;
+                    if vadflag != 0 {
+                        let delt = s16((sgprvec[g] as i32 * delta_s[g] as i32) >> 11);
+                        let t = s16((delt as i32 * SPEECH_UPDATE) >> 21);
+                        let mut smk2 = s16(smk as i32 + ((t as i32 + 1) >> 1));
+                        let maxmu = s16(maxspe as i32 + 640);
+                        if smk2 < MINIMUM_MEAN[k] {
+                            smk2 = MINIMUM_MEAN[k];
+                        }
+                        if smk2 > maxmu {
+                            smk2 = maxmu;
+                        }
+                        self.speech_means[g] = smk2;
+                        let t = s16((smk as i32 + 4) >> 3);
+                        let t = s16(features[ch] as i32 - t as i32);
+                        let t1 = (delta_s[g] as i32 * t as i32) >> 3;
+                        let t2 = t1 - 4096;
+                        let t = sgprvec[g] >> 2;
+                        let t1 = t as i32 * t2;
+                        let t2 = t1 >> 4; // Q20
+                        let den = s16(ssk as i32 * 10);
+                        let mut t = if t2 > 0 {
+                            s16(div_w32_w16(t2, den))
+                        } else {
+                            s16(-(s16(div_w32_w16(-t2, den)) as i32))
+                        };
+                        t = s16(t as i32 + 128);
+                        ssk = s16(ssk as i32 + (t >> 8) as i32);
+                        if ssk < MIN_STD {
+                            ssk = MIN_STD;
+                        }
+                        self.speech_stds[g] = ssk;
+                    } else {
+                        let t = s16(features[ch] as i32 - (nmk >> 3) as i32);
+                        let mut t1 = (delta_n[g] as i32 * t as i32) >> 3;
+                        t1 -= 4096;
+                        let t = s16((ngprvec[g] as i32 + 2) >> 2);
+                        let t2 = (t as i32).wrapping_mul(t1);
+                        let t1 = t2 >> 14;
+                        let mut t = if t1 > 0 {
+                            s16(div_w32_w16(t1, nsk))
+                        } else {
+                            s16(-(s16(div_w32_w16(-t1, nsk)) as i32))
+                        };
+                        t = s16(t as i32 + 32);
+                        nsk = s16(nsk as i32 + (t >> 6) as i32);
+                        if nsk < MIN_STD {
+                            nsk = MIN_STD;
+                        }
+                        self.noise_stds[g] = nsk;
+                    }
+                }
+                let mut ngm = Self::weighted_average(&mut self.noise_means, ch, 0, &NOISE_WEIGHTS);
+                let mut sgm =
+                    Self::weighted_average(&mut self.speech_means, ch, 0, &SPEECH_WEIGHTS);
+                let diff = s16(s16(sgm >> 9) as i32 - s16(ngm >> 9) as i32);
+                if diff < MINIMUM_DIFFERENCE[ch] {
+                    let t = s16(MINIMUM_DIFFERENCE[ch] as i32 - diff as i32);
+                    let t1 = s16((13 * t as i32) >> 2);
+                    let t2 = s16((3 * t as i32) >> 2);
+                    sgm = Self::weighted_average(&mut self.speech_means, ch, t1, &SPEECH_WEIGHTS);
+                    ngm = Self::weighted_average(
+                        &mut self.noise_means,
+                        ch,
+                        s16(-(t2 as i32)),
+                        &NOISE_WEIGHTS,
+                    );
+                }
+                maxspe = MAXIMUM_SPEECH[ch];
+                let t2 = s16(sgm >> 7);
+                if t2 > maxspe {
+                    let d = s16(t2 as i32 - maxspe as i32);
+                    for k in 0..GAUSSIANS {
+                        let g = ch + k * CHANNELS;
+                        self.speech_means[g] = s16(self.speech_means[g] as i32 - d as i32);
+                    }
+                }
+                let t2 = s16(ngm >> 7);
+                if t2 > MAXIMUM_NOISE[ch] {
+                    let d = s16(t2 as i32 - MAXIMUM_NOISE[ch] as i32);
+                    for k in 0..GAUSSIANS {
+                        let g = ch + k * CHANNELS;
+                        self.noise_means[g] = s16(self.noise_means[g] as i32 - d as i32);
+                    }
+                }
+            }
+            self.frame_counter = self.frame_counter.wrapping_add(1);
+        }
+        if vadflag == 0 {
+            if self.over_hang > 0 {
+                vadflag = 2 + self.over_hang as i32;
+                self.over_hang -= 1;
+            }
+            self.num_of_speech = 0;
+        } else {
+            self.num_of_speech += 1;
+            if self.num_of_speech > MAX_SPEECH_FRAMES {
+                self.num_of_speech = MAX_SPEECH_FRAMES;
+                self.over_hang = oh2;
+            } else {
+                self.over_hang = oh1;
+            }
+        }
+        vadflag
+    }
+}
+
+/// Half-band downsampling by 2 with two first-order all-pass sections; `state[at..at+2]`.
+fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
+    let (mut s1, mut s2) = (state[at], state[at + 1]);
+    for (o, pair) in out.iter_mut().zip(x.chunks_exact(2)) {
+        let a = pair[0] as i32;
+        let t1 = s16((s1 >> 1) + ((ALLPASS_Q13[0] * a) >> 14));
+        s1 = a - ((ALLPASS_Q13[0] * t1 as i32) >> 12);
+        let b = pair[1] as i32;
+        let t2 = s16((s2 >> 1) + ((ALLPASS_Q13[1] * b) >> 14));
+        *o = s16(t1 as i32 + t2 as i32);
+        s2 = b - ((ALLPASS_Q13[1] * t2 as i32) >> 12);
+    }
+    state[at] = s1;
+    state[at + 1] = s2;
+}
+
+/// Splits `x` into high and low half-bands at half the rate: two first-order all-pass
+/// filters, on the even and on the odd samples, then their difference and sum. The two
+/// all-pass recurrences are independent, so they run in one loop, where the CPU overlaps them
+/// (each is a chain of dependent multiplies; run one after the other they take twice as long).
+fn split_filter(x: &[i16], upper: &mut i16, lower: &mut i16, hp: &mut [i16], lp: &mut [i16]) {
+    let n = hp.len().min(lp.len()).min(x.len() / 2);
+    let (c0, c1) = (ALLPASS_Q15[0], ALLPASS_Q15[1]);
+    let mut su = (*upper as i32) << 16;
+    let mut sl = (*lower as i32) << 16;
+    for i in 0..n {
+        let (a, b) = (x[2 * i] as i32, x[2 * i + 1] as i32);
+        let hu = s16(su.wrapping_add(c0 * a) >> 16);
+        let hl = s16(sl.wrapping_add(c1 * b) >> 16);
+        su = (a << 14).wrapping_sub(c0 * hu as i32).wrapping_mul(2);
+        sl = (b << 14).wrapping_sub(c1 * hl as i32).wrapping_mul(2);
+        hp[i] = s16(hu as i32 - hl as i32);
+        lp[i] = s16(hl as i32 + hu as i32);
+    }
+    *upper = s16(su >> 16);
+    *lower = s16(sl >> 16);
+}
+
+/// Second-order high-pass (80 Hz at 500 Hz sampling).
+fn high_pass(x: &[i16], st: &mut [i16; 4], out: &mut [i16]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let mut t = HP_ZERO[0] * v as i32;
+        t += HP_ZERO[1] * st[0] as i32;
+        t += HP_ZERO[2] * st[1] as i32;
+        st[1] = st[0];
+        st[0] = v;
+        t -= HP_POLE[1] * st[2] as i32;
+        t -= HP_POLE[2] * st[3] as i32;
+        st[3] = st[2];
+        st[2] = s16(t >> 14);
+        *o = st[2];
+    }
+}
+
+/// Energy with the scaling that keeps the sum in 32 bits; returns (energy, right shifts).
+fn energy(x: &[i16]) -> (i32, i32) {
+    let nbits = 32 - (x.len() as u32).leading_zeros() as i32;
+    let mut smax: i16 = -1;
+    for &v in x {
+        let a = if v > 0 { v } else { s16(-(v as i32)) };
+        if a > smax {
+            smax = a;
+        }
+    }
+    let scaling = if smax == 0 {
+        0
+    } else {
+        let t = norm_w32((smax as i32).wrapping_mul(smax as i32));
+        if t > nbits {
+            0
+        } else {
+            nbits - t
+        }
+    };
+    let mut en = 0i32;
+    for &v in x {
+        en = en.wrapping_add((v as i32 * v as i32) >> scaling);
+    }
+    (en, scaling)
+}
+
+fn log_of_energy(x: &[i16], offset: i16, total: &mut i16, log_energy: &mut i16) {
+    let (en, mut tot_rshifts) = energy(x);
+    let mut e = en as u32;
+    if e == 0 {
+        *log_energy = offset;
+        return;
+    }
+    let nr = 17 - norm_u32(e);
+    let mut log2 = LOG_ENERGY_INT_PART;
+    tot_rshifts += nr;
+    if nr < 0 {
+        e <<= -nr;
+    } else {
+        e >>= nr;
+    }
+    log2 = s16(log2 as i32 + ((e & 0x3FFF) >> 4) as i32);
+    *log_energy = s16(((LOG_CONST * log2 as i32) >> 19) + ((tot_rshifts * LOG_CONST) >> 9));
+    if *log_energy < 0 {
+        *log_energy = 0;
+    }
+    *log_energy = s16(*log_energy as i32 + offset as i32);
+    if *total <= MIN_ENERGY {
+        if tot_rshifts >= 0 {
+            *total = s16(*total as i32 + MIN_ENERGY as i32 + 1);
+        } else {
+            *total = s16(*total as i32 + (e >> -tot_rshifts) as i32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_lengths() {
+        assert!(WebRtcVad::valid_rate_and_frame_length(16000, 320));
+        assert!(WebRtcVad::valid_rate_and_frame_length(8000, 80));
+        assert!(!WebRtcVad::valid_rate_and_frame_length(16000, 321));
+        assert!(!WebRtcVad::valid_rate_and_frame_length(44100, 441));
+        assert!(WebRtcVad::new(4).is_err());
+        let mut v = WebRtcVad::new(3).unwrap();
+        assert!(v.process(16000, &[0; 100]).is_err());
+    }
+
+    #[test]
+    fn silence_is_not_speech_and_a_loud_tone_is() {
+        let mut v = WebRtcVad::new(0).unwrap();
+        for _ in 0..20 {
+            assert!(!v.process(16000, &[0; 160]).unwrap());
+        }
+        let tone: Vec<i16> = (0..480)
+            .map(|i| ((i as f32 * 0.3).sin() * 12000.0) as i16)
+            .collect();
+        let mut any = false;
+        for _ in 0..20 {
+            any |= v.process(16000, &tone).unwrap();
+        }
+        assert!(any);
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// The reference: the two all-pass filters one after the other, as WebRTC runs them.
+    fn all_pass_ref(x: &[i16], coef: i32, state: &mut i16, out: &mut [i16]) {
+        let mut s32 = (*state as i32) << 16;
+        for (o, v) in out.iter_mut().zip(x.iter().step_by(2)) {
+            let t16 = s16(s32.wrapping_add(coef * *v as i32) >> 16);
+            *o = t16;
+            s32 = ((*v as i32) << 14)
+                .wrapping_sub(coef * t16 as i32)
+                .wrapping_mul(2);
+        }
+        *state = s16(s32 >> 16);
+    }
+
+    #[test]
+    fn fused_split_equals_reference() {
+        let x: Vec<i16> = (0..240)
+            .map(|i| (((i * 7919) % 60000) as i32 - 30000) as i16)
+            .collect();
+        let (mut u1, mut l1, mut u2, mut l2) = (3i16, -7i16, 3i16, -7i16);
+        let (mut hp1, mut lp1) = ([0i16; 120], [0i16; 120]);
+        let (mut hp2, mut lp2) = ([0i16; 120], [0i16; 120]);
+        split_filter(&x, &mut u1, &mut l1, &mut hp1, &mut lp1);
+        all_pass_ref(&x, ALLPASS_Q15[0], &mut u2, &mut hp2);
+        all_pass_ref(&x[1..], ALLPASS_Q15[1], &mut l2, &mut lp2);
+        for i in 0..120 {
+            let t = hp2[i];
+            hp2[i] = s16(hp2[i] as i32 - lp2[i] as i32);
+            lp2[i] = s16(lp2[i] as i32 + t as i32);
+        }
+        assert_eq!((u1, l1), (u2, l2));
+        assert_eq!(hp1, hp2);
+        assert_eq!(lp1, lp2);
+    }
+}
