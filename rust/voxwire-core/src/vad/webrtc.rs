@@ -259,28 +259,23 @@ impl WebRtcVad {
                 frame.len()
             )));
         }
-        let mut wb = [0i16; 480];
-        let mut nb = [0i16; 240];
-        let out = match rate {
-            8000 => self.process_8k(frame),
-            16000 => {
-                let n = frame.len() / 2;
-                downsample(frame, &mut nb[..n], &mut self.down_state, 0);
-                self.process_8k_owned(&nb[..n])
-            }
-            32000 => {
-                let n = frame.len() / 2;
-                downsample(frame, &mut wb[..n], &mut self.down_state, 2);
-                downsample(&wb[..n], &mut nb[..n / 2], &mut self.down_state, 0);
-                self.process_8k_owned(&nb[..n / 2])
-            }
-            _ => {
-                let n = frame.len() / 6;
-                self.resample_48k(frame, &mut nb[..n])?;
-                self.process_8k_owned(&nb[..n])
-            }
-        };
-        Ok(out)
+        if rate == 48000 {
+            let mut nb = [0i16; 240];
+            let n = frame.len() / 6;
+            self.resample_48k(frame, &mut nb[..n])?;
+            return Ok(self.process_8k(&nb[..n]));
+        }
+        let factor = (rate / 8000) as usize;
+        let mut features = [0i16; CHANNELS];
+        let total = self.features(frame, factor, &mut features);
+        Ok(self.gmm(&features, total, frame.len() / factor) > 0)
+    }
+
+    /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
+    pub fn process_8k(&mut self, frame: &[i16]) -> bool {
+        let mut features = [0i16; CHANNELS];
+        let total = self.features(frame, 1, &mut features);
+        self.gmm(&features, total, frame.len()) > 0
     }
 
     /// 48 kHz to 8 kHz with a low-latency (2 ms) filter. Primed with 10 ms of silence, the
@@ -299,78 +294,89 @@ impl WebRtcVad {
         Ok(())
     }
 
-    fn process_8k_owned(&mut self, frame: &[i16]) -> bool {
-        self.process_8k(frame)
-    }
-
-    /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
-    pub fn process_8k(&mut self, frame: &[i16]) -> bool {
-        let mut features = [0i16; CHANNELS];
-        let total = self.features(frame, &mut features);
-        self.gmm(&features, total, frame.len()) > 0
-    }
-
-    fn features(&mut self, x: &[i16], f: &mut [i16; CHANNELS]) -> i16 {
+    /// The six log band energies of a frame at `8000 * factor` Hz (factor 1, 2 or 4), and
+    /// the total energy the GMM gates on.
+    ///
+    /// The frame goes through the filter tree 2 ms (16 samples at 8 kHz) at a time: every
+    /// filter is a recurrence whose state carries from block to block, so the outputs are
+    /// those of filtering the whole frame stage by stage, but the CPU now overlaps the
+    /// independent filters' dependency chains instead of running them one after another.
+    fn features(&mut self, x: &[i16], factor: usize, f: &mut [i16; CHANNELS]) -> i16 {
+        const B: usize = 16; // samples at 8 kHz per block
+        let n = x.len() / factor; // samples at 8 kHz
+        let (q, e, s) = (n / 4, n / 8, n / 16);
+        let mut b5 = [0i16; 60];
+        let mut b4 = [0i16; 60];
+        let mut b3 = [0i16; 60];
+        let mut b2 = [0i16; 30];
+        let mut b1 = [0i16; 15];
+        let mut b0 = [0i16; 15];
+        let mut up: [i32; 5] = std::array::from_fn(|i| (self.upper_state[i] as i32) << 16);
+        let mut lo: [i32; 5] = std::array::from_fn(|i| (self.lower_state[i] as i32) << 16);
+        for blk in 0..n / B {
+            let mut nb = [0i16; B];
+            match factor {
+                1 => nb.copy_from_slice(&x[blk * B..(blk + 1) * B]),
+                2 => downsample(
+                    &x[blk * 2 * B..(blk + 1) * 2 * B],
+                    &mut nb,
+                    &mut self.down_state,
+                    0,
+                ),
+                _ => {
+                    let mut wb = [0i16; 2 * B];
+                    downsample(
+                        &x[blk * 4 * B..(blk + 1) * 4 * B],
+                        &mut wb,
+                        &mut self.down_state,
+                        2,
+                    );
+                    downsample(&wb, &mut nb, &mut self.down_state, 0);
+                }
+            }
+            // [0, 4000] -> [2000, 4000] and [0, 2000].
+            let (mut hp8, mut lp8) = ([0i16; 8], [0i16; 8]);
+            split_filter(&nb, &mut up[0], &mut lo[0], &mut hp8, &mut lp8);
+            // [2000, 4000] -> [3000, 4000] (band 5) and [2000, 3000] (band 4).
+            let o4 = blk * 4;
+            split_filter(
+                &hp8,
+                &mut up[1],
+                &mut lo[1],
+                &mut b5[o4..o4 + 4],
+                &mut b4[o4..o4 + 4],
+            );
+            // [0, 2000] -> [1000, 2000] (band 3) and [0, 1000].
+            let mut lp4 = [0i16; 4];
+            split_filter(&lp8, &mut up[2], &mut lo[2], &mut b3[o4..o4 + 4], &mut lp4);
+            // [0, 1000] -> [500, 1000] (band 2) and [0, 500].
+            let o2 = blk * 2;
+            let mut lp2 = [0i16; 2];
+            split_filter(&lp4, &mut up[3], &mut lo[3], &mut b2[o2..o2 + 2], &mut lp2);
+            // [0, 500] -> [250, 500] (band 1) and [0, 250].
+            let mut lp1 = [0i16; 1];
+            split_filter(
+                &lp2,
+                &mut up[4],
+                &mut lo[4],
+                &mut b1[blk..blk + 1],
+                &mut lp1,
+            );
+            // [0, 250], high-passed at 80 Hz (band 0).
+            high_pass(&lp1, &mut self.hp_filter_state, &mut b0[blk..blk + 1]);
+        }
+        for i in 0..5 {
+            self.upper_state[i] = s16(up[i] >> 16);
+            self.lower_state[i] = s16(lo[i] >> 16);
+        }
+        // Energies in WebRTC's order: the running total depends on it.
         let mut total: i16 = 0;
-        let mut hp120 = [0i16; 120];
-        let mut lp120 = [0i16; 120];
-        let mut hp60 = [0i16; 60];
-        let mut lp60 = [0i16; 60];
-        let n = x.len();
-        let half = n / 2;
-        // [0, 4000] -> [2000, 4000] (hp120) and [0, 2000] (lp120).
-        split_filter(
-            x,
-            &mut self.upper_state[0],
-            &mut self.lower_state[0],
-            &mut hp120[..half],
-            &mut lp120[..half],
-        );
-        // [2000, 4000] -> [3000, 4000] and [2000, 3000].
-        let q = half / 2;
-        split_filter(
-            &hp120[..half],
-            &mut self.upper_state[1],
-            &mut self.lower_state[1],
-            &mut hp60[..q],
-            &mut lp60[..q],
-        );
-        log_of_energy(&hp60[..q], OFFSET[5], &mut total, &mut f[5]);
-        log_of_energy(&lp60[..q], OFFSET[4], &mut total, &mut f[4]);
-        // [0, 2000] -> [1000, 2000] and [0, 1000].
-        split_filter(
-            &lp120[..half],
-            &mut self.upper_state[2],
-            &mut self.lower_state[2],
-            &mut hp60[..q],
-            &mut lp60[..q],
-        );
-        log_of_energy(&hp60[..q], OFFSET[3], &mut total, &mut f[3]);
-        // [0, 1000] -> [500, 1000] and [0, 500].
-        let e = q / 2;
-        let lp_in = lp60;
-        split_filter(
-            &lp_in[..q],
-            &mut self.upper_state[3],
-            &mut self.lower_state[3],
-            &mut hp120[..e],
-            &mut lp120[..e],
-        );
-        log_of_energy(&hp120[..e], OFFSET[2], &mut total, &mut f[2]);
-        // [0, 500] -> [250, 500] and [0, 250].
-        let s = e / 2;
-        let lp_in = lp120;
-        split_filter(
-            &lp_in[..e],
-            &mut self.upper_state[4],
-            &mut self.lower_state[4],
-            &mut hp60[..s],
-            &mut lp60[..s],
-        );
-        log_of_energy(&hp60[..s], OFFSET[1], &mut total, &mut f[1]);
-        // [0, 250] high-passed at 80 Hz.
-        high_pass(&lp60[..s], &mut self.hp_filter_state, &mut hp120[..s]);
-        log_of_energy(&hp120[..s], OFFSET[0], &mut total, &mut f[0]);
+        log_of_energy(&b5[..q], OFFSET[5], &mut total, &mut f[5]);
+        log_of_energy(&b4[..q], OFFSET[4], &mut total, &mut f[4]);
+        log_of_energy(&b3[..q], OFFSET[3], &mut total, &mut f[3]);
+        log_of_energy(&b2[..e], OFFSET[2], &mut total, &mut f[2]);
+        log_of_energy(&b1[..s], OFFSET[1], &mut total, &mut f[1]);
+        log_of_energy(&b0[..s], OFFSET[0], &mut total, &mut f[0]);
         total
     }
 
@@ -666,11 +672,14 @@ fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
 /// filters, on the even and on the odd samples, then their difference and sum. The two
 /// all-pass recurrences are independent, so they run in one loop, where the CPU overlaps them
 /// (each is a chain of dependent multiplies; run one after the other they take twice as long).
-fn split_filter(x: &[i16], upper: &mut i16, lower: &mut i16, hp: &mut [i16], lp: &mut [i16]) {
+///
+/// The states are the all-pass filters' 32-bit states, kept at full precision across calls
+/// within a frame; WebRTC stores them as 16 bits (`state >> 16`) only between frames.
+fn split_filter(x: &[i16], upper: &mut i32, lower: &mut i32, hp: &mut [i16], lp: &mut [i16]) {
     let n = hp.len().min(lp.len()).min(x.len() / 2);
     let (c0, c1) = (ALLPASS_Q15[0], ALLPASS_Q15[1]);
-    let mut su = (*upper as i32) << 16;
-    let mut sl = (*lower as i32) << 16;
+    let mut su = *upper;
+    let mut sl = *lower;
     for i in 0..n {
         let (a, b) = (x[2 * i] as i32, x[2 * i + 1] as i32);
         let hu = s16(su.wrapping_add(c0 * a) >> 16);
@@ -680,8 +689,8 @@ fn split_filter(x: &[i16], upper: &mut i16, lower: &mut i16, hp: &mut [i16], lp:
         hp[i] = s16(hu as i32 - hl as i32);
         lp[i] = s16(hl as i32 + hu as i32);
     }
-    *upper = s16(su >> 16);
-    *lower = s16(sl >> 16);
+    *upper = su;
+    *lower = sl;
 }
 
 /// Second-order high-pass (80 Hz at 500 Hz sampling).
@@ -811,7 +820,7 @@ mod split_tests {
         let x: Vec<i16> = (0..240)
             .map(|i| (((i * 7919) % 60000) as i32 - 30000) as i16)
             .collect();
-        let (mut u1, mut l1, mut u2, mut l2) = (3i16, -7i16, 3i16, -7i16);
+        let (mut u1, mut l1, mut u2, mut l2) = (3i32 << 16, -7i32 << 16, 3i16, -7i16);
         let (mut hp1, mut lp1) = ([0i16; 120], [0i16; 120]);
         let (mut hp2, mut lp2) = ([0i16; 120], [0i16; 120]);
         split_filter(&x, &mut u1, &mut l1, &mut hp1, &mut lp1);
@@ -822,7 +831,7 @@ mod split_tests {
             hp2[i] = s16(hp2[i] as i32 - lp2[i] as i32);
             lp2[i] = s16(lp2[i] as i32 + t as i32);
         }
-        assert_eq!((u1, l1), (u2, l2));
+        assert_eq!((s16(u1 >> 16), s16(l1 >> 16)), (u2, l2));
         assert_eq!(hp1, hp2);
         assert_eq!(lp1, lp2);
     }
