@@ -818,7 +818,7 @@ mod split_tests {
     #[test]
     fn fused_split_equals_reference() {
         let x: Vec<i16> = (0..240)
-            .map(|i| (((i * 7919) % 60000) as i32 - 30000) as i16)
+            .map(|i| (((i * 7919) % 60000) - 30000) as i16)
             .collect();
         let (mut u1, mut l1, mut u2, mut l2) = (3i32 << 16, -7i32 << 16, 3i16, -7i16);
         let (mut hp1, mut lp1) = ([0i16; 120], [0i16; 120]);
