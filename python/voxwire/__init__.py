@@ -6,12 +6,13 @@ G.711, and streaming sample-rate conversion between the common voice rates. Ever
 reads any bytes-like object or numpy array without copying and writes its result straight
 into the array or bytes it returns.
 
-Errors are in :mod:`voxwire.errors`; G.711 is in :mod:`voxwire.g711`.
+Errors are in :mod:`voxwire.errors`; G.711 is in :mod:`voxwire.g711`; a drop-in for
+py-webrtcvad is :mod:`voxwire.webrtcvad`.
 """
 
 from __future__ import annotations
 
-from voxwire import errors, g711
+from voxwire import errors, g711, webrtcvad
 from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
@@ -40,4 +41,5 @@ __all__ = [
     "g711",
     "pcm16_to_float32",
     "resample",
+    "webrtcvad",
 ]

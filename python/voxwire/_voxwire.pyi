@@ -9,6 +9,7 @@ from typing_extensions import Buffer
 __all__ = [
     "Framer",
     "Resampler",
+    "WebRtcVad",
     "__version__",
     "alaw_decode",
     "alaw_encode",
@@ -126,3 +127,22 @@ class Resampler:
     @property
     def taps_per_output(self) -> int:
         """Filter taps per output sample."""
+
+@final
+class WebRtcVad:
+    """WebRTC voice activity detector agreeing with py-webrtcvad frame for frame."""
+
+    def __new__(cls, mode: int | None = None) -> WebRtcVad: ...
+    def set_mode(self, mode: int) -> None:
+        """Set the aggressiveness mode, 0 to 3."""
+
+    def is_speech(self, buf: _In, sample_rate: int, length: int | None = None) -> bool:
+        """Whether the frame (the first ``length`` samples of ``buf``) holds speech."""
+
+    @staticmethod
+    def valid_rate_and_frame_length(rate: int, frame_length: int) -> bool:
+        """Whether ``frame_length`` samples at ``rate`` Hz is a frame the VAD takes."""
+
+    @property
+    def mode(self) -> int:
+        """The current mode."""

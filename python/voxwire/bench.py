@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
+import voxwire.webrtcvad
 from voxwire import g711
 
 #: 20 ms of 24 kHz mono PCM16: one chunk of an OpenAI-style realtime stream (960 bytes).
@@ -189,6 +190,8 @@ def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
     ]
     cases += _resampler_cases(x, size)
     if size == "20 ms":
+        cases += _vad_cases(x)
+    if size == "20 ms":
         framer = voxwire.Framer(320)
         buf = bytearray()
 
@@ -241,6 +244,34 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
             ours_fn = _bind(voxwire.resample, x, a, b)
             theirs_fn = _bind(soxr.resample, x, a, b, "HQ")
             cases.append((label, size, peer, ours_fn, theirs_fn, 3.0))
+    return cases
+
+
+def _vad_cases(x24: npt.NDArray[np.int16]) -> list[Case]:
+    """voxwire.webrtcvad against py-webrtcvad on 10, 20 and 30 ms frames at 16 kHz."""
+    try:
+        import webrtcvad
+    except ImportError:
+        return []
+    x16 = voxwire.resample(np.tile(x24, 3), 24000, 16000)
+    cases: list[Case] = []
+    for ms in (10, 20, 30):
+        frame = x16[: 16 * ms].tobytes()
+        ours = voxwire.webrtcvad.Vad(2)
+        theirs = webrtcvad.Vad(2)
+        peer = "webrtcvad.Vad(2).is_speech(frame, 16000)"
+        op = f"VAD is_speech, {ms} ms at 16 kHz"
+        target = 2.0 if ms == 10 else None
+        cases.append(
+            (
+                op,
+                "frame",
+                peer,
+                _bind(ours.is_speech, frame, 16000),
+                _bind(theirs.is_speech, frame, 16000),
+                target,
+            )
+        )
     return cases
 
 

@@ -49,5 +49,7 @@ class DTypeError(VoxwireError, TypeError):
 
 
 class WebRtcVadError(VoxwireError):
-    """A frame the WebRTC VAD cannot classify (wrong rate or length); this is
-    ``voxwire.webrtcvad.Error``, the counterpart of py-webrtcvad's ``webrtcvad.Error``."""
+    """A frame the WebRTC VAD cannot classify (wrong rate or length).
+
+    This is ``voxwire.webrtcvad.Error``, the counterpart of py-webrtcvad's error class.
+    """

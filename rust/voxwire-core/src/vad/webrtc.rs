@@ -115,10 +115,16 @@ fn norm_u32(a: u32) -> i32 {
 }
 
 /// i32 / i16 truncating toward zero; division by zero gives i32::MAX.
+///
+/// Computed in f64, which is exact here and pipelines better than integer division: if
+/// num/den is not an integer it lies at least 1/|den| >= 2^-15 from one, while the f64
+/// quotient's error is at most |num/den| * 2^-53 <= 2^-22; if it is an integer, the correctly
+/// rounded f64 quotient is that integer. (i32::MIN / -1 overflows in C; here it saturates,
+/// and the exhaustive test below pins the rest.)
 #[inline(always)]
 fn div_w32_w16(num: i32, den: i16) -> i32 {
     if den != 0 {
-        num.wrapping_div(den as i32)
+        (num as f64 / den as f64) as i32
     } else {
         i32::MAX
     }
@@ -400,16 +406,21 @@ impl WebRtcVad {
         let off = channel << 4;
         let age = &mut self.index_vector[off..off + 16];
         let small = &mut self.low_value_vector[off..off + 16];
-        for i in 0..16 {
-            if age[i] != 100 {
-                age[i] += 1;
-            } else {
-                for j in i..15 {
-                    small[j] = small[j + 1];
-                    age[j] = age[j + 1];
+        if !age.contains(&100) {
+            // The usual case, vectorised: no value expires, every age grows by one.
+            age.iter_mut().for_each(|a| *a += 1);
+        } else {
+            for i in 0..16 {
+                if age[i] != 100 {
+                    age[i] += 1;
+                } else {
+                    for j in i..15 {
+                        small[j] = small[j + 1];
+                        age[j] = age[j + 1];
+                    }
+                    age[15] = 101;
+                    small[15] = 10000;
                 }
-                age[15] = 101;
-                small[15] = 10000;
             }
         }
         // First of the 16 sorted smallest values that `value` is below (the C code finds it
@@ -801,6 +812,37 @@ mod tests {
 #[cfg(test)]
 mod split_tests {
     use super::*;
+
+    #[test]
+    fn f64_division_is_exact_integer_division() {
+        let dens: Vec<i16> = (1..=600)
+            .chain([-1, -2, -7, -384, 1000, 3840, 16384, 32767, -32768])
+            .collect();
+        let mut nums: Vec<i32> = vec![
+            0,
+            1,
+            -1,
+            7,
+            -7,
+            i32::MAX,
+            i32::MIN + 1,
+            131_072,
+            536_866_816,
+        ];
+        let mut r: u64 = 12345;
+        for _ in 0..20_000 {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            nums.push((r >> 32) as i32);
+            nums.push(((r >> 40) as i32) - (1 << 23));
+        }
+        for &d in &dens {
+            for &n in &nums {
+                assert_eq!(div_w32_w16(n, d), n.wrapping_div(d as i32), "{n} / {d}");
+            }
+        }
+    }
 
     /// The reference: the two all-pass filters one after the other, as WebRTC runs them.
     fn all_pass_ref(x: &[i16], coef: i32, state: &mut i16, out: &mut [i16]) {
