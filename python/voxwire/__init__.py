@@ -17,6 +17,7 @@ from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
     Resampler,
+    Vad,
     __version__,
     apply_gain,
     b64decode_pcm16,
@@ -30,6 +31,7 @@ from voxwire._voxwire import (
 __all__ = [
     "Framer",
     "Resampler",
+    "Vad",
     "__version__",
     "apply_gain",
     "as_pcm16",

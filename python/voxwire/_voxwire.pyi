@@ -9,6 +9,7 @@ from typing_extensions import Buffer
 __all__ = [
     "Framer",
     "Resampler",
+    "Vad",
     "WebRtcVad",
     "__version__",
     "alaw_decode",
@@ -146,3 +147,31 @@ class WebRtcVad:
     @property
     def mode(self) -> int:
         """The current mode."""
+
+@final
+class Vad:
+    """Frame-by-frame voice activity detection ("webrtc" or "energy" engine)."""
+
+    def __new__(
+        cls, engine: str = "webrtc", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
+    ) -> Vad: ...
+    def is_speech(self, frame: _In) -> bool:
+        """Whether the frame holds speech."""
+
+    def probability(self, frame: _In) -> float:
+        """Speech probability of the frame, in [0, 1]."""
+
+    def classify(self, x: _In) -> npt.NDArray[np.bool_]:
+        """One decision per whole frame of ``x``."""
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per frame."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate in Hz."""
+
+    @property
+    def engine(self) -> str:
+        """The engine's name."""

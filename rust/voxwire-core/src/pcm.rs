@@ -21,7 +21,11 @@ fn round_half_even(x: f32) -> f32 {
 #[inline(always)]
 #[allow(clippy::manual_clamp)] // max/min on purpose: clamp would keep NaN
 fn to_i16(y: f32) -> i16 {
-    let v = if y.is_nan() { 0.0 } else { y.max(-32768.0).min(32767.0) };
+    let v = if y.is_nan() {
+        0.0
+    } else {
+        y.max(-32768.0).min(32767.0)
+    };
     let r = round_half_even(v);
     // SAFETY: `r` is finite and an integer in [-32768, 32767].
     unsafe { r.to_int_unchecked::<i32>() as i16 }

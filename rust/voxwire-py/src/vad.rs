@@ -108,6 +108,88 @@ impl WebRtcVad {
     }
 }
 
+/// Frame-by-frame voice activity detection at one sample rate and frame length.
+///
+/// Engines: ``"webrtc"`` (the WebRTC GMM detector, ``mode`` 0-3; its probability is 0 or 1;
+/// 10, 20 or 30 ms at 8, 16, 32 or 48 kHz) and ``"energy"`` (level above an adaptive noise
+/// floor; any rate and frame length). ``"webrtc"`` is the default for now; a more accurate
+/// default engine is planned and will take its place.
+///
+/// Frames are int16 arrays or PCM16 bytes of exactly ``frame_samples`` samples;
+/// ``classify(x)`` takes a long signal and returns one decision per whole frame.
+#[pyclass(module = "voxwire._voxwire", name = "Vad")]
+pub struct Vad {
+    inner: voxwire_core::vad::Vad,
+    engine: String,
+}
+
+#[pymethods]
+impl Vad {
+    #[new]
+    #[pyo3(signature = (engine = "webrtc", sample_rate = 16000, frame_ms = 10, mode = 0))]
+    fn new(engine: &str, sample_rate: i64, frame_ms: i64, mode: i64) -> PyResult<Self> {
+        let rate = u32::try_from(sample_rate).unwrap_or(0);
+        let ms = u32::try_from(frame_ms).unwrap_or(0);
+        Ok(Self {
+            inner: voxwire_core::vad::Vad::new(engine, rate, ms, mode).py()?,
+            engine: engine.to_owned(),
+        })
+    }
+
+    /// Whether the frame holds speech.
+    fn is_speech(&mut self, frame: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let b = Buf::get(frame, "frame")?;
+        let p = b.whole_pcm("frame")?;
+        let mut scratch = Vec::new();
+        self.inner.is_speech(p.samples(&mut scratch)).py()
+    }
+
+    /// Speech probability of the frame, in [0, 1].
+    fn probability(&mut self, frame: &Bound<'_, PyAny>) -> PyResult<f32> {
+        let b = Buf::get(frame, "frame")?;
+        let p = b.whole_pcm("frame")?;
+        let mut scratch = Vec::new();
+        self.inner.probability(p.samples(&mut scratch)).py()
+    }
+
+    /// One decision per whole frame of ``x`` (a trailing partial frame is ignored).
+    fn classify<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<bool>>> {
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        let arr = crate::pcm::new_array::<bool>(py, s.len() / self.inner.frame_samples());
+        // SAFETY: fresh array, only this slice touches it.
+        let out = unsafe { crate::pcm::slice_mut(&arr) };
+        let inner = &mut self.inner;
+        crate::buffer::run(py, s.len() * 2, || inner.classify(s, out)).py()?;
+        Ok(arr)
+    }
+
+    /// Samples per frame.
+    #[getter]
+    fn frame_samples(&self) -> usize {
+        self.inner.frame_samples()
+    }
+
+    /// Sample rate in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.inner.rate()
+    }
+
+    /// The engine's name.
+    #[getter]
+    fn engine(&self) -> &str {
+        &self.engine
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<WebRtcVad>()
+    m.add_class::<WebRtcVad>()?;
+    m.add_class::<Vad>()
 }

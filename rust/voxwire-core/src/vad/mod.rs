@@ -1,6 +1,117 @@
 //! Voice activity detection.
 //!
-//! `webrtc`: a detector that reproduces the decisions of the WebRTC VAD (the one inside
-//! py-webrtcvad) frame for frame, in Rust. Other engines and turn detection build on it.
+//! - `webrtc`: reproduces the WebRTC VAD (py-webrtcvad's) decisions frame for frame.
+//! - `energy`: an adaptive-noise-floor energy detector, the baseline.
+//! - [`Vad`]: one interface over the engines, for a fixed rate and frame length.
 
+pub mod energy;
 pub mod webrtc;
+
+use crate::error::{Error, Result};
+
+/// A detector engine.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// Adaptive-floor energy detector.
+    Energy(energy::EnergyVad),
+    /// WebRTC GMM detector (decisions only: probability is 0 or 1).
+    WebRtc(Box<webrtc::WebRtcVad>),
+}
+
+/// Voice activity detection over fixed-length frames at one sample rate.
+#[derive(Debug, Clone)]
+pub struct Vad {
+    engine: Engine,
+    rate: u32,
+    frame: usize,
+}
+
+impl Vad {
+    /// A detector. `engine` is "energy" or "webrtc" (with `mode` 0-3); `frame_ms` must give
+    /// a whole number of samples (and, for "webrtc", be 10, 20 or 30 ms at 8, 16, 32 or
+    /// 48 kHz).
+    pub fn new(engine: &str, rate: u32, frame_ms: u32, mode: i64) -> Result<Self> {
+        if rate == 0 || frame_ms == 0 || !(rate as u64 * frame_ms as u64).is_multiple_of(1000) {
+            return Err(Error::InvalidArgument(format!(
+                "{frame_ms} ms at {rate} Hz is not a whole number of samples"
+            )));
+        }
+        let frame = (rate as u64 * frame_ms as u64 / 1000) as usize;
+        let engine = match engine {
+            "energy" => Engine::Energy(energy::EnergyVad::new(rate, frame)),
+            "webrtc" => {
+                if !webrtc::WebRtcVad::valid_rate_and_frame_length(rate as i64, frame) {
+                    return Err(Error::InvalidArgument(format!(
+                        "the webrtc engine takes 10, 20 or 30 ms at 8000, 16000, 32000 or \
+                         48000 Hz, not {frame_ms} ms at {rate} Hz"
+                    )));
+                }
+                Engine::WebRtc(Box::new(webrtc::WebRtcVad::new(mode)?))
+            }
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown VAD engine {other:?}: use \"energy\" or \"webrtc\""
+                )))
+            }
+        };
+        Ok(Self {
+            engine,
+            rate,
+            frame,
+        })
+    }
+
+    /// Samples per frame.
+    pub fn frame_samples(&self) -> usize {
+        self.frame
+    }
+
+    /// Sample rate.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn check(&self, frame: &[i16]) -> Result<()> {
+        if frame.len() != self.frame {
+            return Err(Error::InvalidArgument(format!(
+                "a frame holds {} samples, got {}",
+                self.frame,
+                frame.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Speech probability of the next frame, in [0, 1].
+    pub fn probability(&mut self, frame: &[i16]) -> Result<f32> {
+        self.check(frame)?;
+        Ok(match &mut self.engine {
+            Engine::Energy(e) => e.probability(frame),
+            Engine::WebRtc(w) => f32::from(u8::from(w.process(self.rate as i64, frame)?)),
+        })
+    }
+
+    /// Speech decision for the next frame.
+    pub fn is_speech(&mut self, frame: &[i16]) -> Result<bool> {
+        self.check(frame)?;
+        match &mut self.engine {
+            Engine::Energy(e) => Ok(e.is_speech(frame)),
+            Engine::WebRtc(w) => w.process(self.rate as i64, frame),
+        }
+    }
+
+    /// One decision per whole frame of `x` (a trailing partial frame is not classified).
+    pub fn classify(&mut self, x: &[i16], out: &mut [bool]) -> Result<usize> {
+        let n = x.len() / self.frame;
+        if out.len() < n {
+            return Err(Error::InvalidArgument(format!(
+                "output holds {} decisions, the input has {n} frames",
+                out.len()
+            )));
+        }
+        for (o, f) in out.iter_mut().zip(x.chunks_exact(self.frame)) {
+            *o = self.is_speech(f)?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,103 @@
+//! An energy detector with an adaptive noise floor: the baseline engine.
+//!
+//! Frame level in dBFS against a noise floor that follows the quietest frames down at once
+//! and rises only slowly (so speech does not lift it, but a noise that grows louder is
+//! learned within seconds). The probability is a logistic function of the level above the
+//! floor; decisions add a short hangover so word endings are kept.
+
+/// Levels below this are silence whatever the floor (dBFS).
+const ABSOLUTE_FLOOR_DB: f32 = -65.0;
+/// Margin above the noise floor at which the probability is 0.5 (dB).
+const MARGIN_DB: f32 = 8.0;
+/// Width of the logistic around the margin (dB).
+const SLOPE_DB: f32 = 2.0;
+/// How fast the floor rises toward a louder level, in dB per second.
+const RISE_DB_PER_S: f32 = 3.0;
+/// How much of a lower level the floor takes at once (per frame).
+const FALL: f32 = 0.5;
+/// Decisions stay on this long after the probability drops (s).
+const HANGOVER_S: f32 = 0.15;
+
+/// Adaptive-floor energy VAD for frames of any length.
+#[derive(Debug, Clone)]
+pub struct EnergyVad {
+    frame_s: f32,
+    floor_db: Option<f32>,
+    hang_left: u32,
+}
+
+impl EnergyVad {
+    /// A detector for frames of `frame_samples` at `rate` Hz.
+    pub fn new(rate: u32, frame_samples: usize) -> Self {
+        Self {
+            frame_s: frame_samples as f32 / rate as f32,
+            floor_db: None,
+            hang_left: 0,
+        }
+    }
+
+    /// Level of a frame in dBFS (mean square against full scale).
+    pub fn level_db(frame: &[i16]) -> f32 {
+        if frame.is_empty() {
+            return -120.0;
+        }
+        let ms = frame.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / frame.len() as f64;
+        (10.0 * (ms / (32768.0 * 32768.0) + 1e-12).log10()) as f32
+    }
+
+    /// Speech probability of the next frame, in [0, 1]; updates the noise floor.
+    pub fn probability(&mut self, frame: &[i16]) -> f32 {
+        let e = Self::level_db(frame);
+        let floor = match self.floor_db {
+            None => e,
+            Some(f) if e < f => f + FALL * (e - f),
+            Some(f) => f + (RISE_DB_PER_S * self.frame_s).min(e - f),
+        };
+        self.floor_db = Some(floor);
+        if e < ABSOLUTE_FLOOR_DB {
+            return 0.0;
+        }
+        1.0 / (1.0 + (-(e - floor - MARGIN_DB) / SLOPE_DB).exp())
+    }
+
+    /// Speech decision for the next frame (probability >= 0.5, plus the hangover).
+    pub fn is_speech(&mut self, frame: &[i16]) -> bool {
+        let p = self.probability(frame);
+        if p >= 0.5 {
+            self.hang_left = (HANGOVER_S / self.frame_s).round() as u32;
+            true
+        } else if self.hang_left > 0 {
+            self.hang_left -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets the noise floor and the hangover.
+    pub fn reset(&mut self) {
+        self.floor_db = None;
+        self.hang_left = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speech_over_noise_and_silence() {
+        let mut v = EnergyVad::new(16000, 160);
+        let noise: Vec<i16> = (0..160).map(|i| ((i * 7919 % 200) as i16) - 100).collect();
+        for _ in 0..50 {
+            v.is_speech(&noise);
+        }
+        assert!(!v.is_speech(&noise));
+        let loud: Vec<i16> = (0..160)
+            .map(|i| ((i as f32 * 0.2).sin() * 8000.0) as i16)
+            .collect();
+        assert!(v.is_speech(&loud));
+        assert!(v.probability(&loud) > 0.9);
+        assert_eq!(v.probability(&[0; 160]), 0.0);
+    }
+}
