@@ -23,7 +23,7 @@ def bursts(rate: int = 16000, seconds: float = 4.0) -> tuple[np.ndarray, np.ndar
     return np.clip(x, -32768, 32767).astype(np.int16), frames
 
 
-@pytest.mark.parametrize("engine", ["energy", "webrtc"])
+@pytest.mark.parametrize("engine", ["spectral", "energy", "webrtc"])
 def test_engines_find_the_bursts(engine: str) -> None:
     x, truth = bursts()
     vad = voxwire.Vad(engine, 16000, 10)
@@ -43,7 +43,7 @@ def test_engines_find_the_bursts(engine: str) -> None:
 
 def test_classify_equals_frame_by_frame() -> None:
     x, _ = bursts()
-    for engine in ("energy", "webrtc"):
+    for engine in ("spectral", "energy", "webrtc"):
         a, b = voxwire.Vad(engine), voxwire.Vad(engine)
         frames = [b.is_speech(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
         np.testing.assert_array_equal(a.classify(x), frames)
@@ -64,6 +64,13 @@ def test_probability_range_and_properties() -> None:
     ps = [vad.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
     assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1
     assert (vad.frame_samples, vad.sample_rate, vad.engine) == (160, 16000, "energy")
+    assert voxwire.Vad().engine == "spectral"
+    sp = voxwire.Vad("spectral", 16000, 10)
+    ps = [sp.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
+    assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1
+    for rate, ms in ((8000, 10), (24000, 20), (48000, 30), (44100, 10)):
+        v = voxwire.Vad("spectral", rate, ms)
+        assert v.classify(np.zeros(rate, np.int16)).shape == (1000 // ms,)
     w = voxwire.Vad("webrtc")
     assert w.probability(np.zeros(160, np.int16)) in (0.0, 1.0)
     assert voxwire.Vad("energy", 44100, 10).frame_samples == 441

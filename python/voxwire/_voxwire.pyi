@@ -150,10 +150,10 @@ class WebRtcVad:
 
 @final
 class Vad:
-    """Frame-by-frame voice activity detection ("webrtc" or "energy" engine)."""
+    """Frame-by-frame voice activity detection ("spectral", "webrtc" or "energy" engine)."""
 
     def __new__(
-        cls, engine: str = "webrtc", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
+        cls, engine: str = "spectral", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
     ) -> Vad: ...
     def is_speech(self, frame: _In) -> bool:
         """Whether the frame holds speech."""

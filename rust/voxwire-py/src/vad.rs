@@ -110,10 +110,12 @@ impl WebRtcVad {
 
 /// Frame-by-frame voice activity detection at one sample rate and frame length.
 ///
-/// Engines: ``"webrtc"`` (the WebRTC GMM detector, ``mode`` 0-3; its probability is 0 or 1;
-/// 10, 20 or 30 ms at 8, 16, 32 or 48 kHz) and ``"energy"`` (level above an adaptive noise
-/// floor; any rate and frame length). ``"webrtc"`` is the default for now; a more accurate
-/// default engine is planned and will take its place.
+/// Engines:
+/// ``"spectral"`` (default): a statistical model-based detector (Sohn et al. 1999) with the
+/// noise spectrum tracked by minimum statistics, over 100-4000 Hz; any rate, any frame length.
+/// ``"webrtc"``: the WebRTC GMM detector (``mode`` 0-3), decisions identical to py-webrtcvad;
+/// its probability is 0 or 1; 10, 20 or 30 ms at 8, 16, 32 or 48 kHz.
+/// ``"energy"``: level above an adaptive noise floor; any rate and frame length.
 ///
 /// Frames are int16 arrays or PCM16 bytes of exactly ``frame_samples`` samples;
 /// ``classify(x)`` takes a long signal and returns one decision per whole frame.
@@ -126,7 +128,7 @@ pub struct Vad {
 #[pymethods]
 impl Vad {
     #[new]
-    #[pyo3(signature = (engine = "webrtc", sample_rate = 16000, frame_ms = 10, mode = 0))]
+    #[pyo3(signature = (engine = "spectral", sample_rate = 16000, frame_ms = 10, mode = 0))]
     fn new(engine: &str, sample_rate: i64, frame_ms: i64, mode: i64) -> PyResult<Self> {
         let rate = u32::try_from(sample_rate).unwrap_or(0);
         let ms = u32::try_from(frame_ms).unwrap_or(0);

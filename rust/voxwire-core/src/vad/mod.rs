@@ -5,6 +5,7 @@
 //! - [`Vad`]: one interface over the engines, for a fixed rate and frame length.
 
 pub mod energy;
+pub mod spectral;
 pub mod webrtc;
 
 use crate::error::{Error, Result};
@@ -16,6 +17,8 @@ pub enum Engine {
     Energy(energy::EnergyVad),
     /// WebRTC GMM detector (decisions only: probability is 0 or 1).
     WebRtc(Box<webrtc::WebRtcVad>),
+    /// Statistical model-based detector (Sohn et al.) with minimum-statistics noise.
+    Spectral(Box<spectral::SpectralVad>),
 }
 
 /// Voice activity detection over fixed-length frames at one sample rate.
@@ -39,6 +42,7 @@ impl Vad {
         let frame = (rate as u64 * frame_ms as u64 / 1000) as usize;
         let engine = match engine {
             "energy" => Engine::Energy(energy::EnergyVad::new(rate, frame)),
+            "spectral" => Engine::Spectral(Box::new(spectral::SpectralVad::new(rate, frame))),
             "webrtc" => {
                 if !webrtc::WebRtcVad::valid_rate_and_frame_length(rate as i64, frame) {
                     return Err(Error::InvalidArgument(format!(
@@ -50,7 +54,7 @@ impl Vad {
             }
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown VAD engine {other:?}: use \"energy\" or \"webrtc\""
+                    "unknown VAD engine {other:?}: use \"spectral\", \"webrtc\" or \"energy\""
                 )))
             }
         };
@@ -87,6 +91,7 @@ impl Vad {
         self.check(frame)?;
         Ok(match &mut self.engine {
             Engine::Energy(e) => e.probability(frame),
+            Engine::Spectral(s) => s.probability(frame),
             Engine::WebRtc(w) => f32::from(u8::from(w.process(self.rate as i64, frame)?)),
         })
     }
@@ -96,6 +101,7 @@ impl Vad {
         self.check(frame)?;
         match &mut self.engine {
             Engine::Energy(e) => Ok(e.is_speech(frame)),
+            Engine::Spectral(s) => Ok(s.is_speech(frame)),
             Engine::WebRtc(w) => w.process(self.rate as i64, frame),
         }
     }

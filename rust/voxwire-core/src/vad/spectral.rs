@@ -1,0 +1,212 @@
+//! A statistical model-based VAD (Sohn, Kim and Sung, "A statistical model-based voice
+//! activity detector", IEEE Signal Processing Letters 6(1), 1999), with the noise spectrum
+//! tracked by minimum statistics (after R. Martin, 2001).
+//!
+//! Per frame: the power spectrum over 100-4000 Hz from a Hann-windowed FFT of the last
+//! ~30 ms; per bin, the a posteriori SNR against the noise estimate and a decision-directed
+//! a priori SNR; the mean log likelihood ratio of speech against noise, smoothed, decides
+//! (with a short hangover). The noise estimate is the bias-corrected minimum of the smoothed
+//! power over the last 1.5 s, which needs no speech decision (so it cannot lock up when
+//! speech starts at once) and follows noise that changes within seconds. The band limits
+//! ignore hum below 100 Hz. All time constants are in seconds, so any frame length behaves
+//! alike.
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+use std::sync::Arc;
+
+const LOW_HZ: f32 = 100.0;
+const HIGH_HZ: f32 = 4000.0;
+/// Threshold on the smoothed mean log likelihood ratio.
+const ETA: f32 = 0.3;
+/// Decision-directed a priori SNR weight, per 10 ms.
+const A_DD_10MS: f32 = 0.98;
+/// Smoothing of the power for minimum statistics, per 10 ms.
+const ALPHA_S_10MS: f32 = 0.8;
+/// Smoothing of the log likelihood ratio, per 10 ms.
+const ALPHA_LLR_10MS: f32 = 0.5;
+/// Minimum statistics: sub-windows of 0.25 s, 6 of them (1.5 s), bias 2.
+const SUB_S: f32 = 0.25;
+const N_SUB: usize = 6;
+const BIAS: f32 = 2.0;
+const HANGOVER_S: f32 = 0.12;
+const FLOOR: f32 = 1e-3;
+/// Slope of the logistic that maps the smoothed log likelihood ratio to a probability:
+/// noise (ratio about 0) maps to about 0.08, the threshold to 0.5, speech to nearly 1.
+const PROB_SLOPE: f32 = 8.0;
+
+/// Spectral (statistical model) VAD for frames of a fixed length.
+#[derive(Clone)]
+pub struct SpectralVad {
+    hop: usize,
+    win: usize,
+    k0: usize,
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    /// The last `win` input samples, and how many of them are real input so far.
+    hist: Vec<f32>,
+    filled: usize,
+    buf: Vec<f32>,
+    spec: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
+    /// Per band bin: smoothed power, running minimum of this sub-window, minima of the
+    /// previous sub-windows (a ring of N_SUB), and the last clean-speech power estimate.
+    psm: Vec<f32>,
+    cur_min: Vec<f32>,
+    mins: Vec<Vec<f32>>,
+    prev_a2: Vec<f32>,
+    a_dd: f32,
+    alpha_s: f32,
+    alpha_llr: f32,
+    sub_frames: usize,
+    settle_frames: usize,
+    hang_frames: u32,
+    frame_no: usize,
+    llr_s: f32,
+    hang_left: u32,
+}
+
+impl std::fmt::Debug for SpectralVad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpectralVad")
+            .field("hop", &self.hop)
+            .field("win", &self.win)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpectralVad {
+    /// A detector for frames of `hop` samples at `rate` Hz.
+    pub fn new(rate: u32, hop: usize) -> Self {
+        let win = ((0.03 * rate as f32) as usize)
+            .next_power_of_two()
+            .max(hop.next_power_of_two());
+        let k0 = ((LOW_HZ * win as f32 / rate as f32).ceil() as usize).max(1);
+        let k1 = ((HIGH_HZ.min(rate as f32 / 2.0) * win as f32 / rate as f32).floor() as usize)
+            .clamp(k0 + 1, win / 2);
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(win);
+        let window = (0..win)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos())
+            .collect();
+        let frame_s = hop as f32 / rate as f32;
+        let per10 = |a: f32| a.powf(frame_s / 0.01);
+        let nb = k1 - k0;
+        SpectralVad {
+            hop,
+            win,
+            k0,
+            spec: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+            window,
+            hist: vec![0.0; win],
+            filled: 0,
+            buf: vec![0.0; win],
+            psm: vec![0.0; nb],
+            cur_min: vec![0.0; nb],
+            mins: Vec::with_capacity(N_SUB),
+            prev_a2: vec![0.0; nb],
+            a_dd: per10(A_DD_10MS),
+            alpha_s: per10(ALPHA_S_10MS),
+            alpha_llr: per10(ALPHA_LLR_10MS),
+            sub_frames: ((SUB_S / frame_s).round() as usize).max(1),
+            settle_frames: (3.0 / (1.0 - per10(ALPHA_S_10MS))).ceil() as usize,
+            hang_frames: (HANGOVER_S / frame_s).round() as u32,
+            frame_no: 0,
+            llr_s: 0.0,
+            hang_left: 0,
+        }
+    }
+
+    /// The smoothed log likelihood ratio after the next frame (updates the state).
+    fn llr(&mut self, frame: &[i16]) -> f32 {
+        let (hop, win) = (self.hop, self.win);
+        self.hist.copy_within(hop.min(win).., 0);
+        let keep = win - hop.min(win);
+        for (h, &v) in self.hist[keep..]
+            .iter_mut()
+            .zip(&frame[frame.len() - hop.min(win)..])
+        {
+            *h = v as f32;
+        }
+        // Until the window holds `win` real samples its power is too low: it would drag the
+        // noise minimum down for 1.5 s. No statistics (and no speech) until then.
+        if self.filled < win {
+            self.filled += hop;
+            if self.filled < win {
+                return 0.0;
+            }
+        }
+        for ((b, &h), &w) in self.buf.iter_mut().zip(&self.hist).zip(&self.window) {
+            *b = h * w;
+        }
+        // The lengths are the plan's own, so the transform cannot fail.
+        let _ = self
+            .fft
+            .process_with_scratch(&mut self.buf, &mut self.spec, &mut self.scratch);
+        let nb = self.psm.len();
+        let first = self.frame_no == 0;
+        // Until the smoothed power has settled (three time constants), it is one periodogram
+        // or little more, and a bin can sit near zero by chance: a minimum taken then would
+        // be the noise estimate for 1.5 s. So the minimum only starts after that.
+        let settling = self.frame_no < self.settle_frames;
+        let mut sum = 0.0f32;
+        for j in 0..nb {
+            let c = self.spec[self.k0 + j];
+            let p = c.re * c.re + c.im * c.im + FLOOR;
+            if first {
+                self.psm[j] = p;
+                self.cur_min[j] = p;
+            }
+            self.psm[j] = self.alpha_s * self.psm[j] + (1.0 - self.alpha_s) * p;
+            self.cur_min[j] = if settling {
+                self.psm[j]
+            } else {
+                self.cur_min[j].min(self.psm[j])
+            };
+            let mut m = self.cur_min[j];
+            for mn in &self.mins {
+                m = m.min(mn[j]);
+            }
+            let noise = BIAS * m;
+            let gamma = (p / noise).min(1e4);
+            let xi = (self.a_dd * self.prev_a2[j] / noise
+                + (1.0 - self.a_dd) * (gamma - 1.0).max(0.0))
+            .max(1e-3);
+            sum += gamma * xi / (1.0 + xi) - xi.ln_1p();
+            let g = xi / (1.0 + xi);
+            self.prev_a2[j] = g * g * p;
+        }
+        self.frame_no += 1;
+        if self.frame_no.is_multiple_of(self.sub_frames) {
+            if self.mins.len() == N_SUB {
+                self.mins.remove(0);
+            }
+            self.mins.push(self.cur_min.clone());
+            self.cur_min.copy_from_slice(&self.psm);
+        }
+        let llr = sum / nb as f32;
+        self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
+        self.llr_s
+    }
+
+    /// Speech probability of the next frame: a logistic function of the smoothed log
+    /// likelihood ratio, 0.5 at the decision threshold.
+    pub fn probability(&mut self, frame: &[i16]) -> f32 {
+        let l = self.llr(frame);
+        1.0 / (1.0 + (-PROB_SLOPE * (l - ETA)).exp())
+    }
+
+    /// Speech decision for the next frame (with the hangover).
+    pub fn is_speech(&mut self, frame: &[i16]) -> bool {
+        if self.llr(frame) > ETA {
+            self.hang_left = self.hang_frames;
+            true
+        } else if self.hang_left > 0 {
+            self.hang_left -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
