@@ -210,3 +210,54 @@ impl SpectralVad {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64, amp: i64) -> Vec<i16> {
+        let mut r = seed;
+        (0..n)
+            .map(|_| {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (((r >> 33) as i64 % (2 * amp + 1)) - amp) as i16
+            })
+            .collect()
+    }
+
+    /// A fresh detector on noise alone says "no speech" from the first frame on (a minimum
+    /// taken before the smoothing settles used to make it say "speech" for 1.5 s).
+    #[test]
+    fn noise_from_the_start_is_not_speech() {
+        for (rate, hop) in [(16000u32, 160usize), (8000, 80), (48000, 960)] {
+            let mut v = SpectralVad::new(rate, hop);
+            let x = noise(rate as usize * 3, 7, 300);
+            for (i, f) in x.chunks_exact(hop).enumerate() {
+                assert!(!v.is_speech(f), "rate {rate}: frame {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn harmonic_sound_over_noise_is_speech() {
+        let mut v = SpectralVad::new(16000, 160);
+        let n = noise(16000 * 2, 3, 200);
+        for f in n.chunks_exact(160) {
+            v.is_speech(f);
+        }
+        let voiced: Vec<i16> = (0..3200)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                let s: f32 = (1..8)
+                    .map(|k| (2.0 * std::f32::consts::PI * 150.0 * k as f32 * t).sin() / k as f32)
+                    .sum();
+                (s * 3000.0) as i16 + n[i]
+            })
+            .collect();
+        let hits = voiced.chunks_exact(160).filter(|f| v.is_speech(f)).count();
+        assert!(hits >= 18, "{hits} of 20 frames");
+        assert!(v.probability(&voiced[..160]) > 0.9);
+    }
+}
