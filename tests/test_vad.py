@@ -95,3 +95,32 @@ def test_bad_input() -> None:
     with pytest.raises(DTypeError):
         vad.is_speech(np.zeros(160, np.float32))
     assert vad.classify(np.zeros(100, np.int16)).shape == (0,)
+
+
+VAD_DEV = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+
+
+@pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
+def test_spectral_f1_on_vad_dev_beats_webrtc_and_the_target() -> None:
+    import json
+    import wave
+
+    labels = np.load(VAD_DEV / "labels.npy").astype(bool)
+    conditions = json.loads((VAD_DEV / "meta.json").read_text())["conditions"]
+
+    def f1(pred: np.ndarray) -> float:
+        n = min(len(pred), len(labels))
+        p, t = pred[:n], labels[:n]
+        return float(2 * np.sum(p & t) / (np.sum(p) + np.sum(t)))
+
+    ours, theirs = [], []
+    for c in conditions:
+        with wave.open(str(VAD_DEV / f"{c}.wav")) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        ours.append(f1(voxwire.Vad().classify(x)))
+        vad = webrtcvad.Vad(2)
+        d = [vad.is_speech(x[i : i + 480].tobytes(), 16000) for i in range(0, len(x) - 479, 480)]
+        theirs.append(f1(np.repeat(np.array(d, bool), 3)))
+    assert np.mean(ours) >= 0.88, np.mean(ours)
+    assert np.mean(ours) > np.mean(theirs) + 0.05, (np.mean(ours), np.mean(theirs))
+    assert min(ours) >= 0.85, dict(zip(conditions, ours, strict=True))
