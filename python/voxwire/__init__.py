@@ -17,6 +17,9 @@ from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
     Resampler,
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetector,
     Vad,
     __version__,
     apply_gain,
@@ -31,6 +34,9 @@ from voxwire._voxwire import (
 __all__ = [
     "Framer",
     "Resampler",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TurnDetector",
     "Vad",
     "__version__",
     "apply_gain",

@@ -9,6 +9,9 @@ from typing_extensions import Buffer
 __all__ = [
     "Framer",
     "Resampler",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TurnDetector",
     "Vad",
     "WebRtcVad",
     "__version__",
@@ -175,3 +178,53 @@ class Vad:
     @property
     def engine(self) -> str:
         """The engine's name."""
+
+@final
+class SpeechStarted:
+    """A turn started: speech began at ``audio_start_ms`` on the audio timeline."""
+
+    @property
+    def audio_start_ms(self) -> int: ...
+
+@final
+class SpeechStopped:
+    """A turn ended at ``audio_end_ms``; emitted at ``emitted_at_ms``."""
+
+    @property
+    def audio_end_ms(self) -> int: ...
+    @property
+    def emitted_at_ms(self) -> int: ...
+
+@final
+class TurnDetector:
+    """Server-side turn detection (OpenAI server_vad and pipecat VADParams)."""
+
+    def __new__(
+        cls,
+        sample_rate: int = 16000,
+        frame_ms: int = 10,
+        engine: str = "spectral",
+        threshold: float = 0.5,
+        prefix_padding_ms: int = 300,
+        silence_duration_ms: int | None = None,
+        start_secs: float = 0.0,
+        stop_secs: float | None = None,
+        min_volume: float = 0.0,
+        mode: int = 0,
+    ) -> TurnDetector: ...
+    def push(self, x: _In) -> list[SpeechStarted | SpeechStopped]:
+        """Push audio of any length; return the events it causes."""
+
+    def last_utterance(self) -> npt.NDArray[np.int16]:
+        """The audio of the last finished turn."""
+
+    def reset(self) -> None:
+        """Start over."""
+
+    @property
+    def speaking(self) -> bool:
+        """Whether a turn is in progress."""
+
+    @property
+    def position_ms(self) -> int:
+        """Milliseconds of audio processed."""

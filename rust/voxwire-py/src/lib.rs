@@ -17,6 +17,7 @@ fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pcm::register(m)?;
     resample::register(m)?;
     vad::register(m)?;
+    vad::register_turn(m)?;
     m.add_class::<framer::Framer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -195,3 +195,162 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WebRtcVad>()?;
     m.add_class::<Vad>()
 }
+
+/// Emitted when a turn starts: speech began at ``audio_start_ms`` on the audio timeline.
+#[pyclass(module = "voxwire._voxwire", frozen, eq, get_all)]
+#[derive(PartialEq, Eq, Clone)]
+pub struct SpeechStarted {
+    audio_start_ms: u64,
+}
+
+#[pymethods]
+impl SpeechStarted {
+    fn __repr__(&self) -> String {
+        format!("SpeechStarted(audio_start_ms={})", self.audio_start_ms)
+    }
+}
+
+/// Emitted when a turn ends: speech ended at ``audio_end_ms``; the event comes once the
+/// silence after it has lasted ``silence_duration_ms``, at ``emitted_at_ms``.
+#[pyclass(module = "voxwire._voxwire", frozen, eq, get_all)]
+#[derive(PartialEq, Eq, Clone)]
+pub struct SpeechStopped {
+    audio_end_ms: u64,
+    emitted_at_ms: u64,
+}
+
+#[pymethods]
+impl SpeechStopped {
+    fn __repr__(&self) -> String {
+        format!(
+            "SpeechStopped(audio_end_ms={}, emitted_at_ms={})",
+            self.audio_end_ms, self.emitted_at_ms
+        )
+    }
+}
+
+/// Server-side turn detection with OpenAI's server_vad parameters (``threshold``,
+/// ``prefix_padding_ms``, ``silence_duration_ms``) and pipecat's VADParams (``start_secs``,
+/// ``stop_secs`` -- the same as ``silence_duration_ms``, which wins when both are given --
+/// and ``min_volume`` on a 0-1 scale from -60 dBFS to 0 dBFS; 0 disables it).
+///
+/// ``push(x)`` takes audio of any length at ``sample_rate`` and returns the events it
+/// causes: :class:`SpeechStarted` and :class:`SpeechStopped`, timed on the audio timeline
+/// (milliseconds since the first sample pushed), not the wall clock. After a stop,
+/// ``last_utterance()`` returns the turn's audio: prefix padding, speech and the silence that
+/// ended it. ``reset()`` starts over (between sessions).
+#[pyclass(module = "voxwire._voxwire")]
+pub struct TurnDetector {
+    inner: voxwire_core::vad::turn::TurnDetector,
+}
+
+#[pymethods]
+impl TurnDetector {
+    #[new]
+    #[pyo3(signature = (
+        sample_rate = 16000, frame_ms = 10, engine = "spectral", threshold = 0.5,
+        prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.0,
+        stop_secs = None, min_volume = 0.0, mode = 0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        sample_rate: i64,
+        frame_ms: i64,
+        engine: &str,
+        threshold: f32,
+        prefix_padding_ms: i64,
+        silence_duration_ms: Option<i64>,
+        start_secs: f64,
+        stop_secs: Option<f64>,
+        min_volume: f32,
+        mode: i64,
+    ) -> PyResult<Self> {
+        let bad = |what: &str| {
+            voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
+        };
+        let nonneg_ms = |v: i64, what: &str| u32::try_from(v).map_err(|_| bad(what));
+        let secs_ms = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 {
+                Ok((v * 1000.0).round() as u32)
+            } else {
+                Err(bad(what))
+            }
+        };
+        let silence = match (silence_duration_ms, stop_secs) {
+            (Some(ms), _) => nonneg_ms(ms, "silence_duration_ms").py()?,
+            (None, Some(s)) => secs_ms(s, "stop_secs").py()?,
+            (None, None) => 500,
+        };
+        let cfg = voxwire_core::vad::turn::TurnConfig {
+            threshold,
+            prefix_padding_ms: nonneg_ms(prefix_padding_ms, "prefix_padding_ms").py()?,
+            silence_duration_ms: silence,
+            start_ms: secs_ms(start_secs, "start_secs").py()?,
+            min_volume,
+        };
+        let rate = u32::try_from(sample_rate).unwrap_or(0);
+        let ms = u32::try_from(frame_ms).unwrap_or(0);
+        let vad = voxwire_core::vad::Vad::new(engine, rate, ms, mode).py()?;
+        Ok(Self {
+            inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
+        })
+    }
+
+    /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
+    fn push<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
+        use voxwire_core::vad::turn::TurnEvent;
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        let mut events = Vec::new();
+        self.inner.push(s, &mut events).py()?;
+        events
+            .into_iter()
+            .map(|e| match e {
+                TurnEvent::SpeechStarted { audio_start_ms } => {
+                    Ok(Py::new(py, SpeechStarted { audio_start_ms })?.into_any())
+                }
+                TurnEvent::SpeechStopped {
+                    audio_end_ms,
+                    emitted_at_ms,
+                } => Ok(Py::new(
+                    py,
+                    SpeechStopped {
+                        audio_end_ms,
+                        emitted_at_ms,
+                    },
+                )?
+                .into_any()),
+            })
+            .collect()
+    }
+
+    /// The audio of the last finished turn (a copy), int16.
+    fn last_utterance<'py>(&self, py: Python<'py>) -> Bound<'py, numpy::PyArray1<i16>> {
+        numpy::PyArray1::from_slice(py, self.inner.last_utterance())
+    }
+
+    /// Whether a turn is in progress.
+    #[getter]
+    fn speaking(&self) -> bool {
+        self.inner.speaking()
+    }
+
+    /// Milliseconds of audio processed so far.
+    #[getter]
+    fn position_ms(&self) -> u64 {
+        self.inner.position_ms()
+    }
+
+    /// Starts over: timeline, VAD state and audio.
+    fn reset(&mut self) -> PyResult<()> {
+        self.inner.reset().py()
+    }
+}
+
+pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SpeechStarted>()?;
+    m.add_class::<SpeechStopped>()?;
+    m.add_class::<TurnDetector>()
+}

@@ -6,6 +6,7 @@
 
 pub mod energy;
 pub mod spectral;
+pub mod turn;
 pub mod webrtc;
 
 use crate::error::{Error, Result};
@@ -63,6 +64,21 @@ impl Vad {
             rate,
             frame,
         })
+    }
+
+    /// A new detector with the same engine, rate and frame length, and fresh state.
+    pub fn fresh(&self) -> Result<Self> {
+        let (name, mode) = match &self.engine {
+            Engine::Energy(_) => ("energy", 0),
+            Engine::Spectral(_) => ("spectral", 0),
+            Engine::WebRtc(w) => ("webrtc", w.mode() as i64),
+        };
+        Self::new(
+            name,
+            self.rate,
+            (self.frame as u64 * 1000 / self.rate as u64) as u32,
+            mode,
+        )
     }
 
     /// Samples per frame.

@@ -34,6 +34,12 @@ const FLOOR: f32 = 1e-3;
 /// Slope of the logistic that maps the smoothed log likelihood ratio to a probability:
 /// noise (ratio about 0) maps to about 0.08, the threshold to 0.5, speech to nearly 1.
 const PROB_SLOPE: f32 = 8.0;
+/// No input is assumed quieter than white noise at this level (a real microphone chain's
+/// floor is higher): against digital silence, the faintest tail would otherwise count as
+/// speech by its SNR.
+const NOISE_FLOOR_DBFS: f32 = -70.0;
+/// Bound on the per-frame log likelihood ratio before smoothing.
+const LLR_CAP: f32 = 1.0;
 
 /// Spectral (statistical model) VAD for frames of a fixed length.
 #[derive(Clone)]
@@ -60,6 +66,8 @@ pub struct SpectralVad {
     alpha_llr: f32,
     sub_frames: usize,
     settle_frames: usize,
+    /// Least noise power a bin is assumed to have (NOISE_FLOOR_DBFS white noise).
+    noise_floor: f32,
     hang_frames: u32,
     frame_no: usize,
     llr_s: f32,
@@ -111,6 +119,10 @@ impl SpectralVad {
             alpha_llr: per10(ALPHA_LLR_10MS),
             sub_frames: ((SUB_S / frame_s).round() as usize).max(1),
             settle_frames: (3.0 / (1.0 - per10(ALPHA_S_10MS))).ceil() as usize,
+            // White noise of RMS r gives each bin sum(w^2) * r^2 = 0.375 * win * r^2.
+            noise_floor: 0.375
+                * win as f32
+                * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2),
             hang_frames: (HANGOVER_S / frame_s).round() as u32,
             frame_no: 0,
             llr_s: 0.0,
@@ -168,7 +180,7 @@ impl SpectralVad {
             for mn in &self.mins {
                 m = m.min(mn[j]);
             }
-            let noise = BIAS * m;
+            let noise = (BIAS * m).max(self.noise_floor);
             let gamma = (p / noise).min(1e4);
             let xi = (self.a_dd * self.prev_a2[j] / noise
                 + (1.0 - self.a_dd) * (gamma - 1.0).max(0.0))
@@ -185,7 +197,9 @@ impl SpectralVad {
             self.mins.push(self.cur_min.clone());
             self.cur_min.copy_from_slice(&self.psm);
         }
-        let llr = sum / nb as f32;
+        // Capped before smoothing: during speech the ratio reaches tens, and smoothing such a
+        // value would hold the decision for 60-70 ms after speech ends.
+        let llr = (sum / nb as f32).clamp(-LLR_CAP, LLR_CAP);
         self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
         self.llr_s
     }

@@ -1,0 +1,252 @@
+//! Server-side turn detection: when the user starts and stops talking, on the audio
+//! timeline, with the utterance audio (prefix padding included) handed over at the end.
+//!
+//! One configuration carries OpenAI's `server_vad` parameters (`threshold`,
+//! `prefix_padding_ms`, `silence_duration_ms`) and pipecat's `VADParams` (`start_secs`,
+//! `stop_secs` = silence duration, `min_volume`). Decisions use the VAD's per-frame
+//! probability, not its hangover, so event times are as sharp as the frames.
+
+use super::Vad;
+use crate::error::{Error, Result};
+
+/// Turn detection parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnConfig {
+    /// Speech probability at or above which a frame is voiced (OpenAI `threshold`).
+    pub threshold: f32,
+    /// Audio kept before the start of speech in the utterance (OpenAI `prefix_padding_ms`).
+    pub prefix_padding_ms: u32,
+    /// Silence that ends a turn (OpenAI `silence_duration_ms`, pipecat `stop_secs`).
+    pub silence_duration_ms: u32,
+    /// Voiced time needed before a turn starts (pipecat `start_secs`), in ms.
+    pub start_ms: u32,
+    /// Minimum frame level for voiced frames, on pipecat's 0-1 scale: 0 is -60 dBFS or
+    /// below, 1 is 0 dBFS (pipecat `min_volume`; 0 disables the check).
+    pub min_volume: f32,
+}
+
+impl Default for TurnConfig {
+    /// OpenAI's server_vad defaults: threshold 0.5, 300 ms prefix, 500 ms silence.
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            prefix_padding_ms: 300,
+            silence_duration_ms: 500,
+            start_ms: 0,
+            min_volume: 0.0,
+        }
+    }
+}
+
+impl TurnConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.min_volume) {
+            return Err(Error::InvalidArgument(format!(
+                "threshold and min_volume must be in [0, 1], got {} and {}",
+                self.threshold, self.min_volume
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A turn event, with times in ms on the audio timeline (from the first sample pushed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnEvent {
+    /// Speech began at `audio_start_ms` (the first voiced frame of the turn).
+    SpeechStarted { audio_start_ms: u64 },
+    /// Speech ended at `audio_end_ms` (the end of its last voiced frame); emitted once the
+    /// silence after it has lasted `silence_duration_ms`, at `emitted_at_ms`.
+    SpeechStopped {
+        audio_end_ms: u64,
+        emitted_at_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Quiet,
+    Starting,
+    Speaking,
+}
+
+/// Turn detector over a frame VAD.
+#[derive(Debug, Clone)]
+pub struct TurnDetector {
+    vad: Vad,
+    cfg: TurnConfig,
+    state: State,
+    frame: usize,
+    rate: u32,
+    /// Frames processed (the timeline).
+    frames: u64,
+    /// Partial frame carried between pushes.
+    pending: Vec<i16>,
+    /// Last `prefix` samples while quiet (a ring), and the utterance while speaking.
+    ring: Vec<i16>,
+    ring_at: usize,
+    ring_len: usize,
+    utterance: Vec<i16>,
+    /// Frame index where the current voiced run began, and where silence began.
+    run_start: u64,
+    silence_start: u64,
+    voiced_frames: u64,
+    /// The last finished utterance (kept until the next one finishes).
+    last: Vec<i16>,
+}
+
+impl TurnDetector {
+    /// A detector over `vad` with `cfg`.
+    pub fn new(vad: Vad, cfg: TurnConfig) -> Result<Self> {
+        cfg.validate()?;
+        let frame = vad.frame_samples();
+        let rate = vad.rate();
+        let prefix = (cfg.prefix_padding_ms as u64 * rate as u64 / 1000) as usize;
+        Ok(Self {
+            vad,
+            cfg,
+            state: State::Quiet,
+            frame,
+            rate,
+            frames: 0,
+            pending: Vec::with_capacity(frame),
+            ring: vec![0; prefix],
+            ring_at: 0,
+            ring_len: 0,
+            utterance: Vec::new(),
+            run_start: 0,
+            silence_start: 0,
+            voiced_frames: 0,
+            last: Vec::new(),
+        })
+    }
+
+    fn ms(&self, frames: u64) -> u64 {
+        frames * self.frame as u64 * 1000 / self.rate as u64
+    }
+
+    fn frames_for(&self, ms: u32) -> u64 {
+        (ms as u64 * self.rate as u64).div_ceil(1000 * self.frame as u64)
+    }
+
+    /// Pushes audio of any length; appends the events it causes to `events`.
+    pub fn push(&mut self, x: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
+        let mut rest = x;
+        if !self.pending.is_empty() {
+            let take = (self.frame - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == self.frame {
+                let f = std::mem::take(&mut self.pending);
+                self.frame_step(&f, events)?;
+                self.pending = f;
+                self.pending.clear();
+            }
+        }
+        let mut chunks = rest.chunks_exact(self.frame);
+        for f in &mut chunks {
+            self.frame_step(f, events)?;
+        }
+        self.pending.extend_from_slice(chunks.remainder());
+        Ok(())
+    }
+
+    fn frame_step(&mut self, f: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
+        let p = self.vad.probability(f)?;
+        let volume = ((super::energy::EnergyVad::level_db(f) + 60.0) / 60.0).clamp(0.0, 1.0);
+        let voiced = p >= self.cfg.threshold && volume >= self.cfg.min_volume;
+        let now = self.frames;
+        self.frames += 1;
+        match self.state {
+            State::Quiet | State::Starting => {
+                if voiced {
+                    if self.state == State::Quiet {
+                        self.state = State::Starting;
+                        self.run_start = now;
+                        self.voiced_frames = 0;
+                        // The utterance starts with the prefix padding.
+                        self.utterance.clear();
+                        let n = self.ring.len();
+                        for i in 0..self.ring_len {
+                            self.utterance
+                                .push(self.ring[(self.ring_at + n - self.ring_len + i) % n.max(1)]);
+                        }
+                    }
+                    self.voiced_frames += 1;
+                    self.utterance.extend_from_slice(f);
+                    if self.voiced_frames >= self.frames_for(self.cfg.start_ms).max(1) {
+                        self.state = State::Speaking;
+                        self.silence_start = u64::MAX;
+                        events.push(TurnEvent::SpeechStarted {
+                            audio_start_ms: self.ms(self.run_start),
+                        });
+                    }
+                } else {
+                    if self.state == State::Starting {
+                        // Too short to be a turn: back to quiet (its audio joins the prefix).
+                        self.state = State::Quiet;
+                    }
+                    self.ring_push(f);
+                }
+            }
+            State::Speaking => {
+                self.utterance.extend_from_slice(f);
+                if voiced {
+                    self.silence_start = u64::MAX;
+                } else {
+                    if self.silence_start == u64::MAX {
+                        self.silence_start = now;
+                    }
+                    if now + 1 - self.silence_start >= self.frames_for(self.cfg.silence_duration_ms)
+                    {
+                        self.state = State::Quiet;
+                        events.push(TurnEvent::SpeechStopped {
+                            audio_end_ms: self.ms(self.silence_start),
+                            emitted_at_ms: self.ms(now + 1),
+                        });
+                        std::mem::swap(&mut self.last, &mut self.utterance);
+                        self.utterance.clear();
+                        self.ring_len = 0;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ring_push(&mut self, f: &[i16]) {
+        let n = self.ring.len();
+        if n == 0 {
+            return;
+        }
+        for &s in f {
+            self.ring[self.ring_at] = s;
+            self.ring_at = (self.ring_at + 1) % n;
+        }
+        self.ring_len = (self.ring_len + f.len()).min(n);
+    }
+
+    /// The audio of the last finished turn: prefix padding, speech, and the silence that
+    /// ended it.
+    pub fn last_utterance(&self) -> &[i16] {
+        &self.last
+    }
+
+    /// Whether a turn is in progress.
+    pub fn speaking(&self) -> bool {
+        self.state == State::Speaking
+    }
+
+    /// Milliseconds of audio processed.
+    pub fn position_ms(&self) -> u64 {
+        self.ms(self.frames)
+    }
+
+    /// Forgets everything: timeline, VAD state, audio.
+    pub fn reset(&mut self) -> Result<()> {
+        let engine_vad = self.vad.fresh()?;
+        *self = Self::new(engine_vad, self.cfg)?;
+        Ok(())
+    }
+}

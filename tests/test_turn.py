@@ -1,0 +1,134 @@
+"""TurnDetector: events on the audio timeline, no split on short pauses, utterance audio."""
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import voxwire
+from voxwire import SpeechStarted, SpeechStopped
+from voxwire.errors import InvalidInputError
+
+RATE = 16000
+VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+
+
+def voiced(seconds: float, f0: float = 140.0) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 10)) * 5000
+
+
+def signal(parts: list[tuple[str, float]]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Concatenates ("speech"|"gap", seconds) parts over a quiet noise floor; returns the
+    signal and the true (start, end) of each speech part, in ms."""
+    rng = np.random.default_rng(5)
+    out, spans, t = [], [], 0.0
+    for kind, sec in parts:
+        x = voiced(sec) if kind == "speech" else np.zeros(int(RATE * sec))
+        if kind == "speech":
+            spans.append((t * 1000, (t + sec) * 1000))
+        out.append(x)
+        t += sec
+    x = np.concatenate(out) + rng.standard_normal(int(RATE * t)) * 30
+    return np.clip(x, -32768, 32767).astype(np.int16), spans
+
+
+def run(td: voxwire.TurnDetector, x: np.ndarray, chunk: int = 320) -> list[object]:
+    events: list[object] = []
+    for i in range(0, len(x), chunk):
+        events += td.push(x[i : i + chunk])
+    return events
+
+
+def test_events_on_the_audio_timeline() -> None:
+    x, spans = signal([("gap", 1.0), ("speech", 1.2), ("gap", 1.5), ("speech", 0.8), ("gap", 1.2)])
+    td = voxwire.TurnDetector(silence_duration_ms=500)
+    ev = run(td, x, chunk=333)  # chunks that do not align with frames
+    assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
+    for (start, end), (a, b) in zip(spans, zip(ev[0::2], ev[1::2], strict=True), strict=True):
+        assert isinstance(a, SpeechStarted) and isinstance(b, SpeechStopped)
+        assert abs(a.audio_start_ms - start) <= 30, (a, start)
+        assert abs(b.audio_end_ms - end) <= 30, (b, end)
+        assert abs(b.emitted_at_ms - (end + 500)) <= 30, (b, end)
+
+
+def test_no_split_on_short_pauses_and_split_on_long_ones() -> None:
+    x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.3), ("speech", 0.7), ("gap", 1.0)])
+    ev = run(voxwire.TurnDetector(silence_duration_ms=500), x)
+    assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
+    x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.8), ("speech", 0.7), ("gap", 1.0)])
+    ev = run(voxwire.TurnDetector(silence_duration_ms=500), x)
+    assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
+
+
+def test_utterance_holds_prefix_speech_and_silence() -> None:
+    x, _ = signal([("gap", 1.0), ("speech", 1.0), ("gap", 1.0)])
+    td = voxwire.TurnDetector(prefix_padding_ms=300, silence_duration_ms=500)
+    ev = run(td, x)
+    stop = ev[-1]
+    assert isinstance(stop, SpeechStopped)
+    u = td.last_utterance()
+    start_ms = ev[0].audio_start_ms  # type: ignore[attr-defined]
+    assert len(u) == (stop.emitted_at_ms - start_ms + 300) * RATE // 1000
+    first = (start_ms - 300) * RATE // 1000
+    np.testing.assert_array_equal(u, x[first : first + len(u)])
+
+
+def test_start_secs_ignores_short_blips_and_reset() -> None:
+    x, _ = signal([("gap", 1.0), ("speech", 0.1), ("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
+    ev = run(voxwire.TurnDetector(start_secs=0.2, stop_secs=0.5), x)
+    assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
+    assert ev[0].audio_start_ms > 2000  # type: ignore[attr-defined]
+    td = voxwire.TurnDetector()
+    run(td, x[:24000])
+    assert td.position_ms == 1500
+    td.reset()
+    assert td.position_ms == 0 and not td.speaking
+    assert run(td, x) == run(voxwire.TurnDetector(), x)
+
+
+def test_min_volume_and_bad_config() -> None:
+    x, _ = signal([("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
+    x = (x // 20).astype(np.int16)  # about -40 dBFS
+    assert run(voxwire.TurnDetector(min_volume=0.5), x) == []
+    assert len(run(voxwire.TurnDetector(min_volume=0.1), x)) == 2
+    for kw in (
+        {"threshold": 1.5},
+        {"min_volume": -0.1},
+        {"silence_duration_ms": -1},
+        {"start_secs": float("nan")},
+        {"engine": "nope"},
+        {"sample_rate": 12345, "engine": "webrtc"},
+    ):
+        with pytest.raises(InvalidInputError):
+            voxwire.TurnDetector(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
+@pytest.mark.parametrize("condition", ["white_20dB", "pink_20dB", "alsa_noise_20dB"])
+def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
+    """In noise, SpeechStopped comes silence_duration_ms after the labelled end of speech,
+    +-30 ms, for at least 80% of the turns (now 12/15 in white, 13/15 in pink and alsa noise;
+    the others end 50-70 ms early, where the labels fill gaps under 150 ms). Not asserted in
+    the clean condition: over digital silence the detector also hears utterance tails more
+    than 35 dB below their peak, which the labels count as silence, and ends those turns up
+    to 230 ms later (README)."""
+    labels = np.load(VAD_DEV / "labels.npy").astype(bool)
+    assert json.loads((VAD_DEV / "meta.json").read_text())["frame_ms"] == 10
+    with wave.open(str(VAD_DEV / f"{condition}.wav")) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    silence = 500
+    td = voxwire.TurnDetector(silence_duration_ms=silence)
+    stops = [e.emitted_at_ms for e in run(td, x, 480) if isinstance(e, SpeechStopped)]
+    # Labelled ends followed by more than the silence duration (+ 100 ms) of non-speech.
+    ends = []
+    for i in np.nonzero(labels[:-1] & ~labels[1:])[0]:
+        nxt = np.nonzero(labels[i + 1 :])[0]
+        gap = (nxt[0] if len(nxt) else len(labels) - i - 1) * 10
+        if gap > silence + 100:
+            ends.append((i + 1) * 10)
+    assert len(ends) >= 10
+    hits = sum(any(abs(s - (e + silence)) <= 30 for s in stops) for e in ends)
+    assert hits / len(ends) >= 0.8, (hits, len(ends))
