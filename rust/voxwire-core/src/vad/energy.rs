@@ -23,16 +23,17 @@ const HANGOVER_S: f32 = 0.15;
 pub struct EnergyVad {
     frame_s: f32,
     floor_db: Option<f32>,
-    hang_left: u32,
+    hangover: super::Hangover,
 }
 
 impl EnergyVad {
     /// A detector for frames of `frame_samples` at `rate` Hz.
     pub fn new(rate: u32, frame_samples: usize) -> Self {
+        let frame_s = frame_samples as f32 / rate as f32;
         Self {
-            frame_s: frame_samples as f32 / rate as f32,
+            frame_s,
             floor_db: None,
-            hang_left: 0,
+            hangover: super::Hangover::new((HANGOVER_S / frame_s).round() as u32),
         }
     }
 
@@ -63,21 +64,13 @@ impl EnergyVad {
     /// Speech decision for the next frame (probability >= 0.5, plus the hangover).
     pub fn is_speech(&mut self, frame: &[i16]) -> bool {
         let p = self.probability(frame);
-        if p >= 0.5 {
-            self.hang_left = (HANGOVER_S / self.frame_s).round() as u32;
-            true
-        } else if self.hang_left > 0 {
-            self.hang_left -= 1;
-            true
-        } else {
-            false
-        }
+        self.hangover.apply(p >= 0.5)
     }
 
     /// Forgets the noise floor and the hangover.
     pub fn reset(&mut self) {
         self.floor_db = None;
-        self.hang_left = 0;
+        self.hangover.reset();
     }
 }
 

@@ -11,6 +11,37 @@ pub mod webrtc;
 
 use crate::error::{Error, Result};
 
+/// Holds a speech decision on for a number of frames after the raw decision drops, so that
+/// word endings and short stops are kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hangover {
+    frames: u32,
+    left: u32,
+}
+
+impl Hangover {
+    pub(crate) fn new(frames: u32) -> Self {
+        Self { frames, left: 0 }
+    }
+
+    /// The decision for a frame whose raw decision is `raw`.
+    pub(crate) fn apply(&mut self, raw: bool) -> bool {
+        if raw {
+            self.left = self.frames;
+            true
+        } else if self.left > 0 {
+            self.left -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.left = 0;
+    }
+}
+
 /// A detector engine.
 #[derive(Debug, Clone)]
 pub enum Engine {

@@ -68,10 +68,9 @@ pub struct SpectralVad {
     settle_frames: usize,
     /// Least noise power a bin is assumed to have (NOISE_FLOOR_DBFS white noise).
     noise_floor: f32,
-    hang_frames: u32,
+    hangover: super::Hangover,
     frame_no: usize,
     llr_s: f32,
-    hang_left: u32,
 }
 
 impl std::fmt::Debug for SpectralVad {
@@ -123,10 +122,9 @@ impl SpectralVad {
             noise_floor: 0.375
                 * win as f32
                 * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2),
-            hang_frames: (HANGOVER_S / frame_s).round() as u32,
+            hangover: super::Hangover::new((HANGOVER_S / frame_s).round() as u32),
             frame_no: 0,
             llr_s: 0.0,
-            hang_left: 0,
         }
     }
 
@@ -213,15 +211,8 @@ impl SpectralVad {
 
     /// Speech decision for the next frame (with the hangover).
     pub fn is_speech(&mut self, frame: &[i16]) -> bool {
-        if self.llr(frame) > ETA {
-            self.hang_left = self.hang_frames;
-            true
-        } else if self.hang_left > 0 {
-            self.hang_left -= 1;
-            true
-        } else {
-            false
-        }
+        let raw = self.llr(frame) > ETA;
+        self.hangover.apply(raw)
     }
 }
 
