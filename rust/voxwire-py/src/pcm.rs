@@ -46,6 +46,26 @@ fn new_bytes<'py>(
     }
 }
 
+/// A new 1-D array of `n` elements written by `fill`, which runs with the GIL released when
+/// `work_bytes` is large enough to pay for it (see `buffer::run`). `fill` writes all `n`.
+pub fn fill_array<'py, T, R, F>(
+    py: Python<'py>,
+    n: usize,
+    work_bytes: usize,
+    fill: F,
+) -> PyResult<Bound<'py, PyArray1<T>>>
+where
+    T: numpy::Element + Send,
+    R: Send,
+    F: Send + FnOnce(&mut [T]) -> voxwire_core::Result<R>,
+{
+    let arr = new_array::<T>(py, n);
+    // SAFETY: `arr` is fresh and only this slice touches it until it is returned.
+    let out = unsafe { slice_mut(&arr) };
+    run(py, work_bytes, || fill(out)).py()?;
+    Ok(arr)
+}
+
 fn as_bytes_mut(x: &mut [i16]) -> &mut [u8] {
     // SAFETY: i16 has no padding and any byte pattern is a valid i16.
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut u8, x.len() * 2) }
@@ -84,14 +104,13 @@ fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<
         })
         .py();
     }
-    let arr = new_array::<i16>(py, n / 2);
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, src.len(), || b64::decode_into(src, as_bytes_mut(out))).py()?;
-    if cfg!(target_endian = "big") {
-        out.iter_mut().for_each(|s| *s = i16::from_le(*s));
-    }
-    Ok(arr)
+    fill_array(py, n / 2, src.len(), |out: &mut [i16]| {
+        b64::decode_into(src, as_bytes_mut(out))?;
+        if cfg!(target_endian = "big") {
+            out.iter_mut().for_each(|s| *s = i16::from_le(*s));
+        }
+        Ok(())
+    })
 }
 
 /// Encodes PCM16 (int16 array or little-endian bytes) as standard padded base64 ``bytes``.
@@ -116,11 +135,10 @@ fn pcm16_to_float32<'py>(
     let p = b.whole_pcm("x")?;
     let mut scratch = Vec::new();
     let s = p.samples(&mut scratch);
-    let arr = new_array::<f32>(py, s.len());
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, s.len() * 2, || pcm::i16_to_f32(s, out));
-    Ok(arr)
+    fill_array(py, s.len(), s.len() * 2, |out| {
+        pcm::i16_to_f32(s, out);
+        Ok(())
+    })
 }
 
 /// Converts float32 to PCM16: ``round(x * 32768)`` (ties to even), saturated to
@@ -135,11 +153,10 @@ fn float32_to_pcm16<'py>(
         return Err(b.wrong("x", "a float32 array"));
     }
     let s = b.f32s();
-    let arr = new_array::<i16>(py, s.len());
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, s.len() * 4, || pcm::f32_to_i16(s, out));
-    Ok(arr)
+    fill_array(py, s.len(), s.len() * 4, |out| {
+        pcm::f32_to_i16(s, out);
+        Ok(())
+    })
 }
 
 /// Downmixes interleaved stereo PCM16 ``[l0, r0, l1, r1, ...]`` to mono: ``(l + r) / 2``,
@@ -153,14 +170,10 @@ fn downmix_stereo<'py>(
     let p = b.whole_pcm("x")?;
     let mut scratch = Vec::new();
     let s = p.samples(&mut scratch);
-    if s.len() % 2 != 0 {
-        return pcm::downmix_stereo(s, &mut []).py().map(|_| unreachable!());
-    }
-    let arr = new_array::<i16>(py, s.len() / 2);
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, s.len() * 2, || pcm::downmix_stereo(s, out)).py()?;
-    Ok(arr)
+    // The core refuses an odd sample count before writing anything.
+    fill_array(py, s.len() / 2, s.len() * 2, |out| {
+        pcm::downmix_stereo(s, out)
+    })
 }
 
 /// Applies a gain in dB to PCM16, saturating (never wrapping), rounding ties to even.
@@ -175,11 +188,10 @@ fn apply_gain<'py>(
     let p = b.whole_pcm("x")?;
     let mut scratch = Vec::new();
     let s = p.samples(&mut scratch);
-    let arr = new_array::<i16>(py, s.len());
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, s.len() * 2, || pcm::apply_gain(s, factor, out));
-    Ok(arr)
+    fill_array(py, s.len(), s.len() * 2, |out| {
+        pcm::apply_gain(s, factor, out);
+        Ok(())
+    })
 }
 
 fn g711_encode<'py>(
@@ -207,11 +219,10 @@ fn g711_decode<'py>(
         return Err(b.wrong("codes", "bytes-like G.711 codes (uint8)"));
     }
     let c = b.bytes();
-    let arr = new_array::<i16>(py, c.len());
-    // SAFETY: `arr` is fresh and only this slice touches it.
-    let out = unsafe { slice_mut(&arr) };
-    run(py, c.len() * 2, || f(c, out));
-    Ok(arr)
+    fill_array(py, c.len(), c.len() * 2, |out| {
+        f(c, out);
+        Ok(())
+    })
 }
 
 /// Encodes PCM16 to G.711 mu-law ``bytes``, bit-exact with ``audioop.lin2ulaw(x, 2)``.

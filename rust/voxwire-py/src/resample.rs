@@ -1,8 +1,8 @@
 //! `Resampler` and `resample`: streaming and one-shot polyphase resampling.
 
-use crate::buffer::{run, Buf, Elem, Pcm};
+use crate::buffer::{Buf, Elem, Pcm};
 use crate::errors::IntoPyResult;
-use crate::pcm::{new_array, slice_mut};
+use crate::pcm::{fill_array, new_array, slice_mut};
 use pyo3::prelude::*;
 use voxwire_core::resample::{self as rs, Quality};
 use voxwire_core::Error;
@@ -85,26 +85,20 @@ impl Resampler {
         match s {
             Samples::F32(v) => {
                 self.last_float = true;
-                let arr = new_array::<f32>(py, inner.pending_outputs(v.len()));
-                // SAFETY: fresh array, only this slice touches it.
-                let out = unsafe { slice_mut(&arr) };
-                run(py, v.len() * 4, || {
+                let n = inner.pending_outputs(v.len());
+                let arr = fill_array(py, n, v.len() * 4, |out| {
                     inner.process_with(v, rs::conv_f32, out, rs::emit_f32)
-                })
-                .py()?;
+                })?;
                 Ok(arr.into_any())
             }
             Samples::I16(p) => {
                 self.last_float = false;
                 let mut scratch = Vec::new();
                 let v = p.samples(&mut scratch);
-                let arr = new_array::<i16>(py, inner.pending_outputs(v.len()));
-                // SAFETY: fresh array, only this slice touches it.
-                let out = unsafe { slice_mut(&arr) };
-                run(py, v.len() * 2, || {
+                let n = inner.pending_outputs(v.len());
+                let arr = fill_array(py, n, v.len() * 2, |out| {
                     inner.process_with(v, rs::conv_i16, out, rs::emit_i16)
-                })
-                .py()?;
+                })?;
                 Ok(arr.into_any())
             }
         }
@@ -199,25 +193,19 @@ pub fn resample<'py>(
     let b = Buf::get(x, "x")?;
     match samples(&b, "x")? {
         Samples::F32(v) => {
-            let arr = new_array::<f32>(py, r.design().total_outputs(v.len() as u64) as usize);
-            // SAFETY: fresh array, only this slice touches it.
-            let out = unsafe { slice_mut(&arr) };
-            run(py, v.len() * 4, || {
+            let n = r.design().total_outputs(v.len() as u64) as usize;
+            let arr = fill_array(py, n, v.len() * 4, |out| {
                 one_shot(&mut r, v, rs::conv_f32, out, rs::emit_f32)
-            })
-            .py()?;
+            })?;
             Ok(arr.into_any())
         }
         Samples::I16(p) => {
             let mut scratch = Vec::new();
             let v = p.samples(&mut scratch);
-            let arr = new_array::<i16>(py, r.design().total_outputs(v.len() as u64) as usize);
-            // SAFETY: fresh array, only this slice touches it.
-            let out = unsafe { slice_mut(&arr) };
-            run(py, v.len() * 2, || {
+            let n = r.design().total_outputs(v.len() as u64) as usize;
+            let arr = fill_array(py, n, v.len() * 2, |out| {
                 one_shot(&mut r, v, rs::conv_i16, out, rs::emit_i16)
-            })
-            .py()?;
+            })?;
             Ok(arr.into_any())
         }
     }

@@ -1,7 +1,7 @@
 //! `WebRtcVad`: the WebRTC-compatible detector, with py-webrtcvad's interface (the
 //! `voxwire.webrtcvad` module re-exports it as `Vad`).
 
-use crate::buffer::{Buf, Elem};
+use crate::buffer::Buf;
 use crate::errors::IntoPyResult;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
@@ -51,29 +51,11 @@ impl WebRtcVad {
         length: Option<i64>,
     ) -> PyResult<bool> {
         let b = Buf::get(buf, "buf")?;
-        let (samples, have): (Vec<i16>, usize);
-        let frame: &[i16] = match b.elem {
-            Elem::I16 => {
-                let s = b.i16s();
-                have = s.len();
-                s
-            }
-            Elem::Bytes => {
-                let bytes = b.bytes();
-                have = bytes.len() / 2;
-                if cfg!(target_endian = "little") && (bytes.as_ptr() as usize).is_multiple_of(2) {
-                    // SAFETY: 2-aligned, `have` whole samples, any bit pattern is an i16.
-                    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const i16, have) }
-                } else {
-                    samples = bytes
-                        .chunks_exact(2)
-                        .map(|p| i16::from_le_bytes([p[0], p[1]]))
-                        .collect();
-                    &samples
-                }
-            }
-            _ => return Err(b.wrong("buf", "PCM16 bytes or an int16 array")),
-        };
+        // Like py-webrtcvad, an odd trailing byte is ignored (whole samples only).
+        let pcm = b.pcm("buf")?;
+        let mut scratch = Vec::new();
+        let frame = pcm.samples(&mut scratch);
+        let have = frame.len();
         let n = match length {
             Some(l) if l != 0 => l,
             _ => have as i64,
@@ -164,12 +146,9 @@ impl Vad {
         let p = b.whole_pcm("x")?;
         let mut scratch = Vec::new();
         let s = p.samples(&mut scratch);
-        let arr = crate::pcm::new_array::<bool>(py, s.len() / self.inner.frame_samples());
-        // SAFETY: fresh array, only this slice touches it.
-        let out = unsafe { crate::pcm::slice_mut(&arr) };
+        let n = s.len() / self.inner.frame_samples();
         let inner = &mut self.inner;
-        crate::buffer::run(py, s.len() * 2, || inner.classify(s, out)).py()?;
-        Ok(arr)
+        crate::pcm::fill_array(py, n, s.len() * 2, |out| inner.classify(s, out))
     }
 
     /// Samples per frame.

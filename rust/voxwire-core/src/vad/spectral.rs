@@ -59,7 +59,11 @@ pub struct SpectralVad {
     /// previous sub-windows (a ring of N_SUB), and the last clean-speech power estimate.
     psm: Vec<f32>,
     cur_min: Vec<f32>,
-    mins: Vec<Vec<f32>>,
+    /// Minima of the last N_SUB sub-windows, `nb` each, as a ring (`n_mins` filled, the
+    /// next written at `next_min`).
+    mins: Vec<f32>,
+    n_mins: usize,
+    next_min: usize,
     prev_a2: Vec<f32>,
     a_dd: f32,
     alpha_s: f32,
@@ -111,7 +115,9 @@ impl SpectralVad {
             buf: vec![0.0; win],
             psm: vec![0.0; nb],
             cur_min: vec![0.0; nb],
-            mins: Vec::with_capacity(N_SUB),
+            mins: vec![0.0; N_SUB * nb],
+            n_mins: 0,
+            next_min: 0,
             prev_a2: vec![0.0; nb],
             a_dd: per10(A_DD_10MS),
             alpha_s: per10(ALPHA_S_10MS),
@@ -175,8 +181,8 @@ impl SpectralVad {
                 self.cur_min[j].min(self.psm[j])
             };
             let mut m = self.cur_min[j];
-            for mn in &self.mins {
-                m = m.min(mn[j]);
+            for k in 0..self.n_mins {
+                m = m.min(self.mins[k * nb + j]);
             }
             let noise = (BIAS * m).max(self.noise_floor);
             let gamma = (p / noise).min(1e4);
@@ -189,10 +195,10 @@ impl SpectralVad {
         }
         self.frame_no += 1;
         if self.frame_no.is_multiple_of(self.sub_frames) {
-            if self.mins.len() == N_SUB {
-                self.mins.remove(0);
-            }
-            self.mins.push(self.cur_min.clone());
+            let at = self.next_min * nb;
+            self.mins[at..at + nb].copy_from_slice(&self.cur_min);
+            self.next_min = (self.next_min + 1) % N_SUB;
+            self.n_mins = (self.n_mins + 1).min(N_SUB);
             self.cur_min.copy_from_slice(&self.psm);
         }
         // Capped before smoothing: during speech the ratio reaches tens, and smoothing such a
