@@ -16,6 +16,8 @@ from voxwire import errors, g711, webrtcvad
 from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
+    InputPipeline,
+    OutputPipeline,
     Resampler,
     SpeechStarted,
     SpeechStopped,
@@ -33,6 +35,8 @@ from voxwire._voxwire import (
 
 __all__ = [
     "Framer",
+    "InputPipeline",
+    "OutputPipeline",
     "Resampler",
     "SpeechStarted",
     "SpeechStopped",

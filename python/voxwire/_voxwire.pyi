@@ -8,6 +8,8 @@ from typing_extensions import Buffer
 
 __all__ = [
     "Framer",
+    "InputPipeline",
+    "OutputPipeline",
     "Resampler",
     "SpeechStarted",
     "SpeechStopped",
@@ -228,3 +230,99 @@ class TurnDetector:
     @property
     def position_ms(self) -> int:
         """Milliseconds of audio processed."""
+
+@final
+class InputPipeline:
+    """Inbound hot path in one call per message: decode, resample, frame, VAD, turns."""
+
+    def __new__(
+        cls,
+        in_rate: int = 24000,
+        encoding: str = "base64",
+        format: str = "pcm16",
+        vad_rate: int = 16000,
+        engine: str = "spectral",
+        mode: int = 3,
+        frame_ms: int = 10,
+        quality: str = "hq",
+        threshold: float = 0.5,
+        prefix_padding_ms: int = 300,
+        silence_duration_ms: int = 500,
+        start_secs: float = 0.0,
+        min_volume: float = 0.0,
+        turn_detection: bool = True,
+        max_buffer_ms: int = 900000,
+    ) -> InputPipeline: ...
+    def push(self, chunk: str | _In) -> list[SpeechStarted | SpeechStopped]:
+        """Push one message's audio; return the turn events it causes."""
+
+    def audio(self, start_ms: int, end_ms: int) -> npt.NDArray[np.int16]:
+        """Buffered input from ``start_ms`` to ``end_ms`` on the timeline (a copy)."""
+
+    def discard_until(self, ms: int) -> None:
+        """Drop buffered input before ``ms``."""
+
+    def buffered(self) -> tuple[int, npt.NDArray[np.int16]]:
+        """Everything buffered: ``(start_ms, samples)``."""
+
+    def clear_buffer(self) -> None:
+        """Drop everything buffered."""
+
+    def last_utterance(self) -> npt.NDArray[np.int16]:
+        """The last finished turn's audio at ``vad_rate``."""
+
+    def reset(self) -> None:
+        """Start over."""
+
+    @property
+    def buffered_ms(self) -> int:
+        """Milliseconds of input buffered."""
+
+    @property
+    def position_ms(self) -> int:
+        """Milliseconds of input received."""
+
+    @property
+    def level_db(self) -> float:
+        """RMS level of the last message in dBFS."""
+
+    @property
+    def speaking(self) -> bool:
+        """Whether a turn is in progress."""
+
+    @property
+    def in_rate(self) -> int:
+        """Input sample rate."""
+
+    @property
+    def vad_rate(self) -> int:
+        """VAD sample rate."""
+
+@final
+class OutputPipeline:
+    """Outbound path in one call per chunk: resample, then encode."""
+
+    def __new__(
+        cls,
+        in_rate: int = 24000,
+        out_rate: int = 24000,
+        encoding: str = "base64",
+        format: str = "pcm16",
+        quality: str = "hq",
+    ) -> OutputPipeline: ...
+    def push(self, x: _In) -> str | bytes:
+        """Resample and encode; base64 ``str`` or raw ``bytes`` per ``encoding``."""
+
+    def flush(self) -> str | bytes:
+        """The resampler's tail, encoded; starts a new stream."""
+
+    def reset(self) -> None:
+        """Forget the stream."""
+
+    @property
+    def in_rate(self) -> int:
+        """Input sample rate."""
+
+    @property
+    def out_rate(self) -> int:
+        """Output sample rate."""

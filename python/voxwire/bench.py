@@ -9,6 +9,7 @@ machine drift hits both alike, and reports the median time per call and the rati
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import statistics
 import sys
@@ -191,6 +192,7 @@ def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
     cases += _resampler_cases(x, size)
     if size == "20 ms":
         cases += _vad_cases(x)
+        cases += _pipeline_cases()
     if size == "20 ms":
         framer = voxwire.Framer(320)
         buf = bytearray()
@@ -272,6 +274,112 @@ def _vad_cases(x24: npt.NDArray[np.int16]) -> list[Case]:
                 target,
             )
         )
+    return cases
+
+
+def _talk(seconds: float, rate: int) -> npt.NDArray[np.int16]:
+    """A stream of turns: 1 s of a voiced sound, then 1 s of a quiet noise floor, repeated.
+
+    The voiced part is a pitch-gliding harmonic sound, so the VAD and turn detection work as
+    they would on a call.
+    """
+    rng = np.random.default_rng(1)
+    t = np.arange(int(rate * seconds)) / rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * 4000
+    on = (t % 2.0) < 1.0
+    x = np.where(on, voiced, 0.0) + rng.standard_normal(len(t)) * 40
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def _cycle(items: list[Any]) -> Callable[[], Any]:
+    """A function returning the next item of ``items`` on each call, round and round."""
+    it = itertools.cycle(items)
+    return lambda: next(it)
+
+
+def _pipeline_cases() -> list[Case]:
+    """The fused pipelines against the same steps composed from the peers, per 20 ms chunk."""
+    try:
+        import pybase64
+        import soxr
+        import webrtcvad
+    except ImportError:
+        return []
+    x24 = _talk(20.0, 24000)
+    msgs = [base64.b64encode(x24[i : i + 480].tobytes()).decode() for i in range(0, len(x24), 480)]
+
+    def peer_input() -> Callable[[], object]:
+        rs = soxr.ResampleStream(24000, 16000, 1, dtype="int16", quality="HQ")
+        vad = webrtcvad.Vad(3)
+        pending = np.zeros(0, dtype=np.int16)
+        nxt = _cycle(msgs)
+
+        def step() -> object:
+            nonlocal pending
+            pcm = np.frombuffer(pybase64.b64decode(nxt()), dtype="<i2")
+            pending = np.concatenate((pending, rs.resample_chunk(pcm)))
+            speech = []
+            while len(pending) >= 320:  # 20 ms frames at 16 kHz
+                speech.append(vad.is_speech(pending[:320].tobytes(), 16000))
+                pending = pending[320:]
+            rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
+            return speech, rms
+
+        return step
+
+    def ours_input(**kw: Any) -> Callable[[], object]:
+        p = voxwire.InputPipeline(**kw)
+        nxt = _cycle(msgs)
+
+        def step() -> object:
+            return p.push(nxt()), p.level_db
+
+        return step
+
+    peer = "pybase64 + soxr HQ stream + webrtcvad (20 ms) + numpy RMS"
+    cases: list[Case] = [
+        (
+            "InputPipeline 24k b64 (defaults: spectral VAD, turns)",
+            "20 ms",
+            peer,
+            ours_input(),
+            peer_input(),
+            10.0,
+        ),
+        (
+            'InputPipeline 24k b64 (engine="webrtc", turns)',
+            "20 ms",
+            peer,
+            ours_input(engine="webrtc"),
+            peer_input(),
+            10.0,
+        ),
+    ]
+    x16 = voxwire.resample(x24, 24000, 16000)
+    chunks16 = [x16[i : i + 320] for i in range(0, len(x16), 320)]
+
+    def peer_output() -> Callable[[], object]:
+        rs = soxr.ResampleStream(16000, 24000, 1, dtype="int16", quality="HQ")
+        nxt = _cycle(chunks16)
+        return lambda: pybase64.b64encode_as_string(rs.resample_chunk(nxt()).tobytes())
+
+    def ours_output() -> Callable[[], object]:
+        p = voxwire.OutputPipeline(16000, 24000)
+        nxt = _cycle(chunks16)
+        return lambda: p.push(nxt())
+
+    cases.append(
+        (
+            "OutputPipeline 16k -> 24k b64 (hq)",
+            "20 ms",
+            "soxr HQ stream + pybase64.b64encode_as_string",
+            ours_output(),
+            peer_output(),
+            5.0,
+        )
+    )
     return cases
 
 

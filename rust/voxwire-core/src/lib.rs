@@ -14,6 +14,7 @@ pub mod g711;
 mod g711_avx2;
 
 pub mod pcm;
+pub mod pipeline;
 pub mod resample;
 pub mod vad;
 

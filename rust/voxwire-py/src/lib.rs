@@ -6,6 +6,7 @@ mod buffer;
 mod errors;
 mod framer;
 mod pcm;
+mod pipeline;
 mod resample;
 mod vad;
 
@@ -18,6 +19,7 @@ fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     resample::register(m)?;
     vad::register(m)?;
     vad::register_turn(m)?;
+    pipeline::register(m)?;
     m.add_class::<framer::Framer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

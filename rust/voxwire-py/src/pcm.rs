@@ -28,7 +28,7 @@ pub unsafe fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) ->
 /// A new `bytes` object of `len` bytes that `fill` writes in full. Unlike
 /// `PyBytes::new_with`, the memory is not zeroed first (7.7 MB of zeroing is 15-30% of a
 /// two-minute base64 encode).
-fn new_bytes<'py>(
+pub fn new_bytes<'py>(
     py: Python<'py>,
     len: usize,
     fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> PyResult<()>,

@@ -277,32 +277,13 @@ impl TurnDetector {
 
     /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
     fn push<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
-        use voxwire_core::vad::turn::TurnEvent;
         let b = Buf::get(x, "x")?;
         let p = b.whole_pcm("x")?;
         let mut scratch = Vec::new();
         let s = p.samples(&mut scratch);
         let mut events = Vec::new();
         self.inner.push(s, &mut events).py()?;
-        events
-            .into_iter()
-            .map(|e| match e {
-                TurnEvent::SpeechStarted { audio_start_ms } => {
-                    Ok(Py::new(py, SpeechStarted { audio_start_ms })?.into_any())
-                }
-                TurnEvent::SpeechStopped {
-                    audio_end_ms,
-                    emitted_at_ms,
-                } => Ok(Py::new(
-                    py,
-                    SpeechStopped {
-                        audio_end_ms,
-                        emitted_at_ms,
-                    },
-                )?
-                .into_any()),
-            })
-            .collect()
+        events_to_py(py, &events)
     }
 
     /// The audio of the last finished turn (a copy), int16.
@@ -326,6 +307,33 @@ impl TurnDetector {
     fn reset(&mut self) -> PyResult<()> {
         self.inner.reset().py()
     }
+}
+
+/// Turn events as Python objects.
+pub fn events_to_py(
+    py: Python<'_>,
+    events: &[voxwire_core::vad::turn::TurnEvent],
+) -> PyResult<Vec<Py<PyAny>>> {
+    use voxwire_core::vad::turn::TurnEvent;
+    events
+        .iter()
+        .map(|e| match *e {
+            TurnEvent::SpeechStarted { audio_start_ms } => {
+                Ok(Py::new(py, SpeechStarted { audio_start_ms })?.into_any())
+            }
+            TurnEvent::SpeechStopped {
+                audio_end_ms,
+                emitted_at_ms,
+            } => Ok(Py::new(
+                py,
+                SpeechStopped {
+                    audio_end_ms,
+                    emitted_at_ms,
+                },
+            )?
+            .into_any()),
+        })
+        .collect()
 }
 
 pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {

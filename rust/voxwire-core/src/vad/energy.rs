@@ -42,7 +42,13 @@ impl EnergyVad {
         if frame.is_empty() {
             return -120.0;
         }
-        let ms = frame.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / frame.len() as f64;
+        // Exact integer sum of squares (vectorises); 2^30 per sample leaves room for 2^33
+        // samples.
+        let sq: i64 = frame
+            .iter()
+            .map(|&s| i64::from(i32::from(s) * i32::from(s)))
+            .sum();
+        let ms = sq as f64 / frame.len() as f64;
         (10.0 * (ms / (32768.0 * 32768.0) + 1e-12).log10()) as f32
     }
 

@@ -64,6 +64,13 @@ pub struct SpectralVad {
     mins: Vec<f32>,
     n_mins: usize,
     next_min: usize,
+    /// Per band bin, the least of the ring's minima (+inf while the ring is empty).
+    ring_min: Vec<f32>,
+    /// This frame's band power (padding stays FLOOR), and 1/0 weights of real/padding bins.
+    power: Vec<f32>,
+    weight: Vec<f32>,
+    term: Vec<f32>,
+    n_real: usize,
     prev_a2: Vec<f32>,
     a_dd: f32,
     alpha_s: f32,
@@ -101,7 +108,9 @@ impl SpectralVad {
             .collect();
         let frame_s = hop as f32 / rate as f32;
         let per10 = |a: f32| a.powf(frame_s / 0.01);
-        let nb = k1 - k0;
+        // Per-bin state is padded to whole lanes of 8; `weight` is 1 for real bins, 0 for
+        // the padding.
+        let nb = (k1 - k0).div_ceil(8) * 8;
         SpectralVad {
             hop,
             win,
@@ -118,6 +127,11 @@ impl SpectralVad {
             mins: vec![0.0; N_SUB * nb],
             n_mins: 0,
             next_min: 0,
+            ring_min: vec![f32::INFINITY; nb],
+            power: vec![FLOOR; nb],
+            term: vec![0.0; nb],
+            weight: (0..nb).map(|j| f32::from(u8::from(j < k1 - k0))).collect(),
+            n_real: k1 - k0,
             prev_a2: vec![0.0; nb],
             a_dd: per10(A_DD_10MS),
             alpha_s: per10(ALPHA_S_10MS),
@@ -166,33 +180,56 @@ impl SpectralVad {
         // or little more, and a bin can sit near zero by chance: a minimum taken then would
         // be the noise estimate for 1.5 s. So the minimum only starts after that.
         let settling = self.frame_no < self.settle_frames;
-        let mut sum = 0.0f32;
-        for j in 0..nb {
-            let c = self.spec[self.k0 + j];
-            let p = c.re * c.re + c.im * c.im + FLOOR;
-            if first {
-                self.psm[j] = p;
-                self.cur_min[j] = p;
-            }
-            self.psm[j] = self.alpha_s * self.psm[j] + (1.0 - self.alpha_s) * p;
-            self.cur_min[j] = if settling {
-                self.psm[j]
-            } else {
-                self.cur_min[j].min(self.psm[j])
-            };
-            let mut m = self.cur_min[j];
-            for k in 0..self.n_mins {
-                m = m.min(self.mins[k * nb + j]);
-            }
-            let noise = (BIAS * m).max(self.noise_floor);
-            let gamma = (p / noise).min(1e4);
-            let xi = (self.a_dd * self.prev_a2[j] / noise
-                + (1.0 - self.a_dd) * (gamma - 1.0).max(0.0))
-            .max(1e-3);
-            sum += gamma * xi / (1.0 + xi) - xi.ln_1p();
-            let g = xi / (1.0 + xi);
-            self.prev_a2[j] = g * g * p;
+        for (pw, c) in self
+            .power
+            .iter_mut()
+            .zip(&self.spec[self.k0..self.k0 + self.n_real])
+        {
+            *pw = c.re * c.re + c.im * c.im + FLOOR;
         }
+        if first {
+            self.psm.copy_from_slice(&self.power);
+            self.cur_min.copy_from_slice(&self.power);
+        }
+        let (alpha_s, a_dd, floor) = (self.alpha_s, self.a_dd, self.noise_floor);
+        // Simple passes over the band (each vectorises), then 8 partial sums.
+        let (psm, cur_min, ring_min) = (&mut self.psm, &mut self.cur_min, &self.ring_min);
+        for (s, &p) in psm.iter_mut().zip(&self.power) {
+            *s = alpha_s * *s + (1.0 - alpha_s) * p;
+        }
+        if settling {
+            cur_min.copy_from_slice(psm);
+        } else {
+            for (c, &s) in cur_min.iter_mut().zip(psm.iter()) {
+                *c = c.min(s);
+            }
+        }
+        // term[j]: bin j's log likelihood ratio, weighted (0 for padding).
+        let term = &mut self.term;
+        for (((((t, &p), &c), &r), prev), &w) in term
+            .iter_mut()
+            .zip(&self.power)
+            .zip(cur_min.iter())
+            .zip(ring_min)
+            .zip(self.prev_a2.iter_mut())
+            .zip(&self.weight)
+        {
+            let noise = (BIAS * c.min(r)).max(floor);
+            let inv = 1.0 / noise;
+            let gamma = (p * inv).min(1e4);
+            let xi = (a_dd * *prev * inv + (1.0 - a_dd) * (gamma - 1.0).max(0.0)).max(1e-3);
+            let g = xi / (1.0 + xi);
+            *t = w * (gamma * g - ln_approx(1.0 + xi));
+            *prev = g * g * p;
+        }
+        let mut acc = [0.0f32; 8];
+        for t8 in term.chunks_exact(8) {
+            let t8: &[f32; 8] = t8.try_into().expect("lane of 8");
+            for l in 0..8 {
+                acc[l] += t8[l];
+            }
+        }
+        let sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         self.frame_no += 1;
         if self.frame_no.is_multiple_of(self.sub_frames) {
             let at = self.next_min * nb;
@@ -200,10 +237,20 @@ impl SpectralVad {
             self.next_min = (self.next_min + 1) % N_SUB;
             self.n_mins = (self.n_mins + 1).min(N_SUB);
             self.cur_min.copy_from_slice(&self.psm);
+            self.ring_min.fill(f32::INFINITY);
+            for k in 0..self.n_mins {
+                for (r, &m) in self
+                    .ring_min
+                    .iter_mut()
+                    .zip(&self.mins[k * nb..(k + 1) * nb])
+                {
+                    *r = r.min(m);
+                }
+            }
         }
         // Capped before smoothing: during speech the ratio reaches tens, and smoothing such a
         // value would hold the decision for 60-70 ms after speech ends.
-        let llr = (sum / nb as f32).clamp(-LLR_CAP, LLR_CAP);
+        let llr = (sum / self.n_real as f32).clamp(-LLR_CAP, LLR_CAP);
         self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
         self.llr_s
     }
@@ -222,8 +269,32 @@ impl SpectralVad {
     }
 }
 
+/// Natural logarithm of `y >= 1` (finite), within 2e-5 absolute: the exponent, plus
+/// `2 atanh(t)` of the mantissa `m` in [1, 2) with `t = (m - 1) / (m + 1)` <= 1/3 as an odd
+/// series to t^7. Unlike `f32::ln` it inlines and vectorises.
+#[inline(always)]
+fn ln_approx(y: f32) -> f32 {
+    let bits = y.to_bits();
+    let e = ((bits >> 23) as i32 - 127) as f32;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let s = t * (2.0 + t2 * (2.0 / 3.0 + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0))));
+    e * std::f32::consts::LN_2 + s
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ln_approx_is_close() {
+        let mut y = 1.0f32;
+        while y < 2e4 {
+            let err = (super::ln_approx(y) - y.ln()).abs();
+            assert!(err < 2e-5, "{y}: {err}");
+            y *= 1.0007;
+        }
+    }
+
     use super::*;
 
     fn noise(n: usize, seed: u64, amp: i64) -> Vec<i16> {

@@ -167,11 +167,14 @@ impl TurnDetector {
                         self.voiced_frames = 0;
                         // The utterance starts with the prefix padding.
                         self.utterance.clear();
+                        // The ring's oldest kept sample is ring_len before ring_at.
                         let n = self.ring.len();
-                        for i in 0..self.ring_len {
-                            self.utterance
-                                .push(self.ring[(self.ring_at + n - self.ring_len + i) % n.max(1)]);
-                        }
+                        let start = (self.ring_at + n - self.ring_len) % n.max(1);
+                        let first = (n - start).min(self.ring_len);
+                        self.utterance
+                            .extend_from_slice(&self.ring[start..start + first]);
+                        self.utterance
+                            .extend_from_slice(&self.ring[..self.ring_len - first]);
                     }
                     self.voiced_frames += 1;
                     self.utterance.extend_from_slice(f);
@@ -220,10 +223,12 @@ impl TurnDetector {
         if n == 0 {
             return;
         }
-        for &s in f {
-            self.ring[self.ring_at] = s;
-            self.ring_at = (self.ring_at + 1) % n;
-        }
+        // Only the last n samples of f can stay; copy them in at most two pieces.
+        let f = &f[f.len().saturating_sub(n)..];
+        let first = (n - self.ring_at).min(f.len());
+        self.ring[self.ring_at..self.ring_at + first].copy_from_slice(&f[..first]);
+        self.ring[..f.len() - first].copy_from_slice(&f[first..]);
+        self.ring_at = (self.ring_at + f.len()) % n;
         self.ring_len = (self.ring_len + f.len()).min(n);
     }
 
