@@ -13,7 +13,74 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
+    s.add_argument("--agent", default="echo", help="'echo' (default) or module:attribute")
+    s.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="accepted API key (repeatable; also VOXWIRE_API_KEYS, comma-separated)",
+    )
+    s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
+    s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
+    s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
+    s.add_argument(
+        "--driver",
+        choices=("asgi", "websockets"),
+        default="asgi",
+        help="uvicorn + Starlette (default) or the plain websockets server",
+    )
     return p
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``voxwire serve``."""
+    import os
+    import sys
+
+    from voxwire.server import ServerConfig
+    from voxwire.session import Limits
+
+    keys = [k for k in args.api_key if k]
+    keys += [k.strip() for k in os.environ.get("VOXWIRE_API_KEYS", "").split(",") if k.strip()]
+    if not keys and args.host not in LOOPBACK:
+        print(
+            f"voxwire serve: no API key configured, so only loopback may be bound, not "
+            f"{args.host}. Pass --api-key (or set VOXWIRE_API_KEYS) to serve other hosts.",
+            file=sys.stderr,
+        )
+        return 2
+    if not keys:
+        print("voxwire serve: no API key configured: serving loopback only, without auth.")
+    cfg = ServerConfig(
+        api_keys=frozenset(keys),
+        agent=args.agent,
+        limits=Limits(idle_timeout_s=args.idle_timeout),
+        max_message_bytes=args.max_message_bytes,
+        vad_engine=args.vad,
+    )
+    if args.driver == "websockets":
+        import asyncio
+
+        from voxwire.server import serve_websockets
+
+        async def run() -> None:
+            server = await serve_websockets(cfg, args.host, args.port)
+            port = next(iter(server.sockets)).getsockname()[1]
+            print(f"voxwire: ws://{args.host}:{port}/v1/realtime (websockets driver)", flush=True)
+            await server.serve_forever()
+
+        asyncio.run(run())
+        return 0
+    from voxwire.server import serve as serve_asgi
+
+    serve_asgi(cfg, args.host, args.port)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from voxwire import bench
 
         return bench.main(quick=args.quick, json_path=args.json)
+    if args.command == "serve":
+        return serve(args)
     raise AssertionError(args.command)  # argparse only lets known commands through
 
 

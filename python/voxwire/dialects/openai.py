@@ -1,0 +1,599 @@
+"""The OpenAI Realtime dialect (seed 002), GA and beta shapes.
+
+A pure codec: :meth:`OpenAIDialect.decode` turns one client message into an intent,
+:meth:`OpenAIDialect.encode` turns one fact into the JSON text to send (or ``None`` when the
+fact has no form in this shape). GA names and session shape are the default; ``beta=True``
+(chosen by the server when the client sends ``OpenAI-Beta: realtime=v1``) gives the beta names
+(``response.audio.delta``, ``response.text.delta``, ``conversation.item.created``) and the flat
+beta session (``input_audio_format``, ``turn_detection``, ``modalities``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from voxwire.session import events as ev
+
+_CLIENT_TYPES = (
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "response.create",
+    "response.cancel",
+)
+
+_GA_FORMATS: dict[str, ev.AudioFormat] = {
+    "audio/pcm": "pcm16",
+    "audio/pcmu": "g711_ulaw",
+    "audio/pcma": "g711_alaw",
+}
+_GA_FORMAT_OF: dict[str, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+_BETA_FORMATS = ("pcm16", "g711_ulaw", "g711_alaw")
+
+
+class Invalid(Exception):
+    """A decode failure: becomes a BadMessage with this code, message and param."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+
+
+def _event_id() -> str:
+    return "event_" + secrets.token_hex(10)
+
+
+def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``d[key]``, which must be present and of ``kind``."""
+    if key not in d:
+        raise Invalid("missing_required_parameter", f"Missing required parameter: '{path}'.", path)
+    v = d[key]
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, float, (int, float))):
+        raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+    return v
+
+
+def _opt(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+    """``d[key]`` if present (and of ``kind``), else None."""
+    if key not in d or d[key] is None:
+        return None
+    return _get(d, key, kind, path)
+
+
+class OpenAIDialect:
+    """Codec for the OpenAI Realtime API; ``beta`` selects the beta names and shapes."""
+
+    name = "openai"
+
+    def __init__(self, beta: bool = False) -> None:
+        self.beta = beta
+
+    # ----------------------------------------------------------------------------------
+    # decode
+
+    def decode(self, message: str | bytes) -> ev.Intent:
+        """One client message as an intent (a :class:`BadMessage` if it is not valid)."""
+        if isinstance(message, bytes):
+            return ev.BadMessage(
+                None,
+                "invalid_event",
+                "Expected a text WebSocket message; binary frames are not supported.",
+            )
+        try:
+            obj = json.loads(message)
+        except (ValueError, RecursionError) as e:
+            return ev.BadMessage(
+                None, "invalid_json", f"Invalid event: failed to parse JSON value. {e}"
+            )
+        if not isinstance(obj, dict):
+            return ev.BadMessage(None, "invalid_json", "Invalid event: expected a JSON object.")
+        eid = obj.get("event_id")
+        eid = eid if isinstance(eid, str) else None
+        try:
+            return self._decode(obj, eid)
+        except Invalid as e:
+            return ev.BadMessage(eid, e.code, e.message, e.param)
+
+    def _decode(self, o: dict[str, Any], eid: str | None) -> ev.Intent:
+        t = _get(o, "type", str, "type")
+        if t == "input_audio_buffer.append":
+            audio = _get(o, "audio", str, "audio")
+            return ev.AppendAudio(eid, audio)
+        if t == "input_audio_buffer.commit":
+            return ev.CommitAudio(eid)
+        if t == "input_audio_buffer.clear":
+            return ev.ClearAudio(eid)
+        if t == "session.update":
+            return self._session_update(_get(o, "session", dict, "session"), eid)
+        if t == "conversation.item.create":
+            return self._item_create(o, eid)
+        if t == "conversation.item.truncate":
+            return ev.TruncateItem(
+                eid,
+                _get(o, "item_id", str, "item_id"),
+                _get(o, "content_index", int, "content_index"),
+                _get(o, "audio_end_ms", int, "audio_end_ms"),
+            )
+        if t == "conversation.item.delete":
+            return ev.DeleteItem(eid, _get(o, "item_id", str, "item_id"))
+        if t == "conversation.item.retrieve":
+            return ev.RetrieveItem(eid, _get(o, "item_id", str, "item_id"))
+        if t == "response.create":
+            r = _opt(o, "response", dict, "response") or {}
+            key = "modalities" if self.beta else "output_modalities"
+            mods = _opt(r, key, list, f"response.{key}")
+            instr = _opt(r, "instructions", str, "response.instructions")
+            return ev.CreateResponse(eid, self._modalities(mods, f"response.{key}"), instr)
+        if t == "response.cancel":
+            return ev.CancelResponse(eid, _opt(o, "response_id", str, "response_id"))
+        supported = ", ".join(f"'{c}'" for c in _CLIENT_TYPES[:-1])
+        raise Invalid(
+            "invalid_value",
+            f"Invalid value: '{t}'. Supported values are: {supported}, and '{_CLIENT_TYPES[-1]}'.",
+            "type",
+        )
+
+    def _modalities(self, mods: list[Any] | None, path: str) -> tuple[ev.Modality, ...] | None:
+        if mods is None:
+            return None
+        out: list[ev.Modality] = []
+        for m in mods:
+            if m not in ("text", "audio"):
+                raise Invalid("invalid_value", f"Invalid value in '{path}': {m!r}.", path)
+            out.append(m)
+        if not out:
+            raise Invalid("invalid_value", f"'{path}' must not be empty.", path)
+        if not self.beta and len(set(out)) > 1:
+            raise Invalid(
+                "invalid_value", f"'{path}' takes either ['audio'] or ['text'], not both.", path
+            )
+        return tuple(dict.fromkeys(out))
+
+    def _turn_detection(self, td: Any, path: str) -> ev.TurnDetection | None:
+        if td is None:
+            return None
+        if not isinstance(td, dict):
+            raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+        kind = td.get("type", "server_vad")
+        if kind != "server_vad":
+            raise Invalid(
+                "invalid_value",
+                f"Invalid value: '{kind}'. voxwire supports 'server_vad' (or null).",
+                f"{path}.type",
+            )
+        base = ev.TurnDetection()
+        thr = _opt(td, "threshold", (int, float), f"{path}.threshold")
+        pre = _opt(td, "prefix_padding_ms", int, f"{path}.prefix_padding_ms")
+        sil = _opt(td, "silence_duration_ms", int, f"{path}.silence_duration_ms")
+        if thr is not None and not 0.0 <= thr <= 1.0:
+            raise Invalid("invalid_value", "threshold must be in [0, 1].", f"{path}.threshold")
+        for v, name in ((pre, "prefix_padding_ms"), (sil, "silence_duration_ms")):
+            if v is not None and not 0 <= v <= 10_000:
+                raise Invalid("invalid_value", f"{name} must be in [0, 10000].", f"{path}.{name}")
+        cr = _opt(td, "create_response", bool, f"{path}.create_response")
+        ir = _opt(td, "interrupt_response", bool, f"{path}.interrupt_response")
+        return ev.TurnDetection(
+            threshold=base.threshold if thr is None else float(thr),
+            prefix_padding_ms=base.prefix_padding_ms if pre is None else pre,
+            silence_duration_ms=base.silence_duration_ms if sil is None else sil,
+            create_response=base.create_response if cr is None else cr,
+            interrupt_response=base.interrupt_response if ir is None else ir,
+        )
+
+    def _format(self, f: Any, path: str) -> ev.AudioFormat:
+        if isinstance(f, str) and (self.beta or f in _BETA_FORMATS):
+            if f in _BETA_FORMATS:
+                return f  # type: ignore[return-value]
+        elif isinstance(f, dict):
+            kind = f.get("type")
+            if kind in _GA_FORMATS:
+                rate = f.get("rate", 24000)
+                if kind == "audio/pcm" and rate != 24000:
+                    raise Invalid("invalid_value", "audio/pcm is 24000 Hz only.", f"{path}.rate")
+                return _GA_FORMATS[kind]
+        raise Invalid("invalid_value", f"Invalid audio format at '{path}': {f!r}.", path)
+
+    def _session_update(self, s: dict[str, Any], eid: str | None) -> ev.UpdateSession:
+        kw: dict[str, Any] = {}
+        if "instructions" in s:
+            kw["instructions"] = _get(s, "instructions", str, "session.instructions")
+        if self.beta:
+            if "input_audio_format" in s:
+                kw["input_format"] = self._format(
+                    s["input_audio_format"], "session.input_audio_format"
+                )
+            if "output_audio_format" in s:
+                kw["output_format"] = self._format(
+                    s["output_audio_format"], "session.output_audio_format"
+                )
+            if "turn_detection" in s:
+                kw["turn_detection"] = self._turn_detection(
+                    s["turn_detection"], "session.turn_detection"
+                )
+            if "modalities" in s:
+                kw["modalities"] = self._modalities(
+                    _get(s, "modalities", list, "session.modalities"), "session.modalities"
+                )
+            if "voice" in s:
+                kw["voice"] = _get(s, "voice", str, "session.voice")
+            return ev.UpdateSession(eid, **kw)
+        kind = s.get("type", "realtime")
+        if kind != "realtime":
+            raise Invalid(
+                "invalid_value", f"Invalid value: '{kind}'. Supported: 'realtime'.", "session.type"
+            )
+        if "output_modalities" in s:
+            kw["modalities"] = self._modalities(
+                _get(s, "output_modalities", list, "session.output_modalities"),
+                "session.output_modalities",
+            )
+        audio = _opt(s, "audio", dict, "session.audio") or {}
+        inp = _opt(audio, "input", dict, "session.audio.input") or {}
+        out = _opt(audio, "output", dict, "session.audio.output") or {}
+        if "format" in inp:
+            kw["input_format"] = self._format(inp["format"], "session.audio.input.format")
+        if "turn_detection" in inp:
+            kw["turn_detection"] = self._turn_detection(
+                inp["turn_detection"], "session.audio.input.turn_detection"
+            )
+        if "format" in out:
+            kw["output_format"] = self._format(out["format"], "session.audio.output.format")
+        if "voice" in out:
+            kw["voice"] = _get(out, "voice", str, "session.audio.output.voice")
+        return ev.UpdateSession(eid, **kw)
+
+    def _item_create(self, o: dict[str, Any], eid: str | None) -> ev.CreateItem:
+        it = _get(o, "item", dict, "item")
+        prev = _opt(o, "previous_item_id", str, "previous_item_id")
+        kind = it.get("type", "message")
+        item_id = _opt(it, "id", str, "item.id") or "item_" + secrets.token_hex(10)
+        if kind == "function_call_output":
+            return ev.CreateItem(
+                eid,
+                ev.Item(
+                    item_id,
+                    "function_call_output",
+                    "completed",
+                    call_id=_get(it, "call_id", str, "item.call_id"),
+                    output=_get(it, "output", str, "item.output"),
+                ),
+                prev,
+            )
+        if kind != "message":
+            raise Invalid(
+                "invalid_value",
+                f"Invalid value: '{kind}'. Supported: 'message', 'function_call_output'.",
+                "item.type",
+            )
+        role = _get(it, "role", str, "item.role")
+        if role not in ("user", "assistant", "system"):
+            raise Invalid("invalid_value", f"Invalid value: '{role}'.", "item.role")
+        parts: list[ev.Content] = []
+        audio: list[tuple[int, str]] = []
+        for i, c in enumerate(_get(it, "content", list, "item.content")):
+            path = f"item.content[{i}]"
+            if not isinstance(c, dict):
+                raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+            ct = c.get("type")
+            if ct == "input_text" or (ct in ("text", "output_text") and role == "assistant"):
+                text = _get(c, "text", str, f"{path}.text")
+                parts.append(ev.Content("input_text" if ct == "input_text" else "text", text=text))
+            elif ct == "input_audio":
+                audio.append((i, _get(c, "audio", str, f"{path}.audio")))
+                tr = _opt(c, "transcript", str, f"{path}.transcript")
+                parts.append(ev.Content("input_audio", transcript=tr))
+            else:
+                raise Invalid("invalid_value", f"Invalid content type: {ct!r}.", f"{path}.type")
+        item = ev.Item(item_id, "message", "completed", role, tuple(parts))
+        return ev.CreateItem(eid, item, prev, tuple(audio))
+
+    # ----------------------------------------------------------------------------------
+    # encode
+
+    def _content(self, c: ev.Content, role: str | None) -> dict[str, Any]:
+        t: str = c.type
+        if not self.beta and role == "assistant":
+            t = {"text": "output_text", "audio": "output_audio"}.get(t, t)
+        d: dict[str, Any] = {"type": t}
+        if c.type in ("input_text", "text"):
+            d["text"] = c.text
+        else:
+            d["transcript"] = c.transcript
+        return d
+
+    def _item(self, it: ev.Item) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": it.id, "object": "realtime.item", "type": it.type}
+        d["status"] = it.status
+        if it.type == "message":
+            d["role"] = it.role
+            d["content"] = [self._content(c, it.role) for c in it.content]
+        elif it.type == "function_call":
+            d.update(call_id=it.call_id, name=it.name, arguments=it.arguments)
+        else:
+            d.update(call_id=it.call_id, output=it.output)
+        return d
+
+    def _part(self, c: ev.Content) -> dict[str, Any]:
+        if c.type == "audio":
+            return {"type": "audio", "transcript": c.transcript or ""}
+        return {"type": "text", "text": c.text or ""}
+
+    def session_object(self, s: ev.SessionState) -> dict[str, Any]:
+        """The session as this shape shows it."""
+        td: dict[str, Any] | None = None
+        if s.turn_detection is not None:
+            t = s.turn_detection
+            td = {
+                "type": "server_vad",
+                "threshold": t.threshold,
+                "prefix_padding_ms": t.prefix_padding_ms,
+                "silence_duration_ms": t.silence_duration_ms,
+                "create_response": t.create_response,
+                "interrupt_response": t.interrupt_response,
+            }
+            if not self.beta:
+                td["idle_timeout_ms"] = None
+        if self.beta:
+            return {
+                "id": s.id,
+                "object": "realtime.session",
+                "model": s.model,
+                "modalities": list(s.modalities),
+                "instructions": s.instructions,
+                "voice": s.voice,
+                "input_audio_format": s.input_format,
+                "output_audio_format": s.output_format,
+                "input_audio_transcription": None,
+                "input_audio_noise_reduction": None,
+                "turn_detection": td,
+                "tools": [],
+                "tool_choice": "auto",
+                "temperature": 0.8,
+                "max_response_output_tokens": "inf",
+                "speed": 1.0,
+                "tracing": None,
+            }
+        return {
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": s.id,
+            "model": s.model,
+            "output_modalities": list(s.modalities),
+            "instructions": s.instructions,
+            "tools": [],
+            "tool_choice": "auto",
+            "max_output_tokens": "inf",
+            "tracing": None,
+            "truncation": "auto",
+            "prompt": None,
+            "include": None,
+            "audio": {
+                "input": {
+                    "format": _GA_FORMAT_OF[s.input_format],
+                    "transcription": None,
+                    "noise_reduction": None,
+                    "turn_detection": td,
+                },
+                "output": {
+                    "format": _GA_FORMAT_OF[s.output_format],
+                    "voice": s.voice,
+                    "speed": 1.0,
+                },
+            },
+        }
+
+    def _response(self, r: ev.Response) -> dict[str, Any]:
+        details: dict[str, Any] | None = None
+        if r.status == "cancelled":
+            details = {"type": "cancelled", "reason": r.reason}
+        elif r.status == "failed":
+            details = {
+                "type": "failed",
+                "error": {"type": "server_error", "code": None, "message": r.error},
+            }
+        elif r.status == "incomplete":
+            details = {"type": "incomplete", "reason": r.reason}
+        usage: dict[str, Any] | None = None
+        if r.status != "in_progress":
+            usage = {
+                "total_tokens": r.input_tokens + r.output_tokens,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "input_token_details": {"text_tokens": r.input_tokens, "audio_tokens": 0},
+                "output_token_details": {"text_tokens": r.output_tokens, "audio_tokens": 0},
+            }
+            if not self.beta:
+                usage["input_token_details"].update(
+                    image_tokens=0,
+                    cached_tokens=0,
+                    cached_tokens_details={"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+                )
+            else:
+                usage["input_token_details"]["cached_tokens"] = 0
+        d: dict[str, Any] = {
+            "object": "realtime.response",
+            "id": r.id,
+            "status": r.status,
+            "status_details": details,
+            "output": [self._item(i) for i in r.output],
+            "conversation_id": "conv_default",
+            "max_output_tokens": "inf",
+            "usage": usage,
+            "metadata": None,
+        }
+        if self.beta:
+            d.update(
+                modalities=list(r.modalities),
+                voice=r.voice,
+                output_audio_format=r.output_format,
+                temperature=0.8,
+            )
+        else:
+            d.update(
+                output_modalities=list(r.modalities),
+                audio={"output": {"format": _GA_FORMAT_OF[r.output_format], "voice": r.voice}},
+            )
+        return d
+
+    def _names(self, fact: ev.Fact) -> str | None:
+        b = self.beta
+        match fact:
+            case ev.SessionCreated():
+                return "session.created"
+            case ev.SessionUpdated():
+                return "session.updated"
+            case ev.SpeechStarted():
+                return "input_audio_buffer.speech_started"
+            case ev.SpeechStopped():
+                return "input_audio_buffer.speech_stopped"
+            case ev.AudioCommitted():
+                return "input_audio_buffer.committed"
+            case ev.AudioCleared():
+                return "input_audio_buffer.cleared"
+            case ev.ItemAdded():
+                return "conversation.item.created" if b else "conversation.item.added"
+            case ev.ItemDone():
+                return None if b else "conversation.item.done"
+            case ev.ItemRetrieved():
+                return "conversation.item.retrieved"
+            case ev.ItemDeleted():
+                return "conversation.item.deleted"
+            case ev.ItemTruncated():
+                return "conversation.item.truncated"
+            case ev.ResponseCreated():
+                return "response.created"
+            case ev.OutputItemAdded():
+                return "response.output_item.added"
+            case ev.OutputItemDone():
+                return "response.output_item.done"
+            case ev.ContentPartAdded():
+                return "response.content_part.added"
+            case ev.ContentPartDone():
+                return "response.content_part.done"
+            case ev.TextDelta():
+                return "response.text.delta" if b else "response.output_text.delta"
+            case ev.TextDone():
+                return "response.text.done" if b else "response.output_text.done"
+            case ev.AudioDelta():
+                return "response.audio.delta" if b else "response.output_audio.delta"
+            case ev.AudioDone():
+                return "response.audio.done" if b else "response.output_audio.done"
+            case ev.TranscriptDelta():
+                return (
+                    "response.audio_transcript.delta"
+                    if b
+                    else "response.output_audio_transcript.delta"
+                )
+            case ev.TranscriptDone():
+                return (
+                    "response.audio_transcript.done"
+                    if b
+                    else "response.output_audio_transcript.done"
+                )
+            case ev.FunctionCallArgumentsDone():
+                return "response.function_call_arguments.done"
+            case ev.ResponseDone():
+                return "response.done"
+            case ev.RateLimitsUpdated():
+                return "rate_limits.updated"
+            case ev.Error():
+                return "error"
+        return None
+
+    def encode(self, fact: ev.Fact) -> str | None:
+        """The JSON text of ``fact``, or None if this shape has no such event."""
+        name = self._names(fact)
+        if name is None:
+            return None
+        d: dict[str, Any] = {"type": name, "event_id": _event_id()}
+        match fact:
+            case ev.SessionCreated(session=s) | ev.SessionUpdated(session=s):
+                d["session"] = self.session_object(s)
+            case ev.SpeechStarted():
+                d.update(audio_start_ms=fact.audio_start_ms, item_id=fact.item_id)
+            case ev.SpeechStopped():
+                d.update(audio_end_ms=fact.audio_end_ms, item_id=fact.item_id)
+            case ev.AudioCommitted():
+                d.update(previous_item_id=fact.previous_item_id, item_id=fact.item_id)
+            case (
+                ev.ItemAdded(item=it, previous_item_id=p) | ev.ItemDone(item=it, previous_item_id=p)
+            ):
+                d.update(previous_item_id=p, item=self._item(it))
+            case ev.ItemRetrieved():
+                d["item"] = self._item(fact.item)
+            case ev.ItemDeleted():
+                d["item_id"] = fact.item_id
+            case ev.ItemTruncated():
+                d.update(
+                    item_id=fact.item_id,
+                    content_index=fact.content_index,
+                    audio_end_ms=fact.audio_end_ms,
+                )
+            case ev.ResponseCreated(response=r) | ev.ResponseDone(response=r):
+                d["response"] = self._response(r)
+            case ev.OutputItemAdded() | ev.OutputItemDone():
+                d.update(
+                    response_id=fact.response_id,
+                    output_index=fact.output_index,
+                    item=self._item(fact.item),
+                )
+            case ev.PartFact():
+                d.update(
+                    response_id=fact.response_id,
+                    item_id=fact.item_id,
+                    output_index=fact.output_index,
+                    content_index=fact.content_index,
+                )
+                match fact:
+                    case ev.ContentPartAdded() | ev.ContentPartDone():
+                        d["part"] = self._part(fact.part)
+                    case (
+                        ev.TextDelta(delta=x) | ev.TranscriptDelta(delta=x) | ev.AudioDelta(delta=x)
+                    ):
+                        d["delta"] = x
+                    case ev.TextDone():
+                        d["text"] = fact.text
+                    case ev.TranscriptDone():
+                        d["transcript"] = fact.transcript
+            case ev.FunctionCallArgumentsDone():
+                d.update(
+                    response_id=fact.response_id,
+                    item_id=fact.item_id,
+                    output_index=fact.output_index,
+                    call_id=fact.call_id,
+                    name=fact.name,
+                    arguments=fact.arguments,
+                )
+            case ev.RateLimitsUpdated():
+                d["rate_limits"] = [
+                    {
+                        "name": r.name,
+                        "limit": r.limit,
+                        "remaining": r.remaining,
+                        "reset_seconds": r.reset_seconds,
+                    }
+                    for r in fact.rate_limits
+                ]
+            case ev.Error():
+                d["error"] = {
+                    "type": fact.type,
+                    "code": fact.code,
+                    "message": fact.message,
+                    "param": fact.param,
+                    "event_id": fact.event_id,
+                }
+        return json.dumps(d, separators=(",", ":"))
+
+
+__all__ = ["Invalid", "OpenAIDialect"]

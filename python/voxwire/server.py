@@ -1,0 +1,428 @@
+"""Drivers of the session engine: an ASGI app (Starlette) and a plain websockets server.
+
+Both run :func:`run_session`, which moves messages between a transport and a
+:class:`voxwire.session.Session`, runs the agent of each response as a task (cancelled on
+barge-in), and keeps memory bounded: outgoing messages wait in one ordered queue, and while
+it holds ``max_send_queue`` messages neither the agent nor the reader goes on (a slow client
+slows its own session down instead of growing the server).
+
+Wire limits (documented answers):
+
+- a message over ``max_message_bytes`` (1 MiB by default): close code 1009 (message too big);
+- no client message for ``Limits.idle_timeout_s`` while no response runs: an ``error`` event
+  with code ``session_idle_timeout``, then close code 1000;
+- server shutdown: close code 1012 (service restart) from uvicorn, or 1001 (going away) from
+  the websockets driver;
+- a missing or wrong API key: HTTP 401 at the handshake (403 where the ASGI server cannot send
+  a denial response); no session starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from voxwire import agents
+from voxwire.dialects import OpenAIDialect
+from voxwire.session import Limits, Phase, Session
+from voxwire.session import events as ev
+
+log = logging.getLogger("voxwire.server")
+
+#: Subprotocol prefix browsers use to carry the key (they cannot set headers).
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+
+
+class Transport(Protocol):
+    """A message-oriented connection, as :func:`run_session` needs it."""
+
+    async def recv(self) -> str | bytes | None:
+        """The next message, or None once the client has gone."""
+        ...
+
+    async def send(self, text: str) -> None:
+        """Send one text message."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with a close frame."""
+        ...
+
+
+@dataclass
+class ServerConfig:
+    """What a voxwire server needs to know."""
+
+    #: Accepted API keys; empty means no authentication (loopback only, see ``voxwire serve``).
+    api_keys: frozenset[str] = frozenset()
+    #: The agent: a name for :func:`voxwire.agents.load_agent`, or an agent object.
+    agent: str | agents.Agent = "echo"
+    limits: Limits = field(default_factory=Limits)
+    max_message_bytes: int = 1 << 20
+    max_send_queue: int = 256
+    vad_engine: str = "spectral"
+    model: str = "voxwire-echo"
+
+    def make_agent(self) -> agents.Agent:
+        """The agent object."""
+        return agents.load_agent(self.agent) if isinstance(self.agent, str) else self.agent
+
+
+def authenticate(
+    keys: Iterable[str],
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    subprotocols: Iterable[str],
+) -> bool:
+    """Whether the handshake carries an accepted key.
+
+    Keys come as ``Authorization: Bearer <key>``, ``?api_key=<key>``, or the subprotocol
+    ``openai-insecure-api-key.<key>``. With no keys configured everything is accepted.
+    """
+    keys = list(keys)
+    if not keys:
+        return True
+    offered: list[str] = []
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        offered.append(auth[7:].strip())
+    if "api_key" in query:
+        offered.append(query["api_key"])
+    offered += [p[len(KEY_SUBPROTOCOL) :] for p in subprotocols if p.startswith(KEY_SUBPROTOCOL)]
+    # Constant-time comparisons, all of them (no early exit on the first match).
+    ok = False
+    for o in offered:
+        for k in keys:
+            ok |= hmac.compare_digest(o.encode(), k.encode())
+    return ok
+
+
+def wants_beta(headers: Mapping[str, str], subprotocols: Iterable[str]) -> bool:
+    """Whether the client asked for the beta shape (``OpenAI-Beta: realtime=v1``)."""
+    beta = headers.get("openai-beta", "").replace(" ", "")
+    return "realtime=v1" in beta.split(",") or BETA_SUBPROTOCOL in subprotocols
+
+
+def answer_subprotocol(subprotocols: Iterable[str]) -> str | None:
+    """The subprotocol to accept: ``realtime`` when offered (browsers), else none."""
+    return "realtime" if "realtime" in subprotocols else None
+
+
+async def run_session(
+    transport: Transport,
+    session: Session,
+    agent: agents.Agent,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    max_send_queue: int = 256,
+) -> None:
+    """Drive ``session`` over ``transport`` until either side closes."""
+    out: deque[str | ev.Close] = deque()
+    wake = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    def pump() -> None:
+        out.extend(session.messages_to_send())
+        for e in session.events():
+            if isinstance(e, ev.StartResponse):
+                tasks[e.response_id] = asyncio.create_task(run_agent(e))
+            elif isinstance(e, ev.StopResponse):
+                t = tasks.pop(e.response_id, None)
+                if t is not None and t is not asyncio.current_task():
+                    t.cancel()
+            elif isinstance(e, ev.Close):
+                out.append(e)
+        if out:
+            wake.set()
+        if len(out) >= max_send_queue:
+            room.clear()
+
+    async def sender() -> None:
+        while True:
+            while not out:
+                wake.clear()
+                await wake.wait()
+            item = out.popleft()
+            if len(out) <= max_send_queue // 2:
+                room.set()
+            if isinstance(item, ev.Close):
+                await transport.close(item.code, item.reason)
+                return
+            await transport.send(item)
+
+    async def run_agent(req: ev.StartResponse) -> None:
+        rid = req.response_id
+        try:
+            async for o in agent.respond(req.turn):
+                now = clock()
+                if isinstance(o, agents.TextDelta):
+                    session.agent_text(rid, o.text, now)
+                elif isinstance(o, agents.AudioChunk):
+                    session.agent_audio(rid, o.pcm, o.sample_rate, now)
+                elif isinstance(o, agents.ToolCall):
+                    session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
+                elif isinstance(o, agents.Notice):
+                    session.agent_notice(rid, o.code, o.message, now)
+                pump()
+                if session.response_id != rid:
+                    return
+                await room.wait()  # backpressure from a slow client
+            session.agent_done(rid, clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("agent failed in response %s", rid)
+            session.agent_failed(rid, f"{type(e).__name__}: {e}", clock())
+        finally:
+            tasks.pop(rid, None)
+        pump()
+
+    send_task = asyncio.create_task(sender())
+    pump()  # session.created
+    try:
+        while session.phase is not Phase.CLOSED and not send_task.done():
+            await room.wait()
+            deadline = session.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - clock())
+            try:
+                msg = await asyncio.wait_for(transport.recv(), timeout)
+            except TimeoutError:
+                session.tick(clock())
+                pump()
+                continue
+            if msg is None:
+                break
+            session.receive(msg, clock())
+            pump()
+    finally:
+        for t in list(tasks.values()):
+            t.cancel()
+        if session.phase is Phase.CLOSED and not send_task.done():
+            # Let the close frame (and what precedes it) go out.
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(send_task), 5.0)
+        send_task.cancel()
+        with contextlib.suppress(BaseException):
+            await send_task
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+# --------------------------------------------------------------------------------------
+# ASGI (Starlette)
+
+
+class _StarletteTransport:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def recv(self) -> str | bytes | None:
+        m = await self.ws.receive()
+        if m["type"] == "websocket.disconnect":
+            return None
+        text: str | None = m.get("text")
+        data: bytes | None = m.get("bytes")
+        return text if text is not None else data
+
+    async def send(self, text: str) -> None:
+        await self.ws.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+
+def create_app(config: ServerConfig | None = None) -> Any:
+    """The ASGI app.
+
+    WebSocket ``/v1/realtime`` (also ``/realtime``), ``GET /healthz`` and
+    ``GET /v1/models``. Mount it in a FastAPI/Starlette app, or serve it with uvicorn (use
+    ``ws="websockets"`` and ``ws_max_size=config.max_message_bytes``).
+    """
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    cfg = config or ServerConfig()
+    agent = cfg.make_agent()
+    live: set[Session] = set()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "sessions": len(live)})
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": cfg.model, "object": "model", "owned_by": "voxwire"}],
+            }
+        )
+
+    async def realtime(ws: WebSocket) -> None:
+        headers = {k.lower(): v for k, v in ws.headers.items()}
+        protos = list(ws.scope.get("subprotocols", []))
+        if not authenticate(cfg.api_keys, headers, dict(ws.query_params), protos):
+            body = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                    "message": "Incorrect or missing API key.",
+                }
+            }
+            if "websocket.http.response" in ws.scope.get("extensions", {}):
+                await ws.send_denial_response(JSONResponse(body, status_code=401))
+            else:
+                await ws.close(code=1008)  # before accept: the server answers HTTP 403
+            return
+        await ws.accept(subprotocol=answer_subprotocol(protos))
+        session = Session(
+            OpenAIDialect(beta=wants_beta(headers, protos)),
+            now=time.monotonic(),
+            model=ws.query_params.get("model", cfg.model),
+            limits=cfg.limits,
+            vad_engine=cfg.vad_engine,
+        )
+        live.add(session)
+        try:
+            await run_session(
+                _StarletteTransport(ws), session, agent, max_send_queue=cfg.max_send_queue
+            )
+        finally:
+            live.discard(session)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/v1/models", models),
+            WebSocketRoute("/v1/realtime", realtime),
+            WebSocketRoute("/realtime", realtime),
+        ]
+    )
+    app.state.config = cfg
+    app.state.sessions = live
+    return app
+
+
+def serve(
+    config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kw: Any
+) -> None:
+    """Serve the ASGI app with uvicorn and its websockets implementation (blocks)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        ws="websockets",
+        ws_max_size=config.max_message_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        log_level=uvicorn_kw.pop("log_level", "info"),
+        **uvicorn_kw,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Plain websockets (no ASGI)
+
+
+class _WebsocketsTransport:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def recv(self) -> str | bytes | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            msg: str | bytes = await self.ws.recv()
+        except ConnectionClosed:
+            return None
+        return msg
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+
+async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> Any:
+    """A websockets (asyncio) server speaking the same protocol at ``/v1/realtime``.
+
+    For those who want no ASGI. Returns the started ``websockets`` Server (``async with`` it, or
+    ``close()`` it: open sessions get close code 1001).
+    """
+    from http import HTTPStatus
+    from urllib.parse import parse_qsl, urlsplit
+
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+    from websockets.typing import Subprotocol
+
+    agent = config.make_agent()
+
+    def protos(req: Request) -> list[str]:
+        raw = req.headers.get_all("Sec-WebSocket-Protocol")
+        return [p.strip() for h in raw for p in h.split(",") if p.strip()]
+
+    def check(conn: ServerConnection, req: Request) -> Response | None:
+        url = urlsplit(req.path)
+        if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
+            return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        headers = {k.lower(): v for k, v in req.headers.raw_items()}
+        if not authenticate(config.api_keys, headers, dict(parse_qsl(url.query)), protos(req)):
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "Incorrect or missing API key.\n")
+        return None
+
+    def select(conn: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        return Subprotocol("realtime") if answer_subprotocol(offered) else None
+
+    async def handler(conn: ServerConnection) -> None:
+        req = conn.request
+        assert req is not None
+        headers = {k.lower(): v for k, v in req.headers.raw_items()}
+        url = urlsplit(req.path)
+        session = Session(
+            OpenAIDialect(beta=wants_beta(headers, protos(req))),
+            now=time.monotonic(),
+            model=dict(parse_qsl(url.query)).get("model", config.model),
+            limits=config.limits,
+            vad_engine=config.vad_engine,
+        )
+        await run_session(
+            _WebsocketsTransport(conn), session, agent, max_send_queue=config.max_send_queue
+        )
+
+    return await serve(
+        handler,
+        host,
+        port,
+        process_request=check,
+        select_subprotocol=select,
+        max_size=config.max_message_bytes,
+        compression=None,
+    )
+
+
+__all__ = [
+    "ServerConfig",
+    "Transport",
+    "answer_subprotocol",
+    "authenticate",
+    "create_app",
+    "run_session",
+    "serve",
+    "serve_websockets",
+    "wants_beta",
+]

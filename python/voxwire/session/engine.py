@@ -1,0 +1,762 @@
+"""The sans-I/O session engine: one per connection, no sockets, no tasks, no clock of its own.
+
+The transport feeds it what the client sent (:meth:`Session.receive`) and what the agent
+produced (:meth:`Session.agent_text`, :meth:`Session.agent_audio`, ...), with the time;
+it reads back the wire messages to send (:meth:`Session.messages_to_send`) and the events
+(:meth:`Session.events`): facts, and requests for the driver (start or stop an agent
+response, close the connection). :meth:`Session.next_deadline` and :meth:`Session.tick`
+handle the idle timeout.
+
+Audio goes through the Rust core: each ``input_audio_buffer.append`` is one
+:class:`voxwire.InputPipeline` call (base64 or G.711 decode, resampling to the VAD rate,
+VAD, turn detection); agent audio goes out through a :class:`voxwire.OutputPipeline`
+(resampling to the wire rate, encoding).
+
+Nothing raises out of :meth:`receive` or the agent methods: bad input becomes an ``error``
+fact and the session goes on. The response lifecycle is the table ``TRANSITIONS`` below.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+from voxwire.errors import VoxwireError
+from voxwire.session import events as ev
+
+if TYPE_CHECKING:
+    from voxwire.dialects import Dialect
+
+log = logging.getLogger("voxwire.session")
+
+
+class Phase(Enum):
+    """Where the session's response lifecycle is."""
+
+    IDLE = "idle"
+    RESPONDING = "responding"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-session limits."""
+
+    #: Close the session after this long without a client message (while no response runs).
+    idle_timeout_s: float = 300.0
+    #: Most uncommitted input audio kept (server VAD commits turns, so this bounds a manual
+    #: buffer or one endless turn).
+    max_buffer_ms: int = 15 * 60 * 1000
+    #: Most conversation items kept; the oldest go first.
+    max_items: int = 512
+    #: Responses per minute, reported in ``rate_limits.updated`` and enforced.
+    responses_per_minute: int = 600
+    #: Longest piece of output audio in one delta event.
+    max_delta_ms: int = 200
+
+
+@dataclass
+class _ItemRec:
+    item: ev.Item
+    audio: npt.NDArray[np.int16] | None = None
+    audio_rate: int = 0
+    #: Output audio sent for an assistant item, in ms.
+    audio_ms: float = 0.0
+
+
+@dataclass
+class _Resp:
+    id: str
+    modalities: tuple[ev.Modality, ...]
+    instructions: str
+    item_id: str
+    output_index: int = 0
+    text: list[str] = field(default_factory=list)
+    out: voxwire.OutputPipeline | None = None
+    out_rate_in: int = 0
+    audio_samples: int = 0
+    outputs: list[ev.Item] = field(default_factory=list)
+    notices: int = 0
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class Session:
+    """One client's session, driven by the caller (see the module docstring).
+
+    ``dialect`` is the wire codec (e.g. :class:`voxwire.dialects.OpenAIDialect`);
+    ``model`` is what ``session.model`` reports; ``vad_engine`` picks the VAD of the input
+    pipeline. ``now`` is the caller's clock in seconds (any monotonic origin).
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        now: float = 0.0,
+        model: str = "voxwire-echo",
+        limits: Limits | None = None,
+        vad_engine: str = "spectral",
+    ) -> None:
+        self.dialect = dialect
+        self.limits = limits or Limits()
+        self.vad_engine = vad_engine
+        self.state = ev.SessionState(id=_new_id("sess"), model=model)
+        self.phase = Phase.IDLE
+        self._outbox: list[str] = []
+        self._events: list[ev.Event] = []
+        self._items: list[_ItemRec] = []
+        self._resp: _Resp | None = None
+        self._speech_item: str | None = None
+        self._speech_start_ms = 0
+        self._offset_ms = 0
+        self._last_activity = now
+        self._now = now
+        self._response_times: deque[float] = deque()
+        self._pipeline = self._make_pipeline()
+        self._emit(ev.SessionCreated(self.state))
+
+    # ----------------------------------------------------------------------------------
+    # The driver's interface
+
+    def receive(self, message: str | bytes, now: float) -> None:
+        """Handle one client message (never raises)."""
+        if self.phase is Phase.CLOSED:
+            return
+        self._last_activity = self._now = now
+        intent = self.dialect.decode(message)
+        self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
+
+    def tick(self, now: float) -> None:
+        """Let time pass: closes the session once it has been idle too long."""
+        self._now = now
+        if self.phase is Phase.IDLE and now - self._last_activity >= self.limits.idle_timeout_s:
+            self._emit(
+                ev.Error(
+                    "invalid_request_error",
+                    "session_idle_timeout",
+                    f"No client message for {self.limits.idle_timeout_s:g} s; closing.",
+                )
+            )
+            self._close(1000, "idle timeout")
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (None: nothing pending)."""
+        if self.phase is not Phase.IDLE:
+            return None
+        return self._last_activity + self.limits.idle_timeout_s
+
+    def messages_to_send(self) -> list[str]:
+        """Wire messages produced since the last call, in order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def events(self) -> list[ev.Event]:
+        """Facts and driver requests produced since the last call, in order."""
+        out, self._events = self._events, []
+        return out
+
+    def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """End the session from the server side (e.g. graceful shutdown)."""
+        if self.phase is not Phase.CLOSED:
+            if self._resp is not None:
+                self._finish("cancelled", reason="client_cancelled")
+            self._close(code, reason)
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the user is in the middle of a turn (server VAD)."""
+        return self._pipeline.speaking
+
+    @property
+    def response_id(self) -> str | None:
+        """The response in progress, if any."""
+        return self._resp.id if self._resp else None
+
+    # ----------------------------------------------------------------------------------
+    # The agent's interface (the driver forwards what the agent yields)
+
+    def agent_text(self, response_id: str, text: str, now: float) -> None:
+        """A text delta of the response (the transcript, in audio responses)."""
+        r = self._live(response_id, now)
+        if r is None or not text:
+            return
+        r.text.append(text)
+        part = self._part_fact_args(r)
+        if "audio" in r.modalities:
+            self._emit(ev.TranscriptDelta(*part, delta=text))
+        else:
+            self._emit(ev.TextDelta(*part, delta=text))
+
+    def agent_audio(
+        self, response_id: str, pcm: npt.NDArray[np.int16], sample_rate: int, now: float
+    ) -> None:
+        """Audio of the response (int16 at ``sample_rate``).
+
+        Sent as deltas in the session's output format; ignored in text responses.
+        """
+        r = self._live(response_id, now)
+        if r is None or "audio" not in r.modalities:
+            return
+        self._guard(lambda: self._audio_out(r, pcm, sample_rate), None)
+
+    def agent_tool_call(
+        self, response_id: str, name: str, arguments: str, call_id: str, now: float
+    ) -> None:
+        """The agent calls a tool: a ``function_call`` output item."""
+        r = self._live(response_id, now)
+        if r is None:
+            return
+        idx = len(r.outputs) + 1
+        item = ev.Item(
+            _new_id("item"),
+            "function_call",
+            "completed",
+            call_id=call_id,
+            name=name,
+            arguments=arguments,
+        )
+        prev = self._items[-1].item.id if self._items else None
+        self._add_item(_ItemRec(item))
+        self._emit(ev.OutputItemAdded(r.id, idx, replace(item, status="in_progress")))
+        self._emit(ev.ItemAdded(item, prev))
+        self._emit(ev.FunctionCallArgumentsDone(r.id, item.id, idx, call_id, name, arguments))
+        self._emit(ev.ItemDone(item, prev))
+        self._emit(ev.OutputItemDone(r.id, idx, item))
+        r.outputs.append(item)
+
+    def agent_notice(self, response_id: str, code: str, message: str, now: float) -> None:
+        """Something the agent wants the client told.
+
+        It goes out as a non-fatal error event (for example: audio is unavailable).
+        """
+        if self._live(response_id, now) is None:
+            return
+        self._emit(ev.Error("server_error", code, message))
+
+    def agent_done(self, response_id: str, now: float) -> None:
+        """The agent finished the response."""
+        if self._live(response_id, now) is not None:
+            self._guard(lambda: self._finish("completed"), None)
+
+    def agent_failed(self, response_id: str, message: str, now: float) -> None:
+        """The agent failed; the response ends as ``failed``."""
+        if self._live(response_id, now) is not None:
+            self._finish("failed", error=message)
+
+    # ----------------------------------------------------------------------------------
+    # Internals
+
+    def _guard(self, fn: Callable[[], None], event_id: str | None) -> None:
+        try:
+            fn()
+        except Exception as e:  # the engine's promise: nothing raises out of it
+            log.exception("session %s: internal error", self.state.id)
+            self._emit(
+                ev.Error(
+                    "server_error",
+                    None,
+                    f"The server had an error while processing your request: {e}",
+                    None,
+                    event_id,
+                )
+            )
+
+    def _emit(self, e: ev.Event) -> None:
+        self._events.append(e)
+        if isinstance(e, ev.Fact):
+            wire = self.dialect.encode(e)
+            if wire is not None:
+                self._outbox.append(wire)
+
+    def _error(self, code: str | None, message: str, param: str | None, eid: str | None) -> None:
+        self._emit(ev.Error("invalid_request_error", code, message, param, eid))
+
+    def _close(self, code: int, reason: str) -> None:
+        self.phase = Phase.CLOSED
+        self._emit(ev.Close(code, reason))
+
+    def _make_pipeline(self) -> voxwire.InputPipeline:
+        td = self.state.turn_detection
+        fmt = self.state.input_format
+        rate = ev.FORMAT_RATE[fmt]
+        return voxwire.InputPipeline(
+            in_rate=rate,
+            encoding="base64",
+            format=fmt,
+            vad_rate=16000 if rate > 8000 else 8000,
+            engine=self.vad_engine,
+            threshold=td.threshold if td else 0.5,
+            prefix_padding_ms=td.prefix_padding_ms if td else 300,
+            silence_duration_ms=td.silence_duration_ms if td else 500,
+            turn_detection=td is not None,
+            max_buffer_ms=self.limits.max_buffer_ms,
+        )
+
+    def _dispatch(self, intent: ev.Intent, now: float) -> None:
+        handler = TRANSITIONS.get((self.phase, type(intent))) or TRANSITIONS.get(
+            (None, type(intent))
+        )
+        if handler is None:  # pragma: no cover - every intent type has an entry
+            raise AssertionError(f"no transition for {self.phase} {type(intent).__name__}")
+        handler(self, intent, now)
+
+    # -- intents ---------------------------------------------------------------------
+
+    def _on_bad(self, i: ev.BadMessage, now: float) -> None:
+        self._error(i.code, i.message, i.param, i.event_id)
+
+    def _on_update(self, i: ev.UpdateSession, now: float) -> None:
+        changes = {
+            k: getattr(i, k)
+            for k in (
+                "input_format",
+                "output_format",
+                "turn_detection",
+                "modalities",
+                "instructions",
+                "voice",
+            )
+            if getattr(i, k) is not ev.UNSET
+        }
+        old = self.state
+        self.state = replace(old, **changes)
+        if (old.input_format, old.turn_detection) != (
+            self.state.input_format,
+            self.state.turn_detection,
+        ):
+            # A new pipeline for the new format or VAD settings; the timeline goes on.
+            self._offset_ms += self._pipeline.position_ms
+            self._pipeline = self._make_pipeline()
+            self._speech_item = None
+        self._emit(ev.SessionUpdated(self.state))
+
+    def _on_append(self, i: ev.AppendAudio, now: float) -> None:
+        if not i.audio:
+            self._error(
+                "invalid_value",
+                "Invalid 'audio'. Expected base64-encoded audio bytes but got empty bytes.",
+                "audio",
+                i.event_id,
+            )
+            return
+        try:
+            turns = self._pipeline.push(i.audio)
+        except VoxwireError as e:
+            fmt = self.state.input_format
+            code = "input_audio_buffer_full" if "at most" in str(e) else "invalid_value"
+            self._error(
+                code,
+                f"Invalid 'audio'. Expected base64-encoded {fmt} audio "
+                f"({ev.FORMAT_RATE[fmt]} Hz mono) but got an invalid value: {e}",
+                "audio",
+                i.event_id,
+            )
+            return
+        for t in turns:
+            if isinstance(t, voxwire.SpeechStarted):
+                self._speech_started(t.audio_start_ms, now)
+            else:
+                self._speech_stopped(t.audio_end_ms, t.emitted_at_ms, now)
+
+    def _speech_started(self, start_ms: int, now: float) -> None:
+        td = self.state.turn_detection
+        assert td is not None
+        self._speech_item = _new_id("item")
+        self._speech_start_ms = max(0, start_ms - td.prefix_padding_ms)
+        self._emit(ev.SpeechStarted(self._offset_ms + self._speech_start_ms, self._speech_item))
+        if self._resp is not None and td.interrupt_response:
+            self._finish("cancelled", reason="turn_detected")
+
+    def _speech_stopped(self, end_ms: int, emitted_ms: int, now: float) -> None:
+        td = self.state.turn_detection
+        assert td is not None
+        item_id = self._speech_item or _new_id("item")
+        self._speech_item = None
+        self._emit(ev.SpeechStopped(self._offset_ms + emitted_ms, item_id))
+        audio = self._pipeline.audio(self._speech_start_ms, emitted_ms)
+        self._pipeline.discard_until(emitted_ms)
+        self._commit(item_id, audio, None)
+        if td.create_response:
+            if self._resp is None:
+                self._start_response(None, None, None, now)
+            else:
+                self._error(
+                    "conversation_already_has_active_response",
+                    "Conversation already has an active response in progress: "
+                    f"{self._resp.id}. Wait until the response is finished before creating "
+                    "a new one.",
+                    None,
+                    None,
+                )
+
+    def _commit(self, item_id: str, audio: npt.NDArray[np.int16], eid: str | None) -> None:
+        prev = self._items[-1].item.id if self._items else None
+        item = ev.Item(item_id, "message", "completed", "user", (ev.Content("input_audio"),))
+        rate = ev.FORMAT_RATE[self.state.input_format]
+        self._add_item(_ItemRec(item, audio=audio.copy(), audio_rate=rate))
+        self._emit(ev.AudioCommitted(item_id, prev))
+        self._emit(ev.ItemAdded(item, prev))
+        self._emit(ev.ItemDone(item, prev))
+
+    def _on_commit(self, i: ev.CommitAudio, now: float) -> None:
+        _, audio = self._pipeline.buffered()
+        ms = len(audio) * 1000 / ev.FORMAT_RATE[self.state.input_format]
+        if ms < 100:
+            self._error(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                None,
+                i.event_id,
+            )
+            return
+        self._pipeline.clear_buffer()
+        item_id = self._speech_item or _new_id("item")
+        self._speech_item = None
+        self._commit(item_id, audio, i.event_id)
+
+    def _on_clear(self, i: ev.ClearAudio, now: float) -> None:
+        self._pipeline.clear_buffer()
+        self._emit(ev.AudioCleared())
+
+    def _add_item(self, rec: _ItemRec, after: str | None = None) -> None:
+        if after is None:
+            self._items.append(rec)
+        elif after == "root":
+            self._items.insert(0, rec)
+        else:
+            at = next(k for k, r in enumerate(self._items) if r.item.id == after)
+            self._items.insert(at + 1, rec)
+        while len(self._items) > self.limits.max_items:
+            self._items.pop(0)
+
+    def _find(self, item_id: str) -> _ItemRec | None:
+        return next((r for r in self._items if r.item.id == item_id), None)
+
+    def _on_create_item(self, i: ev.CreateItem, now: float) -> None:
+        if self._find(i.item.id) is not None:
+            self._error(
+                "item_id_already_exists",
+                f"Item with id '{i.item.id}' already exists.",
+                "item.id",
+                i.event_id,
+            )
+            return
+        prev = i.previous_item_id
+        if prev not in (None, "root") and self._find(prev) is None:
+            self._error(
+                "invalid_value",
+                f"Item with id '{prev}' not found.",
+                "previous_item_id",
+                i.event_id,
+            )
+            return
+        rec = _ItemRec(i.item)
+        for idx, b64 in i.audio:
+            try:
+                pcm = voxwire.b64decode_pcm16(b64)
+            except VoxwireError as e:
+                self._error(
+                    "invalid_value",
+                    "Invalid 'audio'. Expected base64-encoded audio bytes (mono PCM16 at "
+                    f"24kHz) but got an invalid value: {e}",
+                    f"item.content[{idx}].audio",
+                    i.event_id,
+                )
+                return
+            rec.audio = pcm if rec.audio is None else np.concatenate((rec.audio, pcm))
+            rec.audio_rate = 24000
+        if prev is None:
+            before = self._items[-1].item.id if self._items else None
+        elif prev == "root":
+            before = None
+        else:
+            before = prev
+        self._add_item(rec, prev)
+        self._emit(ev.ItemAdded(i.item, before))
+        self._emit(ev.ItemDone(i.item, before))
+
+    def _on_truncate(self, i: ev.TruncateItem, now: float) -> None:
+        rec = self._find(i.item_id)
+        if rec is None:
+            self._error(
+                "item_truncate_invalid_item_id",
+                f"Item with item_id not found: {i.item_id}",
+                "item_id",
+                i.event_id,
+            )
+            return
+        it = rec.item
+        if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
+            self._error(None, "Only model output audio messages can be truncated", None, i.event_id)
+            return
+        if i.content_index != 0 or i.audio_end_ms < 0:
+            self._error(
+                "invalid_value",
+                "Invalid content_index or audio_end_ms.",
+                "audio_end_ms",
+                i.event_id,
+            )
+            return
+        if i.audio_end_ms > rec.audio_ms + 0.5:
+            self._error(
+                "invalid_value",
+                f"Audio content of {rec.audio_ms:.0f}ms is already shorter than {i.audio_end_ms}ms",
+                "audio_end_ms",
+                i.event_id,
+            )
+            return
+        rec.audio_ms = float(i.audio_end_ms)
+        # The transcript no longer matches what the user heard: dropped, as OpenAI does.
+        rec.item = replace(it, content=tuple(replace(c, transcript=None) for c in it.content))
+        self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
+
+    def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
+        rec = self._find(i.item_id)
+        if rec is None:
+            self._error(
+                "item_delete_invalid_item_id",
+                f"Error deleting item: the item with id '{i.item_id}' does not exist.",
+                "item_id",
+                i.event_id,
+            )
+            return
+        self._items.remove(rec)
+        self._emit(ev.ItemDeleted(i.item_id))
+
+    def _on_retrieve(self, i: ev.RetrieveItem, now: float) -> None:
+        rec = self._find(i.item_id)
+        if rec is None:
+            self._error(
+                "item_retrieve_invalid_item_id",
+                f"Error retrieving item: the item with id '{i.item_id}' does not exist.",
+                "item_id",
+                i.event_id,
+            )
+            return
+        self._emit(ev.ItemRetrieved(rec.item))
+
+    def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
+        self._start_response(i.modalities, i.instructions, i.event_id, now)
+
+    def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
+        assert self._resp is not None
+        self._error(
+            "conversation_already_has_active_response",
+            f"Conversation already has an active response in progress: {self._resp.id}. "
+            "Wait until the response is finished before creating a new one.",
+            None,
+            i.event_id,
+        )
+
+    def _on_cancel(self, i: ev.CancelResponse, now: float) -> None:
+        assert self._resp is not None
+        if i.response_id is not None and i.response_id != self._resp.id:
+            self._error(
+                "response_cancel_not_active",
+                f"Cancellation failed: no active response found with id {i.response_id}",
+                "response_id",
+                i.event_id,
+            )
+            return
+        self._finish("cancelled", reason="client_cancelled")
+
+    def _on_cancel_idle(self, i: ev.CancelResponse, now: float) -> None:
+        self._error(
+            "response_cancel_not_active",
+            "Cancellation failed: no active response found",
+            None,
+            i.event_id,
+        )
+
+    # -- responses -------------------------------------------------------------------
+
+    def _start_response(
+        self,
+        modalities: tuple[ev.Modality, ...] | None,
+        instructions: str | None,
+        eid: str | None,
+        now: float,
+    ) -> None:
+        t = now
+        window = self._response_times
+        while window and t - window[0] > 60.0:
+            window.popleft()
+        if len(window) >= self.limits.responses_per_minute:
+            self._error(
+                "rate_limit_exceeded",
+                f"More than {self.limits.responses_per_minute} responses in a minute.",
+                None,
+                eid,
+            )
+            return
+        window.append(t)
+        mods = modalities or self.state.modalities
+        r = _Resp(
+            _new_id("resp"),
+            mods,
+            self.state.instructions if instructions is None else instructions,
+            _new_id("item"),
+        )
+        self._resp = r
+        self.phase = Phase.RESPONDING
+        self._emit(ev.ResponseCreated(self._response_view(r, "in_progress")))
+        prev = self._items[-1].item.id if self._items else None
+        part = (
+            ev.Content("audio", transcript="") if "audio" in mods else ev.Content("text", text="")
+        )
+        item = ev.Item(r.item_id, "message", "in_progress", "assistant", ())
+        self._add_item(_ItemRec(item))
+        self._emit(ev.OutputItemAdded(r.id, 0, item))
+        self._emit(ev.ItemAdded(item, prev))
+        self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
+        self._emit(ev.StartResponse(r.id, self._turn(r)))
+
+    def _turn(self, r: _Resp) -> ev.UserTurn:
+        for rec in reversed(self._items):
+            it = rec.item
+            if it.role != "user":
+                continue
+            text = " ".join(c.text for c in it.content if c.type == "input_text" and c.text)
+            transcript = " ".join(c.transcript for c in it.content if c.transcript) or None
+            return ev.UserTurn(
+                it.id,
+                text or None,
+                rec.audio,
+                rec.audio_rate or ev.FORMAT_RATE[self.state.input_format],
+                transcript,
+                r.modalities,
+                r.instructions,
+            )
+        return ev.UserTurn(None, None, None, 24000, None, r.modalities, r.instructions)
+
+    def _live(self, response_id: str, now: float | None = None) -> _Resp | None:
+        if now is not None:
+            self._now = now
+        r = self._resp
+        return (
+            r if r is not None and r.id == response_id and self.phase is Phase.RESPONDING else None
+        )
+
+    def _part_fact_args(self, r: _Resp) -> tuple[str, str, int, int]:
+        return (r.id, r.item_id, r.output_index, 0)
+
+    def _audio_out(self, r: _Resp, pcm: npt.NDArray[np.int16], rate: int) -> None:
+        fmt = self.state.output_format
+        out_rate = ev.FORMAT_RATE[fmt]
+        if r.out is None or r.out_rate_in != rate:
+            if r.out is not None:
+                self._send_audio(r, r.out.flush())
+            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt)
+            r.out_rate_in = rate
+        step = max(1, rate * self.limits.max_delta_ms // 1000)
+        for k in range(0, len(pcm), step):
+            self._send_audio(r, r.out.push(pcm[k : k + step]))
+
+    def _send_audio(self, r: _Resp, delta: str | bytes) -> None:
+        if not delta:
+            return
+        assert isinstance(delta, str)
+        fmt = self.state.output_format
+        # base64 of n bytes is 4 * ceil(n / 3) characters.
+        n_bytes = len(delta) * 3 // 4 - delta[-2:].count("=")
+        r.audio_samples += n_bytes // (2 if fmt == "pcm16" else 1)
+        self._emit(ev.AudioDelta(*self._part_fact_args(r), delta=delta))
+
+    def _response_view(self, r: _Resp, status: Any, **kw: Any) -> ev.Response:
+        return ev.Response(
+            r.id,
+            status,
+            r.modalities,
+            self.state.output_format,
+            self.state.voice,
+            output=tuple(r.outputs),
+            **kw,
+        )
+
+    def _finish(self, status: str, reason: str | None = None, error: str | None = None) -> None:
+        r = self._resp
+        assert r is not None
+        done_ok = status == "completed"
+        part_args = self._part_fact_args(r)
+        text = "".join(r.text)
+        if "audio" in r.modalities:
+            if r.out is not None and done_ok:
+                self._send_audio(r, r.out.flush())
+            self._emit(ev.AudioDone(*part_args))
+            self._emit(ev.TranscriptDone(*part_args, transcript=text))
+            part = ev.Content("audio", transcript=text)
+        else:
+            self._emit(ev.TextDone(*part_args, text=text))
+            part = ev.Content("text", text=text)
+        self._emit(ev.ContentPartDone(*part_args, part=part))
+        rec = self._find(r.item_id)
+        item = ev.Item(
+            r.item_id, "message", "completed" if done_ok else "incomplete", "assistant", (part,)
+        )
+        prev = None
+        if rec is not None:
+            rec.item = item
+            out_rate = ev.FORMAT_RATE[self.state.output_format]
+            rec.audio_ms = r.audio_samples * 1000 / out_rate
+            k = self._items.index(rec)
+            prev = self._items[k - 1].item.id if k > 0 else None
+        self._emit(ev.ItemDone(item, prev))
+        self._emit(ev.OutputItemDone(r.id, 0, item))
+        r.outputs.insert(0, item)
+        self._resp = None
+        self.phase = Phase.IDLE
+        self._emit(ev.StopResponse(r.id))
+        words = len(text.split())
+        self._emit(
+            ev.ResponseDone(
+                self._response_view(r, status, reason=reason, error=error, output_tokens=words)
+            )
+        )
+        t = self._now
+        window = self._response_times
+        self._emit(
+            ev.RateLimitsUpdated(
+                (
+                    ev.RateLimit(
+                        "requests",
+                        self.limits.responses_per_minute,
+                        max(0, self.limits.responses_per_minute - len(window)),
+                        round(max(0.0, 60.0 - (t - window[0])) if window else 0.0, 3),
+                    ),
+                )
+            )
+        )
+
+
+_Handler = Callable[[Session, Any, float], None]
+
+#: The session's transitions in one place: (phase, intent type) -> handler; a ``None``
+#: phase is any phase that has no entry of its own. CLOSED sessions ignore everything.
+TRANSITIONS: dict[tuple[Phase | None, type[ev.Intent]], _Handler] = {
+    (None, ev.BadMessage): Session._on_bad,
+    (None, ev.UpdateSession): Session._on_update,
+    (None, ev.AppendAudio): Session._on_append,
+    (None, ev.CommitAudio): Session._on_commit,
+    (None, ev.ClearAudio): Session._on_clear,
+    (None, ev.CreateItem): Session._on_create_item,
+    (None, ev.TruncateItem): Session._on_truncate,
+    (None, ev.DeleteItem): Session._on_delete,
+    (None, ev.RetrieveItem): Session._on_retrieve,
+    (Phase.IDLE, ev.CreateResponse): Session._on_respond,
+    (Phase.RESPONDING, ev.CreateResponse): Session._on_respond_busy,
+    (Phase.IDLE, ev.CancelResponse): Session._on_cancel_idle,
+    (Phase.RESPONDING, ev.CancelResponse): Session._on_cancel,
+}

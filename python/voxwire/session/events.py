@@ -1,0 +1,491 @@
+"""The session engine's event model: one vocabulary for every dialect.
+
+Three kinds of frozen dataclasses:
+
+- **Intents** (client -> engine): what a client asked for, decoded from its wire format by a
+  dialect (:class:`UpdateSession`, :class:`AppendAudio`, :class:`CommitAudio`, ...). A
+  message that cannot be decoded becomes a :class:`BadMessage`.
+- **Facts** (engine -> client): what happened, encoded to the wire by the dialect
+  (:class:`SessionCreated`, :class:`SpeechStarted`, :class:`AudioDelta`,
+  :class:`ResponseDone`, :class:`Error`, ...).
+- **Requests** (engine -> driver): what the transport around the engine must do: start or
+  cancel an agent response, close the connection.
+
+``Session.events()`` returns facts and requests in the order they happened.
+docs/session.md maps these to the five seed APIs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+Modality = Literal["text", "audio"]
+
+#: Sample rate of each wire audio format (pcm16 is 24 kHz in the OpenAI dialect).
+FORMAT_RATE: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
+
+
+# --------------------------------------------------------------------------------------
+# Session state
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """Server VAD settings (OpenAI ``server_vad``)."""
+
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+    create_response: bool = True
+    interrupt_response: bool = True
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """The effective session configuration, as ``session.created`` / ``updated`` show it."""
+
+    id: str
+    model: str
+    input_format: AudioFormat = "pcm16"
+    output_format: AudioFormat = "pcm16"
+    turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
+    modalities: tuple[Modality, ...] = ("audio",)
+    instructions: str = ""
+    voice: str = "alloy"
+
+
+#: Marks a setting that an update does not touch.
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
+# --------------------------------------------------------------------------------------
+# Conversation items
+
+
+@dataclass(frozen=True)
+class Content:
+    """One content part.
+
+    ``type`` is ``input_text``, ``input_audio``, ``text`` or ``audio`` (dialects rename, e.g.
+    OpenAI GA calls assistant parts ``output_text``/``output_audio``).
+    """
+
+    type: Literal["input_text", "input_audio", "text", "audio"]
+    text: str | None = None
+    transcript: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A conversation item as clients see it (audio samples stay in the engine)."""
+
+    id: str
+    type: Literal["message", "function_call", "function_call_output"]
+    status: Literal["completed", "in_progress", "incomplete"]
+    role: Literal["user", "assistant", "system"] | None = None
+    content: tuple[Content, ...] = ()
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response as clients see it."""
+
+    id: str
+    status: Literal["in_progress", "completed", "cancelled", "failed", "incomplete"]
+    modalities: tuple[Modality, ...]
+    output_format: AudioFormat
+    voice: str
+    output: tuple[Item, ...] = ()
+    #: ``client_cancelled`` / ``turn_detected`` for cancelled responses.
+    reason: str | None = None
+    error: str | None = None
+    output_tokens: int = 0
+    input_tokens: int = 0
+
+
+# --------------------------------------------------------------------------------------
+# Intents (client -> engine)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Base of the client intents; ``event_id`` is the client's own id, if it sent one."""
+
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class UpdateSession(Intent):
+    """Change session settings; fields left ``UNSET`` keep their value."""
+
+    input_format: AudioFormat | _Unset = UNSET
+    output_format: AudioFormat | _Unset = UNSET
+    turn_detection: TurnDetection | _Unset | None = UNSET
+    modalities: tuple[Modality, ...] | _Unset = UNSET
+    instructions: str | _Unset = UNSET
+    voice: str | _Unset = UNSET
+
+
+@dataclass(frozen=True)
+class AppendAudio(Intent):
+    """Audio for the input buffer, as the client encoded it (base64 text or raw bytes)."""
+
+    audio: str | bytes
+
+
+@dataclass(frozen=True)
+class CommitAudio(Intent):
+    """Turn the input buffer into a user item."""
+
+
+@dataclass(frozen=True)
+class ClearAudio(Intent):
+    """Drop the input buffer."""
+
+
+@dataclass(frozen=True)
+class CreateItem(Intent):
+    """Add an item.
+
+    ``audio`` holds the base64 audio of ``input_audio`` parts (with their part index);
+    ``previous_item_id`` ``None`` appends, ``"root"`` inserts first.
+    """
+
+    item: Item
+    previous_item_id: str | None = None
+    audio: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TruncateItem(Intent):
+    """Cut an assistant audio item at ``audio_end_ms`` (what the client played)."""
+
+    item_id: str
+    content_index: int
+    audio_end_ms: int
+
+
+@dataclass(frozen=True)
+class DeleteItem(Intent):
+    """Remove an item."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class RetrieveItem(Intent):
+    """Ask for an item."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class CreateResponse(Intent):
+    """Ask the agent to answer; unset fields take the session's values."""
+
+    modalities: tuple[Modality, ...] | None = None
+    instructions: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelResponse(Intent):
+    """Cancel the response in progress (or the one named)."""
+
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BadMessage(Intent):
+    """A message the dialect could not decode: becomes an :class:`Error` fact."""
+
+    code: str
+    message: str
+    param: str | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Facts (engine -> client)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Base of the facts the engine tells its client."""
+
+
+@dataclass(frozen=True)
+class SessionCreated(Fact):
+    """The session exists (the first message of every connection)."""
+
+    session: SessionState
+
+
+@dataclass(frozen=True)
+class SessionUpdated(Fact):
+    """The session's settings changed."""
+
+    session: SessionState
+
+
+@dataclass(frozen=True)
+class SpeechStarted(Fact):
+    """Speech began (``audio_start_ms`` includes the prefix padding)."""
+
+    audio_start_ms: int
+    item_id: str
+
+
+@dataclass(frozen=True)
+class SpeechStopped(Fact):
+    """Speech ended (``audio_end_ms`` includes the silence that ended it)."""
+
+    audio_end_ms: int
+    item_id: str
+
+
+@dataclass(frozen=True)
+class AudioCommitted(Fact):
+    """The input buffer became user item ``item_id``."""
+
+    item_id: str
+    previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class AudioCleared(Fact):
+    """The input buffer was dropped."""
+
+
+@dataclass(frozen=True)
+class ItemAdded(Fact):
+    """An item joined the conversation (after ``previous_item_id``)."""
+
+    item: Item
+    previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class ItemDone(Fact):
+    """An item is complete."""
+
+    item: Item
+    previous_item_id: str | None
+
+
+@dataclass(frozen=True)
+class ItemRetrieved(Fact):
+    """An item, as asked for."""
+
+    item: Item
+
+
+@dataclass(frozen=True)
+class ItemDeleted(Fact):
+    """An item left the conversation."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class ItemTruncated(Fact):
+    """An assistant audio item was cut at ``audio_end_ms``."""
+
+    item_id: str
+    content_index: int
+    audio_end_ms: int
+
+
+@dataclass(frozen=True)
+class ResponseCreated(Fact):
+    """A response started."""
+
+    response: Response
+
+
+@dataclass(frozen=True)
+class OutputItemAdded(Fact):
+    """A response added an output item."""
+
+    response_id: str
+    output_index: int
+    item: Item
+
+
+@dataclass(frozen=True)
+class OutputItemDone(Fact):
+    """A response's output item is complete."""
+
+    response_id: str
+    output_index: int
+    item: Item
+
+
+@dataclass(frozen=True)
+class PartFact(Fact):
+    """Base of the facts about one content part of a response's output item."""
+
+    response_id: str
+    item_id: str
+    output_index: int
+    content_index: int
+
+
+@dataclass(frozen=True)
+class ContentPartAdded(PartFact):
+    """A content part of an output item started."""
+
+    part: Content
+
+
+@dataclass(frozen=True)
+class ContentPartDone(PartFact):
+    """A content part of an output item is complete."""
+
+    part: Content
+
+
+@dataclass(frozen=True)
+class TextDelta(PartFact):
+    """A piece of a text answer."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
+class TextDone(PartFact):
+    """The whole text of a text answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TranscriptDelta(PartFact):
+    """A piece of an audio answer's transcript."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
+class TranscriptDone(PartFact):
+    """The whole transcript of an audio answer."""
+
+    transcript: str
+
+
+@dataclass(frozen=True)
+class AudioDelta(PartFact):
+    """Encoded output audio (base64 text in the JSON dialects)."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
+class AudioDone(PartFact):
+    """An audio answer's audio is complete."""
+
+
+@dataclass(frozen=True)
+class FunctionCallArgumentsDone(Fact):
+    """The agent called a tool with these arguments."""
+
+    response_id: str
+    item_id: str
+    output_index: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ResponseDone(Fact):
+    """A response ended: completed, cancelled (with the reason) or failed."""
+
+    response: Response
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One rate limit's state."""
+
+    name: str
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
+@dataclass(frozen=True)
+class RateLimitsUpdated(Fact):
+    """The session's rate limits after a response."""
+
+    rate_limits: tuple[RateLimit, ...]
+
+
+@dataclass(frozen=True)
+class Error(Fact):
+    """A non-fatal error: the session goes on. ``event_id`` is the client event's id."""
+
+    type: Literal["invalid_request_error", "server_error"]
+    code: str | None
+    message: str
+    param: str | None = None
+    event_id: str | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Requests (engine -> driver)
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What an agent answers.
+
+    The latest user input: text, or audio (int16 at ``sample_rate``) with its transcript
+    when an ASR produced one.
+    """
+
+    item_id: str | None
+    text: str | None
+    audio: npt.NDArray[np.int16] | None
+    sample_rate: int
+    transcript: str | None
+    modalities: tuple[Modality, ...]
+    instructions: str
+
+
+@dataclass(frozen=True)
+class StartResponse:
+    """The driver must run the agent on ``turn`` and feed its output back."""
+
+    response_id: str
+    turn: UserTurn
+
+
+@dataclass(frozen=True)
+class StopResponse:
+    """The driver must stop the agent task of ``response_id`` (cancelled or finished)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
+class Close:
+    """The driver must close the connection with ``code`` and ``reason``."""
+
+    code: int
+    reason: str
+
+
+Event = Fact | StartResponse | StopResponse | Close
