@@ -378,6 +378,8 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
 
     def check(conn: ServerConnection, req: Request) -> Response | None:
         url = urlsplit(req.path)
+        if url.path == "/healthz":
+            return conn.respond(HTTPStatus.OK, "ok\n")
         if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         headers = {k.lower(): v for k, v in req.headers.raw_items()}
