@@ -41,6 +41,68 @@ KEY_SUBPROTOCOL = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 
 
+class Metrics:
+    """Server-wide counters and the inbound latency histogram (exposed at ``/metrics``).
+
+    Inbound latency is the time from a client message's arrival in the session loop to the
+    end of its processing (engine, Rust pipeline, and queueing of the events it caused).
+    """
+
+    #: Histogram buckets: 1 us to about 100 s, 5% apart.
+    _RATIO = 1.05
+    _N = 380
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start counting afresh."""
+        self.messages_in = 0
+        self.messages_out = 0
+        self.sessions_started = 0
+        self.buckets = [0] * self._N
+        self.cpu_at_reset = time.process_time()
+        self.wall_at_reset = time.monotonic()
+
+    def observe(self, seconds: float) -> None:
+        """Record one inbound message's processing time."""
+        import math
+
+        us = max(seconds * 1e6, 1.0)
+        k = min(self._N - 1, int(math.log(us) / math.log(self._RATIO)))
+        self.buckets[k] += 1
+        self.messages_in += 1
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of inbound latency in microseconds (upper bucket edge)."""
+        n = sum(self.buckets)
+        if n == 0:
+            return None
+        want, seen = q * n, 0
+        for k, c in enumerate(self.buckets):
+            seen += c
+            if seen >= want:
+                return float(self._RATIO ** (k + 1))
+        return float(self._RATIO**self._N)
+
+    def snapshot(self, sessions: int) -> dict[str, Any]:
+        """Everything, as JSON-ready values."""
+        return {
+            "sessions": sessions,
+            "sessions_started": self.sessions_started,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "inbound_latency_us": {
+                "p50": self.quantile(0.5),
+                "p90": self.quantile(0.9),
+                "p99": self.quantile(0.99),
+                "max": self.quantile(1.0),
+            },
+            "cpu_seconds": time.process_time() - self.cpu_at_reset,
+            "wall_seconds": time.monotonic() - self.wall_at_reset,
+        }
+
+
 class Transport(Protocol):
     """A message-oriented connection, as :func:`run_session` needs it."""
 
@@ -123,6 +185,7 @@ async def run_session(
     *,
     clock: Callable[[], float] = time.monotonic,
     max_send_queue: int = 256,
+    metrics: Metrics | None = None,
 ) -> None:
     """Drive ``session`` over ``transport`` until either side closes."""
     out: deque[str | ev.Close] = deque()
@@ -159,6 +222,8 @@ async def run_session(
                 await transport.close(item.code, item.reason)
                 return
             await transport.send(item)
+            if metrics is not None:
+                metrics.messages_out += 1
 
     async def run_agent(req: ev.StartResponse) -> None:
         rid = req.response_id
@@ -202,8 +267,11 @@ async def run_session(
                 continue
             if msg is None:
                 break
+            t0 = time.perf_counter()
             session.receive(msg, clock())
             pump()
+            if metrics is not None:
+                metrics.observe(time.perf_counter() - t0)
     finally:
         for t in list(tasks.values()):
             t.cancel()
@@ -244,9 +312,11 @@ class _StarletteTransport:
 def create_app(config: ServerConfig | None = None) -> Any:
     """The ASGI app.
 
-    WebSocket ``/v1/realtime`` (also ``/realtime``), ``GET /healthz`` and
-    ``GET /v1/models``. Mount it in a FastAPI/Starlette app, or serve it with uvicorn (use
-    ``ws="websockets"`` and ``ws_max_size=config.max_message_bytes``).
+    WebSocket ``/v1/realtime`` (also ``/realtime``), ``GET /healthz``, ``GET /v1/models``,
+    ``GET /metrics`` (counters, inbound latency quantiles, CPU seconds; ``POST
+    /metrics/reset`` starts afresh; both need a key when keys are configured). Mount it in a
+    FastAPI/Starlette app, or serve it with uvicorn (use ``ws="websockets"`` and
+    ``ws_max_size=config.max_message_bytes``).
     """
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -257,6 +327,22 @@ def create_app(config: ServerConfig | None = None) -> Any:
     cfg = config or ServerConfig()
     agent = cfg.make_agent()
     live: set[Session] = set()
+    metrics = Metrics()
+
+    def authorized(request: Request) -> bool:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return authenticate(cfg.api_keys, headers, dict(request.query_params), [])
+
+    async def get_metrics(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        return JSONResponse(metrics.snapshot(len(live)))
+
+    async def reset_metrics(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        metrics.reset()
+        return JSONResponse(metrics.snapshot(len(live)))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "sessions": len(live)})
@@ -294,9 +380,14 @@ def create_app(config: ServerConfig | None = None) -> Any:
             vad_engine=cfg.vad_engine,
         )
         live.add(session)
+        metrics.sessions_started += 1
         try:
             await run_session(
-                _StarletteTransport(ws), session, agent, max_send_queue=cfg.max_send_queue
+                _StarletteTransport(ws),
+                session,
+                agent,
+                max_send_queue=cfg.max_send_queue,
+                metrics=metrics,
             )
         finally:
             live.discard(session)
@@ -305,12 +396,15 @@ def create_app(config: ServerConfig | None = None) -> Any:
         routes=[
             Route("/healthz", healthz),
             Route("/v1/models", models),
+            Route("/metrics", get_metrics),
+            Route("/metrics/reset", reset_metrics, methods=["POST"]),
             WebSocketRoute("/v1/realtime", realtime),
             WebSocketRoute("/realtime", realtime),
         ]
     )
     app.state.config = cfg
     app.state.sessions = live
+    app.state.metrics = metrics
     return app
 
 
@@ -418,6 +512,7 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
 
 
 __all__ = [
+    "Metrics",
     "ServerConfig",
     "Transport",
     "answer_subprotocol",
