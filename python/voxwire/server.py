@@ -46,6 +46,7 @@ class Metrics:
 
     Inbound latency is the time from a client message's arrival in the session loop to the
     end of its processing (engine, Rust pipeline, and queueing of the events it caused).
+    ``audio_in_ms`` sums the input audio of finished sessions (to check nothing was dropped).
     """
 
     #: Histogram buckets: 1 us to about 100 s, 5% apart.
@@ -60,6 +61,7 @@ class Metrics:
         self.messages_in = 0
         self.messages_out = 0
         self.sessions_started = 0
+        self.audio_in_ms = 0
         self.buckets = [0] * self._N
         self.cpu_at_reset = time.process_time()
         self.wall_at_reset = time.monotonic()
@@ -92,6 +94,7 @@ class Metrics:
             "sessions_started": self.sessions_started,
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,
+            "audio_in_ms": self.audio_in_ms,
             "inbound_latency_us": {
                 "p50": self.quantile(0.5),
                 "p90": self.quantile(0.9),
@@ -282,6 +285,8 @@ async def run_session(
         send_task.cancel()
         with contextlib.suppress(BaseException):
             await send_task
+        if metrics is not None:
+            metrics.audio_in_ms += session.audio_received_ms
         with contextlib.suppress(BaseException):
             await asyncio.gather(*tasks.values(), return_exceptions=True)
 

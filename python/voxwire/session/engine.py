@@ -180,6 +180,11 @@ class Session:
         return self._pipeline.speaking
 
     @property
+    def audio_received_ms(self) -> int:
+        """Milliseconds of input audio taken in since the session started (the timeline)."""
+        return self._offset_ms + self._pipeline.position_ms
+
+    @property
     def response_id(self) -> str | None:
         """The response in progress, if any."""
         return self._resp.id if self._resp else None
