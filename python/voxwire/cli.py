@@ -13,6 +13,15 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    d = sub.add_parser("demo", help="a voice turn end to end on a local server, with figures")
+    d.add_argument("--quick", action="store_true", help="stream at 4x real time")
+    d.add_argument("--out", default="voxwire-demo.wav", help="WAV file for the answer")
+    t = sub.add_parser("talk", help="stream a WAV file to a realtime server, play the answer")
+    t.add_argument("wav", help="PCM16 WAV file (mono or stereo, any supported rate)")
+    t.add_argument("--url", default="ws://127.0.0.1:8000/v1/realtime")
+    t.add_argument("--api-key", default=None)
+    t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
+    t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
     s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -92,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench.main(quick=args.quick, json_path=args.json)
     if args.command == "serve":
         return serve(args)
+    if args.command == "demo":
+        from voxwire import demo
+
+        return demo.demo(quick=args.quick, out_wav=args.out)
+    if args.command == "talk":
+        from voxwire import demo
+
+        return demo.talk(args.wav, args.url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through
 
 

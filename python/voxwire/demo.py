@@ -1,0 +1,281 @@
+"""``voxwire demo`` and ``voxwire talk``: a voice turn end to end, with its figures.
+
+``demo`` starts ``voxwire serve`` on a free loopback port, streams the bundled speech clip
+through :class:`voxwire.client.RealtimeClient` in real time, shows the event timeline, plays
+the answer through the jitter buffer into a WAV file, and prints when ``speech_stopped``
+came against the true end of speech, the time from the end of speech to the first answer
+audio, the jitter buffer's figures and the server's CPU per session-second. No model and no
+network beyond loopback.
+
+``talk`` does the same against a server you name, with your WAV file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+from voxwire import clips
+from voxwire.client import (
+    AudioDelta,
+    Closed,
+    ErrorEvent,
+    RealtimeClient,
+    ResponseDone,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    TextDelta,
+)
+
+
+@dataclass
+class TurnReport:
+    """What one voice turn showed."""
+
+    speech_started_ms: int | None
+    speech_stopped_ms: int | None
+    #: Wall time from the end of speech being sent to the first answer audio arriving.
+    first_audio_after_s: float | None
+    status: str | None
+    answer_ms: float
+    jitter: dict[str, Any]
+    errors: list[str]
+    transcript: str
+
+
+def _describe(e: ServerEvent) -> str:
+    d = e.data
+    if isinstance(e, SpeechStarted):
+        return f"{e.type}  audio_start_ms={e.audio_start_ms}"
+    if isinstance(e, SpeechStopped):
+        return f"{e.type}  audio_end_ms={e.audio_end_ms}"
+    if isinstance(e, ResponseDone):
+        why = f" ({e.reason})" if e.reason else ""
+        return f"{e.type}  status={e.status}{why}"
+    if isinstance(e, ErrorEvent):
+        return f"{e.type}  {e.code}: {e.message}"
+    if e.type == "session.created":
+        s = d.get("session", {})
+        td = (s.get("audio", {}).get("input", {}) or {}).get("turn_detection") or {}
+        return f"{e.type}  model={s.get('model')} turn_detection={td.get('type')}"
+    return e.type
+
+
+async def converse(
+    url: str,
+    audio: npt.NDArray[np.int16],
+    rate: int,
+    *,
+    api_key: str | None = None,
+    speed: float = 1.0,
+    out_wav: str | None = None,
+    true_end_ms: int | None = None,
+    show: bool = True,
+    timeout_s: float = 60.0,
+) -> TurnReport:
+    """Stream ``audio`` to the server, play the first answer, report the turn."""
+    t_start = time.monotonic()
+
+    def say(line: str) -> None:
+        if show:
+            print(f"  {time.monotonic() - t_start:6.2f} s  {line}", flush=True)
+
+    async with RealtimeClient(url, api_key) as c:
+        player = c.play(wav_path=out_wav)
+        sender = asyncio.create_task(c.stream_audio(audio, rate, speed=speed))
+        started = stopped = None
+        status = None
+        errors: list[str] = []
+        transcript: list[str] = []
+        deltas = 0
+        deadline = time.monotonic() + timeout_s
+        async for e in c.events():
+            if isinstance(e, AudioDelta):
+                if deltas == 0:
+                    say(f"{e.type}  (first answer audio; more follow)")
+                deltas += 1
+                continue
+            if isinstance(e, TextDelta):
+                transcript.append(e.text)
+                continue
+            say(_describe(e))
+            if isinstance(e, SpeechStarted) and started is None:
+                started = e.audio_start_ms
+            elif isinstance(e, SpeechStopped) and stopped is None:
+                stopped = e.audio_end_ms
+            elif isinstance(e, ErrorEvent):
+                errors.append(f"{e.code}: {e.message}")
+            elif isinstance(e, ResponseDone):
+                status = e.status
+                break
+            elif isinstance(e, Closed):
+                break
+            if time.monotonic() > deadline:
+                errors.append("timed out waiting for the answer")
+                break
+        await sender
+        # Let the answer play out (bounded by its length plus a second).
+        end = time.monotonic() + player.stats()["buffered_ms"] / 1000 + 1.0
+        while player.stats()["buffered_ms"] > 0 and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
+        stats = player.stats()
+        first = None
+        if player.first_audio_at is not None and true_end_ms is not None:
+            sent_end = t_start + true_end_ms / 1000 / (speed or float("inf"))
+            first = player.first_audio_at - sent_end
+        say(f"answer played: {stats['played_ms']} ms ({deltas} audio deltas)")
+    return TurnReport(
+        started,
+        stopped,
+        first,
+        status,
+        float(stats["played_ms"]),
+        stats,
+        errors,
+        "".join(transcript),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def local_server(*args: str) -> Iterator[int]:
+    """``voxwire serve`` in a subprocess on a free loopback port (stopped on exit)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):  # up to 20 s
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"voxwire serve exited: {err}") from None
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("voxwire serve did not start within 20 s")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _metrics(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        out: dict[str, Any] = json.load(r)
+        return out
+
+
+def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
+    """``voxwire demo``: returns an exit code (0 when the turn went as it should)."""
+    clip, rate = clips.hello()
+    a, b = clips.speech_bounds_ms(clip, rate)
+    lead, tail = 1000, 1500
+    audio = np.concatenate(
+        [np.zeros(rate * lead // 1000, np.int16), clip, np.zeros(rate * tail // 1000, np.int16)]
+    )
+    true_start, true_end = lead + a, lead + b
+    speed = 4.0 if quick else 1.0
+    print(
+        f"voxwire {voxwire.__version__} demo: a {len(clip) / rate:.1f} s spoken sentence "
+        f'("{clips.HELLO_TEXT}") streamed {"at 4x" if quick else "in real time"} in 20 ms '
+        "chunks to a local voxwire server (server VAD, echo agent); the answer is played "
+        f"through the adaptive jitter buffer into {out_wav}.\n"
+    )
+    with local_server() as port:
+        url = f"ws://127.0.0.1:{port}/v1/realtime"
+        print(f"server: {url}\ntimeline (client clock):")
+        rep = asyncio.run(
+            converse(url, audio, rate, speed=speed, out_wav=out_wav, true_end_ms=true_end)
+        )
+        m = _metrics(port)
+    silence = 500
+    print("\nresults")
+    ok = rep.status == "completed" and not rep.errors
+    if rep.speech_started_ms is not None:
+        print(
+            f"  speech_started at {rep.speech_started_ms} ms of audio: true start "
+            f"{true_start} ms - 300 ms prefix padding = {true_start - 300} ms "
+            f"({rep.speech_started_ms - (true_start - 300):+d} ms)"
+        )
+    if rep.speech_stopped_ms is not None:
+        err = rep.speech_stopped_ms - (true_end + silence)
+        print(
+            f"  speech_stopped at {rep.speech_stopped_ms} ms of audio: true end of speech "
+            f"{true_end} ms + {silence} ms silence setting = {true_end + silence} ms "
+            f"({err:+d} ms)"
+        )
+    else:
+        ok = False
+    if rep.first_audio_after_s is not None:
+        print(
+            f"  end of speech -> first answer audio: {rep.first_audio_after_s * 1000:.0f} ms "
+            f"(of which {silence} ms is the silence that ends a turn)"
+        )
+    j = rep.jitter
+    print(
+        f"  jitter buffer: played {j['played_ms']} ms of answer, target {j['target_ms']:.0f} ms, "
+        f"underruns {j['underruns']}, concealed {j['concealed_ms']} ms, stretched "
+        f"{j['stretched_ms']} ms, max buffered {j['max_buffered_ms']} ms"
+    )
+    cpu, wall = m["cpu_seconds"], m["wall_seconds"]
+    print(
+        f"  server CPU per session-second: {cpu / max(wall, 1e-9) * 1000:.1f} ms "
+        f"({cpu:.2f} s CPU over {wall:.1f} s, {m['messages_in']} messages in, "
+        f"p99 inbound processing {m['inbound_latency_us']['p99']:.0f} us)"
+    )
+    print(f"  answer written to {out_wav}")
+    for e in rep.errors:
+        print(f"  error: {e}")
+    return 0 if ok else 1
+
+
+def talk(
+    path: str,
+    url: str,
+    api_key: str | None,
+    out_wav: str | None,
+    speed: float,
+) -> int:
+    """``voxwire talk``: stream a WAV file to a server and play the first answer."""
+    from voxwire.client import read_wav
+
+    x, rate = read_wav(path)
+    pad = np.zeros(rate * 3 // 2, np.int16)  # trailing silence so server VAD ends the turn
+    rep = asyncio.run(
+        converse(url, np.concatenate([x, pad]), rate, api_key=api_key, speed=speed, out_wav=out_wav)
+    )
+    print(f"status: {rep.status}; answer {rep.answer_ms:.0f} ms; jitter: {rep.jitter}")
+    if rep.transcript:
+        print(f"transcript: {rep.transcript}")
+    for e in rep.errors:
+        print(f"error: {e}")
+    return 0 if rep.status == "completed" else 1
