@@ -9,6 +9,7 @@ pub mod b64;
 mod b64_avx2;
 pub mod error;
 pub mod frame;
+pub mod jitter;
 pub mod g711;
 #[cfg(target_arch = "x86_64")]
 mod g711_avx2;
@@ -19,3 +20,4 @@ pub mod vad;
 
 pub use error::{Error, Result};
 pub use frame::Framer;
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats};

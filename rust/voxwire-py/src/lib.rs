@@ -5,6 +5,7 @@
 mod buffer;
 mod errors;
 mod framer;
+mod jitter;
 mod pcm;
 mod resample;
 mod vad;
@@ -19,6 +20,7 @@ fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     vad::register(m)?;
     vad::register_turn(m)?;
     m.add_class::<framer::Framer>()?;
+    m.add_class::<jitter::JitterBuffer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
