@@ -16,6 +16,7 @@ from voxwire import errors, g711, webrtcvad
 from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
+    JitterBuffer,
     Resampler,
     SpeechStarted,
     SpeechStopped,
@@ -33,6 +34,7 @@ from voxwire._voxwire import (
 
 __all__ = [
     "Framer",
+    "JitterBuffer",
     "Resampler",
     "SpeechStarted",
     "SpeechStopped",

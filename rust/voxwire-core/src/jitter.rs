@@ -7,22 +7,24 @@
 //!
 //! # Adaptive mode
 //!
-//! Each push of a stream has a *lateness* against a real-time schedule anchored at the
-//! stream's first arrival `t0`: `L = (arrival - t0) - (source ms pushed before it)`. A stream
-//! whose playback starts `D` ms after `t0` never runs dry if `D >= max L`, so `max L` per
-//! stream folds the source's rate (TTS faster than real time makes `L` fall) and the arrival
-//! jitter (network delay, generation stalls) into one number. The target delay is a high
-//! quantile of `max L` over recent streams plus a margin; playback starts once `now - t0`
-//! reaches it (at once when the stream has ended). While playing:
+//! The target is how long the queue must last for the next push to arrive: the 98th
+//! percentile of the gaps between consecutive pushes of a stream (over the last 256 pushes,
+//! starting from a prior of `min(prebuffer_ms, 100)`), times 1.25, plus one frame. That gap
+//! folds in the chunk sizes, the source's pace (TTS faster than real time sends a chunk's
+//! audio in less than its duration) and network jitter. A stream starts playing as soon as
+//! its queue lasts until the next push is due, `buffered >= target - (now - last push)` (at
+//! once when it has ended), so a fast source with large chunks starts on its first chunk.
+//! While playing:
 //!
-//! - *expand* (slow down by inserting one pitch period) when the queue runs low before the
-//!   stream has ended, buying time before a true underrun;
-//! - *accelerate* (remove one pitch period) when playback lags its schedule by more than the
-//!   target and the queue holds plenty, removing delay that stalls or expansion added. The
-//!   surplus a faster-than-real-time source builds is not accelerated away: it costs no
-//!   latency (the stream still ends when its last sample plays) and protects against stalls;
+//! - *expand* (slow down by inserting one pitch period) when the queue falls below half of
+//!   what is needed until the next push, before the stream has ended;
+//! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
+//!   played`) by more than the target and the queue holds the target plus what is needed
+//!   (twice the target after an underrun), removing delay that stalls or expansion added. The
+//!   surplus a faster-than-real-time source builds is not accelerated away on its own: it
+//!   costs no latency (the stream ends when its last sample plays) and absorbs stalls;
 //! - on an underrun, *conceal* by repeating the last pitch period (fading to silence after
-//!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the target is queued again.
+//!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the start condition holds again.
 //!
 //! Stretching is pitch-synchronous (see [`tsm`]): it keeps the pitch.
 //!
@@ -41,10 +43,12 @@ pub use tsm::{Around, Concealer, Period, PitchSearch};
 /// Sample rates the buffer accepts.
 pub const RATES: [u32; 8] = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
 
-/// Streams whose `max L` the target is estimated from.
-const HISTORY: usize = 16;
-/// Quantile of the per-stream `max L` that the target covers.
-const QUANTILE: f64 = 0.9;
+/// Arrival gaps the target is estimated from.
+const WINDOW: usize = 256;
+/// Quantile of the arrival gaps that the target covers.
+const QUANTILE: f64 = 0.98;
+/// Safety factor on that quantile.
+const MARGIN: f64 = 1.25;
 /// Target before any stream has been observed, at most `prebuffer_ms`.
 const PRIOR_MS: f64 = 100.0;
 /// Correlation above which a segment counts as periodic enough to stretch.
@@ -204,62 +208,47 @@ impl Ring {
     }
 }
 
-/// Per-stream `max L` history and the current stream's lateness.
+/// Arrival-gap statistics: the time between consecutive pushes of a stream, over a window of
+/// recent pushes. The quantile is how long the queue must last for the next push to arrive
+/// in time; it folds in chunk sizes, the source's pace and network jitter. Rare long stalls
+/// fall outside it: expansion and concealment handle them rather than every stream's start.
 #[derive(Debug, Clone)]
 struct Estimator {
-    hist: [f64; HISTORY],
+    win: [f64; WINDOW],
     n: usize,
     next: usize,
     prior: f64,
-    /// Running `max L` of the current stream.
-    cur_max: f64,
-    /// Whether the current stream has had a push (and so `cur_max` is meaningful).
-    cur_live: bool,
+    /// The current quantile (recomputed per push).
+    needed: f64,
 }
 
 impl Estimator {
     fn new(prior: f64) -> Self {
         Self {
-            hist: [0.0; HISTORY],
+            win: [0.0; WINDOW],
             n: 0,
             next: 0,
             prior,
-            cur_max: 0.0,
-            cur_live: false,
+            needed: prior,
         }
     }
 
-    fn begin(&mut self) {
-        self.cur_max = 0.0;
-        self.cur_live = true;
-    }
-
-    fn observe(&mut self, lateness: f64) {
-        self.cur_max = self.cur_max.max(lateness);
-    }
-
-    /// Records the current stream (once).
-    fn finish(&mut self) {
-        if !self.cur_live {
-            return;
-        }
-        self.cur_live = false;
-        self.hist[self.next] = self.cur_max;
-        self.next = (self.next + 1) % HISTORY;
-        self.n = (self.n + 1).min(HISTORY);
-    }
-
-    /// The quantile of `max L` over recorded streams (the prior before any).
-    fn needed_ms(&self) -> f64 {
-        if self.n == 0 {
-            return self.prior;
-        }
-        let mut v = [0.0f64; HISTORY];
-        v[..self.n].copy_from_slice(&self.hist[..self.n]);
+    fn observe(&mut self, gap: f64) {
+        self.win[self.next] = gap.max(0.0);
+        self.next = (self.next + 1) % WINDOW;
+        self.n = (self.n + 1).min(WINDOW);
+        let mut v = [0.0f64; WINDOW];
+        v[..self.n].copy_from_slice(&self.win[..self.n]);
         let v = &mut v[..self.n];
-        v.sort_by(f64::total_cmp);
         let k = ((QUANTILE * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
-        v[k]
+        let (_, q, _) = v.select_nth_unstable_by(k, f64::total_cmp);
+        // Blend in the prior while few gaps have been seen.
+        let w = (self.n as f64 / 32.0).min(1.0);
+        self.needed = w * *q + (1.0 - w) * self.prior;
+    }
+
+    fn needed_ms(&self) -> f64 {
+        self.needed
     }
 }
 
@@ -282,6 +271,8 @@ pub struct JitterBuffer {
     /// First arrival of the stream being played, and of the open stream.
     t0: f64,
     open_t0: f64,
+    /// Time of the last push.
+    last_arrival: f64,
     /// Source samples pushed to the open stream.
     open_pushed: u64,
     /// Source samples of the current stream played.
@@ -299,6 +290,9 @@ pub struct JitterBuffer {
     xfade: usize,
     /// Output samples to wait before the next stretch.
     cooldown: usize,
+    /// Whether the stream being played has had an underrun (it then keeps the delay it
+    /// gained: no acceleration).
+    stream_underrun: bool,
 
     est: Estimator,
     stats: Counters,
@@ -372,6 +366,7 @@ impl JitterBuffer {
             t0: 0.0,
             open_t0: 0.0,
             open_pushed: 0,
+            last_arrival: 0.0,
             stream_played: 0,
             syn: vec![0.0; syn_cap],
             syn_len: hist,
@@ -382,6 +377,7 @@ impl JitterBuffer {
             conceal,
             xfade: ms(5.0),
             cooldown: 0,
+            stream_underrun: false,
             est: Estimator::new(PRIOR_MS.min(cfg.prebuffer_ms as f64)),
             stats: Counters::default(),
             cfg,
@@ -456,7 +452,6 @@ impl JitterBuffer {
             self.open_t0 = now;
             self.open_pushed = 0;
             self.stats.streams += 1;
-            self.est.begin();
             if self.state == State::Idle || self.ring.len == 0 {
                 if self.state == State::Underrun {
                     self.conceal.fade_within(self.xfade);
@@ -473,8 +468,10 @@ impl JitterBuffer {
                 }
             }
         }
-        let lateness = (now - self.open_t0) - self.ms_of(self.open_pushed);
-        self.est.observe(lateness);
+        if self.open_pushed > 0 {
+            self.est.observe(now - self.last_arrival);
+        }
+        self.last_arrival = now;
         if self.state == State::Underrun && self.boundary.is_none() {
             self.stats.late_pushes += 1;
         }
@@ -489,6 +486,7 @@ impl JitterBuffer {
     fn start_stream(&mut self, t0: f64) {
         self.t0 = t0;
         self.stream_played = 0;
+        self.stream_underrun = false;
         self.ended = false;
         self.boundary = None;
     }
@@ -500,8 +498,7 @@ impl JitterBuffer {
             return;
         }
         self.open = false;
-        self.est.finish();
-        if self.boundary.is_none() {
+                if self.boundary.is_none() {
             self.ended = true;
         }
     }
@@ -513,8 +510,7 @@ impl JitterBuffer {
         self.stats.cleared += self.ring.len as u64;
         self.ring.clear();
         if self.open {
-            self.est.finish();
-        }
+                    }
         self.open = false;
         self.boundary = None;
         self.ended = false;
@@ -547,7 +543,7 @@ impl JitterBuffer {
             return self.cfg.prebuffer_ms as f64;
         }
         let f = self.cfg.frame_ms as f64;
-        (self.est.needed_ms() + f).clamp(2.0 * f, self.cfg.max_ms as f64 / 2.0)
+        (self.est.needed_ms() * MARGIN + f).clamp(2.0 * f, self.cfg.max_ms as f64 / 2.0)
     }
 
     fn buffered_ms(&self) -> f64 {
@@ -633,10 +629,8 @@ impl JitterBuffer {
             true
         } else if !self.cfg.adaptive {
             self.buffered_ms() >= self.cfg.prebuffer_ms as f64
-        } else if after_underrun {
-            self.buffered_ms() >= self.rejoin_ms()
         } else {
-            now - self.t0 >= self.target_ms() - 0.5 * self.cfg.frame_ms as f64
+            self.buffered_ms() >= self.needed_now(now).max(self.floor_ms())
         };
         if !ready {
             return;
@@ -647,16 +641,23 @@ impl JitterBuffer {
         self.state = State::Playing;
     }
 
-    /// Queue needed to resume after an underrun (adaptive mode).
-    fn rejoin_ms(&self) -> f64 {
-        let floor = self.ms_of((self.frame + 2 * self.pitch.tmax) as u64);
-        self.target_ms().max(floor)
+    /// Queue that lasts until the next push is due: the target, less the time since the
+    /// last push (adaptive mode).
+    fn needed_now(&self, now: f64) -> f64 {
+        if self.open_pushed == 0 || !self.open {
+            return 0.0;
+        }
+        (self.last_arrival + self.target_ms() - now).max(0.0)
+    }
+
+    /// The least queue to start or rejoin with: a frame and two pitch periods.
+    fn floor_ms(&self) -> f64 {
+        self.ms_of((self.frame + 2 * self.pitch.tmax) as u64)
     }
 
     /// Queue below which adaptive playback slows down.
-    fn low_ms(&self) -> f64 {
-        let floor = self.ms_of((self.frame + 2 * self.pitch.tmax) as u64);
-        (0.5 * self.target_ms()).max(floor)
+    fn low_ms(&self, now: f64) -> f64 {
+        (0.5 * self.needed_now(now)).max(self.floor_ms())
     }
 
     /// Crossfades from concealment into the queued audio.
@@ -703,6 +704,7 @@ impl JitterBuffer {
                 self.boundary = None;
                 self.t0 = self.open_t0;
                 self.stream_played = over as u64;
+                self.stream_underrun = false;
                 self.ended = !self.open;
             } else {
                 self.boundary = Some(b - n);
@@ -756,6 +758,7 @@ impl JitterBuffer {
 
     fn underrun(&mut self) {
         self.stats.underruns += 1;
+        self.stream_underrun = true;
         self.state = State::Underrun;
         if self.cfg.adaptive {
             let p = self.syn_len;
@@ -802,12 +805,15 @@ impl JitterBuffer {
         let tmax = self.pitch.tmax;
         let open_stream = !self.ended || self.boundary.is_some();
         let delay = (now - self.t0) - self.ms_of(self.stream_played);
-        let expand = open_stream && buffered < self.low_ms() && self.ring.len >= tmax;
+        let low = self.low_ms(now);
+        let expand = open_stream && buffered < low && self.ring.len >= tmax;
         let hyst = 2.0 * self.cfg.frame_ms as f64 + 20.0;
         let slack = self.ms_of((self.frame + 2 * tmax) as u64);
+        // After an underrun, keep a second target's worth: the stream has shown it stalls.
+        let extra = if self.stream_underrun { target } else { 0.0 };
         let accelerate = !expand
             && delay > target + hyst
-            && buffered > target.max(self.low_ms()) + slack
+            && buffered > target + self.needed_now(now) + slack + extra
             && self.ring.len >= self.work.len() - self.hist;
         if !(expand || accelerate) {
             return false;
