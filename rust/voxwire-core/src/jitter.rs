@@ -657,7 +657,7 @@ impl JitterBuffer {
 
     /// Queue below which adaptive playback slows down.
     fn low_ms(&self, now: f64) -> f64 {
-        (0.5 * self.needed_now(now)).max(self.floor_ms())
+        (0.5 * self.needed_now(now)).max(self.ms_of((self.frame + self.pitch.tmax) as u64))
     }
 
     /// Crossfades from concealment into the queued audio.
