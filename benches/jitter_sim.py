@@ -258,8 +258,10 @@ def main() -> None:
             f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} | {'ok' if ok else 'MISSED'}"
         )
         plots.append((sc, ra, rf))
-    print(f"\nbar (adaptive lower mean and p95, no more underruns/min) held in every scenario: "
-          f"{all_ok}")
+    print(
+        f"\nbar (adaptive lower mean and p95, no more underruns/min) held in every scenario: "
+        f"{all_ok}"
+    )
     if args.plot:
         plot(plots, args.plot)
 

@@ -225,7 +225,7 @@ def test_accelerate_keeps_the_pitch_and_played_ms_counts_source_time(f0: float) 
     assert s["accelerated_ms"] > 50 and s["expanded_ms"] == 0
     # played_ms is source time: output time + what acceleration removed.
     assert s["played_ms"] == pytest.approx(s["output_ms"] + s["accelerated_ms"], abs=15)
-    for seg in np.split(out[: RATE], 4):
+    for seg in np.split(out[:RATE], 4):
         assert pitch(seg) == pytest.approx(f0, rel=0.03)
 
 

@@ -430,7 +430,7 @@ impl JitterBuffer {
 
     /// Appends little-endian PCM16 bytes (an even count) that arrived at `now_ms`.
     pub fn push_bytes(&mut self, x: &[u8], now_ms: f64) -> Result<()> {
-        if x.len() % 2 != 0 {
+        if !x.len().is_multiple_of(2) {
             return Err(Error::OddLength { len: x.len() });
         }
         self.tick(now_ms)?;
@@ -438,9 +438,9 @@ impl JitterBuffer {
             return Ok(());
         }
         self.begin_push(now_ms);
-        let n = self
-            .ring
-            .push_with(x.len() / 2, |i| i16::from_le_bytes([x[2 * i], x[2 * i + 1]]));
+        let n = self.ring.push_with(x.len() / 2, |i| {
+            i16::from_le_bytes([x[2 * i], x[2 * i + 1]])
+        });
         self.end_push(x.len() / 2, n);
         Ok(())
     }
@@ -498,7 +498,7 @@ impl JitterBuffer {
             return;
         }
         self.open = false;
-                if self.boundary.is_none() {
+        if self.boundary.is_none() {
             self.ended = true;
         }
     }
@@ -506,11 +506,9 @@ impl JitterBuffer {
     /// Barge-in: drops everything queued, ends the stream and returns how many ms of it were
     /// played (source time, floored).
     pub fn clear(&mut self) -> u64 {
-        let played = (self.stream_played * 1000 / self.cfg.sample_rate as u64) as u64;
+        let played = self.stream_played * 1000 / self.cfg.sample_rate as u64;
         self.stats.cleared += self.ring.len as u64;
         self.ring.clear();
-        if self.open {
-                    }
         self.open = false;
         self.boundary = None;
         self.ended = false;
@@ -821,7 +819,11 @@ impl JitterBuffer {
         if self.syn_len < self.hist {
             return false;
         }
-        let at = if expand { Around::Behind } else { Around::Ahead };
+        let at = if expand {
+            Around::Behind
+        } else {
+            Around::Ahead
+        };
         let (p, len) = self.fill_work(2 * tmax + self.pitch.win);
         let per = self.pitch.search(&self.work[..len], p, at);
         if per.corr < VOICED && per.rms > QUIET {
@@ -966,7 +968,11 @@ mod tests {
     #[test]
     fn no_allocation_growth_while_running() {
         let mut jb = JitterBuffer::new(cfg(true)).unwrap();
-        let caps = (jb.ring.buf.capacity(), jb.syn.capacity(), jb.work.capacity());
+        let caps = (
+            jb.ring.buf.capacity(),
+            jb.syn.capacity(),
+            jb.work.capacity(),
+        );
         let mut f = vec![0i16; 160];
         let x: Vec<i16> = (0..800)
             .map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16)
@@ -980,7 +986,11 @@ mod tests {
         }
         assert_eq!(
             caps,
-            (jb.ring.buf.capacity(), jb.syn.capacity(), jb.work.capacity())
+            (
+                jb.ring.buf.capacity(),
+                jb.syn.capacity(),
+                jb.work.capacity()
+            )
         );
         let s = jb.stats();
         assert!(s.underruns > 0 && s.accelerated_ms + s.expanded_ms > 0.0);

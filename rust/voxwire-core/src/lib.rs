@@ -9,10 +9,10 @@ pub mod b64;
 mod b64_avx2;
 pub mod error;
 pub mod frame;
-pub mod jitter;
 pub mod g711;
 #[cfg(target_arch = "x86_64")]
 mod g711_avx2;
+pub mod jitter;
 
 pub mod pcm;
 pub mod resample;

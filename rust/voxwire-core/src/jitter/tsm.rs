@@ -303,7 +303,10 @@ mod tests {
     fn stretch_joins_are_continuous() {
         let rate = 16000;
         let z = harmonic(rate, 160.0, 4000);
-        let maxd = z.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        let maxd = z
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
         let p = 2000;
         let t = 100;
         let mut out = vec![0.0; t];
@@ -319,7 +322,10 @@ mod tests {
     fn concealment_steps_no_more_than_the_signal() {
         let rate = 16000;
         let z = harmonic(rate, 173.0, 3000);
-        let maxd = z.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        let maxd = z
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
         let mut c = Concealer::new(240, 320, 960);
         // A period that is not exactly the true one still joins smoothly.
         c.start(&z, 90);
