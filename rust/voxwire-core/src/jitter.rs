@@ -842,7 +842,9 @@ impl JitterBuffer {
         }
         self.syn_len += t;
         self.queued += t;
-        self.cooldown = 3 * t;
+        // At most one period inserted per period played (playback no slower than half speed)
+        // and one removed per three played (no faster than 1.25x).
+        self.cooldown = if expand { t } else { 3 * t };
         true
     }
 }
