@@ -7,7 +7,7 @@
 //!
 //! # Adaptive mode
 //!
-//! The target is how long the queue must last for the next push to arrive: the 98th
+//! The target is how long the queue must last for the next push to arrive: the 95th
 //! percentile of the gaps between consecutive pushes of a stream (over the last 256 pushes,
 //! starting from a prior of `min(prebuffer_ms, 100)`), times 1.25, plus one frame. That gap
 //! folds in the chunk sizes, the source's pace (TTS faster than real time sends a chunk's
@@ -16,8 +16,9 @@
 //! once when it has ended), so a fast source with large chunks starts on its first chunk.
 //! While playing:
 //!
-//! - *expand* (slow down by inserting one pitch period) when the queue falls below half of
-//!   what is needed until the next push, before the stream has ended;
+//! - *expand* (slow down by inserting one pitch period, at most one per period played) when
+//!   the queue falls below half of what is needed until the next push is due, or below the
+//!   target once a push is overdue (a stall), before the stream has ended;
 //! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
 //!   played`) by more than the target and the queue holds the target plus what is needed
 //!   (twice the target after an underrun), removing delay that stalls or expansion added. The
@@ -46,7 +47,7 @@ pub const RATES: [u32; 8] = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 480
 /// Arrival gaps the target is estimated from.
 const WINDOW: usize = 256;
 /// Quantile of the arrival gaps that the target covers.
-const QUANTILE: f64 = 0.98;
+const QUANTILE: f64 = 0.95;
 /// Safety factor on that quantile.
 const MARGIN: f64 = 1.25;
 /// Target before any stream has been observed, at most `prebuffer_ms`.
@@ -655,7 +656,17 @@ impl JitterBuffer {
 
     /// Queue below which adaptive playback slows down.
     fn low_ms(&self, now: f64) -> f64 {
-        (0.5 * self.needed_now(now)).max(self.ms_of((self.frame + self.pitch.tmax) as u64))
+        let floor = self.ms_of((self.frame + self.pitch.tmax) as u64);
+        // A push later than the target says (a generation stall or a bad network spell):
+        // stretch what is left rather than wait for an underrun.
+        let overdue =
+            self.open && self.open_pushed > 0 && now - self.last_arrival > self.target_ms();
+        let low = if overdue {
+            self.target_ms()
+        } else {
+            0.5 * self.needed_now(now)
+        };
+        low.max(floor)
     }
 
     /// Crossfades from concealment into the queued audio.
