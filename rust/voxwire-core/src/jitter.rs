@@ -593,7 +593,6 @@ impl JitterBuffer {
         while self.queued < self.frame {
             self.produce(now_ms);
             guard += 1;
-            debug_assert!(guard < 64, "produce made no progress");
             if guard >= 64 {
                 self.append_zeros(self.frame - self.queued);
             }
