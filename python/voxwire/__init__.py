@@ -17,6 +17,7 @@ from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
     InputPipeline,
+    JitterBuffer,
     OutputPipeline,
     Resampler,
     SpeechStarted,
@@ -36,6 +37,7 @@ from voxwire._voxwire import (
 __all__ = [
     "Framer",
     "InputPipeline",
+    "JitterBuffer",
     "OutputPipeline",
     "Resampler",
     "SpeechStarted",

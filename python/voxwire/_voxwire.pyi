@@ -1,6 +1,6 @@
 """Type stubs of the compiled core, voxwire._voxwire (checked with mypy.stubtest)."""
 
-from typing import Any, final
+from typing import Any, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,7 @@ from typing_extensions import Buffer
 __all__ = [
     "Framer",
     "InputPipeline",
+    "JitterBuffer",
     "OutputPipeline",
     "Resampler",
     "SpeechStarted",
@@ -90,6 +91,75 @@ class Framer:
     @property
     def frame_samples(self) -> int:
         """Samples per frame."""
+
+class _JitterStats(TypedDict):
+    played_ms: float
+    output_ms: float
+    buffered_ms: float
+    max_buffered_ms: float
+    target_ms: float
+    delay_ms: float
+    underruns: int
+    concealed_ms: float
+    stretched_ms: float
+    expanded_ms: float
+    accelerated_ms: float
+    streams: int
+    late_pushes: int
+    dropped_ms: float
+    cleared_ms: float
+
+@final
+class JitterBuffer:
+    """Adaptive playout jitter buffer on the caller's clock (sans-I/O, times in ms).
+
+    ``push`` audio as it arrives, ``pop`` exactly one frame per call (audio, concealment or
+    silence), ``mark_end`` when a stream is complete, ``clear`` on barge-in.
+    ``adaptive=False`` is the plain pre-buffer client.
+    """
+
+    def __new__(
+        cls,
+        sample_rate: int,
+        frame_ms: int = 10,
+        prebuffer_ms: int = 250,
+        adaptive: bool = True,
+        max_ms: int = 60000,
+    ) -> JitterBuffer: ...
+    def push(self, pcm: _In, now_ms: float) -> None:
+        """Append audio (int16 array or PCM16 bytes) that arrived at ``now_ms``."""
+
+    def mark_end(self) -> None:
+        """The current stream is complete: its tail plays without waiting for more."""
+
+    def pop(self, now_ms: float) -> npt.NDArray[np.int16]:
+        """Exactly one frame for playout at ``now_ms``."""
+
+    def clear(self) -> int:
+        """Barge-in: drop what is queued; return the ms of the current stream played."""
+
+    def stats(self) -> _JitterStats:
+        """Counters and levels (ms unless a count)."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate in Hz."""
+
+    @property
+    def frame_ms(self) -> int:
+        """Frame length in ms."""
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per frame."""
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the buffer adapts."""
+
+    @property
+    def target_ms(self) -> float:
+        """The current target delay in ms (``prebuffer_ms`` in fixed mode)."""
 
 def resample(
     x: _In, in_rate: int, out_rate: int, quality: str = "hq"

@@ -356,7 +356,9 @@ class RealtimeClient:
                 delay = due - self.clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                p.tick(due * 1000)
+                # The jitter buffer needs one monotonic clock for pushes and pops: the
+                # clock's reading now (a push may have come after this frame's due time).
+                p.tick(self.clock() * 1000)
                 k += 1
         finally:
             p.close()
@@ -372,7 +374,7 @@ class RealtimeClient:
                 await self._queue.put(e)
         except ConnectionClosed:
             pass
-        rcvd = ws.close_rcvd
+        rcvd = ws.protocol.close_rcvd
         self.closed = Closed(
             "closed",
             {},

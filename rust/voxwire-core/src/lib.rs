@@ -12,6 +12,7 @@ pub mod frame;
 pub mod g711;
 #[cfg(target_arch = "x86_64")]
 mod g711_avx2;
+pub mod jitter;
 
 pub mod pcm;
 pub mod pipeline;
@@ -20,3 +21,4 @@ pub mod vad;
 
 pub use error::{Error, Result};
 pub use frame::Framer;
+pub use jitter::{JitterBuffer, JitterConfig, JitterStats};

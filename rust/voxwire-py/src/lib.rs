@@ -5,6 +5,7 @@
 mod buffer;
 mod errors;
 mod framer;
+mod jitter;
 mod pcm;
 mod pipeline;
 mod resample;
@@ -21,6 +22,7 @@ fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     vad::register_turn(m)?;
     pipeline::register(m)?;
     m.add_class::<framer::Framer>()?;
+    m.add_class::<jitter::JitterBuffer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

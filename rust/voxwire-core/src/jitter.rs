@@ -1,0 +1,1010 @@
+//! An adaptive playout jitter buffer for audio that arrives in bursts (TTS responses over a
+//! WebSocket), driven by the caller's clock: sans-I/O, all times in milliseconds.
+//!
+//! `push` appends source audio of any size, `pop` returns exactly one frame per call (audio,
+//! concealment or silence), `mark_end` says a stream (one response) is complete and `clear`
+//! drops what is queued (barge-in).
+//!
+//! # Adaptive mode
+//!
+//! The target is how long the queue must last for the next push to arrive: the 95th
+//! percentile of the gaps between consecutive pushes of a stream (over the last 256 pushes,
+//! starting from a prior of `min(prebuffer_ms, 100)`), times 1.25, plus one frame. That gap
+//! folds in the chunk sizes, the source's pace (TTS faster than real time sends a chunk's
+//! audio in less than its duration) and network jitter. A stream starts playing as soon as
+//! its queue lasts until the next push is due, `buffered >= target - (now - last push)` (at
+//! once when it has ended), so a fast source with large chunks starts on its first chunk.
+//! While playing:
+//!
+//! - *expand* (slow down by inserting one pitch period, at most one per period played) when
+//!   the queue falls below half of what is needed until the next push is due, or below the
+//!   target once a push is overdue (a stall), before the stream has ended;
+//! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
+//!   played`) by more than the target and the queue holds the target plus what is needed
+//!   (twice the target after an underrun), removing delay that stalls or expansion added. The
+//!   surplus a faster-than-real-time source builds is not accelerated away on its own: it
+//!   costs no latency (the stream ends when its last sample plays) and absorbs stalls;
+//! - on an underrun, *conceal* by repeating the last pitch period (fading to silence after
+//!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the start condition holds again.
+//!
+//! Stretching is pitch-synchronous (see [`tsm`]): it keeps the pitch.
+//!
+//! # Fixed mode
+//!
+//! The plain pre-buffer client: wait until `prebuffer_ms` is queued (or the stream ended),
+//! play, and on an underrun output silence and pre-buffer again. Output is the input, exactly.
+//!
+//! No allocation after construction: the queue is a ring of `max_ms` of audio.
+
+mod tsm;
+
+use crate::error::{Error, Result};
+pub use tsm::{Around, Concealer, Period, PitchSearch};
+
+/// Sample rates the buffer accepts.
+pub const RATES: [u32; 8] = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/// Arrival gaps the target is estimated from.
+const WINDOW: usize = 256;
+/// Quantile of the arrival gaps that the target covers.
+const QUANTILE: f64 = 0.95;
+/// Safety factor on that quantile.
+const MARGIN: f64 = 1.25;
+/// Target before any stream has been observed, at most `prebuffer_ms`.
+const PRIOR_MS: f64 = 100.0;
+/// Correlation above which a segment counts as periodic enough to stretch.
+const VOICED: f32 = 0.6;
+/// RMS below which a segment is quiet enough to stretch whatever its periodicity.
+const QUIET: f32 = 300.0;
+
+/// Configuration of a [`JitterBuffer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterConfig {
+    /// Sample rate in Hz (one of [`RATES`]).
+    pub sample_rate: u32,
+    /// Frame length in ms; `frame_ms * sample_rate / 1000` must be a whole number.
+    pub frame_ms: u32,
+    /// Fixed mode's pre-buffer; adaptive mode's ceiling for the initial target.
+    pub prebuffer_ms: u32,
+    /// Adaptive target, time-stretching and concealment (else the plain pre-buffer client).
+    pub adaptive: bool,
+    /// Most audio the queue holds; pushes beyond it are dropped (and counted).
+    pub max_ms: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 24000,
+            frame_ms: 10,
+            prebuffer_ms: 250,
+            adaptive: true,
+            max_ms: 60_000,
+        }
+    }
+}
+
+/// Counters and levels, in ms unless named otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    /// Source audio played (source time: stretching does not change it).
+    pub played_ms: f64,
+    /// Output produced (frames returned by `pop`).
+    pub output_ms: f64,
+    /// Source audio queued.
+    pub buffered_ms: f64,
+    /// Largest `buffered_ms` seen.
+    pub max_buffered_ms: f64,
+    /// Current target delay (fixed mode: `prebuffer_ms`).
+    pub target_ms: f64,
+    /// How far the current stream's playback trails its first arrival, beyond its own
+    /// duration: `(now - t0) - played` (0 when no stream plays).
+    pub delay_ms: f64,
+    /// Times playback of a stream ran dry before its end.
+    pub underruns: u64,
+    /// Output produced during underruns (concealment, or silence in fixed mode).
+    pub concealed_ms: f64,
+    /// Output time added by slowing down.
+    pub expanded_ms: f64,
+    /// Output time removed by speeding up.
+    pub accelerated_ms: f64,
+    /// Streams begun.
+    pub streams: u64,
+    /// Pushes that arrived while their stream was in an underrun.
+    pub late_pushes: u64,
+    /// Source audio dropped because the queue was full.
+    pub dropped_ms: f64,
+    /// Source audio dropped by `clear`.
+    pub cleared_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No audio to play: silence.
+    Idle,
+    /// A stream is waiting for its start condition.
+    Buffering,
+    /// Playing queued audio.
+    Playing,
+    /// Underrun: concealment (adaptive) or silence while pre-buffering again (fixed).
+    Underrun,
+}
+
+/// The queue: a ring of int16 samples allocated once.
+#[derive(Debug, Clone)]
+struct Ring {
+    buf: Vec<i16>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Self {
+        Self {
+            buf: vec![0; cap],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Appends as many samples as fit; returns how many.
+    fn push_with(&mut self, n: usize, mut get: impl FnMut(usize) -> i16) -> usize {
+        let n = n.min(self.free());
+        let cap = self.buf.len();
+        let mut w = (self.head + self.len) % cap;
+        for i in 0..n {
+            self.buf[w] = get(i);
+            w += 1;
+            if w == cap {
+                w = 0;
+            }
+        }
+        self.len += n;
+        n
+    }
+
+    fn push(&mut self, x: &[i16]) -> usize {
+        let n = x.len().min(self.free());
+        let cap = self.buf.len();
+        let w = (self.head + self.len) % cap;
+        let first = n.min(cap - w);
+        self.buf[w..w + first].copy_from_slice(&x[..first]);
+        self.buf[..n - first].copy_from_slice(&x[first..n]);
+        self.len += n;
+        n
+    }
+
+    fn get(&self, i: usize) -> i16 {
+        self.buf[(self.head + i) % self.buf.len()]
+    }
+
+    /// Copies the first `dst.len()` queued samples (which must be queued) as f32.
+    fn peek_f32(&self, dst: &mut [f32]) {
+        let cap = self.buf.len();
+        let first = dst.len().min(cap - self.head);
+        for (d, &s) in dst[..first]
+            .iter_mut()
+            .zip(&self.buf[self.head..self.head + first])
+        {
+            *d = s as f32;
+        }
+        for (d, &s) in dst[first..].iter_mut().zip(&self.buf) {
+            *d = s as f32;
+        }
+    }
+
+    fn skip(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) % self.buf.len();
+        self.len -= n;
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+/// Arrival-gap statistics: the time between consecutive pushes of a stream, over a window of
+/// recent pushes. The quantile is how long the queue must last for the next push to arrive
+/// in time; it folds in chunk sizes, the source's pace and network jitter. Rare long stalls
+/// fall outside it: expansion and concealment handle them rather than every stream's start.
+#[derive(Debug, Clone)]
+struct Estimator {
+    win: [f64; WINDOW],
+    n: usize,
+    next: usize,
+    prior: f64,
+    /// The current quantile (recomputed per push).
+    needed: f64,
+}
+
+impl Estimator {
+    fn new(prior: f64) -> Self {
+        Self {
+            win: [0.0; WINDOW],
+            n: 0,
+            next: 0,
+            prior,
+            needed: prior,
+        }
+    }
+
+    fn observe(&mut self, gap: f64) {
+        self.win[self.next] = gap.max(0.0);
+        self.next = (self.next + 1) % WINDOW;
+        self.n = (self.n + 1).min(WINDOW);
+        let mut v = [0.0f64; WINDOW];
+        v[..self.n].copy_from_slice(&self.win[..self.n]);
+        let v = &mut v[..self.n];
+        let k = ((QUANTILE * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
+        let (_, q, _) = v.select_nth_unstable_by(k, f64::total_cmp);
+        // Blend in the prior while few gaps have been seen.
+        let w = (self.n as f64 / 32.0).min(1.0);
+        self.needed = w * *q + (1.0 - w) * self.prior;
+    }
+
+    fn needed_ms(&self) -> f64 {
+        self.needed
+    }
+}
+
+/// The jitter buffer. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct JitterBuffer {
+    cfg: JitterConfig,
+    rate: f64,
+    frame: usize,
+    ring: Ring,
+    state: State,
+    /// Whether pushes belong to an open stream (false after `mark_end`/`clear`).
+    open: bool,
+    /// Whether the stream being played has been marked complete.
+    ended: bool,
+    /// Source samples of the stream being played that precede the stream queued after it,
+    /// when a new stream starts before the previous one finished playing.
+    boundary: Option<usize>,
+    last_now: Option<f64>,
+    /// First arrival of the stream being played, and of the open stream.
+    t0: f64,
+    open_t0: f64,
+    /// Time of the last push.
+    last_arrival: f64,
+    /// Source samples pushed to the open stream.
+    open_pushed: u64,
+    /// Source samples of the current stream played.
+    stream_played: u64,
+
+    /// Decided output: history, then queued samples (the last `queued`).
+    syn: Vec<f32>,
+    syn_len: usize,
+    queued: usize,
+    hist: usize,
+    /// Scratch: history followed by lookahead.
+    work: Vec<f32>,
+    pitch: PitchSearch,
+    conceal: Concealer,
+    xfade: usize,
+    /// Output samples to wait before the next stretch.
+    cooldown: usize,
+    /// Whether the stream being played has had an underrun (it then keeps the delay it
+    /// gained: no acceleration).
+    stream_underrun: bool,
+
+    est: Estimator,
+    stats: Counters,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    played: u64,
+    output: u64,
+    concealed: u64,
+    expanded: u64,
+    accelerated: u64,
+    underruns: u64,
+    streams: u64,
+    late_pushes: u64,
+    dropped: u64,
+    cleared: u64,
+    max_buffered: usize,
+}
+
+impl JitterBuffer {
+    /// A buffer with the given configuration.
+    pub fn new(cfg: JitterConfig) -> Result<Self> {
+        if !RATES.contains(&cfg.sample_rate) {
+            return Err(Error::InvalidArgument(format!(
+                "unsupported sample rate {} Hz (supported: {RATES:?})",
+                cfg.sample_rate
+            )));
+        }
+        let samples = cfg.frame_ms as u64 * cfg.sample_rate as u64;
+        if cfg.frame_ms == 0 || cfg.frame_ms > 1000 || !samples.is_multiple_of(1000) {
+            return Err(Error::InvalidArgument(format!(
+                "frame_ms={} does not give a whole number of samples at {} Hz (1-1000 ms)",
+                cfg.frame_ms, cfg.sample_rate
+            )));
+        }
+        let frame = (samples / 1000) as usize;
+        if cfg.max_ms < 2 * cfg.frame_ms.max(50) || cfg.max_ms > 600_000 {
+            return Err(Error::InvalidArgument(format!(
+                "max_ms={} must be between {} and 600000",
+                cfg.max_ms,
+                2 * cfg.frame_ms.max(50)
+            )));
+        }
+        if cfg.prebuffer_ms > cfg.max_ms {
+            return Err(Error::InvalidArgument(format!(
+                "prebuffer_ms={} exceeds max_ms={}",
+                cfg.prebuffer_ms, cfg.max_ms
+            )));
+        }
+        let rate = cfg.sample_rate as f64;
+        let cap = (cfg.max_ms as u64 * cfg.sample_rate as u64).div_ceil(1000) as usize;
+        let ms = |m: f64| (rate * m / 1000.0).round() as usize;
+        let mut pitch = PitchSearch::new(cfg.sample_rate, 0);
+        let (hb, _) = pitch.needs(Around::Behind);
+        let (ha, la) = pitch.needs(Around::Ahead);
+        let hist = hb.max(ha).max(pitch.tmax + 1);
+        let look = la.max(2 * pitch.tmax);
+        pitch = PitchSearch::new(cfg.sample_rate, hist + look);
+        let syn_cap = hist + frame + 4 * pitch.tmax + ms(10.0);
+        let conceal = Concealer::new(pitch.tmax, ms(20.0), ms(60.0));
+        Ok(Self {
+            rate,
+            frame,
+            ring: Ring::new(cap),
+            state: State::Idle,
+            open: false,
+            ended: false,
+            boundary: None,
+            last_now: None,
+            t0: 0.0,
+            open_t0: 0.0,
+            open_pushed: 0,
+            last_arrival: 0.0,
+            stream_played: 0,
+            syn: vec![0.0; syn_cap],
+            syn_len: hist,
+            queued: 0,
+            hist,
+            work: vec![0.0; hist + look],
+            pitch,
+            conceal,
+            xfade: ms(5.0),
+            cooldown: 0,
+            stream_underrun: false,
+            est: Estimator::new(PRIOR_MS.min(cfg.prebuffer_ms as f64)),
+            stats: Counters::default(),
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JitterConfig {
+        &self.cfg
+    }
+
+    /// Samples per frame.
+    pub fn frame_samples(&self) -> usize {
+        self.frame
+    }
+
+    fn ms_of(&self, samples: u64) -> f64 {
+        samples as f64 * 1000.0 / self.rate
+    }
+
+    /// Checks and records the caller's clock.
+    fn tick(&mut self, now_ms: f64) -> Result<()> {
+        if !now_ms.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "now_ms must be finite, got {now_ms}"
+            )));
+        }
+        if let Some(last) = self.last_now {
+            if now_ms < last {
+                return Err(Error::InvalidArgument(format!(
+                    "time went backwards: now_ms={now_ms} after {last}"
+                )));
+            }
+        }
+        self.last_now = Some(now_ms);
+        Ok(())
+    }
+
+    /// Appends int16 samples that arrived at `now_ms`.
+    pub fn push(&mut self, x: &[i16], now_ms: f64) -> Result<()> {
+        self.tick(now_ms)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        self.begin_push(now_ms);
+        let n = self.ring.push(x);
+        self.end_push(x.len(), n);
+        Ok(())
+    }
+
+    /// Appends little-endian PCM16 bytes (an even count) that arrived at `now_ms`.
+    pub fn push_bytes(&mut self, x: &[u8], now_ms: f64) -> Result<()> {
+        if !x.len().is_multiple_of(2) {
+            return Err(Error::OddLength { len: x.len() });
+        }
+        self.tick(now_ms)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        self.begin_push(now_ms);
+        let n = self.ring.push_with(x.len() / 2, |i| {
+            i16::from_le_bytes([x[2 * i], x[2 * i + 1]])
+        });
+        self.end_push(x.len() / 2, n);
+        Ok(())
+    }
+
+    fn begin_push(&mut self, now: f64) {
+        if !self.open {
+            // A new stream.
+            self.open = true;
+            self.open_t0 = now;
+            self.open_pushed = 0;
+            self.stats.streams += 1;
+            if self.state == State::Idle || self.ring.len == 0 {
+                if self.state == State::Underrun {
+                    self.conceal.fade_within(self.xfade);
+                }
+                self.start_stream(now);
+                self.state = State::Buffering;
+            } else {
+                {
+                    // The previous stream is still playing: queue this one behind it.
+                    if self.boundary.is_none() {
+                        self.boundary = Some(self.ring.len);
+                    }
+                    self.ended = false;
+                }
+            }
+        }
+        if self.open_pushed > 0 {
+            self.est.observe(now - self.last_arrival);
+        }
+        self.last_arrival = now;
+        if self.state == State::Underrun && self.boundary.is_none() {
+            self.stats.late_pushes += 1;
+        }
+    }
+
+    fn end_push(&mut self, wanted: usize, pushed: usize) {
+        self.open_pushed += wanted as u64;
+        self.stats.dropped += (wanted - pushed) as u64;
+        self.stats.max_buffered = self.stats.max_buffered.max(self.ring.len);
+    }
+
+    fn start_stream(&mut self, t0: f64) {
+        self.t0 = t0;
+        self.stream_played = 0;
+        self.stream_underrun = false;
+        self.ended = false;
+        self.boundary = None;
+    }
+
+    /// The current stream is complete: its tail plays without waiting; the next push starts
+    /// a new stream. Does nothing when no stream is open.
+    pub fn mark_end(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        if self.boundary.is_none() {
+            self.ended = true;
+        }
+    }
+
+    /// Barge-in: drops everything queued, ends the stream and returns how many ms of it were
+    /// played (source time, floored).
+    pub fn clear(&mut self) -> u64 {
+        let played = self.stream_played * 1000 / self.cfg.sample_rate as u64;
+        self.stats.cleared += self.ring.len as u64;
+        self.ring.clear();
+        self.open = false;
+        self.boundary = None;
+        self.ended = false;
+        self.stream_played = 0;
+        if self.state == State::Underrun && self.cfg.adaptive {
+            self.conceal.fade_within(self.xfade);
+        } else {
+            self.conceal.made = usize::MAX / 2;
+        }
+        // Queued output is dropped too, with a short fade so the stop does not click.
+        let q0 = self.syn_len - self.queued;
+        let keep = self.queued.min(self.xfade);
+        if self.cfg.adaptive {
+            for k in 0..keep {
+                self.syn[q0 + k] *= 1.0 - tsm::ramp(k, keep);
+            }
+            self.syn_len = q0 + keep;
+            self.queued = keep;
+        } else {
+            self.syn_len = q0;
+            self.queued = 0;
+        }
+        self.state = State::Idle;
+        played
+    }
+
+    /// The target delay, ms.
+    pub fn target_ms(&self) -> f64 {
+        if !self.cfg.adaptive {
+            return self.cfg.prebuffer_ms as f64;
+        }
+        let f = self.cfg.frame_ms as f64;
+        (self.est.needed_ms() * MARGIN + f).clamp(2.0 * f, self.cfg.max_ms as f64 / 2.0)
+    }
+
+    fn buffered_ms(&self) -> f64 {
+        self.ms_of(self.ring.len as u64)
+    }
+
+    fn delay_ms(&self) -> f64 {
+        match (self.state, self.last_now) {
+            (State::Idle, _) | (_, None) => 0.0,
+            (_, Some(now)) => (now - self.t0) - self.ms_of(self.stream_played),
+        }
+    }
+
+    /// Counters and levels.
+    pub fn stats(&self) -> JitterStats {
+        let s = &self.stats;
+        JitterStats {
+            played_ms: self.ms_of(s.played),
+            output_ms: self.ms_of(s.output),
+            buffered_ms: self.buffered_ms(),
+            max_buffered_ms: self.ms_of(s.max_buffered as u64),
+            target_ms: self.target_ms(),
+            delay_ms: self.delay_ms(),
+            underruns: s.underruns,
+            concealed_ms: self.ms_of(s.concealed),
+            expanded_ms: self.ms_of(s.expanded),
+            accelerated_ms: self.ms_of(s.accelerated),
+            streams: s.streams,
+            late_pushes: s.late_pushes,
+            dropped_ms: self.ms_of(s.dropped),
+            cleared_ms: self.ms_of(s.cleared),
+        }
+    }
+
+    /// Writes exactly one frame (`out.len() == frame_samples()`) for the playout time
+    /// `now_ms`: audio, concealment or silence.
+    pub fn pop(&mut self, now_ms: f64, out: &mut [i16]) -> Result<()> {
+        if out.len() != self.frame {
+            return Err(Error::InvalidArgument(format!(
+                "pop needs a frame of {} samples, got {}",
+                self.frame,
+                out.len()
+            )));
+        }
+        self.tick(now_ms)?;
+        self.maybe_start(now_ms);
+        let mut guard = 0;
+        while self.queued < self.frame {
+            self.produce(now_ms);
+            guard += 1;
+            if guard >= 64 {
+                self.append_zeros(self.frame - self.queued);
+            }
+        }
+        let q0 = self.syn_len - self.queued;
+        for (o, &v) in out.iter_mut().zip(&self.syn[q0..q0 + self.frame]) {
+            *o = v.round().clamp(-32768.0, 32767.0) as i16;
+        }
+        self.queued -= self.frame;
+        self.cooldown = self.cooldown.saturating_sub(self.frame);
+        self.stats.output += self.frame as u64;
+        // Keep `hist` samples of history before the queued output.
+        let keep = self.hist + self.queued;
+        if self.syn_len > keep {
+            self.syn.copy_within(self.syn_len - keep..self.syn_len, 0);
+            self.syn_len = keep;
+        }
+        Ok(())
+    }
+
+    /// Starts playback (or resumes after an underrun) when the mode's condition holds.
+    fn maybe_start(&mut self, now: f64) {
+        let (waiting, after_underrun) = match self.state {
+            State::Buffering => (true, false),
+            State::Underrun => (true, true),
+            _ => (false, false),
+        };
+        if !waiting || self.ring.len == 0 {
+            return;
+        }
+        let ready = if self.ended {
+            true
+        } else if !self.cfg.adaptive {
+            self.buffered_ms() >= self.cfg.prebuffer_ms as f64
+        } else {
+            self.buffered_ms() >= self.needed_now(now).max(self.floor_ms())
+        };
+        if !ready {
+            return;
+        }
+        if after_underrun && self.cfg.adaptive {
+            self.rejoin();
+        }
+        self.state = State::Playing;
+    }
+
+    /// Queue that lasts until the next push is due: the target, less the time since the
+    /// last push (adaptive mode).
+    fn needed_now(&self, now: f64) -> f64 {
+        if self.open_pushed == 0 || !self.open {
+            return 0.0;
+        }
+        (self.last_arrival + self.target_ms() - now).max(0.0)
+    }
+
+    /// The least queue to start or rejoin with: a frame and two pitch periods.
+    fn floor_ms(&self) -> f64 {
+        self.ms_of((self.frame + 2 * self.pitch.tmax) as u64)
+    }
+
+    /// Queue below which adaptive playback slows down.
+    fn low_ms(&self, now: f64) -> f64 {
+        let floor = self.ms_of((self.frame + self.pitch.tmax) as u64);
+        // A push later than the target says (a generation stall or a bad network spell):
+        // stretch what is left rather than wait for an underrun.
+        let overdue =
+            self.open && self.open_pushed > 0 && now - self.last_arrival > self.target_ms();
+        let low = if overdue {
+            self.target_ms()
+        } else {
+            0.5 * self.needed_now(now)
+        };
+        low.max(floor)
+    }
+
+    /// Crossfades from concealment into the queued audio.
+    fn rejoin(&mut self) {
+        let n = self.xfade.min(self.ring.len);
+        self.reserve(n);
+        for k in 0..n {
+            let w = tsm::ramp(k, n);
+            let c = self.conceal.next_sample();
+            let x = self.ring.get(k) as f32;
+            self.syn[self.syn_len + k] = (1.0 - w) * c + w * x;
+        }
+        self.syn_len += n;
+        self.queued += n;
+        self.consume(n);
+    }
+
+    /// Makes room for `n` more samples in `syn` (dropping old history).
+    fn reserve(&mut self, n: usize) {
+        if self.syn_len + n > self.syn.len() {
+            let keep = (self.hist + self.queued).min(self.syn_len);
+            self.syn.copy_within(self.syn_len - keep..self.syn_len, 0);
+            self.syn_len = keep;
+        }
+        debug_assert!(self.syn_len + n <= self.syn.len());
+    }
+
+    fn append_zeros(&mut self, n: usize) {
+        self.reserve(n);
+        self.syn[self.syn_len..self.syn_len + n].fill(0.0);
+        self.syn_len += n;
+        self.queued += n;
+    }
+
+    /// Takes `n` source samples off the queue as played.
+    fn consume(&mut self, n: usize) {
+        self.ring.skip(n);
+        self.stats.played += n as u64;
+        self.stream_played += n as u64;
+        if let Some(b) = self.boundary {
+            if n >= b {
+                // Playback crossed into the stream queued behind: it becomes current.
+                let over = n - b;
+                self.boundary = None;
+                self.t0 = self.open_t0;
+                self.stream_played = over as u64;
+                self.stream_underrun = false;
+                self.ended = !self.open;
+            } else {
+                self.boundary = Some(b - n);
+            }
+        }
+    }
+
+    /// Copies history then up to `look` lookahead samples into `work`; returns (p, len).
+    fn fill_work(&mut self, look: usize) -> (usize, usize) {
+        let h = self.hist.min(self.syn_len);
+        let p = h;
+        self.work[..h].copy_from_slice(&self.syn[self.syn_len - h..self.syn_len]);
+        let l = look.min(self.ring.len).min(self.work.len() - h);
+        self.ring.peek_f32(&mut self.work[h..h + l]);
+        (p, h + l)
+    }
+
+    /// Appends output to `syn` until at least one more sample is queued.
+    fn produce(&mut self, now: f64) {
+        let need = self.frame - self.queued;
+        match self.state {
+            State::Idle | State::Buffering => self.produce_quiet(need),
+            State::Underrun => self.produce_quiet(need),
+            State::Playing => {
+                if self.ring.len == 0 {
+                    if self.ended {
+                        self.state = State::Idle;
+                        self.conceal.made = usize::MAX / 2;
+                        self.append_zeros(need);
+                    } else {
+                        self.underrun();
+                        self.produce_quiet(need);
+                    }
+                    return;
+                }
+                if self.cfg.adaptive && self.cooldown == 0 && self.try_stretch(now) {
+                    return;
+                }
+                let n = need.min(self.ring.len);
+                self.reserve(n);
+                let base = self.syn_len;
+                for k in 0..n {
+                    self.syn[base + k] = self.ring.get(k) as f32;
+                }
+                self.syn_len += n;
+                self.queued += n;
+                self.consume(n);
+            }
+        }
+    }
+
+    fn underrun(&mut self) {
+        self.stats.underruns += 1;
+        self.stream_underrun = true;
+        self.state = State::Underrun;
+        if self.cfg.adaptive {
+            let p = self.syn_len;
+            let per = if p >= self.pitch.needs(Around::Behind).0 {
+                let (pp, len) = self.fill_work(0);
+                self.pitch.search(&self.work[..len], pp, Around::Behind).lag
+            } else {
+                self.pitch.tmin.max(1)
+            };
+            self.conceal.start(&self.syn[..p], per);
+        }
+    }
+
+    /// Silence, or concealment during an adaptive underrun (also fading out a concealment
+    /// cut short by the end of the stream or a clear).
+    fn produce_quiet(&mut self, need: usize) {
+        let counting = self.state == State::Underrun;
+        self.reserve(need);
+        let base = self.syn_len;
+        if self.cfg.adaptive && !self.conceal.silent() {
+            for k in 0..need {
+                self.syn[base + k] = self.conceal.next_sample();
+            }
+        } else {
+            self.syn[base..base + need].fill(0.0);
+        }
+        self.syn_len += need;
+        self.queued += need;
+        if counting {
+            self.stats.concealed += need as u64;
+            if self.ended && self.ring.len == 0 {
+                // The stream ended during the underrun: nothing more will come.
+                self.state = State::Idle;
+                self.conceal.fade_within(self.xfade);
+            }
+        }
+    }
+
+    /// Adaptive stretching: expands when the queue runs low, accelerates when playback lags
+    /// its schedule by more than the target. Returns whether it produced output.
+    fn try_stretch(&mut self, now: f64) -> bool {
+        let buffered = self.buffered_ms();
+        let target = self.target_ms();
+        let tmax = self.pitch.tmax;
+        let open_stream = !self.ended || self.boundary.is_some();
+        let delay = (now - self.t0) - self.ms_of(self.stream_played);
+        let low = self.low_ms(now);
+        let expand = open_stream && buffered < low && self.ring.len >= tmax;
+        let hyst = 2.0 * self.cfg.frame_ms as f64 + 20.0;
+        let slack = self.ms_of((self.frame + 2 * tmax) as u64);
+        // After an underrun, keep a second target's worth: the stream has shown it stalls.
+        let extra = if self.stream_underrun { target } else { 0.0 };
+        let accelerate = !expand
+            && delay > target + hyst
+            && buffered > target + self.needed_now(now) + slack + extra
+            && self.ring.len >= self.work.len() - self.hist;
+        if !(expand || accelerate) {
+            return false;
+        }
+        if self.syn_len < self.hist {
+            return false;
+        }
+        let at = if expand {
+            Around::Behind
+        } else {
+            Around::Ahead
+        };
+        let (p, len) = self.fill_work(2 * tmax + self.pitch.win);
+        let per = self.pitch.search(&self.work[..len], p, at);
+        if per.corr < VOICED && per.rms > QUIET {
+            return false;
+        }
+        let t = per.lag;
+        self.reserve(t);
+        let base = self.syn_len;
+        if expand {
+            tsm::expand(&self.work[..len], p, t, &mut self.syn[base..base + t]);
+            self.stats.expanded += t as u64;
+        } else {
+            tsm::accelerate(&self.work[..len], p, t, &mut self.syn[base..base + t]);
+            self.consume(2 * t);
+            self.stats.accelerated += t as u64;
+        }
+        self.syn_len += t;
+        self.queued += t;
+        // At most one period inserted per period played (playback no slower than half speed)
+        // and one removed per three played (no faster than 1.25x).
+        self.cooldown = if expand { t } else { 3 * t };
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(adaptive: bool) -> JitterConfig {
+        JitterConfig {
+            sample_rate: 16000,
+            frame_ms: 10,
+            prebuffer_ms: 100,
+            adaptive,
+            max_ms: 2000,
+        }
+    }
+
+    fn ramp_signal(n: usize) -> Vec<i16> {
+        (0..n).map(|i| (i % 30000) as i16).collect()
+    }
+
+    #[test]
+    fn rejects_bad_configuration() {
+        let bad = [
+            JitterConfig {
+                sample_rate: 12345,
+                ..cfg(true)
+            },
+            JitterConfig {
+                frame_ms: 0,
+                ..cfg(true)
+            },
+            JitterConfig {
+                sample_rate: 11025,
+                frame_ms: 10,
+                ..cfg(true)
+            },
+            JitterConfig {
+                max_ms: 10,
+                ..cfg(true)
+            },
+            JitterConfig {
+                prebuffer_ms: 5000,
+                ..cfg(true)
+            },
+        ];
+        for c in bad {
+            assert!(JitterBuffer::new(c).is_err(), "{c:?}");
+        }
+        let ok = JitterConfig {
+            sample_rate: 11025,
+            frame_ms: 40,
+            ..cfg(true)
+        };
+        assert_eq!(JitterBuffer::new(ok).unwrap().frame_samples(), 441);
+    }
+
+    #[test]
+    fn fixed_mode_plays_input_exactly_after_prebuffer() {
+        let mut jb = JitterBuffer::new(cfg(false)).unwrap();
+        let x = ramp_signal(16000);
+        let mut out = Vec::new();
+        let mut frame = vec![0i16; 160];
+        let mut fed = 0;
+        for tick in 0..150 {
+            let now = tick as f64 * 10.0;
+            if fed < x.len() {
+                jb.push(&x[fed..fed + 160], now).unwrap();
+                fed += 160;
+                if fed == x.len() {
+                    jb.mark_end();
+                }
+            }
+            jb.pop(now, &mut frame).unwrap();
+            out.extend_from_slice(&frame);
+        }
+        let start = out.iter().position(|&v| v != 0).unwrap_or(0);
+        // The ramp starts at 0: the first non-zero is its second sample.
+        assert_eq!(&out[start - 1..start - 1 + x.len()], &x[..]);
+        assert_eq!(jb.stats().underruns, 0);
+        assert!((jb.stats().played_ms - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn time_going_backwards_is_an_error_and_changes_nothing() {
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        jb.push(&[1, 2, 3], 100.0).unwrap();
+        assert!(jb.push(&[1, 2, 3], 99.0).is_err());
+        let mut f = vec![0i16; 160];
+        assert!(jb.pop(50.0, &mut f).is_err());
+        assert!(jb.pop(f64::NAN, &mut f).is_err());
+        assert!((jb.stats().buffered_ms - 3.0 / 16.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overflow_drops_and_counts() {
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        let x = vec![7i16; 16000 * 3];
+        jb.push(&x, 0.0).unwrap();
+        let s = jb.stats();
+        assert_eq!(s.buffered_ms, 2000.0);
+        assert_eq!(s.dropped_ms, 1000.0);
+    }
+
+    #[test]
+    fn clear_returns_played_ms_and_next_push_is_a_new_stream() {
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        jb.push(&vec![100i16; 16000], 0.0).unwrap();
+        let mut f = vec![0i16; 160];
+        let mut t = 0.0;
+        while jb.stats().played_ms < 300.0 {
+            jb.pop(t, &mut f).unwrap();
+            t += 10.0;
+        }
+        let played = jb.stats().played_ms as u64;
+        assert_eq!(jb.clear(), played);
+        assert_eq!(jb.stats().buffered_ms, 0.0);
+        jb.push(&[1, 2], t).unwrap();
+        assert_eq!(jb.stats().streams, 2);
+    }
+
+    #[test]
+    fn no_allocation_growth_while_running() {
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        let caps = (
+            jb.ring.buf.capacity(),
+            jb.syn.capacity(),
+            jb.work.capacity(),
+        );
+        let mut f = vec![0i16; 160];
+        let x: Vec<i16> = (0..800)
+            .map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16)
+            .collect();
+        for tick in 0..2000u32 {
+            let now = tick as f64 * 10.0;
+            if tick % 7 == 0 && tick % 300 < 200 {
+                jb.push(&x, now).unwrap();
+            }
+            jb.pop(now, &mut f).unwrap();
+        }
+        assert_eq!(
+            caps,
+            (
+                jb.ring.buf.capacity(),
+                jb.syn.capacity(),
+                jb.work.capacity()
+            )
+        );
+        let s = jb.stats();
+        assert!(s.underruns > 0 && s.accelerated_ms + s.expanded_ms > 0.0);
+    }
+}
