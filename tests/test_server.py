@@ -8,9 +8,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from voxwire import clips
 from voxwire.cli import main as cli_main
+from voxwire.demo import spawn_server
 
 KEY = "test-key-1"
 
@@ -31,44 +30,9 @@ KEY = "test-key-1"
 pytestmark = pytest.mark.timeout(120)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(*extra: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def server(*extra: str) -> contextlib.AbstractContextManager[tuple[int, subprocess.Popen[bytes]]]:
     """`voxwire serve` in a subprocess, on a free loopback port; stopped at the end."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        for _ in range(150):  # up to 15 s
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        proc.stderr.read().decode() if proc.stderr else "died"
-                    ) from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start")
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return spawn_server(*extra)
 
 
 @pytest.fixture(scope="module")

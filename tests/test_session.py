@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import voxwire
 from voxwire import clips
 from voxwire.dialects import OpenAIDialect
+from voxwire.dialects.openai import CLIENT_TYPES
 from voxwire.session import TRANSITIONS, Limits, Phase, Session
 from voxwire.session import events as ev
 
@@ -512,21 +513,7 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-client_types = st.sampled_from(
-    [
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-        "bogus",
-    ]
-)
+client_types = st.sampled_from([*CLIENT_TYPES, "bogus"])
 
 
 @settings(max_examples=300, deadline=None)

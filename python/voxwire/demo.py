@@ -160,6 +160,13 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def local_server(*args: str) -> Iterator[int]:
     """``voxwire serve`` in a subprocess on a free loopback port (stopped on exit)."""
+    with spawn_server(*args) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Like :func:`local_server`, also giving the process (to signal it)."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *args],
@@ -178,7 +185,7 @@ def local_server(*args: str) -> Iterator[int]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("voxwire serve did not start within 20 s")
-        yield port
+        yield port, proc
     finally:
         proc.terminate()
         try:

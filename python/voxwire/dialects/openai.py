@@ -16,7 +16,8 @@ from typing import Any
 
 from voxwire.session import events as ev
 
-_CLIENT_TYPES = (
+#: The client event types this dialect takes.
+CLIENT_TYPES = (
     "session.update",
     "input_audio_buffer.append",
     "input_audio_buffer.commit",
@@ -137,10 +138,10 @@ class OpenAIDialect:
             return ev.CreateResponse(eid, self._modalities(mods, f"response.{key}"), instr)
         if t == "response.cancel":
             return ev.CancelResponse(eid, _opt(o, "response_id", str, "response_id"))
-        supported = ", ".join(f"'{c}'" for c in _CLIENT_TYPES[:-1])
+        supported = ", ".join(f"'{c}'" for c in CLIENT_TYPES[:-1])
         raise Invalid(
             "invalid_value",
-            f"Invalid value: '{t}'. Supported values are: {supported}, and '{_CLIENT_TYPES[-1]}'.",
+            f"Invalid value: '{t}'. Supported values are: {supported}, and '{CLIENT_TYPES[-1]}'.",
             "type",
         )
 
@@ -596,4 +597,4 @@ class OpenAIDialect:
         return json.dumps(d, separators=(",", ":"))
 
 
-__all__ = ["Invalid", "OpenAIDialect"]
+__all__ = ["CLIENT_TYPES", "Invalid", "OpenAIDialect"]

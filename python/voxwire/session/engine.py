@@ -397,14 +397,7 @@ class Session:
             if self._resp is None:
                 self._start_response(None, None, None, now)
             else:
-                self._error(
-                    "conversation_already_has_active_response",
-                    "Conversation already has an active response in progress: "
-                    f"{self._resp.id}. Wait until the response is finished before creating "
-                    "a new one.",
-                    None,
-                    None,
-                )
+                self._busy_error(None)
 
     def _commit(self, item_id: str, audio: npt.NDArray[np.int16], eid: str | None) -> None:
         prev = self._items[-1].item.id if self._items else None
@@ -557,13 +550,16 @@ class Session:
         self._start_response(i.modalities, i.instructions, i.event_id, now)
 
     def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
+        self._busy_error(i.event_id)
+
+    def _busy_error(self, eid: str | None) -> None:
         assert self._resp is not None
         self._error(
             "conversation_already_has_active_response",
             f"Conversation already has an active response in progress: {self._resp.id}. "
             "Wait until the response is finished before creating a new one.",
             None,
-            i.event_id,
+            eid,
         )
 
     def _on_cancel(self, i: ev.CancelResponse, now: float) -> None:
