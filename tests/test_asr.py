@@ -2,9 +2,9 @@
 
 PocketSphinx's bundled US English model does poorly on the eSpeak NG clip: measured, it hears
 "oh what i will go for two weeks in a zoo" for "Hello! I would like to book a table for two,
-tomorrow evening at seven." (word error rate 0.86: 12 edits for 14 words; "i", "for",
-"two" right). The thresholds below
-check that decoding works and hears speech, not that it is accurate.
+tomorrow evening at seven." (word error rate 0.86: 12 edits for 14 words; "i", "for" and
+"two" right). The thresholds below check that decoding works and hears speech, not that it is
+accurate.
 """
 
 from __future__ import annotations
