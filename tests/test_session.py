@@ -562,3 +562,99 @@ def test_no_input_makes_the_engine_raise(messages: list[str | bytes]) -> None:
     send(s, user_text("ok"))
     send(s, {"type": "response.create"})
     assert any(isinstance(e, ev.StartResponse) for e in s.events())
+
+
+def commit_clip(s: Session) -> str:
+    """A manual-mode user audio item (no response): its id."""
+    x, _ = clips.hello()
+    for i in range(0, len(x), 4800):
+        send(s, {"type": "input_audio_buffer.append", "audio": b64(x[i : i + 4800])})
+    out = send(s, {"type": "input_audio_buffer.commit"})
+    return str(next(m for m in out if m["type"] == "input_audio_buffer.committed")["item_id"])
+
+
+@pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
+def test_user_transcript_is_sent_only_with_transcription_on(beta: bool) -> None:
+    name = "conversation.item.input_audio_transcription.completed"
+    s = Session(OpenAIDialect(beta=beta))
+    (created,) = msgs(s)
+    if beta:
+        assert created["session"]["input_audio_transcription"] is None
+        off = {"turn_detection": None}
+        on = {"input_audio_transcription": {"model": "whisper-1"}}
+    else:
+        assert created["session"]["audio"]["input"]["transcription"] is None
+        off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        on = {"type": "realtime", "audio": {"input": {"transcription": {"model": "any"}}}}
+    send(s, {"type": "session.update", "session": off})
+    item = commit_clip(s)
+    s.events()
+    # Off (the default): the item gets the transcript, the client no event.
+    s.user_transcript(item, "hello there", 1.0)
+    assert msgs(s) == []
+    assert [type(e) for e in s.events()] == []
+    (got,) = send(s, {"type": "conversation.item.retrieve", "item_id": item})
+    assert got["item"]["content"][0] == {"type": "input_audio", "transcript": "hello there"}
+    # On: the event, shaped as OpenAI's.
+    (upd,) = send(s, {"type": "session.update", "session": on})
+    shown = upd["session"] if beta else upd["session"]["audio"]["input"]
+    key = "input_audio_transcription" if beta else "transcription"
+    assert shown[key] == {"model": "pocketsphinx"} and s.state.transcription
+    item2 = commit_clip(s)
+    s.events()
+    s.user_transcript(item2, "book a table", 2.0)
+    (m,) = msgs(s)
+    assert set(m) == {"type", "event_id", "item_id", "content_index", "transcript"}
+    assert (m["type"], m["item_id"], m["content_index"], m["transcript"]) == (
+        name,
+        item2,
+        0,
+        "book a table",
+    )
+    (fact,) = s.events()
+    assert fact == ev.InputTranscriptionCompleted(item2, 0, "book a table")
+    (got,) = send(s, {"type": "conversation.item.retrieve", "item_id": item2})
+    assert got["item"]["content"][0]["transcript"] == "book a table"
+    s.events()
+    # Unknown items and text items are ignored, without an error.
+    s.user_transcript("item_nope", "x", 3.0)
+    assert msgs(s) == [] and s.events() == []
+    send(s, user_text("typed"))
+    text_item = s._items[-1].item.id
+    s.events()
+    s.user_transcript(text_item, "x", 3.0)
+    assert msgs(s) == [] and s.events() == []
+    # And off again.
+    off_tr = (
+        {"input_audio_transcription": None}
+        if beta
+        else {
+            "type": "realtime",
+            "audio": {"input": {"transcription": None}},
+        }
+    )
+    (upd,) = send(s, {"type": "session.update", "session": off_tr})
+    assert not s.state.transcription
+
+
+def test_transcription_setting_must_be_an_object_or_null() -> None:
+    s = Session(OpenAIDialect())
+    msgs(s)
+    (err,) = send(
+        s,
+        {"type": "session.update", "session": {"audio": {"input": {"transcription": "yes"}}}},
+    )
+    assert err["error"]["param"] == "session.audio.input.transcription"
+    assert not s.state.transcription
+
+
+def test_transcript_reaches_the_next_turn() -> None:
+    s = Session(OpenAIDialect())
+    send(s, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+    item = commit_clip(s)
+    s.user_transcript(item, "hello", 0.0)
+    s.events()
+    send(s, {"type": "response.create"})
+    (start,) = requests(s)
+    assert isinstance(start, ev.StartResponse)
+    assert start.turn.item_id == item and start.turn.transcript == "hello"

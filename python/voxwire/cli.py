@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(
+        "--asr",
+        choices=("auto", "pocketsphinx", "none"),
+        default="auto",
+        help="user transcripts: pocketsphinx (voxwire[asr]), none, or auto (default: "
+        "pocketsphinx when installed)",
+    )
+    s.add_argument(
         "--driver",
         choices=("asgi", "websockets"),
         default="asgi",
@@ -52,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    from voxwire.asr import load_asr
     from voxwire.server import ServerConfig
     from voxwire.session import Limits
 
@@ -66,12 +74,22 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if not keys:
         print("voxwire serve: no API key configured: serving loopback only, without auth.")
+    try:
+        asr = load_asr(args.asr)
+    except ImportError:
+        print(
+            "voxwire serve: --asr pocketsphinx needs the pocketsphinx package: "
+            "pip install 'voxwire[asr]'",
+            file=sys.stderr,
+        )
+        return 2
     cfg = ServerConfig(
         api_keys=frozenset(keys),
         agent=args.agent,
         limits=Limits(idle_timeout_s=args.idle_timeout),
         max_message_bytes=args.max_message_bytes,
         vad_engine=args.vad,
+        asr=asr,
     )
     if args.driver == "websockets":
         import asyncio

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import time
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from voxwire import agents
+from voxwire.asr import ASR
 from voxwire.dialects import OpenAIDialect
 from voxwire.session import Limits, Phase, Session
 from voxwire.session import events as ev
@@ -135,6 +137,10 @@ class ServerConfig:
     max_send_queue: int = 256
     vad_engine: str = "spectral"
     model: str = "voxwire-echo"
+    #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
+    #: transcripts. ``voxwire serve`` picks :class:`voxwire.asr.PocketSphinxASR` when it is
+    #: installed (``--asr``).
+    asr: ASR | None = None
 
     def make_agent(self) -> agents.Agent:
         """The agent object."""
@@ -189,8 +195,15 @@ async def run_session(
     clock: Callable[[], float] = time.monotonic,
     max_send_queue: int = 256,
     metrics: Metrics | None = None,
+    asr: ASR | None = None,
 ) -> None:
-    """Drive ``session`` over ``transport`` until either side closes."""
+    """Drive ``session`` over ``transport`` until either side closes.
+
+    With an ``asr``, an audio turn without a transcript is transcribed (in a worker thread)
+    before the agent runs: the agent gets the transcript, the user item keeps it, and the
+    client gets ``conversation.item.input_audio_transcription.completed`` when its session
+    asked for transcription.
+    """
     out: deque[str | ev.Close] = deque()
     wake = asyncio.Event()
     room = asyncio.Event()
@@ -230,8 +243,26 @@ async def run_session(
 
     async def run_agent(req: ev.StartResponse) -> None:
         rid = req.response_id
+        turn = req.turn
         try:
-            async for o in agent.respond(req.turn):
+            if (
+                asr is not None
+                and turn.audio is not None
+                and turn.text is None
+                and turn.transcript is None
+                and turn.item_id is not None
+            ):
+                try:
+                    text = await asyncio.to_thread(asr.transcribe, turn.audio, turn.sample_rate)
+                except Exception:  # no transcript: the agent answers without one
+                    log.exception("ASR failed in response %s", rid)
+                else:
+                    session.user_transcript(turn.item_id, text, clock())
+                    pump()
+                    if session.response_id != rid:
+                        return
+                    turn = dataclasses.replace(turn, transcript=text)
+            async for o in agent.respond(turn):
                 now = clock()
                 if isinstance(o, agents.TextDelta):
                     session.agent_text(rid, o.text, now)
@@ -393,6 +424,7 @@ def create_app(config: ServerConfig | None = None) -> Any:
                 agent,
                 max_send_queue=cfg.max_send_queue,
                 metrics=metrics,
+                asr=cfg.asr,
             )
         finally:
             live.discard(session)
@@ -502,7 +534,11 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
             vad_engine=config.vad_engine,
         )
         await run_session(
-            _WebsocketsTransport(conn), session, agent, max_send_queue=config.max_send_queue
+            _WebsocketsTransport(conn),
+            session,
+            agent,
+            max_send_queue=config.max_send_queue,
+            asr=config.asr,
         )
 
     return await serve(

@@ -42,6 +42,9 @@ _GA_FORMAT_OF: dict[str, dict[str, Any]] = {
 }
 _BETA_FORMATS = ("pcm16", "g711_ulaw", "g711_alaw")
 
+#: The transcription model sessions report (the ASR the server runs, :mod:`voxwire.asr`).
+TRANSCRIPTION_MODEL = "pocketsphinx"
+
 
 class Invalid(Exception):
     """A decode failure: becomes a BadMessage with this code, message and param."""
@@ -192,6 +195,15 @@ class OpenAIDialect:
             interrupt_response=base.interrupt_response if ir is None else ir,
         )
 
+    def _transcription(self, t: Any, path: str) -> bool:
+        """Input transcription on (an object, e.g. ``{"model": ...}``) or off (null)."""
+        if t is None:
+            return False
+        if not isinstance(t, dict):
+            raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+        _opt(t, "model", str, f"{path}.model")
+        return True
+
     def _format(self, f: Any, path: str) -> ev.AudioFormat:
         if isinstance(f, str) and (self.beta or f in _BETA_FORMATS):
             if f in _BETA_FORMATS:
@@ -228,6 +240,10 @@ class OpenAIDialect:
                 )
             if "voice" in s:
                 kw["voice"] = _get(s, "voice", str, "session.voice")
+            if "input_audio_transcription" in s:
+                kw["transcription"] = self._transcription(
+                    s["input_audio_transcription"], "session.input_audio_transcription"
+                )
             return ev.UpdateSession(eid, **kw)
         kind = s.get("type", "realtime")
         if kind != "realtime":
@@ -247,6 +263,10 @@ class OpenAIDialect:
         if "turn_detection" in inp:
             kw["turn_detection"] = self._turn_detection(
                 inp["turn_detection"], "session.audio.input.turn_detection"
+            )
+        if "transcription" in inp:
+            kw["transcription"] = self._transcription(
+                inp["transcription"], "session.audio.input.transcription"
             )
         if "format" in out:
             kw["output_format"] = self._format(out["format"], "session.audio.output.format")
@@ -345,6 +365,7 @@ class OpenAIDialect:
             }
             if not self.beta:
                 td["idle_timeout_ms"] = None
+        tr = {"model": TRANSCRIPTION_MODEL} if s.transcription else None
         if self.beta:
             return {
                 "id": s.id,
@@ -355,7 +376,7 @@ class OpenAIDialect:
                 "voice": s.voice,
                 "input_audio_format": s.input_format,
                 "output_audio_format": s.output_format,
-                "input_audio_transcription": None,
+                "input_audio_transcription": tr,
                 "input_audio_noise_reduction": None,
                 "turn_detection": td,
                 "tools": [],
@@ -382,7 +403,7 @@ class OpenAIDialect:
             "audio": {
                 "input": {
                     "format": _GA_FORMAT_OF[s.input_format],
-                    "transcription": None,
+                    "transcription": tr,
                     "noise_reduction": None,
                     "turn_detection": td,
                 },
@@ -472,6 +493,8 @@ class OpenAIDialect:
                 return "conversation.item.deleted"
             case ev.ItemTruncated():
                 return "conversation.item.truncated"
+            case ev.InputTranscriptionCompleted():
+                return "conversation.item.input_audio_transcription.completed"
             case ev.ResponseCreated():
                 return "response.created"
             case ev.OutputItemAdded():
@@ -540,6 +563,12 @@ class OpenAIDialect:
                     item_id=fact.item_id,
                     content_index=fact.content_index,
                     audio_end_ms=fact.audio_end_ms,
+                )
+            case ev.InputTranscriptionCompleted():
+                d.update(
+                    item_id=fact.item_id,
+                    content_index=fact.content_index,
+                    transcript=fact.transcript,
                 )
             case ev.ResponseCreated(response=r) | ev.ResponseDone(response=r):
                 d["response"] = self._response(r)

@@ -255,6 +255,32 @@ class Session:
         if self._live(response_id, now) is not None:
             self._guard(lambda: self._finish("completed"), None)
 
+    def user_transcript(self, item_id: str, transcript: str, now: float) -> None:
+        """The ASR's transcript of user item ``item_id`` (never raises).
+
+        Sets it on the item's (first) ``input_audio`` part and, when the
+        session's ``transcription`` setting is on, emits
+        :class:`~voxwire.session.events.InputTranscriptionCompleted`. An unknown item (deleted,
+        or dropped past ``max_items``), or one with no such part, is ignored.
+        """
+        self._now = now
+        if self.phase is Phase.CLOSED:
+            return
+        self._guard(lambda: self._set_transcript(item_id, transcript), None)
+
+    def _set_transcript(self, item_id: str, transcript: str) -> None:
+        rec = self._find(item_id)
+        if rec is None or rec.item.role != "user":
+            return
+        parts = rec.item.content
+        idx = next((k for k, c in enumerate(parts) if c.type == "input_audio"), None)
+        if idx is None:
+            return
+        new = replace(parts[idx], transcript=transcript)
+        rec.item = replace(rec.item, content=(*parts[:idx], new, *parts[idx + 1 :]))
+        if self.state.transcription:
+            self._emit(ev.InputTranscriptionCompleted(item_id, idx, transcript))
+
     def agent_failed(self, response_id: str, message: str, now: float) -> None:
         """The agent failed; the response ends as ``failed``."""
         if self._live(response_id, now) is not None:
@@ -332,6 +358,7 @@ class Session:
                 "modalities",
                 "instructions",
                 "voice",
+                "transcription",
             )
             if getattr(i, k) is not ev.UNSET
         }

@@ -57,6 +57,10 @@ class SessionState:
     modalities: tuple[Modality, ...] = ("audio",)
     instructions: str = ""
     voice: str = "alloy"
+    #: Whether the client asked for transcripts of its audio (OpenAI
+    #: ``input_audio_transcription``): ``InputTranscriptionCompleted`` facts are sent only
+    #: then. Agents get transcripts whenever the server has an ASR.
+    transcription: bool = False
 
 
 #: Marks a setting that an update does not touch.
@@ -138,6 +142,7 @@ class UpdateSession(Intent):
     modalities: tuple[Modality, ...] | _Unset = UNSET
     instructions: str | _Unset = UNSET
     voice: str | _Unset = UNSET
+    transcription: bool | _Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,19 @@ class ItemTruncated(Fact):
     item_id: str
     content_index: int
     audio_end_ms: int
+
+
+@dataclass(frozen=True)
+class InputTranscriptionCompleted(Fact):
+    """The ASR's transcript of user item ``item_id``'s audio part ``content_index``.
+
+    Emitted only when the session's ``transcription`` setting is on (the item is updated
+    either way).
+    """
+
+    item_id: str
+    content_index: int
+    transcript: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,121 @@
+"""Speech recognition plugins: user transcripts for audio turns (the ``voxwire[asr]`` extra).
+
+An ASR is any object with a blocking ``transcribe(pcm, sample_rate) -> str``; the server
+calls it in a worker thread (``asyncio.to_thread``) on each committed user utterance, so it
+must be safe to call from several threads at once.
+
+Built in: :class:`PocketSphinxASR`, CMU PocketSphinx with the US English acoustic model,
+language model and dictionary that its PyPI wheel ships (``pip install voxwire[asr]``). It
+is small and offline, not accurate: expect many wrong words on anything but clear, careful
+speech (the bundled eSpeak NG clip comes out with most of its words wrong).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+
+
+class ASR(Protocol):
+    """A speech recognizer: the text of one whole utterance."""
+
+    def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+        """The words of ``pcm`` (int16 mono at ``sample_rate``); "" when there are none.
+
+        Blocking; called from worker threads, possibly several at once.
+        """
+        ...
+
+
+class PocketSphinxASR:
+    """PocketSphinx with its bundled US English model, decoding a whole utterance at once.
+
+    Audio is resampled to 16 kHz with :func:`voxwire.resample`. Audio with no 10 ms frame
+    above ``floor_db`` dBFS is silence and gives "" without decoding (PocketSphinx hears
+    words such as "ah" in digital silence).
+
+    A decoder takes about 2 s to load and about 100 MB, and is not thread-safe: each instance
+    keeps the decoders it has made and lends one to each call, making another only when all
+    are busy (so concurrent calls decode in parallel, and sequential calls reuse one
+    decoder). ``config`` holds extra PocketSphinx options (e.g. ``lw=6.5``).
+    """
+
+    name = "pocketsphinx"
+    RATE = 16000
+
+    def __init__(self, floor_db: float = -50.0, **config: Any) -> None:
+        import pocketsphinx  # noqa: F401  (fail here, not in the first call, if missing)
+
+        self.floor_db = floor_db
+        self.config: dict[str, Any] = {"samprate": self.RATE, "loglevel": "FATAL", **config}
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _decoder(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        from pocketsphinx import Decoder
+
+        return Decoder(**self.config)
+
+    def warm(self) -> None:
+        """Load one decoder now (otherwise the first call loads it)."""
+        d = self._decoder()
+        with self._lock:
+            self._idle.append(d)
+
+    def is_silence(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> bool:
+        """Whether no 10 ms frame of ``pcm`` is above ``floor_db`` dBFS."""
+        n = max(1, sample_rate // 100)
+        x = np.asarray(pcm, dtype=np.float64)
+        if len(x) < n:
+            return True
+        frames = x[: len(x) // n * n].reshape(-1, n)
+        level = np.mean(frames**2, axis=1) / 32768.0**2
+        return bool(np.max(level) <= 10 ** (self.floor_db / 10))
+
+    def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+        """The hypothesis of the whole utterance, lower case; "" for silence or no words."""
+        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+        if self.is_silence(pcm, sample_rate):
+            return ""
+        x = pcm if sample_rate == self.RATE else voxwire.resample(pcm, sample_rate, self.RATE)
+        data = np.ascontiguousarray(x, dtype="<i2").tobytes()
+        d = self._decoder()
+        d.start_utt()
+        d.process_raw(data, False, True)  # no_search=False, full_utt=True
+        d.end_utt()
+        hyp = d.hyp()
+        text = hyp.hypstr.strip() if hyp is not None else ""
+        # Returned only after a clean decode: one that raised is not lent out again.
+        with self._lock:
+            self._idle.append(d)
+        return str(text)
+
+
+def default_asr() -> ASR | None:
+    """:class:`PocketSphinxASR` when ``pocketsphinx`` imports, else None."""
+    try:
+        return PocketSphinxASR()
+    except ImportError:
+        return None
+
+
+def load_asr(spec: str) -> ASR | None:
+    """An ASR by name: ``pocketsphinx``, ``none``, or ``auto`` (pocketsphinx if installed)."""
+    if spec == "none":
+        return None
+    if spec == "auto":
+        return default_asr()
+    if spec == "pocketsphinx":
+        return PocketSphinxASR()
+    raise ValueError(f"unknown ASR {spec!r}: use 'pocketsphinx', 'none' or 'auto'")
+
+
+__all__ = ["ASR", "PocketSphinxASR", "default_asr", "load_asr"]

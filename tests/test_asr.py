@@ -1,0 +1,168 @@
+"""voxwire.asr: PocketSphinx on the bundled clip, and transcripts through a real server.
+
+PocketSphinx's bundled US English model does poorly on the eSpeak NG clip: measured, it hears
+"oh what i will go for two weeks in a zoo" for "Hello! I would like to book a table for two,
+tomorrow evening at seven." (word error rate 0.86: 12 edits for 14 words; "i", "for" and
+"two" right). The thresholds below check that decoding works and hears speech, not that it is
+accurate.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pocketsphinx")
+
+from test_server import KEY, append_all, connect, server, talk, until
+
+from voxwire import clips
+from voxwire.asr import PocketSphinxASR, default_asr, load_asr
+
+pytestmark = pytest.mark.timeout(120)
+
+#: Measured 0.86 (12 word edits for 14 reference words); garbage or nothing would exceed it.
+MAX_WER = 0.9
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def wer(ref: str, hyp: str) -> float:
+    """Word error rate: word-level edit distance over the reference's length."""
+    r, h = words(ref), words(hyp)
+    row = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        prev, row[0] = row[0], i
+        for j, hw in enumerate(h, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (rw != hw))
+    return row[len(h)] / max(1, len(r))
+
+
+def test_wer_helper() -> None:
+    assert wer("a b c d", "a b c d") == 0.0
+    assert wer("a b c d", "a x c") == 0.5
+    assert wer("a b", "") == 1.0
+
+
+@pytest.fixture(scope="module")
+def asr() -> PocketSphinxASR:
+    a = PocketSphinxASR()
+    a.warm()
+    return a
+
+
+def test_the_clip_is_transcribed(asr: PocketSphinxASR) -> None:
+    x, rate = clips.hello()
+    t0 = time.perf_counter()
+    text = asr.transcribe(x, rate)
+    took = time.perf_counter() - t0
+    print(f"\ntranscribed 4.6 s in {took:.2f} s: {text!r} (WER {wer(clips.HELLO_TEXT, text):.2f})")
+    assert text and text == text.strip()
+    assert wer(clips.HELLO_TEXT, text) <= MAX_WER
+    assert {"for", "two"} <= set(words(text))
+
+
+def test_silence_and_too_little_audio_give_nothing(asr: PocketSphinxASR) -> None:
+    assert asr.transcribe(np.zeros(24000, np.int16), 24000) == ""
+    noise = np.random.default_rng(1).standard_normal(16000) * 20  # about -64 dBFS
+    assert asr.transcribe(noise.astype(np.int16), 16000) == ""
+    assert asr.transcribe(np.zeros(10, np.int16), 24000) == ""
+
+
+def test_concurrent_calls_agree(asr: PocketSphinxASR) -> None:
+    x, rate = clips.hello()
+    x = x[: rate * 2]
+    alone = asr.transcribe(x, rate)
+    out: list[str] = []
+    threads = [threading.Thread(target=lambda: out.append(asr.transcribe(x, rate))) for _ in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [alone, alone]
+
+
+def test_loading() -> None:
+    assert isinstance(default_asr(), PocketSphinxASR)
+    assert load_asr("none") is None
+    assert isinstance(load_asr("pocketsphinx"), PocketSphinxASR)
+    with pytest.raises(ValueError):
+        load_asr("whisper")
+
+
+@pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
+def test_server_sends_the_transcript_and_the_echo_carries_it(beta: bool) -> None:
+    with (
+        server("--api-key", KEY, "--asr", "pocketsphinx") as (port, _),
+        connect(port, beta) as conn,
+    ):
+        created = until(conn, "session.created")[-1]
+        if beta:
+            assert created.session.input_audio_transcription is None
+            conn.session.update(session={"input_audio_transcription": {"model": "whisper-1"}})
+        else:
+            assert created.session.audio.input.transcription is None
+            conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"transcription": {"model": "x"}}}}
+            )
+        upd = until(conn, "session.updated")[-1]
+        if beta:
+            assert upd.session.input_audio_transcription.model == "pocketsphinx"
+        else:
+            assert upd.session.audio.input.transcription.model == "pocketsphinx"
+        x, _, _ = talk()
+        append_all(conn, x)
+        evs = until(conn, "response.done")
+        kinds = [e.type for e in evs]
+        done = next(
+            e for e in evs if e.type == "conversation.item.input_audio_transcription.completed"
+        )
+        committed = next(e for e in evs if e.type == "input_audio_buffer.committed")
+        assert done.item_id == committed.item_id and done.content_index == 0
+        assert done.transcript and wer(clips.HELLO_TEXT, done.transcript) <= MAX_WER
+        tr_name = (
+            "response.audio_transcript.done" if beta else "response.output_audio_transcript.done"
+        )
+        assert kinds.index(done.type) < kinds.index(tr_name)
+        echo = next(e for e in evs if e.type == tr_name)
+        assert echo.transcript == done.transcript
+        audio_name = "response.audio.delta" if beta else "response.output_audio.delta"
+        assert sum(len(base64.b64decode(e.delta)) for e in evs if e.type == audio_name) > 0
+        # The user item keeps its transcript.
+        conn.conversation.item.retrieve(item_id=done.item_id)
+        item = until(conn, "conversation.item.retrieved")[-1].item
+        assert item.content[0].transcript == done.transcript
+
+
+def test_without_transcription_on_the_client_gets_no_event_but_the_agent_a_transcript() -> None:
+    with server("--asr", "pocketsphinx") as (port, _), connect(port, False) as conn:
+        until(conn, "session.created")
+        x, _, _ = talk()
+        append_all(conn, x)
+        evs = until(conn, "response.done")
+        kinds = [e.type for e in evs]
+        assert "conversation.item.input_audio_transcription.completed" not in kinds
+        echo = next(e for e in evs if e.type == "response.output_audio_transcript.done")
+        assert echo.transcript  # the echo agent got the ASR's transcript
+
+
+def test_asr_none_leaves_audio_turns_untranscribed() -> None:
+    with server("--asr", "none") as (port, _), connect(port, False) as conn:
+        until(conn, "session.created")
+        conn.session.update(
+            session={"type": "realtime", "audio": {"input": {"transcription": {"model": "x"}}}}
+        )
+        until(conn, "session.updated")
+        x, _, _ = talk()
+        append_all(conn, x)
+        evs = until(conn, "response.done")
+        assert "conversation.item.input_audio_transcription.completed" not in [e.type for e in evs]
+        echo = next(e for e in evs if e.type == "response.output_audio_transcript.done")
+        assert echo.transcript == ""
