@@ -199,10 +199,12 @@ async def run_session(
 ) -> None:
     """Drive ``session`` over ``transport`` until either side closes.
 
-    With an ``asr``, an audio turn without a transcript is transcribed (in a worker thread)
-    before the agent runs: the agent gets the transcript, the user item keeps it, and the
-    client gets ``conversation.item.input_audio_transcription.completed`` when its session
-    asked for transcription.
+    With an ``asr``, and when the session asked for input transcription (OpenAI's
+    ``input_audio_transcription`` / ``audio.input.transcription``: opt-in, because
+    transcribing takes about real time on CPU), an audio turn without a transcript is
+    transcribed in a worker thread before the agent runs: the agent gets the transcript, the
+    user item keeps it, and the client gets
+    ``conversation.item.input_audio_transcription.completed``.
     """
     out: deque[str | ev.Close] = deque()
     wake = asyncio.Event()
@@ -247,6 +249,7 @@ async def run_session(
         try:
             if (
                 asr is not None
+                and session.state.transcription
                 and turn.audio is not None
                 and turn.text is None
                 and turn.transcript is None
