@@ -11,7 +11,9 @@ import signal
 import subprocess
 import time
 import urllib.request
+import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from openai import OpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+import voxwire
 from voxwire import clips
 from voxwire.cli import main as cli_main
 from voxwire.demo import spawn_server
@@ -316,3 +319,38 @@ def test_serve_refuses_a_public_address_without_a_key(capsys: pytest.CaptureFixt
         if env is not None:
             os.environ["VOXWIRE_API_KEYS"] = env
     assert "no API key" in capsys.readouterr().err
+
+
+VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+
+
+@pytest.mark.skipif(not VAD_DEV.exists(), reason="../shared/data/vad-dev is not beside the repo")
+@pytest.mark.parametrize(
+    ("beta", "recording", "span", "speech"),
+    [
+        (False, "clean", (11300, 17000), (12940, 15190)),
+        (True, "white_20dB", (33300, 37900), (34370, 36650)),
+        (False, "pink_10dB", (300, 4600), (1400, 3760)),
+    ],
+    ids=["ga-clean", "beta-white20", "ga-pink10"],
+)
+def test_voice_turn_on_recorded_speech(
+    port: int, beta: bool, recording: str, span: tuple[int, int], speech: tuple[int, int]
+) -> None:
+    """A server-VAD turn on a human recording (vad-dev, labelled per 10 ms): the events land
+    within 100 ms of the labelled bounds plus the padding and the silence."""
+    with wave.open(str(VAD_DEV / f"{recording}.wav")) as w:
+        x16 = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    a, b = span
+    x = voxwire.resample(x16[a * 16 : b * 16], 16000, 24000)
+    start, end = speech[0] - a, speech[1] - a  # in the excerpt
+    with connect(port, beta) as conn:
+        until(conn, "session.created")
+        append_all(conn, x)
+        evs = until(conn, "response.done")
+        started = [e for e in evs if e.type == "input_audio_buffer.speech_started"]
+        stopped = [e for e in evs if e.type == "input_audio_buffer.speech_stopped"]
+        assert len(started) == len(stopped) == 1
+        assert abs(started[0].audio_start_ms - (start - 300)) <= 100, (started, start)
+        assert abs(stopped[0].audio_end_ms - (end + 500)) <= 100, (stopped, end)
+        assert evs[-1].response.status == "completed"
