@@ -246,12 +246,13 @@ def test_expand_keeps_the_pitch(f0: float) -> None:
 
 
 def test_adaptive_starts_a_fast_stream_sooner_than_the_prebuffer() -> None:
-    # Warm up on streams arriving at 3x real time in 120 ms chunks.
+    # Warm up on streams arriving at 3x real time in 120 ms chunks: the start-up rule trusts
+    # the session's evidence once four streams have been seen, so the fifth starts sooner.
     x = harmonic(160, RATE * 3 // 2)
     jb = voxwire.JitterBuffer(RATE, prebuffer_ms=250)
     fixed = voxwire.JitterBuffer(RATE, prebuffer_ms=250, adaptive=False)
     t0 = 0.0
-    for _ in range(4):
+    for _ in range(5):
         pushes = steady(x, 1920, 40.0, t0)
         a = drive(jb, pushes, t0 + 2500, start_ms=t0)
         f = drive(fixed, pushes, t0 + 2500, start_ms=t0)
@@ -262,6 +263,16 @@ def test_adaptive_starts_a_fast_stream_sooner_than_the_prebuffer() -> None:
 
 
 # -- stats and errors -----------------------------------------------------------------------
+
+
+def test_adaptive_never_starts_later_than_the_prebuffer() -> None:
+    # A first stream (no evidence yet) arriving slower than real time: adaptive starts no
+    # later than the fixed pre-buffer would.
+    x = harmonic(160, RATE * 2)
+    pushes = steady(x, 800, 80.0)
+    a = drive(voxwire.JitterBuffer(RATE, prebuffer_ms=250), pushes, 3000)
+    f = drive(voxwire.JitterBuffer(RATE, prebuffer_ms=250, adaptive=False), pushes, 3000)
+    assert np.flatnonzero(a)[0] <= np.flatnonzero(f)[0]
 
 
 def test_stats_keys() -> None:

@@ -9,12 +9,23 @@
 //!
 //! The target is how long the queue must last for the next push to arrive: the 95th
 //! percentile of the gaps between consecutive pushes of a stream (over the last 256 pushes,
-//! starting from a prior of `min(prebuffer_ms, 100)`), times 1.25, plus one frame. That gap
-//! folds in the chunk sizes, the source's pace (TTS faster than real time sends a chunk's
-//! audio in less than its duration) and network jitter. A stream starts playing as soon as
-//! its queue lasts until the next push is due, `buffered >= target - (now - last push)` (at
-//! once when it has ended), so a fast source with large chunks starts on its first chunk.
-//! While playing:
+//! starting from a prior of `min(prebuffer_ms, 100)`), times 1.25, plus one frame, at most
+//! `prebuffer_ms` (so a harsh network does not inflate it beyond the fixed client's wait).
+//! That gap folds in the chunk sizes, the source's pace and network jitter. The statistics
+//! carry across the streams of a session. A stream starts playing when either
+//!
+//! - `prebuffer_ms` is queued (never later than the fixed pre-buffer client), or
+//! - its queue lasts until the latest *regular* arrival of the next push, `buffered >=
+//!   max(target, worst) - (now - last push)`, where `worst` is the longest recent gap that is
+//!   not a stall (gaps above 1.5x the 90th percentile count as stalls), plus a frame; *and* the
+//!   wait since the stream's first arrival covers the worst start-up lateness of the last 32
+//!   streams (x1.2 + 20 ms, less the first chunk). A stream's start-up lateness is how late
+//!   its pushes in the first second of audio came against real-time playback from the end
+//!   of its first chunk: consecutive slow chunks add up, which the gap alone does not see.
+//!   Until four streams have been seen, that lateness is taken as `prebuffer_ms`.
+//!
+//! It starts at once when the stream has ended. A rejoin after an underrun needs only the
+//! condition on the gaps (or `prebuffer_ms` queued). While playing:
 //!
 //! - *expand* (slow down by inserting one pitch period, at most one per period played) when
 //!   the queue falls below half of what is needed until the next push is due, or below the
@@ -52,6 +63,14 @@ const QUANTILE: f64 = 0.95;
 const MARGIN: f64 = 1.25;
 /// Target before any stream has been observed, at most `prebuffer_ms`.
 const PRIOR_MS: f64 = 100.0;
+/// Gaps above `STALL_K` times the `STALL_Q` quantile count as stalls, not regular gaps.
+const STALL_Q: f64 = 0.9;
+const STALL_K: f64 = 1.5;
+/// Start-up lateness is measured over the first second of audio after a stream's first chunk.
+const LATE_HORIZON_MS: f64 = 1000.0;
+/// Margin on the worst start-up lateness of recent streams.
+const LATE_MARGIN: f64 = 1.2;
+const LATE_ADD_MS: f64 = 20.0;
 /// Correlation above which a segment counts as periodic enough to stretch.
 const VOICED: f32 = 0.6;
 /// RMS below which a segment is quiet enough to stretch whatever its periodicity.
@@ -221,16 +240,22 @@ struct Estimator {
     prior: f64,
     /// The current quantile (recomputed per push).
     needed: f64,
+    /// Prior of the worst regular gap.
+    worst_prior: f64,
+    /// The longest gap in the window that is not a stall (recomputed per push).
+    worst: f64,
 }
 
 impl Estimator {
-    fn new(prior: f64) -> Self {
+    fn new(prior: f64, worst_prior: f64) -> Self {
         Self {
             win: [0.0; WINDOW],
             n: 0,
             next: 0,
             prior,
             needed: prior,
+            worst_prior,
+            worst: worst_prior,
         }
     }
 
@@ -243,9 +268,15 @@ impl Estimator {
         let v = &mut v[..self.n];
         let k = ((QUANTILE * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
         let (_, q, _) = v.select_nth_unstable_by(k, f64::total_cmp);
+        let q = *q;
+        let kk = ((STALL_Q * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
+        let (_, qs, _) = v.select_nth_unstable_by(kk, f64::total_cmp);
+        let lim = *qs * STALL_K;
+        let worst = v.iter().copied().filter(|&g| g <= lim).fold(0.0, f64::max);
         // Blend in the prior while few gaps have been seen.
         let w = (self.n as f64 / 32.0).min(1.0);
-        self.needed = w * *q + (1.0 - w) * self.prior;
+        self.needed = w * q + (1.0 - w) * self.prior;
+        self.worst = w * worst + (1.0 - w) * self.worst_prior.max(worst);
     }
 
     fn needed_ms(&self) -> f64 {
@@ -296,8 +327,18 @@ pub struct JitterBuffer {
     stream_underrun: bool,
 
     est: Estimator,
+    /// Start-up lateness of recent streams (see `late_need`), newest at `lates_next - 1`.
+    lates: [f64; STREAMS],
+    lates_n: usize,
+    lates_next: usize,
+    /// The open stream's first chunk (ms) and its start-up lateness so far.
+    open_first: f64,
+    open_late: f64,
     stats: Counters,
 }
+
+/// Streams whose start-up lateness the start rule remembers.
+const STREAMS: usize = 32;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counters {
@@ -379,7 +420,15 @@ impl JitterBuffer {
             xfade: ms(5.0),
             cooldown: 0,
             stream_underrun: false,
-            est: Estimator::new(PRIOR_MS.min(cfg.prebuffer_ms as f64)),
+            lates: [0.0; STREAMS],
+            lates_n: 0,
+            lates_next: 0,
+            open_first: 0.0,
+            open_late: 0.0,
+            est: Estimator::new(
+                PRIOR_MS.min(cfg.prebuffer_ms as f64),
+                cfg.prebuffer_ms as f64,
+            ),
             stats: Counters::default(),
             cfg,
         })
@@ -449,6 +498,12 @@ impl JitterBuffer {
     fn begin_push(&mut self, now: f64) {
         if !self.open {
             // A new stream.
+            if self.open_pushed > 0 {
+                self.lates[self.lates_next] = self.open_late;
+                self.lates_next = (self.lates_next + 1) % STREAMS;
+                self.lates_n = (self.lates_n + 1).min(STREAMS);
+            }
+            self.open_late = 0.0;
             self.open = true;
             self.open_t0 = now;
             self.open_pushed = 0;
@@ -471,6 +526,12 @@ impl JitterBuffer {
         }
         if self.open_pushed > 0 {
             self.est.observe(now - self.last_arrival);
+            // How late this push is against real-time playback from the end of the first chunk.
+            let ahead = self.ms_of(self.open_pushed) - self.open_first;
+            if ahead <= LATE_HORIZON_MS {
+                let late = now - self.open_t0 - ahead;
+                self.open_late = self.open_late.max(late);
+            }
         }
         self.last_arrival = now;
         if self.state == State::Underrun && self.boundary.is_none() {
@@ -479,6 +540,9 @@ impl JitterBuffer {
     }
 
     fn end_push(&mut self, wanted: usize, pushed: usize) {
+        if self.open_pushed == 0 {
+            self.open_first = self.ms_of(wanted as u64);
+        }
         self.open_pushed += wanted as u64;
         self.stats.dropped += (wanted - pushed) as u64;
         self.stats.max_buffered = self.stats.max_buffered.max(self.ring.len);
@@ -542,7 +606,9 @@ impl JitterBuffer {
             return self.cfg.prebuffer_ms as f64;
         }
         let f = self.cfg.frame_ms as f64;
-        (self.est.needed_ms() * MARGIN + f).clamp(2.0 * f, self.cfg.max_ms as f64 / 2.0)
+        (self.est.needed_ms() * MARGIN + f)
+            .min(self.cfg.prebuffer_ms as f64)
+            .clamp(2.0 * f, self.cfg.max_ms as f64 / 2.0)
     }
 
     fn buffered_ms(&self) -> f64 {
@@ -628,7 +694,12 @@ impl JitterBuffer {
         } else if !self.cfg.adaptive {
             self.buffered_ms() >= self.cfg.prebuffer_ms as f64
         } else {
-            self.buffered_ms() >= self.needed_now(now).max(self.floor_ms())
+            let b = self.buffered_ms();
+            b >= self.cfg.prebuffer_ms as f64
+                || (b >= self.start_need(now).max(self.floor_ms())
+                    && (after_underrun
+                        || self.boundary.is_some()
+                        || now - self.open_t0 >= self.late_need()))
         };
         if !ready {
             return;
@@ -646,6 +717,32 @@ impl JitterBuffer {
             return 0.0;
         }
         (self.last_arrival + self.target_ms() - now).max(0.0)
+    }
+
+    /// Queue to start a stream with: it must last until the latest regular arrival of the
+    /// next push (the longest non-stall gap seen, plus a margin).
+    fn start_need(&self, now: f64) -> f64 {
+        if self.open_pushed == 0 || !self.open {
+            return 0.0;
+        }
+        let g = self
+            .target_ms()
+            .max(self.est.worst + self.cfg.frame_ms as f64);
+        (self.last_arrival + g - now).max(0.0)
+    }
+
+    /// Wait after a stream's first arrival that recent streams' start-up lateness calls for.
+    fn late_need(&self) -> f64 {
+        // Until a few streams have been seen, the fixed pre-buffer's wait.
+        let mut m = if self.lates_n < 4 {
+            self.cfg.prebuffer_ms as f64
+        } else {
+            0.0
+        };
+        for &l in &self.lates[..self.lates_n] {
+            m = m.max(l);
+        }
+        m * LATE_MARGIN + LATE_ADD_MS - self.open_first
     }
 
     /// The least queue to start or rejoin with: a frame and two pitch periods.
@@ -1006,5 +1103,57 @@ mod tests {
         );
         let s = jb.stats();
         assert!(s.underruns > 0 && s.accelerated_ms + s.expanded_ms > 0.0);
+    }
+
+    /// Plays streams of a 40 ms chunk at `t`, another `late` ms later and 200 ms more right
+    /// after, and returns the time the first audio of one more 40 ms stream plays.
+    fn start_after_history(late: f64) -> f64 {
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        let x = vec![1000i16; 640];
+        let mut f = vec![0i16; 160];
+        let mut t = 0.0;
+        for _ in 0..6 {
+            jb.push(&x, t).unwrap();
+            let mut pushed = false;
+            for k in 0..150 {
+                let now = t + k as f64 * 10.0;
+                if !pushed && now >= t + late {
+                    jb.push(&x, now).unwrap();
+                    jb.push(&vec![1000i16; 3200], now).unwrap();
+                    jb.mark_end();
+                    pushed = true;
+                }
+                jb.pop(now, &mut f).unwrap();
+            }
+            t += 1500.0;
+        }
+        let played = jb.stats().played_ms;
+        jb.push(&x, t).unwrap();
+        let mut now = t;
+        while jb.stats().played_ms == played {
+            jb.pop(now, &mut f).unwrap();
+            now += 10.0;
+        }
+        now - 10.0 - t
+    }
+
+    #[test]
+    fn start_waits_for_the_start_up_lateness_of_recent_streams() {
+        // Second chunks 40 ms after the first: no wait beyond the gap rule.
+        let prompt = start_after_history(40.0);
+        // Second chunks 150 ms after the first (110 ms late): the next stream waits for it.
+        let late = start_after_history(150.0);
+        assert!(late >= 110.0 * 1.2 + 20.0 - 40.0 - 10.0, "{prompt} {late}");
+        assert!(late > prompt + 50.0, "{prompt} {late}");
+    }
+
+    #[test]
+    fn adaptive_never_waits_longer_than_the_prebuffer() {
+        // The history says to wait long, but a full pre-buffer's worth starts at once.
+        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        let mut f = vec![0i16; 160];
+        jb.push(&vec![1000i16; 1600 + 160], 0.0).unwrap();
+        jb.pop(0.0, &mut f).unwrap();
+        assert!(jb.stats().played_ms > 0.0);
     }
 }
