@@ -35,7 +35,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import math
 import os
 import random
 import signal
@@ -62,8 +61,8 @@ RATE = 24000
 SILENCE_S = 1.5
 HOST = "127.0.0.1"
 #: The N steps of a full run (cut at --max-n); see the README for what a 2-core VM sustains.
-STEPS = (1, 5, 10, 25, 50, 100, 150, 200)
-DEFAULT_MAX_N = 100
+STEPS = (1, 5, 10, 25, 50, 75, 100, 150, 200)
+DEFAULT_MAX_N = 50
 
 
 # --------------------------------------------------------------------------------------
@@ -113,9 +112,22 @@ class Server:
         """Its process id."""
         return self.proc.pid
 
+    @property
+    def has_metrics(self) -> bool:
+        """Whether it serves voxwire's ``/metrics`` (the ASGI app does)."""
+        return self.name == "voxwire"
+
+    @property
+    def greets(self) -> bool:
+        """Whether a connection starts with ``session.created``."""
+        return self.name != "echo"
+
     def cpu(self) -> float:
-        """Its CPU seconds so far, as it measures them (``time.process_time``)."""
+        """Its CPU seconds so far: its own ``time.process_time`` where it tells it, else
+        utime + stime from ``/proc`` (the websockets driver: 10 ms ticks)."""
         base = f"http://{HOST}:{self.port}"
+        if self.name == "voxwire-ws":
+            return proc_cpu_seconds(self.pid)
         if self.name == "voxwire":
             m = http_json(f"{base}/metrics")
             # cpu_seconds counts from the last reset; cpu_at_reset is not exposed, so the
@@ -149,19 +161,25 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def voxwire_server(logdir: Path, vad: str) -> Iterator[Server]:
-    """``python -m voxwire serve`` on a free loopback port (logs to a file, not a pipe)."""
+def voxwire_server(logdir: Path, vad: str, driver: str = "asgi") -> Iterator[Server]:
+    """``python -m voxwire serve`` on a free loopback port (logs to a file, not a pipe).
+
+    ``driver``: ``asgi`` (the default of ``voxwire serve``: uvicorn + Starlette) or
+    ``websockets`` (``--driver websockets``: the same WebSocket layer as the echo server).
+    """
     port = free_port()
-    log = logdir / f"voxwire-{port}.log"
+    log = logdir / f"voxwire-{driver}-{port}.log"
+    cmd = [sys.executable, "-m", "voxwire", "serve", "--port", str(port), "--vad", vad]
     with log.open("wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voxwire", "serve", "--port", str(port), "--vad", vad],
+            [*cmd, "--driver", driver],
             stdout=f,
             stderr=subprocess.STDOUT,
         )
     try:
         _wait_healthy(proc, f"http://{HOST}:{port}/healthz", log)
-        yield Server("voxwire", proc, port, f"ws://{HOST}:{port}/v1/realtime")
+        name = "voxwire" if driver == "asgi" else "voxwire-ws"
+        yield Server(name, proc, port, f"ws://{HOST}:{port}/v1/realtime")
     finally:
         _stop(proc)
 
@@ -238,7 +256,7 @@ async def read_events(c: Client) -> None:
                 # audio_end_ms is where the turn ended on this session's input timeline:
                 # the chunk holding that instant is the one that ended the turn.
                 end_ms = int(json.loads(m)["audio_end_ms"])
-                k = math.ceil(end_ms / (CHUNK_S * 1000)) - 1
+                k = end_ms // round(CHUNK_S * 1000)
                 if 0 <= k < len(c.send_times):
                     c.turn_latency.append(loop.time() - c.send_times[k])
 
@@ -306,9 +324,9 @@ async def run_step(
     server: Server, n: int, seconds: float, msgs: Sequence[str], rng: random.Random
 ) -> dict[str, Any]:
     """N clients streaming for ``seconds`` against ``server``; its measurements."""
-    is_vox = server.name == "voxwire"
+    is_vox = server.has_metrics
     base = f"http://{HOST}:{server.port}"
-    clients = await open_clients(server.ws_url, n, greeting=is_vox)
+    clients = await open_clients(server.ws_url, n, greeting=server.greets)
     readers = [asyncio.create_task(read_events(c)) for c in clients]
     try:
         if is_vox:
@@ -384,7 +402,7 @@ async def run_step(
 
 async def idle_memory(server: Server, m: int) -> dict[str, Any]:
     """RSS growth of ``server`` over ``m`` idle connections, per connection."""
-    greet = server.name == "voxwire"
+    greet = server.greets
     warm = await open_clients(server.ws_url, 5, greeting=greet)  # imports, first allocations
     await close_clients(warm)
     await asyncio.sleep(0.5)
@@ -411,23 +429,24 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     head = (
         "| N | inbound p50 / p99 (ms) | turn end p50 / p99 (ms) | server CPU | CPU / session "
-        "| CPU / msg (us) | echo CPU / msg (us) | ratio | out/in (echo) | RSS (MB) "
-        "| audio dropped | send late p99 (ms) |"
+        "| CPU / msg (us) | echo CPU / msg (us) | ratio | ws-driver CPU / msg (us), ratio "
+        "| out/in | RSS (MB) | audio dropped | send late p99 (ms) |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * head.count(" | ")]
     for r in rows:
-        v, e = r["voxwire"], r["echo"]
+        v, e, w = r["voxwire"], r["echo"], r.get("voxwire_ws")
         lat, te = v["inbound_latency_us"], v["turn_end_latency_ms"]
         dropped = "yes" if v["audio_dropped"] else "no"
         if v["audio_dropped"]:
             dropped += f" ({v['audio_in_ms']}/{v['audio_sent_ms']} ms, {v['errors']} errors)"
+        ws = f"{w['cpu_per_message_us']:.0f}, {r['ratio_ws']:.2f}x" if w else "-"
+        late = max(x["send_late_ms"]["p99"] for x in (v, e, w) if x)
         lines.append(
             f"| {r['n']} | {lat['p50'] / 1e3:.2f} / {lat['p99'] / 1e3:.2f} "
             f"| {te['p50']:.1f} / {te['p99']:.1f} | {v['server_cpu_pct']:.1f}% "
             f"| {v['cpu_per_session_pct']:.2f}% | {v['cpu_per_message_us']:.0f} "
-            f"| {e['cpu_per_message_us']:.0f} | {r['ratio']:.2f}x "
-            f"| {v['out_per_in']:.2f} ({e['out_per_in']:.2f}) | {v['server_rss_mb']:.0f} "
-            f"| {dropped} | {max(v['send_late_ms']['p99'], e['send_late_ms']['p99']):.1f} |"
+            f"| {e['cpu_per_message_us']:.0f} | {r['ratio']:.2f}x | {ws} "
+            f"| {v['out_per_in']:.2f} | {v['server_rss_mb']:.0f} | {dropped} | {late:.1f} |"
         )
     return "\n".join(lines)
 
@@ -441,23 +460,43 @@ def plot(rows: Sequence[dict[str, Any]], path: str, title: str) -> None:
 
     ns = [r["n"] for r in rows]
     v = [r["voxwire"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
     a.plot(ns, [x["inbound_latency_us"]["p50"] / 1e3 for x in v], "o-", label="server p50")
     a.plot(ns, [x["inbound_latency_us"]["p99"] / 1e3 for x in v], "s-", label="server p99")
-    a.plot(ns, [x["turn_end_latency_ms"]["p99"] for x in v], "^--", label="turn end p99 (client)")
+    a.plot(
+        ns,
+        [x["turn_end_latency_ms"]["p99"] for x in v],
+        "^--",
+        label="turn end p99, client-observed",
+    )
     a.axhline(20, color="grey", ls=":", label="p99 target (20 ms)")
     a.set(xscale="log", yscale="log", xlabel="concurrent sessions N", ylabel="latency (ms)")
-    a.set_title("inbound latency")
+    a.set_title("inbound processing latency")
     a.legend(fontsize=8)
-    b.plot(ns, [x["cpu_per_message_us"] for x in v], "o-", label="voxwire CPU / message")
-    b.plot(ns, [r["echo"]["cpu_per_message_us"] for r in rows], "s--", label="echo CPU / message")
-    b.set(xscale="log", xlabel="concurrent sessions N", ylabel="server CPU per message (us)")
+    b.plot(ns, [x["cpu_per_message_us"] for x in v], "o-", label="voxwire serve, CPU / message")
+    if all("voxwire_ws" in r for r in rows):
+        b.plot(
+            ns,
+            [r["voxwire_ws"]["cpu_per_message_us"] for r in rows],
+            "v-.",
+            label="voxwire --driver websockets, CPU / message",
+        )
+    b.plot(
+        ns, [r["echo"]["cpu_per_message_us"] for r in rows], "s--", label="bare echo, CPU / message"
+    )
+    b.set(
+        xscale="log", xlabel="concurrent sessions N", ylabel="server CPU per inbound message (us)"
+    )
     b.set_ylim(bottom=0)
     b2 = b.twinx()
     b2.plot(
-        ns, [x["cpu_per_session_pct"] for x in v], "d:", color="C2", label="voxwire CPU / session"
+        ns,
+        [x["cpu_per_session_pct"] for x in v],
+        "d:",
+        color="C3",
+        label="voxwire serve, CPU / session (right)",
     )
-    b2.set_ylabel("server CPU per session (% of a core)")
+    b2.set_ylabel("server CPU per session (% of one core)")
     b2.set_ylim(bottom=0)
     h1, l1 = b.get_legend_handles_labels()
     h2, l2 = b2.get_legend_handles_labels()
@@ -480,11 +519,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "vad": args.vad,
         "steps": [],
     }
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        voxwire_server(Path(tmp), args.vad) as vox,
-        echo_server(Path(tmp)) as echo,
-    ):
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        vox = stack.enter_context(voxwire_server(tmp, args.vad))
+        echo = stack.enter_context(echo_server(tmp))
+        wsd = (
+            None
+            if args.no_ws_driver
+            else stack.enter_context(voxwire_server(tmp, args.vad, "websockets"))
+        )
         out["idle_memory"] = {
             "voxwire": await idle_memory(vox, args.idle),
             "echo": await idle_memory(echo, args.idle),
@@ -499,14 +542,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for n in steps:
             v = await run_step(vox, n, args.seconds, msgs, rng)
             e = await run_step(echo, n, args.seconds, msgs, rng)
-            row = {"n": n, "voxwire": v, "echo": e}
+            row: dict[str, Any] = {"n": n, "voxwire": v, "echo": e}
             row["ratio"] = v["cpu_per_message_us"] / max(e["cpu_per_message_us"], 1e-9)
+            if wsd is not None:
+                w = await run_step(wsd, n, args.seconds, msgs, rng)
+                row["voxwire_ws"] = w
+                row["ratio_ws"] = w["cpu_per_message_us"] / max(e["cpu_per_message_us"], 1e-9)
             out["steps"].append(row)
             lat = v["inbound_latency_us"]
+            ws = f", ws driver {row['ratio_ws']:.2f}x" if wsd is not None else ""
             print(
                 f"N={n}: inbound p50 {lat['p50'] / 1e3:.2f} ms p99 {lat['p99'] / 1e3:.2f} ms, "
                 f"CPU {v['server_cpu_pct']:.1f}% ({v['cpu_per_message_us']:.0f} us/msg; "
-                f"echo {e['cpu_per_message_us']:.0f}: {row['ratio']:.2f}x), "
+                f"echo {e['cpu_per_message_us']:.0f}: {row['ratio']:.2f}x{ws}), "
                 f"dropped {'YES' if v['audio_dropped'] else 'no'}, "
                 f"send late p99 {v['send_late_ms']['p99']:.1f} ms, "
                 f"generator CPU {v['generator_cpu_pct']:.0f}%",
@@ -521,15 +569,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="N = 1, 5 for 3 s each (CI smoke)")
     p.add_argument("--max-n", type=int, default=DEFAULT_MAX_N, help="largest N")
-    p.add_argument("--seconds", type=float, default=None, help="seconds per step (12; quick 3)")
+    p.add_argument("--seconds", type=float, default=None, help="seconds per step (10; quick 3)")
     p.add_argument("--idle", type=int, default=None, help="idle connections (200; quick 20)")
     p.add_argument("--vad", default="spectral", help="server VAD engine")
+    p.add_argument(
+        "--no-ws-driver",
+        action="store_true",
+        help="skip the third series (voxwire serve --driver websockets)",
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (phases, offsets)")
     p.add_argument("--plot", metavar="PNG", help="write the latency and CPU plot")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = p.parse_args(argv)
     if args.seconds is None:
-        args.seconds = 3.0 if args.quick else 12.0
+        args.seconds = 3.0 if args.quick else 10.0
     if args.idle is None:
         args.idle = 20 if args.quick else 200
     res = asyncio.run(run(args))
