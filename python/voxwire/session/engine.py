@@ -513,15 +513,23 @@ class Session:
         self._emit(ev.ItemAdded(i.item, before))
         self._emit(ev.ItemDone(i.item, before))
 
-    def _on_truncate(self, i: ev.TruncateItem, now: float) -> None:
-        rec = self._find(i.item_id)
+    def _find_or_error(
+        self, item_id: str, code: str, message: str, eid: str | None
+    ) -> _ItemRec | None:
+        """The item, or None after an error event ``code`` (``message`` with ``{id}``)."""
+        rec = self._find(item_id)
         if rec is None:
-            self._error(
-                "item_truncate_invalid_item_id",
-                f"Item with item_id not found: {i.item_id}",
-                "item_id",
-                i.event_id,
-            )
+            self._error(code, message.format(id=item_id), "item_id", eid)
+        return rec
+
+    def _on_truncate(self, i: ev.TruncateItem, now: float) -> None:
+        rec = self._find_or_error(
+            i.item_id,
+            "item_truncate_invalid_item_id",
+            "Item with item_id not found: {id}",
+            i.event_id,
+        )
+        if rec is None:
             return
         it = rec.item
         if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
@@ -549,29 +557,26 @@ class Session:
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
-        rec = self._find(i.item_id)
+        rec = self._find_or_error(
+            i.item_id,
+            "item_delete_invalid_item_id",
+            "Error deleting item: the item with id '{id}' does not exist.",
+            i.event_id,
+        )
         if rec is None:
-            self._error(
-                "item_delete_invalid_item_id",
-                f"Error deleting item: the item with id '{i.item_id}' does not exist.",
-                "item_id",
-                i.event_id,
-            )
             return
         self._items.remove(rec)
         self._emit(ev.ItemDeleted(i.item_id))
 
     def _on_retrieve(self, i: ev.RetrieveItem, now: float) -> None:
-        rec = self._find(i.item_id)
-        if rec is None:
-            self._error(
-                "item_retrieve_invalid_item_id",
-                f"Error retrieving item: the item with id '{i.item_id}' does not exist.",
-                "item_id",
-                i.event_id,
-            )
-            return
-        self._emit(ev.ItemRetrieved(rec.item))
+        rec = self._find_or_error(
+            i.item_id,
+            "item_retrieve_invalid_item_id",
+            "Error retrieving item: the item with id '{id}' does not exist.",
+            i.event_id,
+        )
+        if rec is not None:
+            self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
         self._start_response(i.modalities, i.instructions, i.event_id, now)
