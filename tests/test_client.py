@@ -27,10 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def talk(pad_before: float = 1.0, pad_after: float = 1.5) -> np.ndarray:
-    x, rate = clips.hello()
-    rng = np.random.default_rng(4)
-    y = np.concatenate([np.zeros(int(pad_before * rate)), x, np.zeros(int(pad_after * rate))])
-    return np.clip(y + rng.standard_normal(len(y)) * 20, -32768, 32767).astype(np.int16)
+    return clips.turn(pad_before, pad_after, noise=20, seed=4)[0]
 
 
 @pytest.fixture(scope="module")

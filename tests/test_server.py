@@ -76,15 +76,7 @@ def until(conn: Any, kind: str, limit: int = 5000) -> list[Any]:
 
 
 def talk(pad_before: float = 1.0, pad_after: float = 1.5) -> tuple[np.ndarray, int, int]:
-    x, rate = clips.hello()
-    a, b = clips.speech_bounds_ms(x, rate)
-    y = np.concatenate([np.zeros(int(pad_before * rate)), x, np.zeros(int(pad_after * rate))])
-    y += np.random.default_rng(3).standard_normal(len(y)) * 20
-    return (
-        np.clip(y, -32768, 32767).astype(np.int16),
-        int(pad_before * 1000) + a,
-        int(pad_before * 1000) + b,
-    )
+    return clips.turn(pad_before, pad_after, noise=20, seed=3)
 
 
 def append_all(conn: Any, x: np.ndarray, chunk: int = 480) -> None:

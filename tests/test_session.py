@@ -50,12 +50,7 @@ def user_text(text: str) -> dict[str, Any]:
 def talk(pad_before: float = 1.0, pad_after: float = 1.5) -> tuple[np.ndarray, int, int]:
     """The bundled clip between silences (and a faint noise floor); the true speech start and
     end in ms."""
-    x, rate = clips.hello()
-    a, b = clips.speech_bounds_ms(x, rate)
-    rng = np.random.default_rng(3)
-    y = np.concatenate([np.zeros(int(pad_before * rate)), x, np.zeros(int(pad_after * rate))])
-    y = np.clip(y + rng.standard_normal(len(y)) * 20, -32768, 32767).astype(np.int16)
-    return y, int(pad_before * 1000) + a, int(pad_before * 1000) + b
+    return clips.turn(pad_before, pad_after, noise=20, seed=3)
 
 
 def stream(s: Session, x: np.ndarray, chunk: int = 480) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
+from voxwire.agents import read_wav_bytes
 
 RATE = 24000
 
@@ -436,15 +437,8 @@ class RealtimeClient:
 
 def read_wav(path: str) -> tuple[npt.NDArray[np.int16], int]:
     """A PCM16 WAV file as mono int16 samples and their rate (stereo is downmixed)."""
-    with wave.open(path, "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: 16-bit PCM expected")
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
-        if w.getnchannels() == 2:
-            x = voxwire.downmix_stereo(x)
-        elif w.getnchannels() != 1:
-            raise ValueError(f"{path}: mono or stereo expected")
-        return x, w.getframerate()
+    with open(path, "rb") as fh:
+        return read_wav_bytes(fh.read())
 
 
 __all__ = [

@@ -36,3 +36,20 @@ def speech_bounds_ms(
     if len(on) == 0:
         raise ValueError("no sound above the floor")
     return int(on[0]) * 10, int(on[-1] + 1) * 10
+
+
+def turn(
+    pad_before: float = 1.0, pad_after: float = 1.5, noise: float = 0.0, seed: int = 3
+) -> tuple[npt.NDArray[np.int16], int, int]:
+    """A user turn at 24 kHz, and the true start and end of its speech in ms.
+
+    The bundled clip between ``pad_before`` and ``pad_after`` seconds of silence, with white
+    noise of RMS ``noise`` (seeded by ``seed``) added throughout (0: none).
+    """
+    x, rate = hello()
+    a, b = speech_bounds_ms(x, rate)
+    y = np.concatenate([np.zeros(int(pad_before * rate)), x, np.zeros(int(pad_after * rate))])
+    if noise:
+        y = y + np.random.default_rng(seed).standard_normal(len(y)) * noise
+    lead = int(pad_before * 1000)
+    return np.clip(y, -32768, 32767).astype(np.int16), lead + a, lead + b

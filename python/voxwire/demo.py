@@ -203,13 +203,8 @@ def _metrics(port: int) -> dict[str, Any]:
 
 def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
     """``voxwire demo``: returns an exit code (0 when the turn went as it should)."""
+    audio, true_start, true_end = clips.turn(1.0, 1.5)
     clip, rate = clips.hello()
-    a, b = clips.speech_bounds_ms(clip, rate)
-    lead, tail = 1000, 1500
-    audio = np.concatenate(
-        [np.zeros(rate * lead // 1000, np.int16), clip, np.zeros(rate * tail // 1000, np.int16)]
-    )
-    true_start, true_end = lead + a, lead + b
     speed = 4.0 if quick else 1.0
     print(
         f"voxwire {voxwire.__version__} demo: a {len(clip) / rate:.1f} s spoken sentence "

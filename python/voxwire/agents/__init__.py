@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+import voxwire
 from voxwire.session.events import UserTurn
 
 
@@ -110,7 +111,7 @@ class EspeakTTS:
 
 
 def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
-    """PCM16 mono samples and rate of a WAV file in memory.
+    """PCM16 samples (mono, or stereo downmixed) and rate of a WAV file in memory.
 
     Tolerates the wrong chunk sizes of streamed output (espeak-ng ``--stdout`` writes
     0xFFFFFFFF): a data chunk that claims more than there is runs to the end.
@@ -125,11 +126,12 @@ def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
             rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
             bits = int.from_bytes(data[pos + 22 : pos + 24], "little")
         elif cid == b"data":
-            if (channels, bits) != (1, 16):
-                raise ValueError(f"expected 16-bit mono, got {bits}-bit x {channels}")
+            if bits != 16 or channels not in (1, 2):
+                raise ValueError(f"expected 16-bit mono or stereo, got {bits}-bit x {channels}")
             end = pos + 8 + size if pos + 8 + size <= len(data) else len(data)
             body = data[pos + 8 : end]
-            return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16), rate
+            x = np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16)
+            return (voxwire.downmix_stereo(x[: len(x) // 2 * 2]) if channels == 2 else x), rate
         pos += 8 + size + (size & 1)
     raise ValueError("WAV file without a data chunk")
 
