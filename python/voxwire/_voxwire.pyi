@@ -314,7 +314,7 @@ class InputPipeline:
         engine: str = "spectral",
         mode: int = 3,
         frame_ms: int = 10,
-        quality: str = "hq",
+        quality: str = "vad",
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int = 500,

@@ -154,8 +154,11 @@ impl TurnDetector {
 
     fn frame_step(&mut self, f: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
         let p = self.vad.probability(f)?;
-        let volume = ((super::energy::EnergyVad::level_db(f) + 60.0) / 60.0).clamp(0.0, 1.0);
-        let voiced = p >= self.cfg.threshold && volume >= self.cfg.min_volume;
+        // The level only when min_volume asks for it (0 disables the check).
+        let voiced = p >= self.cfg.threshold
+            && (self.cfg.min_volume <= 0.0
+                || ((super::energy::EnergyVad::level_db(f) + 60.0) / 60.0).clamp(0.0, 1.0)
+                    >= self.cfg.min_volume);
         let now = self.frames;
         self.frames += 1;
         match self.state {
