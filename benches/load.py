@@ -121,8 +121,8 @@ class Server:
 
     @property
     def has_metrics(self) -> bool:
-        """Whether it serves voxwire's ``/metrics`` (the ASGI app does)."""
-        return self.name == "voxwire"
+        """Whether it serves voxwire's ``/metrics`` (both drivers do)."""
+        return self.name.startswith("voxwire")
 
     @property
     def greets(self) -> bool:
@@ -130,12 +130,10 @@ class Server:
         return self.name != "echo"
 
     def cpu(self) -> float:
-        """Its CPU seconds so far: its own ``time.process_time`` where it tells it, else
-        utime + stime from ``/proc`` (the websockets driver: 10 ms ticks)."""
+        """Its CPU seconds so far: its own ``time.process_time``, which voxwire tells at
+        ``/metrics`` and the echo server at ``/cpu``."""
         base = f"http://{HOST}:{self.port}"
-        if self.name == "voxwire-ws":
-            return proc_cpu_seconds(self.pid)
-        if self.name == "voxwire":
+        if self.has_metrics:
             m = http_json(f"{base}/metrics")
             # cpu_seconds counts from the last reset; cpu_at_reset is not exposed, so the
             # benchmark never resets between two reads it subtracts (see run_step).
@@ -168,11 +166,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def voxwire_server(logdir: Path, vad: str, driver: str = "asgi") -> Iterator[Server]:
+def voxwire_server(logdir: Path, vad: str, driver: str = "websockets") -> Iterator[Server]:
     """``python -m voxwire serve`` on a free loopback port (logs to a file, not a pipe).
 
-    ``driver``: ``asgi`` (the default of ``voxwire serve``: uvicorn + Starlette) or
-    ``websockets`` (``--driver websockets``: the same WebSocket layer as the echo server).
+    ``driver``: ``websockets`` (the default of ``voxwire serve``: the same WebSocket layer as
+    the echo server) or ``asgi`` (``--driver asgi``: the Starlette app on uvicorn).
     """
     port = free_port()
     log = logdir / f"voxwire-{driver}-{port}.log"
@@ -185,7 +183,7 @@ def voxwire_server(logdir: Path, vad: str, driver: str = "asgi") -> Iterator[Ser
         )
     try:
         _wait_healthy(proc, f"http://{HOST}:{port}/healthz", log)
-        name = "voxwire" if driver == "asgi" else "voxwire-ws"
+        name = "voxwire" if driver == "websockets" else "voxwire-asgi"
         yield Server(name, proc, port, f"ws://{HOST}:{port}/v1/realtime")
     finally:
         _stop(proc)
@@ -338,7 +336,7 @@ async def run_step(
     try:
         if is_vox:
             await _wait_sessions(server, n)
-            await asyncio.to_thread(http_json, f"{base}/metrics/reset", "POST")
+            await asyncio.to_thread(http_json, f"{base}/metrics?reset=1")
         await asyncio.sleep(0.2)
         chunks = round(seconds / CHUNK_S)
         loop = asyncio.get_running_loop()
@@ -440,17 +438,17 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     head = (
         "| N | inbound p50 / p99 (ms) | turn end p50 / p99 (ms) | server CPU | CPU / session "
-        "| CPU / msg (us) | echo CPU / msg (us) | ratio | ws-driver CPU / msg (us), ratio "
+        "| CPU / msg (us) | echo CPU / msg (us) | ratio | ASGI driver CPU / msg (us), ratio "
         "| out/in | RSS (MB) | audio dropped | send late p99 (ms) | generator / others CPU |"
     )
     lines = [head, "|" + "---|" * (head.count(" | ") + 1)]
     for r in rows:
-        v, e, w = r["voxwire"], r["echo"], r.get("voxwire_ws")
+        v, e, w = r["voxwire"], r["echo"], r.get("voxwire_asgi")
         lat, te = v["inbound_latency_us"], v["turn_end_latency_ms"]
         dropped = "yes" if v["audio_dropped"] else "no"
         if v["audio_dropped"]:
             dropped += f" ({v['audio_in_ms']}/{v['audio_sent_ms']} ms, {v['errors']} errors)"
-        ws = f"{w['cpu_per_message_us']:.0f}, {r['ratio_ws']:.2f}x" if w else "-"
+        ws = f"{w['cpu_per_message_us']:.0f}, {r['ratio_asgi']:.2f}x" if w else "-"
         late = v["send_late_ms"]["p99"]  # of the voxwire serve step (all steps: the JSON)
         lines.append(
             f"| {r['n']} | {lat['p50'] / 1e3:.2f} / {lat['p99'] / 1e3:.2f} "
@@ -486,13 +484,13 @@ def plot(rows: Sequence[dict[str, Any]], path: str, title: str) -> None:
     a.set(xscale="log", yscale="log", xlabel="concurrent sessions N", ylabel="latency (ms)")
     a.set_title("inbound processing latency")
     a.legend(fontsize=8)
-    b.plot(ns, [x["cpu_per_message_us"] for x in v], "o-", label="voxwire serve (uvicorn)")
-    if all("voxwire_ws" in r for r in rows):
+    b.plot(ns, [x["cpu_per_message_us"] for x in v], "o-", label="voxwire serve")
+    if all("voxwire_asgi" in r for r in rows):
         b.plot(
             ns,
-            [r["voxwire_ws"]["cpu_per_message_us"] for r in rows],
+            [r["voxwire_asgi"]["cpu_per_message_us"] for r in rows],
             "v-.",
-            label="voxwire serve --driver websockets",
+            label="voxwire serve --driver asgi (Starlette on uvicorn)",
         )
     b.plot(ns, [r["echo"]["cpu_per_message_us"] for r in rows], "s--", label="bare websockets echo")
     b.set(
@@ -533,11 +531,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         vox = stack.enter_context(voxwire_server(tmp, args.vad))
         echo = stack.enter_context(echo_server(tmp))
-        wsd = (
-            None
-            if args.no_ws_driver
-            else stack.enter_context(voxwire_server(tmp, args.vad, "websockets"))
-        )
+        wsd = None if args.no_asgi else stack.enter_context(voxwire_server(tmp, args.vad, "asgi"))
         out["idle_memory"] = {
             "voxwire": await idle_memory(vox, args.idle),
             "echo": await idle_memory(echo, args.idle),
@@ -556,11 +550,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             row["ratio"] = v["cpu_per_message_us"] / max(e["cpu_per_message_us"], 1e-9)
             if wsd is not None:
                 w = await run_step(wsd, n, args.seconds, msgs, rng)
-                row["voxwire_ws"] = w
-                row["ratio_ws"] = w["cpu_per_message_us"] / max(e["cpu_per_message_us"], 1e-9)
+                row["voxwire_asgi"] = w
+                row["ratio_asgi"] = w["cpu_per_message_us"] / max(e["cpu_per_message_us"], 1e-9)
             out["steps"].append(row)
             lat = v["inbound_latency_us"]
-            ws = f", ws driver {row['ratio_ws']:.2f}x" if wsd is not None else ""
+            ws = f", asgi driver {row['ratio_asgi']:.2f}x" if wsd is not None else ""
             print(
                 f"N={n}: inbound p50 {lat['p50'] / 1e3:.2f} ms p99 {lat['p99'] / 1e3:.2f} ms, "
                 f"CPU {v['server_cpu_pct']:.1f}% ({v['cpu_per_message_us']:.0f} us/msg; "
@@ -584,9 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--idle", type=int, default=None, help="idle connections (200; quick 20)")
     p.add_argument("--vad", default="spectral", help="server VAD engine")
     p.add_argument(
-        "--no-ws-driver",
+        "--no-asgi",
         action="store_true",
-        help="skip the third series (voxwire serve --driver websockets)",
+        help="skip the third series (voxwire serve --driver asgi)",
     )
     p.add_argument("--seed", type=int, default=1, help="random seed (phases, offsets)")
     p.add_argument("--plot", metavar="PNG", help="write the latency and CPU plot")
@@ -616,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p99_ok = v["inbound_latency_us"]["p99"] < 20_000
         ratio_ok = all(r["ratio"] <= 1.5 for r in rows)
         for r in rows:
-            for key in ("voxwire", "echo", "voxwire_ws"):
+            for key in ("voxwire", "echo", "voxwire_asgi"):
                 x = r.get(key)
                 if x and (x.get("audio_dropped") or x["errors"] or x["client_failures"]):
                     broken.append(f"{key} N={r['n']}: dropped audio, errors or failed clients")

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import wave
 from collections.abc import Iterator
@@ -272,14 +273,46 @@ def test_idle_timeout_and_graceful_shutdown() -> None:
         assert proc.wait(10) in (0, -signal.SIGTERM)
 
 
-def test_plain_websockets_driver() -> None:
-    with server("--driver", "websockets", "--api-key", KEY) as (port, _):
+def _get(port: int, path: str, key: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_both_drivers(driver: str) -> None:
+    """`voxwire serve` runs the websockets driver by default; `--driver asgi` serves the
+    Starlette app on uvicorn. Both answer the same HTTP routes, sessions and shutdown."""
+    with server("--driver", driver, "--api-key", KEY) as (port, proc):
+        assert _get(port, "/healthz") == (200, {"status": "ok", "sessions": 0})
+        assert _get(port, "/v1/models")[1]["data"][0]["owned_by"] == "voxwire"
+        assert _get(port, "/metrics")[0] == 401
+        assert _get(port, "/nope")[0] == 404
         with connect(port, beta=False) as conn:
             until(conn, "session.created")
+            assert sessions(port) == 1
             text_only(conn, False)
-            assert text_turn(conn, False, "no asgi here") == "no asgi here"
-        with pytest.raises(InvalidStatus):
+            assert text_turn(conn, False, f"via {driver}") == f"via {driver}"
+        status, m = _get(port, "/metrics?reset=1", KEY)
+        assert status == 200 and m["messages_in"] >= 3 and m["sessions_started"] == 1
+        assert _get(port, "/metrics", KEY)[1]["messages_in"] == 0  # reset after reading
+        with pytest.raises(InvalidStatus) as bad:
             ws_connect(f"ws://127.0.0.1:{port}/v1/realtime")
+        assert bad.value.response.status_code == 401
+        auth = {"Authorization": f"Bearer {KEY}"}
+        with ws_connect(f"ws://127.0.0.1:{port}/v1/realtime", additional_headers=auth) as ws:
+            ws.recv(timeout=5)
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as e:
+                for _ in range(100):
+                    ws.recv(timeout=10)
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1012
+        assert proc.wait(10) in (0, -signal.SIGTERM)
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--driver",
-        choices=("asgi", "websockets"),
-        default="asgi",
-        help="uvicorn + Starlette (default) or the plain websockets server",
+        choices=("websockets", "asgi"),
+        default="websockets",
+        help="websockets: the websockets library's server (default, the cheapest per "
+        "message); asgi: the ASGI app (Starlette) on uvicorn",
     )
     return p
 
@@ -91,22 +92,12 @@ def serve(args: argparse.Namespace) -> int:
         vad_engine=args.vad,
         asr=asr,
     )
-    if args.driver == "websockets":
-        import asyncio
+    from voxwire.server import serve as run_server
 
-        from voxwire.server import serve_websockets
+    def ready(port: int) -> None:
+        print(f"voxwire: serving ws://{args.host}:{port}/v1/realtime", flush=True)
 
-        async def run() -> None:
-            server = await serve_websockets(cfg, args.host, args.port)
-            port = next(iter(server.sockets)).getsockname()[1]
-            print(f"voxwire: ws://{args.host}:{port}/v1/realtime (websockets driver)", flush=True)
-            await server.serve_forever()
-
-        asyncio.run(run())
-        return 0
-    from voxwire.server import serve as serve_asgi
-
-    serve_asgi(cfg, args.host, args.port)
+    run_server(cfg, args.host, args.port, driver=args.driver, ready=ready)
     return 0
 
 

@@ -1,4 +1,7 @@
-"""Drivers of the session engine: an ASGI app (Starlette) and a plain websockets server.
+"""Drivers of the session engine: a websockets server and an ASGI app.
+
+``voxwire serve`` runs the plain websockets server; the ASGI app (Starlette) is for mounting
+in your own app or serving with uvicorn.
 
 Both run :func:`run_session`, which moves messages between a transport and a
 :class:`voxwire.session.Session`, runs the agent of each response as a task (cancelled on
@@ -11,8 +14,8 @@ Wire limits (documented answers):
 - a message over ``max_message_bytes`` (1 MiB by default): close code 1009 (message too big);
 - no client message for ``Limits.idle_timeout_s`` while no response runs: an ``error`` event
   with code ``session_idle_timeout``, then close code 1000;
-- server shutdown: close code 1012 (service restart) from uvicorn, or 1001 (going away) from
-  the websockets driver;
+- server shutdown (SIGTERM or SIGINT to ``voxwire serve``): close code 1012 (service
+  restart);
 - a missing or wrong API key: HTTP 401 at the handshake (403 where the ASGI server cannot send
   a denial response); no session starts.
 """
@@ -391,12 +394,52 @@ class _StarletteTransport:
         await self.ws.close(code, reason)
 
 
+_INVALID_KEY = {
+    "error": {
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+        "message": "Incorrect or missing API key.",
+    }
+}
+
+
+def _http_answer(
+    cfg: ServerConfig,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    live: set[Session],
+    metrics: Metrics,
+) -> tuple[int, dict[str, Any]] | None:
+    """The JSON answer to a plain HTTP GET of one of the server's routes, or None.
+
+    ``/metrics`` needs a key when keys are configured; ``?reset=1`` starts its counters
+    afresh (after reading them). Any other path gives None.
+    """
+    path = path.rstrip("/") or "/"
+    if path == "/healthz":
+        return 200, {"status": "ok", "sessions": len(live)}
+    if path == "/v1/models":
+        return 200, {
+            "object": "list",
+            "data": [{"id": cfg.model, "object": "model", "owned_by": "voxwire"}],
+        }
+    if path == "/metrics":
+        if not authenticate(cfg.api_keys, headers, query, []):
+            return 401, {"error": "unauthorized"}
+        snap = metrics.snapshot(len(live))
+        if query.get("reset") in ("1", "true"):
+            metrics.reset()
+        return 200, snap
+    return None
+
+
 def create_app(config: ServerConfig | None = None) -> Any:
     """The ASGI app.
 
     WebSocket ``/v1/realtime`` (also ``/realtime``), ``GET /healthz``, ``GET /v1/models``,
-    ``GET /metrics`` (counters, inbound latency quantiles, CPU seconds; ``POST
-    /metrics/reset`` starts afresh; both need a key when keys are configured). Mount it in a
+    ``GET /metrics`` (counters, inbound latency quantiles, CPU seconds; ``?reset=1`` or
+    ``POST /metrics/reset`` starts afresh; both need a key when keys are configured). Mount it in a
     FastAPI/Starlette app, or serve it with uvicorn (use ``ws="websockets"`` and
     ``ws_max_size=config.max_message_bytes``).
     """
@@ -411,45 +454,26 @@ def create_app(config: ServerConfig | None = None) -> Any:
     live: set[Session] = set()
     metrics = Metrics()
 
-    def authorized(request: Request) -> bool:
+    async def http(request: Request) -> JSONResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return authenticate(cfg.api_keys, headers, dict(request.query_params), [])
-
-    async def get_metrics(request: Request) -> JSONResponse:
-        if not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        return JSONResponse(metrics.snapshot(len(live)))
+        query = dict(request.query_params)
+        answer = _http_answer(cfg, request.url.path, query, headers, live, metrics)
+        assert answer is not None  # only the routes below lead here
+        return JSONResponse(answer[1], status_code=answer[0])
 
     async def reset_metrics(request: Request) -> JSONResponse:
-        if not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        metrics.reset()
-        return JSONResponse(metrics.snapshot(len(live)))
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "sessions": len(live)})
-
-    async def models(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [{"id": cfg.model, "object": "model", "owned_by": "voxwire"}],
-            }
-        )
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query = {**request.query_params, "reset": "1"}
+        answer = _http_answer(cfg, "/metrics", query, headers, live, metrics)
+        assert answer is not None
+        return JSONResponse(answer[1], status_code=answer[0])
 
     async def realtime(ws: WebSocket) -> None:
         headers = {k.lower(): v for k, v in ws.headers.items()}
         protos = list(ws.scope.get("subprotocols", []))
         if not authenticate(cfg.api_keys, headers, dict(ws.query_params), protos):
-            body = {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "invalid_api_key",
-                    "message": "Incorrect or missing API key.",
-                }
-            }
             if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(JSONResponse(body, status_code=401))
+                await ws.send_denial_response(JSONResponse(_INVALID_KEY, status_code=401))
             else:
                 await ws.close(code=1008)  # before accept: the server answers HTTP 403
             return
@@ -477,9 +501,9 @@ def create_app(config: ServerConfig | None = None) -> Any:
 
     app = Starlette(
         routes=[
-            Route("/healthz", healthz),
-            Route("/v1/models", models),
-            Route("/metrics", get_metrics),
+            Route("/healthz", http),
+            Route("/v1/models", http),
+            Route("/metrics", http),
             Route("/metrics/reset", reset_metrics, methods=["POST"]),
             WebSocketRoute("/v1/realtime", realtime),
             WebSocketRoute("/realtime", realtime),
@@ -492,9 +516,25 @@ def create_app(config: ServerConfig | None = None) -> Any:
 
 
 def serve(
-    config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, **uvicorn_kw: Any
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    driver: str = "websockets",
+    ready: Callable[[int], None] | None = None,
+    **uvicorn_kw: Any,
 ) -> None:
-    """Serve the ASGI app with uvicorn and its websockets implementation (blocks)."""
+    """Serve until SIGTERM or SIGINT (blocks); open sessions are then closed with 1012.
+
+    ``driver="websockets"`` (the default) runs :func:`serve_websockets`; ``"asgi"`` serves
+    :func:`create_app` with uvicorn and its websockets implementation (``uvicorn_kw`` go to
+    ``uvicorn.run``). ``ready`` is called with the bound port once the server listens (the
+    websockets driver only).
+    """
+    if driver == "websockets":
+        asyncio.run(_run_websockets(config, host, port, ready))
+        return
+    if driver != "asgi":
+        raise ValueError(f"unknown driver {driver!r}: use 'websockets' or 'asgi'")
     import uvicorn
 
     uvicorn.run(
@@ -508,6 +548,28 @@ def serve(
         log_level=uvicorn_kw.pop("log_level", "info"),
         **uvicorn_kw,
     )
+
+
+async def _run_websockets(
+    config: ServerConfig, host: str, port: int, ready: Callable[[int], None] | None
+) -> None:
+    import signal
+
+    server = await serve_websockets(config, host, port)
+    if ready is not None:
+        ready(next(iter(server.sockets)).getsockname()[1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Stop accepting, then tell every open session that the service restarts.
+    server.close(close_connections=False)
+    await asyncio.gather(
+        *(c.close(1012, "server restart") for c in list(server.connections)),
+        return_exceptions=True,
+    )
+    await server.wait_closed()
 
 
 # --------------------------------------------------------------------------------------
@@ -535,11 +597,18 @@ class _WebsocketsTransport:
 
 
 async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> Any:
-    """A websockets (asyncio) server speaking the same protocol at ``/v1/realtime``.
+    """The server ``voxwire serve`` runs: the ``websockets`` library's asyncio server.
 
-    For those who want no ASGI. Returns the started ``websockets`` Server (``async with`` it, or
-    ``close()`` it: open sessions get close code 1001).
+    The session is at ``/v1/realtime`` (also ``/realtime``) and ``GET /healthz``, ``GET
+    /v1/models`` and ``GET /metrics`` (``?reset=1`` starts afresh) answered as the ASGI app
+    answers them. No ASGI layer in between: per message it costs about what a bare
+    ``websockets`` echo server does (``benches/load.py``).
+
+    Returns the started ``websockets`` Server (``async with`` it, or ``close()`` it: open
+    sessions get close code 1001; :func:`serve` closes them with 1012 instead). The sessions
+    and metrics are on the server object as ``voxwire_sessions`` and ``voxwire_metrics``.
     """
+    import json
     from http import HTTPStatus
     from urllib.parse import parse_qsl, urlsplit
 
@@ -548,20 +617,31 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
     from websockets.typing import Subprotocol
 
     agent = config.make_agent()
+    live: set[Session] = set()
+    metrics = Metrics()
 
     def protos(req: Request) -> list[str]:
         raw = req.headers.get_all("Sec-WebSocket-Protocol")
         return [p.strip() for h in raw for p in h.split(",") if p.strip()]
 
+    def respond(conn: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+        r = conn.respond(HTTPStatus(status), json.dumps(body))
+        del r.headers["Content-Type"]
+        r.headers["Content-Type"] = "application/json"
+        return r
+
     def check(conn: ServerConnection, req: Request) -> Response | None:
         url = urlsplit(req.path)
-        if url.path == "/healthz":
-            return conn.respond(HTTPStatus.OK, "ok\n")
-        if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
-            return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
         headers = {k.lower(): v for k, v in req.headers.raw_items()}
-        if not authenticate(config.api_keys, headers, dict(parse_qsl(url.query)), protos(req)):
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "Incorrect or missing API key.\n")
+        query = dict(parse_qsl(url.query))
+        if "upgrade" not in headers:
+            answer = _http_answer(config, url.path, query, headers, live, metrics)
+            if answer is not None:
+                return respond(conn, *answer)
+        if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
+            return respond(conn, 404, {"error": "not found"})
+        if not authenticate(config.api_keys, headers, query, protos(req)):
+            return respond(conn, 401, _INVALID_KEY)
         return None
 
     def select(conn: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -579,15 +659,21 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
             limits=config.limits,
             vad_engine=config.vad_engine,
         )
-        await run_session(
-            _WebsocketsTransport(conn),
-            session,
-            agent,
-            max_send_queue=config.max_send_queue,
-            asr=config.asr,
-        )
+        live.add(session)
+        metrics.sessions_started += 1
+        try:
+            await run_session(
+                _WebsocketsTransport(conn),
+                session,
+                agent,
+                max_send_queue=config.max_send_queue,
+                metrics=metrics,
+                asr=config.asr,
+            )
+        finally:
+            live.discard(session)
 
-    return await serve(
+    server = await serve(
         handler,
         host,
         port,
@@ -596,6 +682,9 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
         max_size=config.max_message_bytes,
         compression=None,
     )
+    setattr(server, "voxwire_sessions", live)  # noqa: B010 (websockets' Server has no slot)
+    setattr(server, "voxwire_metrics", metrics)  # noqa: B010
+    return server
 
 
 __all__ = [
