@@ -411,7 +411,35 @@ impl Resampler {
         let mut done = 0;
         // Super-blocks of 8 * L outputs: outputs j, j + L, ..., j + 7L share a phase and
         // their windows lie exactly M inputs apart, so one kernel call computes them with
-        // one coefficient load per 8 multiply-adds.
+        // one coefficient load per 8 multiply-adds. With AVX2, the whole loop runs in one
+        // function with the kernel inlined and the outputs stored straight from registers
+        // (the same arithmetic, so the same outputs).
+        #[cfg(target_arch = "x86_64")]
+        if kernels.avx2 && count >= 8 * l {
+            let blocks = count / (8 * l);
+            // The last phase's window offset within a super-block (the pattern repeats).
+            let (mut q, mut off_last) = (p, 0usize);
+            for _ in 1..l {
+                let (np, adv) = d.step[q];
+                q = np as usize;
+                off_last += adv as usize;
+            }
+            let end = (e - self.base) as usize + (blocks - 1) * 8 * m + off_last + 7 * m + k;
+            assert!(end <= self.hist.len() && d.coefs().len() == l * k);
+            // SAFETY: AVX2 and FMA are present; every window of the blocks lies within the
+            // history (asserted: the last block's last window ends by its end).
+            unsafe {
+                super_blocks_avx2(
+                    self.hist.as_ptr().add((e - self.base) as usize),
+                    d,
+                    p,
+                    blocks,
+                    out.as_mut_ptr(),
+                )
+            };
+            done = blocks * 8 * l;
+            e += (blocks * 8 * m) as u64;
+        }
         while count - done >= 8 * l {
             let (mut pr, mut er) = (p, e);
             for r in 0..l {
@@ -465,6 +493,77 @@ impl Resampler {
 struct Kernels {
     gather: KernelFn,
     strided: StridedFn,
+    /// Whether they are the AVX2 ones.
+    avx2: bool,
+}
+
+/// `blocks` super-blocks of `8 * l` outputs from phase `p0`, the first window starting at
+/// `x`; outputs to `out`. Output `j + i * l` (i < 8) of a super-block is
+/// `strided_avx2_impl` of phase `p(j)` at its window, exactly.
+///
+/// # Safety
+/// AVX2 and FMA must be present, and every window read must lie within the history.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn super_blocks_avx2(x: *const f32, d: &Design, p0: usize, blocks: usize, out: *mut f32) {
+    use std::arch::x86_64::*;
+    let (l, m, k) = (d.l, d.m, d.k);
+    let c = d.coefs().as_ptr();
+    for b in 0..blocks {
+        let xb = x.add(b * 8 * m);
+        let ob = out.add(b * 8 * l);
+        let (mut p, mut off) = (p0, 0usize);
+        if l == 2 {
+            // Two phases: interleave their 8 outputs into 16 consecutive ones.
+            let v0 = strided_vec(xb, m, c.add(p * k), k);
+            let (np, adv) = d.step[p];
+            let v1 = strided_vec(xb.add(adv as usize), m, c.add(np as usize * k), k);
+            let lo = _mm256_unpacklo_ps(v0, v1); // y0 y1 y2 y3 | y8 y9 y10 y11
+            let hi = _mm256_unpackhi_ps(v0, v1); // y4 y5 y6 y7 | y12 y13 y14 y15
+            _mm256_storeu_ps(ob, _mm256_permute2f128_ps::<0x20>(lo, hi));
+            _mm256_storeu_ps(ob.add(8), _mm256_permute2f128_ps::<0x31>(lo, hi));
+            continue;
+        }
+        for r in 0..l {
+            let v = strided_vec(xb.add(off), m, c.add(p * k), k);
+            if l == 1 {
+                _mm256_storeu_ps(ob, v);
+            } else {
+                let mut t = [0f32; 8];
+                _mm256_storeu_ps(t.as_mut_ptr(), v);
+                for (i, &y) in t.iter().enumerate() {
+                    *ob.add(r + i * l) = y;
+                }
+            }
+            let (np, adv) = d.step[p];
+            p = np as usize;
+            off += adv as usize;
+        }
+    }
+}
+
+/// `strided_avx2_impl`, its result left in a register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn strided_vec(
+    x: *const f32,
+    stride: usize,
+    w: *const f32,
+    k: usize,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let mut a = [_mm256_setzero_ps(); 8];
+    let mut t = 0;
+    while t < k {
+        let c = _mm256_loadu_ps(w.add(t));
+        let xt = x.add(t);
+        for (i, ai) in a.iter_mut().enumerate() {
+            *ai = _mm256_fmadd_ps(_mm256_loadu_ps(xt.add(i * stride)), c, *ai);
+        }
+        t += 8;
+    }
+    reduce8_vec(&a)
 }
 
 /// 8 outputs at window starts `start + i * stride` sharing the coefficients at `phase`.
@@ -476,11 +575,13 @@ fn kernels() -> Kernels {
         return Kernels {
             gather: kernel_avx2,
             strided: strided_avx2,
+            avx2: true,
         };
     }
     Kernels {
         gather: kernel_scalar,
         strided: strided_scalar,
+        avx2: false,
     }
 }
 
@@ -538,6 +639,16 @@ unsafe fn strided_avx2_impl(x: *const f32, stride: usize, w: *const f32, k: usiz
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> [f32; 8] {
+    let mut out = [0f32; 8];
+    std::arch::x86_64::_mm256_storeu_ps(out.as_mut_ptr(), reduce8_vec(a));
+    out
+}
+
+/// `reduce8`, in a register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn reduce8_vec(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]
     let s01 = _mm256_hadd_ps(a[0], a[1]);
@@ -548,9 +659,7 @@ unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> [f32; 8] {
     let s4567 = _mm256_hadd_ps(s45, s67);
     let lo = _mm256_permute2f128_ps::<0x20>(s0123, s4567);
     let hi = _mm256_permute2f128_ps::<0x31>(s0123, s4567);
-    let mut out = [0f32; 8];
-    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(lo, hi));
-    out
+    _mm256_add_ps(lo, hi)
 }
 
 /// Computes 8 outputs: output `i` is the dot product of `hist[starts[i]..][..k]` with
@@ -627,8 +736,24 @@ unsafe fn kernel_avx2_impl(
 
 /// Rounds and saturates filter outputs to int16 (ties to even; NaN cannot occur: inputs are
 /// checked finite). One pass, which vectorises.
-#[allow(clippy::manual_clamp)] // max/min on purpose: clamp keeps NaN, max/min does not
 pub fn emit_i16(y: &[f32], out: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { emit_i16_avx2(y, out) };
+    }
+    emit_i16_body(y, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn emit_i16_avx2(y: &[f32], out: &mut [i16]) {
+    emit_i16_body(y, out)
+}
+
+#[inline(always)]
+#[allow(clippy::manual_clamp)] // max/min on purpose: clamp keeps NaN, max/min does not
+fn emit_i16_body(y: &[f32], out: &mut [i16]) {
     const MAGIC: f32 = 12_582_912.0;
     let n = out.len().min(y.len());
     let (y, out) = (&y[..n], &mut out[..n]);
@@ -650,6 +775,22 @@ pub fn emit_f32(y: &[f32], out: &mut [f32]) {
 
 /// int16 samples to f32 at the same scale (no division by 32768).
 pub fn conv_i16(x: &[i16], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { conv_i16_avx2(x, out) };
+    }
+    conv_i16_body(x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn conv_i16_avx2(x: &[i16], out: &mut [f32]) {
+    conv_i16_body(x, out)
+}
+
+#[inline(always)]
+fn conv_i16_body(x: &[i16], out: &mut [f32]) {
     let n = out.len().min(x.len());
     let (x, out) = (&x[..n], &mut out[..n]);
     for i in 0..n {
