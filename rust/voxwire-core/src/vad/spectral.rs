@@ -157,8 +157,26 @@ impl SpectralVad {
         }
     }
 
-    /// The smoothed log likelihood ratio after the next frame (updates the state).
+    /// The smoothed log likelihood ratio after the next frame (updates the state). With
+    /// AVX2 the per-bin passes run 8 bins wide instead of 4 (the same operations bin by bin,
+    /// so the same results).
     fn llr(&mut self, frame: &[i16]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            return unsafe { self.llr_avx2(frame) };
+        }
+        self.llr_body(frame)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn llr_avx2(&mut self, frame: &[i16]) -> f32 {
+        self.llr_body(frame)
+    }
+
+    #[inline(always)]
+    fn llr_body(&mut self, frame: &[i16]) -> f32 {
         let (hop, win) = (self.hop, self.win);
         self.hist.copy_within(hop.min(win).., 0);
         let keep = win - hop.min(win);
