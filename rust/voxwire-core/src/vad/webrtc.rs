@@ -158,6 +158,18 @@ fn gaussian_probability(input: i16, mean: i16, inv_std: i16, delta: &mut i16) ->
     inv_std as i32 * exp_value as i32
 }
 
+fn fast_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx2") && has!("bmi1") && has!("bmi2") && has!("lzcnt") && has!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// One WebRTC-compatible VAD instance.
 #[derive(Debug, Clone)]
 pub struct WebRtcVad {
@@ -180,6 +192,8 @@ pub struct WebRtcVad {
     /// `inv_std_of` of each model's std, with the std it was computed for (a division per
     /// Gaussian per frame saved while the stds hold still, as they mostly do).
     inv_cache: [[(i16, i16); TABLE]; 2],
+    /// Whether the CPU has AVX2, BMI1/2 and LZCNT (then a build of the detector for them runs).
+    fast: bool,
     /// 48 -> 8 kHz, made on the first 48 kHz frame (WebRTC's own 48 kHz path looks at only
     /// the first 10 ms of a frame; this one resamples all of it).
     down48: Option<Box<crate::resample::Resampler>>,
@@ -211,6 +225,7 @@ impl WebRtcVad {
             hp_filter_state: [0; 4],
             down_state: [0; 4],
             inv_cache: [[(0, 0); TABLE]; 2],
+            fast: fast_cpu(),
             down48: None,
         };
         v.set_mode(mode)?;
@@ -272,9 +287,26 @@ impl WebRtcVad {
             return Ok(self.process_8k(&nb[..n]));
         }
         let factor = (rate / 8000) as usize;
+        #[cfg(target_arch = "x86_64")]
+        if self.fast {
+            // SAFETY: the CPU has the features (checked when the detector was made).
+            return Ok(unsafe { self.classify_fast(frame, factor) });
+        }
+        Ok(self.classify(frame, factor))
+    }
+
+    /// `classify` compiled for AVX2, BMI and LZCNT (the same integer operations).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn classify_fast(&mut self, frame: &[i16], factor: usize) -> bool {
+        self.classify(frame, factor)
+    }
+
+    #[inline(always)]
+    fn classify(&mut self, frame: &[i16], factor: usize) -> bool {
         let mut features = [0i16; CHANNELS];
         let total = self.features(frame, factor, &mut features);
-        Ok(self.gmm(&features, total, frame.len() / factor) > 0)
+        self.gmm(&features, total, frame.len() / factor) > 0
     }
 
     /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
@@ -307,6 +339,7 @@ impl WebRtcVad {
     /// filter is a recurrence whose state carries from block to block, so the outputs are
     /// those of filtering the whole frame stage by stage, but the CPU now overlaps the
     /// independent filters' dependency chains instead of running them one after another.
+    #[inline(always)]
     fn features(&mut self, x: &[i16], factor: usize, f: &mut [i16; CHANNELS]) -> i16 {
         const B: usize = 16; // samples at 8 kHz per block
         let n = x.len() / factor; // samples at 8 kHz
@@ -460,6 +493,7 @@ impl WebRtcVad {
     // Index loops on purpose: `g = channel + k * CHANNELS` addresses several tables at once,
     // as in the model's layout.
     #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
     fn gmm(&mut self, features: &[i16; CHANNELS], total_power: i16, frame_len: usize) -> i32 {
         let m = &MODES[self.mode];
         let idx = match frame_len {
