@@ -419,6 +419,7 @@ impl WebRtcVad {
         total
     }
 
+    #[inline(always)]
     fn weighted_average(
         data: &mut [i16; TABLE],
         channel: usize,
@@ -435,6 +436,7 @@ impl WebRtcVad {
     }
 
     #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
     fn find_minimum(&mut self, value: i16, channel: usize) -> i16 {
         let off = channel << 4;
         let age = &mut self.index_vector[off..off + 16];
