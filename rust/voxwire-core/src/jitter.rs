@@ -34,7 +34,9 @@
 //!   played`) by more than the target and the queue holds the target plus what is needed
 //!   (twice the target after an underrun), removing delay that stalls or expansion added. The
 //!   surplus a faster-than-real-time source builds is not accelerated away on its own: it
-//!   costs no latency (the stream ends when its last sample plays) and absorbs stalls;
+//!   costs no latency (the stream ends when its last sample plays) and absorbs stalls.
+//!   Once a stream has ended (all of it is queued, nothing can be late), delay beyond the
+//!   target is won back whatever the queue holds;
 //! - on an underrun, *conceal* by repeating the last pitch period (fading to silence after
 //!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the start condition holds again.
 //!
@@ -916,9 +918,14 @@ impl JitterBuffer {
         let slack = self.ms_of((self.frame + 2 * tmax) as u64);
         // After an underrun, keep a second target's worth: the stream has shown it stalls.
         let extra = if self.stream_underrun { target } else { 0.0 };
+        // Once the whole stream is queued (it has ended), no arrival can be late any more:
+        // delay beyond the target (what stalls and expansion added) is won back whatever the
+        // queue holds.
+        let complete = self.ended && self.boundary.is_none();
         let accelerate = !expand
             && delay > target + hyst
-            && buffered > target + self.needed_now(now) + slack + extra
+            && (buffered > target + self.needed_now(now) + slack + extra
+                || (complete && buffered > slack))
             && self.ring.len >= self.work.len() - self.hist;
         if !(expand || accelerate) {
             return false;
