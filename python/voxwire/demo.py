@@ -244,9 +244,10 @@ def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
         )
     j = rep.jitter
     print(
-        f"  jitter buffer: played {j['played_ms']} ms of answer, target {j['target_ms']:.0f} ms, "
-        f"underruns {j['underruns']}, concealed {j['concealed_ms']} ms, stretched "
-        f"{j['stretched_ms']} ms, max buffered {j['max_buffered_ms']} ms"
+        f"  jitter buffer: played {j['played_ms']:.0f} ms of answer, "
+        f"target {j['target_ms']:.0f} ms, underruns {j['underruns']}, "
+        f"concealed {j['concealed_ms']:.1f} ms, stretched {j['stretched_ms']:.1f} ms, "
+        f"max buffered {j['max_buffered_ms']:.0f} ms"
     )
     cpu, wall = m["cpu_seconds"], m["wall_seconds"]
     print(
