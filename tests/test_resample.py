@@ -172,3 +172,32 @@ def test_bad_input() -> None:
     x = as_int16(tone(1600, 16000, 500))
     got = np.concatenate([r.process(x), r.flush()])
     np.testing.assert_array_equal(got, voxwire.resample(x, 16000, 24000))
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_interleaved_stereo_is_each_channel_resampled_as_mono(dtype: str) -> None:
+    rng = np.random.default_rng(11)
+    left = (rng.standard_normal(4801) * 5000).astype(np.int16)
+    right = (np.sin(np.arange(4801) * 0.05) * 20000).astype(np.int16)
+    inter = np.column_stack([left, right]).reshape(-1)
+    if dtype == "float32":
+        left, right, inter = (v.astype(np.float32) / 32768 for v in (left, right, inter))
+    once = voxwire.resample(inter, 24000, 16000, channels=2)
+    assert once.dtype == inter.dtype and len(once) == 2 * round(4801 * 16000 / 24000)
+    np.testing.assert_array_equal(once[0::2], voxwire.resample(left, 24000, 16000))
+    np.testing.assert_array_equal(once[1::2], voxwire.resample(right, 24000, 16000))
+    r = voxwire.Resampler(24000, 16000, channels=2)
+    assert r.channels == 2
+    parts = [r.process(inter[i : i + 962]) for i in range(0, len(inter), 962)]
+    np.testing.assert_array_equal(np.concatenate([*parts, r.flush()]), once)
+
+
+def test_stereo_needs_whole_frames_and_a_sane_channel_count() -> None:
+    r = voxwire.Resampler(16000, 8000, channels=2)
+    with pytest.raises(InvalidInputError):
+        r.process(np.zeros(3, np.int16))
+    with pytest.raises(InvalidInputError):
+        voxwire.resample(np.zeros(5, np.int16), 16000, 8000, channels=2)
+    for bad in (0, 9, -1):
+        with pytest.raises(InvalidInputError):
+            voxwire.Resampler(16000, 8000, channels=bad)

@@ -162,15 +162,20 @@ class JitterBuffer:
         """The current target delay in ms (``prebuffer_ms`` in fixed mode)."""
 
 def resample(
-    x: _In, in_rate: int, out_rate: int, quality: str = "hq"
+    x: _In, in_rate: int, out_rate: int, quality: str = "hq", channels: int = 1
 ) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
-    """Resample a whole signal: aligned with the input, round(n * out / in) samples."""
+    """Resample a whole signal: aligned with the input, round(n * out / in) samples.
+
+    ``channels`` > 1: interleaved samples in and out (whole frames).
+    """
 
 @final
 class Resampler:
     """Streaming sample-rate converter between the common voice rates."""
 
-    def __new__(cls, in_rate: int, out_rate: int, quality: str = "hq") -> Resampler: ...
+    def __new__(
+        cls, in_rate: int, out_rate: int, quality: str = "hq", channels: int = 1
+    ) -> Resampler: ...
     def process(self, x: _In) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
         """Resample a chunk; return the output it completes, in the input's dtype."""
 
@@ -203,6 +208,10 @@ class Resampler:
     @property
     def taps_per_output(self) -> int:
         """Filter taps per output sample."""
+
+    @property
+    def channels(self) -> int:
+        """Interleaved channels."""
 
 @final
 class WebRtcVad:

@@ -17,6 +17,7 @@ pub mod jitter;
 pub mod pcm;
 pub mod pipeline;
 pub mod resample;
+pub mod resample_multi;
 pub mod vad;
 
 pub use error::{Error, Result};
