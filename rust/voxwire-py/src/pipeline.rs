@@ -159,6 +159,8 @@ impl InputPipeline {
     }
 
     /// The last finished turn's audio at ``vad_rate`` (prefix padding included), a copy.
+    /// With the default ``quality="vad"`` only the lower half of its band is clean (it feeds
+    /// the VAD); ``audio()`` gives the input as sent, or use ``quality="hq"``.
     fn last_utterance<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i16>> {
         PyArray1::from_slice(py, self.inner.last_utterance())
     }
