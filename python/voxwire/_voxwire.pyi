@@ -348,8 +348,11 @@ class InputPipeline:
         """Drop everything buffered."""
 
     def last_utterance(self) -> npt.NDArray[np.int16]:
-        """The last finished turn's audio at ``vad_rate`` (with ``quality="vad"``, only the
-        lower half of its band is clean; ``audio()`` gives the input as sent)."""
+        """The last finished turn's audio at ``vad_rate``.
+
+        With ``quality="vad"`` only the lower half of its band is clean; ``audio()`` gives
+        the input as sent.
+        """
 
     def reset(self) -> None:
         """Start over."""
