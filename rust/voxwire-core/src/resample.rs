@@ -340,6 +340,8 @@ pub struct Resampler {
     /// the design's period).
     cols: Vec<(usize, usize, usize)>,
     plan: Vec<Group>,
+    /// What `plan` was built for: the first output's place in the period, and the columns.
+    plan_key: Option<(usize, usize)>,
 }
 
 impl Resampler {
@@ -363,6 +365,7 @@ impl Resampler {
             scratch: Vec::new(),
             cols: Vec::new(),
             plan: Vec::new(),
+            plan_key: None,
         };
         r.reset();
         r
@@ -481,93 +484,46 @@ impl Resampler {
         // coefficient chunk once for the rows, all loads aligned. Each output's arithmetic
         // is the same whichever call computes it (see `TileFn`), so the chunking of the
         // input cannot change any output.
+        // The plan depends only on the first output's place in the period (and on how many
+        // columns there are), so a stream of equal chunks builds it once.
         let ncols = d.period.min(count);
-        self.cols.clear();
-        let (mut p, mut e) = d.locate(self.n_out);
-        for _ in 0..ncols {
-            let h = d.window_start(e, self.base);
-            let b = p * 8 + (h & 7);
-            self.cols
-                .push((h & !7, b * d.kc * 8, d.bank_nch[b] as usize));
-            let (np, adv) = d.step[p];
-            p = np as usize;
-            e += adv as u64;
-        }
-        // Split each run of columns that share an aligned start into groups of at most
-        // MAX_COLS, as even as possible.
-        self.plan.clear();
-        let mut start = 0;
-        while start < ncols {
-            let mut end = start + 1;
-            while end < ncols && self.cols[end].0 == self.cols[start].0 {
-                end += 1;
-            }
-            let n = end - start;
-            let parts = n.div_ceil(MAX_COLS);
-            let mut g0 = start;
-            for i in 0..parts {
-                let g1 = start + n * (i + 1) / parts;
-                let mut g = Group {
-                    c0: g0,
-                    ncols: g1 - g0,
-                    a0: self.cols[g0].0,
-                    w: [0; MAX_COLS],
-                    nch: 0,
-                };
-                for (q, c) in self.cols[g0..g1].iter().enumerate() {
-                    g.w[q] = c.1;
-                    g.nch = g.nch.max(c.2);
-                }
-                self.plan.push(g);
-                g0 = g1;
-            }
-            start = end;
+        let (p, e) = d.locate(self.n_out);
+        let origin = d.window_start(e, self.base) & !7;
+        let key = ((self.n_out % d.period as u64) as usize, ncols);
+        if self.plan_key != Some(key) {
+            self.plan_key = Some(key);
+            plan_columns(
+                d,
+                self.base,
+                &mut self.cols,
+                &mut self.plan,
+                ncols,
+                p,
+                e,
+                origin,
+            );
         }
         let x = floats(&self.hist);
         let banks = floats(&d.banks);
         let out = &mut self.scratch[..count];
-        // Rows every column has; columns c < extra have one more.
+        // Rows every column has; columns c < extra have one more. Blocks of rows, each
+        // across all groups, keep the inputs in use in cache.
         let (full, extra) = (count / d.period, count % d.period);
         let (pi, po) = (d.period_in, d.period);
         let mut r0 = 0;
-        while r0 + MAX_ROWS <= full {
+        while r0 < full {
+            let nr = (full - r0).min(ROW_BLOCK);
             for g in &self.plan {
-                let o = &mut out[g.c0 + r0 * po..];
-                tile(
-                    x,
-                    g.a0 + r0 * pi,
-                    pi,
-                    banks,
-                    &g.w,
-                    g.ncols,
-                    g.nch,
-                    MAX_ROWS,
-                    o,
-                    po,
-                );
+                let (a0, o) = (origin + g.a0 + r0 * pi, &mut out[g.c0 + r0 * po..]);
+                tile(x, a0, pi, banks, &g.w, g.ncols, g.nch, nr, o, po);
             }
-            r0 += MAX_ROWS;
+            r0 += nr;
         }
         for g in &self.plan {
-            if full > r0 {
-                let o = &mut out[g.c0 + r0 * po..];
-                tile(
-                    x,
-                    g.a0 + r0 * pi,
-                    pi,
-                    banks,
-                    &g.w,
-                    g.ncols,
-                    g.nch,
-                    full - r0,
-                    o,
-                    po,
-                );
-            }
             let ne = extra.saturating_sub(g.c0).min(g.ncols);
             if ne > 0 {
-                let o = &mut out[g.c0 + full * po..];
-                tile(x, g.a0 + full * pi, pi, banks, &g.w, ne, g.nch, 1, o, po);
+                let (a0, o) = (origin + g.a0 + full * pi, &mut out[g.c0 + full * po..]);
+                tile(x, a0, pi, banks, &g.w, ne, g.nch, 1, o, po);
             }
         }
         self.n_out += count as u64;
@@ -583,6 +539,63 @@ impl Resampler {
     }
 }
 
+/// Builds the groups of `ncols` columns from the first output's phase `p` and newest
+/// input `e`, window starts relative to `origin`.
+#[allow(clippy::too_many_arguments)]
+fn plan_columns(
+    d: &Design,
+    base: u64,
+    cols: &mut Vec<(usize, usize, usize)>,
+    plan: &mut Vec<Group>,
+    ncols: usize,
+    mut p: usize,
+    mut e: u64,
+    origin: usize,
+) {
+    cols.clear();
+    for _ in 0..ncols {
+        let h = d.window_start(e, base);
+        let b = p * 8 + (h & 7);
+        cols.push(((h & !7) - origin, b * d.kc * 8, d.bank_nch[b] as usize));
+        let (np, adv) = d.step[p];
+        p = np as usize;
+        e += adv as u64;
+    }
+    // Split each run of columns that share an aligned start into groups of at most
+    // MAX_COLS, as even as possible.
+    plan.clear();
+    let mut start = 0;
+    while start < ncols {
+        let mut end = start + 1;
+        while end < ncols && cols[end].0 == cols[start].0 {
+            end += 1;
+        }
+        let n = end - start;
+        let parts = n.div_ceil(MAX_COLS);
+        let mut g0 = start;
+        for i in 0..parts {
+            let g1 = start + n * (i + 1) / parts;
+            let mut g = Group {
+                c0: g0,
+                ncols: g1 - g0,
+                a0: cols[g0].0,
+                w: [0; MAX_COLS],
+                nch: 0,
+            };
+            for (q, c) in cols[g0..g1].iter().enumerate() {
+                g.w[q] = c.1;
+                g.nch = g.nch.max(c.2);
+            }
+            plan.push(g);
+            g0 = g1;
+        }
+        start = end;
+    }
+}
+
+/// Rows per kernel call at most (a block of rows across all groups at a time).
+const ROW_BLOCK: usize = 64;
+
 /// Most rows and columns of a kernel tile (4 x 3 accumulators, 3 coefficient vectors and
 /// an input vector fill the 16 AVX2 registers).
 const MAX_ROWS: usize = 4;
@@ -594,7 +607,7 @@ struct Group {
     /// First column and how many.
     c0: usize,
     ncols: usize,
-    /// History index of the aligned window start of the group's first row.
+    /// Aligned window start of the group's first row, relative to the first column's.
     a0: usize,
     /// Each column's bank (offset into the bank floats).
     w: [usize; MAX_COLS],
@@ -602,7 +615,7 @@ struct Group {
     nch: usize,
 }
 
-/// Computes a tile of `rows` (1..=4) x `ncols` (1..=3) outputs: output (r, c) is the dot
+/// Computes `rows` (any) x `ncols` (1..=3) outputs, in tiles of up to 4 rows: output (r, c) is the dot
 /// product of `x[a0 + r * stride..][..nch * 8]` with `banks[w[c]..][..nch * 8]`, accumulated
 /// in 8 lanes over chunks of 8 in order, then reduced as `((l0 + l1) + (l2 + l3)) + ((l4 +
 /// l5) + (l6 + l7))`, and written to `out[r * ostride + c]`. `a0`, `stride` and the `w` are
@@ -664,7 +677,7 @@ fn tile_avx2(
     ostride: usize,
 ) {
     assert!(
-        (1..=MAX_ROWS).contains(&rows)
+        rows >= 1
             && (1..=MAX_COLS).contains(&ncols)
             && a0.is_multiple_of(8)
             && stride.is_multiple_of(8)
@@ -680,25 +693,52 @@ fn tile_avx2(
     let xp = unsafe { x.as_ptr().add(a0) };
     let wp = w.map(|o| banks.as_ptr().wrapping_add(o));
     let op = out.as_mut_ptr();
-    macro_rules! go {
-        ($($r:literal $c:literal),*) => {
-            match (rows, ncols) {
-                $(
-                    // SAFETY: AVX2 and FMA are present (checked by `kernels`); every load
-                    // is aligned and in bounds, every store in bounds (asserted above).
-                    ($r, $c) => unsafe {
-                        tile_avx2_impl::<$r, $c>(xp, stride, &wp, nch, op, ostride)
-                    },
-                )*
-                _ => unreachable!(),
-            }
-        };
+    // SAFETY: AVX2 and FMA are present (checked by `kernels`); every load is aligned and
+    // in bounds, every store in bounds (asserted above).
+    unsafe {
+        match ncols {
+            1 => tile_rows_avx2::<1>(xp, stride, &wp, nch, rows, op, ostride),
+            2 => tile_rows_avx2::<2>(xp, stride, &wp, nch, rows, op, ostride),
+            _ => tile_rows_avx2::<3>(xp, stride, &wp, nch, rows, op, ostride),
+        }
     }
-    go!(1 1, 1 2, 1 3, 2 1, 2 2, 2 3, 3 1, 3 2, 3 3, 4 1, 4 2, 4 3);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+unsafe fn tile_rows_avx2<const C: usize>(
+    x: *const f32,
+    stride: usize,
+    w: &[*const f32; MAX_COLS],
+    nch: usize,
+    rows: usize,
+    out: *mut f32,
+    ostride: usize,
+) {
+    let mut r = 0;
+    while r + MAX_ROWS <= rows {
+        tile_avx2_impl::<MAX_ROWS, C>(
+            x.add(r * stride),
+            stride,
+            w,
+            nch,
+            out.add(r * ostride),
+            ostride,
+        );
+        r += MAX_ROWS;
+    }
+    let (x, out) = (x.add(r * stride), out.add(r * ostride));
+    match rows - r {
+        1 => tile_avx2_impl::<1, C>(x, stride, w, nch, out, ostride),
+        2 => tile_avx2_impl::<2, C>(x, stride, w, nch, out, ostride),
+        3 => tile_avx2_impl::<3, C>(x, stride, w, nch, out, ostride),
+        _ => {}
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
 unsafe fn tile_avx2_impl<const R: usize, const C: usize>(
     x: *const f32,
     stride: usize,
@@ -757,9 +797,26 @@ unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m2
 }
 
 /// Rounds and saturates filter outputs to int16 (ties to even; NaN cannot occur: inputs are
-/// checked finite). One pass, which vectorises.
-#[allow(clippy::manual_clamp)] // max/min on purpose: clamp keeps NaN, max/min does not
+/// checked finite). One pass, which vectorises (with AVX2 where the CPU has it; the results
+/// are the same either way).
 pub fn emit_i16(y: &[f32], out: &mut [i16]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { emit_i16_avx2(y, out) };
+    }
+    emit_i16_body(y, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn emit_i16_avx2(y: &[f32], out: &mut [i16]) {
+    emit_i16_body(y, out)
+}
+
+#[inline(always)]
+#[allow(clippy::manual_clamp)] // max/min on purpose: clamp keeps NaN, max/min does not
+fn emit_i16_body(y: &[f32], out: &mut [i16]) {
     const MAGIC: f32 = 12_582_912.0;
     let n = out.len().min(y.len());
     let (y, out) = (&y[..n], &mut out[..n]);
@@ -781,6 +838,22 @@ pub fn emit_f32(y: &[f32], out: &mut [f32]) {
 
 /// int16 samples to f32 at the same scale (no division by 32768).
 pub fn conv_i16(x: &[i16], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { conv_i16_avx2(x, out) };
+    }
+    conv_i16_body(x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn conv_i16_avx2(x: &[i16], out: &mut [f32]) {
+    conv_i16_body(x, out)
+}
+
+#[inline(always)]
+fn conv_i16_body(x: &[i16], out: &mut [f32]) {
     let n = out.len().min(x.len());
     let (x, out) = (&x[..n], &mut out[..n]);
     for i in 0..n {
