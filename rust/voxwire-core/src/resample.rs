@@ -56,29 +56,47 @@ pub struct Design {
     pub l: usize,
     /// Downsampling factor.
     pub m: usize,
-    /// Taps per phase (a multiple of 8).
+    /// Taps per output: the longest phase of the prototype, `ceil(n / l)`.
     pub k: usize,
     /// Prototype length (odd).
     pub n: usize,
     /// Centre of the prototype in virtual samples, `(n - 1) / 2`.
     pub centre: usize,
-    /// Phase-major coefficients, each phase reversed so a dot product runs forward in time:
-    /// `coefs()[p * k + j]` multiplies input `i_end - (k - 1) + j`. Stored 32-byte aligned
-    /// (`k` is a multiple of 8), so no SIMD load of them straddles a cache line.
-    coef_store: Vec<Lane>,
+    /// The promised passband edge, as a fraction of the lower Nyquist frequency.
     pub passband: f64,
+    /// The designed stopband attenuation in dB.
     pub attenuation_db: f64,
+    /// Coefficient banks, one per phase `p` and alignment `s` (index `p * 8 + s`), each
+    /// `kc` chunks of 8 (see `bank`).
+    banks: Vec<Lane>,
+    /// Chunks per bank.
+    kc: usize,
+    /// For each bank: how many chunks it needs (the rest of its `kc` are zeros).
+    bank_nch: Vec<u32>,
+    /// Outputs `j` and `j + period` use the same bank, their windows `period_in` inputs
+    /// (a multiple of 8) apart.
+    period: usize,
+    period_in: usize,
+    /// Zeros before input 0 in a stream's history (a multiple of 8, at least `k - 1`).
+    lead: usize,
     /// For each phase `p`: the next output's phase and how far its window moves, so that
     /// stepping from output to output needs no division.
     step: Vec<(u32, u32)>,
 }
 
-/// Eight coefficients, 32-byte aligned.
+/// Eight f32, 32-byte aligned.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(32))]
 struct Lane([f32; 8]);
 
-fn lanes_mut(v: &mut [Lane]) -> &mut [f32] {
+const ZERO_LANE: Lane = Lane([0.0; 8]);
+
+fn floats(v: &[Lane]) -> &[f32] {
+    // SAFETY: `Lane` is eight f32 with no padding.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len() * 8) }
+}
+
+fn floats_mut(v: &mut [Lane]) -> &mut [f32] {
     // SAFETY: `Lane` is eight f32 with no padding.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len() * 8) }
 }
@@ -139,16 +157,21 @@ impl Design {
         } else {
             1.0
         };
-        let (passband, atten, n) = match quality {
+        // (promised passband edge, Kaiser passband edge, attenuation, length)
+        let (passband, edge, atten, n) = match quality {
             Quality::High | Quality::Analysis => {
-                let (pb, a) = if quality == Quality::High {
-                    (0.875, 100.0)
+                // "hq": the Kaiser transition starts at 0.86 so that the response is within
+                // 0.03 dB to the promised 0.875 (-0.1 dB at 0.882), and 98 dB is designed
+                // for a 96 dB floor: 271 virtual taps at 24k <-> 16k instead of the 309
+                // that 0.875 and 100 dB would take.
+                let (pb, edge, a) = if quality == Quality::High {
+                    (0.875, 0.86, 98.0)
                 } else {
-                    (0.5, 80.0)
+                    (0.5, 0.5, 80.0)
                 };
-                let df = nyq * (stop - pb) / fs_v;
+                let df = nyq * (stop - edge) / fs_v;
                 let n = ((a - 7.95) / (14.36 * df)).ceil() as usize + 1;
-                (pb, a, n)
+                (pb, edge, a, n)
             }
             Quality::LowLatency => {
                 let pb = 0.80;
@@ -157,38 +180,55 @@ impl Design {
                 let df = nyq * (1.0 - pb) / fs_v;
                 let a = (7.95 + 14.36 * df * (n_max - 1) as f64).min(100.0);
                 let n = (((a - 7.95) / (14.36 * df)).ceil() as usize + 1).min(n_max);
-                (pb, a, n)
+                (pb, pb, a, n)
             }
         };
         let n = n | 1; // odd: the centre is a whole virtual sample
-        let k = n.div_ceil(l).div_ceil(8) * 8;
+        let k = n.div_ceil(l);
         let centre = (n - 1) / 2;
-        let fc = nyq * (stop + passband) / 2.0 / fs_v; // cutoff, cycles per virtual sample
+        let fc = nyq * (stop + edge) / 2.0 / fs_v; // cutoff, cycles per virtual sample
         let beta = kaiser_beta(atten);
         let i0b = bessel_i0(beta);
-        let mut proto = vec![0f64; k * l];
-        for (i, h) in proto.iter_mut().take(n).enumerate() {
-            let t = i as f64 - centre as f64;
-            let x = 2.0 * fc * t;
-            let sinc = if t == 0.0 {
-                1.0
-            } else {
-                (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-            };
-            let r = t / centre as f64;
-            let w = bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / i0b;
-            *h = l as f64 * 2.0 * fc * sinc * w;
-        }
-        // Phase p holds proto[p + j*l]; stored reversed (oldest input first).
-        let mut coef_store = vec![Lane([0.0; 8]); k * l / 8];
+        let proto: Vec<f64> = (0..n)
+            .map(|i| {
+                let t = i as f64 - centre as f64;
+                let x = 2.0 * fc * t;
+                let sinc = if t == 0.0 {
+                    1.0
+                } else {
+                    (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
+                };
+                let r = t / centre as f64;
+                let w = bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / i0b;
+                l as f64 * 2.0 * fc * sinc * w
+            })
+            .collect();
+        // An output of phase p whose newest input is e multiplies input e - j by
+        // proto[p + j*l], j < k. Its window starts at input e - (k - 1); in the history that
+        // start lies s = 0..8 floats past an aligned position, and the bank for (p, s) holds
+        // the coefficients for the inputs from that aligned position on, so every load is
+        // aligned: position i of the bank is input e - (k - 1) - s + i, that is j = k - 1 +
+        // s - i.
+        let kc = (k + 7).div_ceil(8);
+        let mut banks = vec![ZERO_LANE; l * 8 * kc];
+        let mut bank_nch = Vec::with_capacity(l * 8);
         {
-            let coefs = lanes_mut(&mut coef_store);
+            let all = floats_mut(&mut banks);
             for p in 0..l {
-                for j in 0..k {
-                    coefs[p * k + (k - 1 - j)] = proto[p + j * l] as f32;
+                let taps = (n - p).div_ceil(l); // j < taps has p + j*l < n
+                for s in 0..8 {
+                    let b = (p * 8 + s) * kc * 8;
+                    for i in 0..k + s {
+                        let j = k - 1 + s - i;
+                        if j < taps {
+                            all[b + i] = proto[p + j * l] as f32;
+                        }
+                    }
+                    bank_nch.push((k + s).div_ceil(8) as u32);
                 }
             }
         }
+        let q = 8 / gcd(m as u64, 8) as usize;
         let step = (0..l)
             .map(|p| (((p + m) % l) as u32, ((p + m) / l) as u32))
             .collect();
@@ -200,22 +240,22 @@ impl Design {
             k,
             n,
             centre,
-            coef_store,
             passband,
             attenuation_db: atten,
+            banks,
+            kc,
+            bank_nch,
+            period: q * l,
+            period_in: q * m,
+            lead: k.next_multiple_of(8),
             step,
         })
     }
 
-    /// The coefficients, phase after phase (see `coef_store`).
-    pub fn coefs(&self) -> &[f32] {
-        // SAFETY: `Lane` is eight f32 with no padding.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.coef_store.as_ptr() as *const f32,
-                self.coef_store.len() * 8,
-            )
-        }
+    /// The coefficients of output phase `p` (0..l), oldest input first: `k` taps that
+    /// multiply inputs `e - (k - 1) ..= e` for an output whose newest input is `e`.
+    pub fn phase_coefs(&self, p: usize) -> Vec<f32> {
+        floats(&self.banks)[p * 8 * self.kc * 8..][..self.k].to_vec()
     }
 
     /// The design for a rate pair and preset, computed once per process and shared.
@@ -247,6 +287,13 @@ impl Design {
         ((t % self.l as u64) as usize, t / self.l as u64)
     }
 
+    /// History index of the (unaligned) window start of the output whose newest input is
+    /// `e`, in a history that starts at absolute input `base - lead`.
+    #[inline]
+    fn window_start(&self, e: u64, base: u64) -> usize {
+        (e + self.lead as u64 + 1 - self.k as u64 - base) as usize
+    }
+
     /// How many outputs are computable once `n_in` inputs have arrived.
     fn outputs_ready(&self, n_in: u64) -> u64 {
         // Output j needs input index floor((j*m + centre)/l) <= n_in - 1.
@@ -275,8 +322,13 @@ const SLICE: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct Resampler {
     d: Arc<Design>,
-    /// Input samples from absolute index `base` on; kept from what the next output needs.
-    hist: Vec<f32>,
+    /// The input history, 32-byte aligned: float `h` holds input `h + base - lead`, for
+    /// `h < len`; the first `lead` inputs of a stream are the zeros before input 0. At least
+    /// two lanes past `len` are allocated (kernels read up to 15 floats past the newest
+    /// input, with zero coefficients) and hold finite values.
+    hist: Vec<Lane>,
+    len: usize,
+    /// A multiple of 8, so that alignment in `hist` is alignment in absolute input index.
     base: u64,
     /// Inputs received (zeros of a flush not counted).
     n_in: u64,
@@ -284,6 +336,12 @@ pub struct Resampler {
     n_out: u64,
     /// f32 outputs of the current call before conversion (grows to the largest call).
     scratch: Vec<f32>,
+    /// The current call's columns (aligned window start, bank, chunks) and groups (grow to
+    /// the design's period).
+    cols: Vec<(usize, usize, usize)>,
+    plan: Vec<Group>,
+    /// What `plan` was built for: the first output's place in the period, and the columns.
+    plan_key: Option<(usize, usize)>,
 }
 
 impl Resampler {
@@ -296,18 +354,20 @@ impl Resampler {
 
     /// A stream over a shared design.
     pub fn with_design(d: Arc<Design>) -> Self {
-        let k = d.k;
-        // The history starts with the k - 1 zeros before input 0.
+        let lanes = (d.lead + d.k + 4096).div_ceil(8) + 2;
         let mut r = Resampler {
             d,
-            hist: Vec::with_capacity(k + SLICE + 4096),
+            hist: Vec::with_capacity(lanes),
+            len: 0,
             base: 0,
             n_in: 0,
             n_out: 0,
             scratch: Vec::new(),
+            cols: Vec::new(),
+            plan: Vec::new(),
+            plan_key: None,
         };
         r.reset();
-        r.hist.reserve(k);
         r
     }
 
@@ -318,12 +378,21 @@ impl Resampler {
 
     /// Forgets the stream: the next input is input 0 of a new stream.
     pub fn reset(&mut self) {
-        self.hist.clear();
-        self.hist.resize(self.d.k - 1, 0.0);
-        // hist[h] holds input h - (k - 1) + base: the k - 1 zeros are inputs -(k-1)..-1.
+        let lead = self.d.lead;
+        self.grow(lead);
+        floats_mut(&mut self.hist)[..lead].fill(0.0);
+        self.len = lead;
         self.base = 0;
         self.n_in = 0;
         self.n_out = 0;
+    }
+
+    /// Makes room for `len` floats of history plus the lane kernels may read past them.
+    fn grow(&mut self, len: usize) {
+        let lanes = len.div_ceil(8) + 2;
+        if self.hist.len() < lanes {
+            self.hist.resize(lanes, ZERO_LANE);
+        }
     }
 
     /// Outputs the next push of `n` samples yields.
@@ -358,9 +427,10 @@ impl Resampler {
         let mut done = 0;
         for part in x.chunks(SLICE) {
             let n = self.pending_outputs(part.len());
-            let at = self.hist.len();
-            self.hist.resize(at + part.len(), 0.0);
-            conv(part, &mut self.hist[at..]);
+            let at = self.len;
+            self.grow(at + part.len());
+            conv(part, &mut floats_mut(&mut self.hist)[at..at + part.len()]);
+            self.len += part.len();
             self.n_in += part.len() as u64;
             self.run(n);
             emit(&self.scratch[..n], &mut out[done..done + n]);
@@ -386,10 +456,12 @@ impl Resampler {
         if want > 0 {
             let last = self.n_out + want as u64 - 1;
             let (_, i_end) = self.d.locate(last);
-            // The history must reach input i_end (history index i_end + k - 1 - base).
-            let need_len = (i_end + self.d.k as u64 - self.base) as usize;
-            if need_len > self.hist.len() {
-                self.hist.resize(need_len, 0.0);
+            // The history must reach input i_end, with zeros after the real inputs.
+            let need_len = (i_end + 1 + self.d.lead as u64 - self.base) as usize;
+            if need_len > self.len {
+                self.grow(need_len);
+                floats_mut(&mut self.hist)[self.len..need_len].fill(0.0);
+                self.len = need_len;
             }
             self.run(want);
             emit(&self.scratch[..want], &mut out[..want]);
@@ -403,252 +475,314 @@ impl Resampler {
         if self.scratch.len() < count {
             self.scratch.resize(count, 0.0);
         }
-        let out = &mut self.scratch;
         let d = &*self.d;
-        let (l, m, k) = (d.l, d.m, d.k);
-        let kernels = kernels();
-        let (mut p, mut e) = d.locate(self.n_out);
-        let mut done = 0;
-        // Super-blocks of 8 * L outputs: outputs j, j + L, ..., j + 7L share a phase and
-        // their windows lie exactly M inputs apart, so one kernel call computes them with
-        // one coefficient load per 8 multiply-adds. With AVX2, the whole loop runs in one
-        // function with the kernel inlined and the outputs stored straight from registers
-        // (the same arithmetic, so the same outputs).
-        #[cfg(target_arch = "x86_64")]
-        if kernels.avx2 && count >= 8 * l {
-            let blocks = count / (8 * l);
-            // The last phase's window offset within a super-block (the pattern repeats).
-            let (mut q, mut off_last) = (p, 0usize);
-            for _ in 1..l {
-                let (np, adv) = d.step[q];
-                q = np as usize;
-                off_last += adv as usize;
-            }
-            let end = (e - self.base) as usize + (blocks - 1) * 8 * m + off_last + 7 * m + k;
-            assert!(end <= self.hist.len() && d.coefs().len() == l * k);
-            // SAFETY: AVX2 and FMA are present; every window of the blocks lies within the
-            // history (asserted: the last block's last window ends by its end).
-            unsafe {
-                super_blocks_avx2(
-                    self.hist.as_ptr().add((e - self.base) as usize),
-                    d,
-                    p,
-                    blocks,
-                    out.as_mut_ptr(),
-                )
-            };
-            done = blocks * 8 * l;
-            e += (blocks * 8 * m) as u64;
+        let tile = kernels();
+        // Column c holds outputs c, c + period, c + 2 * period, ... (rows): one bank, windows
+        // period_in (a multiple of 8) apart. Neighbouring columns whose windows start in the
+        // same aligned chunk form a group; a kernel call computes a tile of up to 4 rows of
+        // a group of up to 3 columns, loading each input chunk once for the group and each
+        // coefficient chunk once for the rows, all loads aligned. Each output's arithmetic
+        // is the same whichever call computes it (see `TileFn`), so the chunking of the
+        // input cannot change any output.
+        // The plan depends only on the first output's place in the period (and on how many
+        // columns there are), so a stream of equal chunks builds it once.
+        let ncols = d.period.min(count);
+        let (p, e) = d.locate(self.n_out);
+        let origin = d.window_start(e, self.base) & !7;
+        let key = ((self.n_out % d.period as u64) as usize, ncols);
+        if self.plan_key != Some(key) {
+            self.plan_key = Some(key);
+            plan_columns(
+                d,
+                self.base,
+                &mut self.cols,
+                &mut self.plan,
+                ncols,
+                p,
+                e,
+                origin,
+            );
         }
-        while count - done >= 8 * l {
-            let (mut pr, mut er) = (p, e);
-            for r in 0..l {
-                let start = (er - self.base) as usize;
-                let v = (kernels.strided)(&self.hist, start, m, d.coefs(), pr * k, k);
-                for (i, &y) in v.iter().enumerate() {
-                    out[done + r + i * l] = y;
-                }
-                let (np, adv) = d.step[pr];
-                pr = np as usize;
-                er += adv as u64;
+        let x = floats(&self.hist);
+        let banks = floats(&d.banks);
+        let out = &mut self.scratch[..count];
+        // Rows every column has; columns c < extra have one more. Blocks of rows, each
+        // across all groups, keep the inputs in use in cache.
+        let (full, extra) = (count / d.period, count % d.period);
+        let (pi, po) = (d.period_in, d.period);
+        let mut r0 = 0;
+        while r0 < full {
+            let nr = (full - r0).min(ROW_BLOCK);
+            for g in &self.plan {
+                let (a0, o) = (origin + g.a0 + r0 * pi, &mut out[g.c0 + r0 * po..]);
+                tile(x, a0, pi, banks, &g.w, g.ncols, g.nch, nr, o, po);
             }
-            done += 8 * l;
-            // Output j + 8L: phase unchanged, window 8M further on.
-            e += 8 * m as u64;
+            r0 += nr;
         }
-        // The rest, up to 8 outputs per call with their own phases; a short block repeats
-        // its last output in the unused slots. Each output's arithmetic is the same as in
-        // the strided kernel, so the chunking of the input cannot change any output.
-        while done < count {
-            let nb = (count - done).min(8);
-            let mut starts = [0usize; 8];
-            let mut phases = [0usize; 8];
-            for i in 0..8 {
-                starts[i] = (e - self.base) as usize;
-                phases[i] = p * k;
-                if i + 1 < nb {
-                    let (np, adv) = d.step[p];
-                    p = np as usize;
-                    e += adv as u64;
-                }
+        for g in &self.plan {
+            let ne = extra.saturating_sub(g.c0).min(g.ncols);
+            if ne > 0 {
+                let (a0, o) = (origin + g.a0 + full * pi, &mut out[g.c0 + full * po..]);
+                tile(x, a0, pi, banks, &g.w, ne, g.nch, 1, o, po);
             }
-            let v = (kernels.gather)(&self.hist, &starts, d.coefs(), &phases, k);
-            out[done..done + nb].copy_from_slice(&v[..nb]);
-            done += nb;
-            let (np, adv) = d.step[p];
-            p = np as usize;
-            e += adv as u64;
         }
         self.n_out += count as u64;
-        // Drop history no future output needs (before the next output's window).
-        let keep_from = ((e - self.base) as usize).min(self.hist.len());
+        // Drop history no future output needs (before the next output's aligned window).
+        let (_, e) = d.locate(self.n_out);
+        let keep_from = d.window_start(e, self.base).min(self.len) & !7;
         if keep_from > 0 {
-            self.hist.drain(..keep_from);
+            let lanes = self.len.div_ceil(8);
+            self.hist.copy_within(keep_from / 8..lanes, 0);
+            self.len -= keep_from;
             self.base += keep_from as u64;
         }
     }
 }
 
-/// The two kernels, chosen once per call for the CPU.
-struct Kernels {
-    gather: KernelFn,
-    strided: StridedFn,
-    /// Whether they are the AVX2 ones.
-    avx2: bool,
+/// Builds the groups of `ncols` columns from the first output's phase `p` and newest
+/// input `e`, window starts relative to `origin`.
+#[allow(clippy::too_many_arguments)]
+fn plan_columns(
+    d: &Design,
+    base: u64,
+    cols: &mut Vec<(usize, usize, usize)>,
+    plan: &mut Vec<Group>,
+    ncols: usize,
+    mut p: usize,
+    mut e: u64,
+    origin: usize,
+) {
+    cols.clear();
+    for _ in 0..ncols {
+        let h = d.window_start(e, base);
+        let b = p * 8 + (h & 7);
+        cols.push(((h & !7) - origin, b * d.kc * 8, d.bank_nch[b] as usize));
+        let (np, adv) = d.step[p];
+        p = np as usize;
+        e += adv as u64;
+    }
+    // Split each run of columns that share an aligned start into groups of at most
+    // MAX_COLS, as even as possible.
+    plan.clear();
+    let mut start = 0;
+    while start < ncols {
+        let mut end = start + 1;
+        while end < ncols && cols[end].0 == cols[start].0 {
+            end += 1;
+        }
+        let n = end - start;
+        let parts = n.div_ceil(MAX_COLS);
+        let mut g0 = start;
+        for i in 0..parts {
+            let g1 = start + n * (i + 1) / parts;
+            let mut g = Group {
+                c0: g0,
+                ncols: g1 - g0,
+                a0: cols[g0].0,
+                w: [0; MAX_COLS],
+                nch: 0,
+            };
+            for (q, c) in cols[g0..g1].iter().enumerate() {
+                g.w[q] = c.1;
+                g.nch = g.nch.max(c.2);
+            }
+            plan.push(g);
+            g0 = g1;
+        }
+        start = end;
+    }
 }
 
-/// `blocks` super-blocks of `8 * l` outputs from phase `p0`, the first window starting at
-/// `x`; outputs to `out`. Output `j + i * l` (i < 8) of a super-block is
-/// `strided_avx2_impl` of phase `p(j)` at its window, exactly.
-///
-/// # Safety
-/// AVX2 and FMA must be present, and every window read must lie within the history.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn super_blocks_avx2(x: *const f32, d: &Design, p0: usize, blocks: usize, out: *mut f32) {
-    use std::arch::x86_64::*;
-    let (l, m, k) = (d.l, d.m, d.k);
-    let c = d.coefs().as_ptr();
-    for b in 0..blocks {
-        let xb = x.add(b * 8 * m);
-        let ob = out.add(b * 8 * l);
-        let (mut p, mut off) = (p0, 0usize);
-        if l == 2 {
-            // Two phases: interleave their 8 outputs into 16 consecutive ones.
-            let v0 = strided_vec(xb, m, c.add(p * k), k);
-            let (np, adv) = d.step[p];
-            let v1 = strided_vec(xb.add(adv as usize), m, c.add(np as usize * k), k);
-            let lo = _mm256_unpacklo_ps(v0, v1); // y0 y1 y2 y3 | y8 y9 y10 y11
-            let hi = _mm256_unpackhi_ps(v0, v1); // y4 y5 y6 y7 | y12 y13 y14 y15
-            _mm256_storeu_ps(ob, _mm256_permute2f128_ps::<0x20>(lo, hi));
-            _mm256_storeu_ps(ob.add(8), _mm256_permute2f128_ps::<0x31>(lo, hi));
-            continue;
-        }
-        for r in 0..l {
-            let v = strided_vec(xb.add(off), m, c.add(p * k), k);
-            if l == 1 {
-                _mm256_storeu_ps(ob, v);
-            } else {
-                let mut t = [0f32; 8];
-                _mm256_storeu_ps(t.as_mut_ptr(), v);
-                for (i, &y) in t.iter().enumerate() {
-                    *ob.add(r + i * l) = y;
+/// Rows per kernel call at most (a block of rows across all groups at a time).
+const ROW_BLOCK: usize = 64;
+
+/// Most rows and columns of a kernel tile (4 x 3 accumulators, 3 coefficient vectors and
+/// an input vector fill the 16 AVX2 registers).
+const MAX_ROWS: usize = 4;
+const MAX_COLS: usize = 3;
+
+/// Neighbouring columns whose windows start in the same aligned chunk.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    /// First column and how many.
+    c0: usize,
+    ncols: usize,
+    /// Aligned window start of the group's first row, relative to the first column's.
+    a0: usize,
+    /// Each column's bank (offset into the bank floats).
+    w: [usize; MAX_COLS],
+    /// Chunks: the most any of its banks needs (the others have zeros there).
+    nch: usize,
+}
+
+/// Computes `rows` (any) x `ncols` (1..=3) outputs, in tiles of up to 4 rows: output (r, c) is the dot
+/// product of `x[a0 + r * stride..][..nch * 8]` with `banks[w[c]..][..nch * 8]`, accumulated
+/// in 8 lanes over chunks of 8 in order, then reduced as `((l0 + l1) + (l2 + l3)) + ((l4 +
+/// l5) + (l6 + l7))`, and written to `out[r * ostride + c]`. `a0`, `stride` and the `w` are
+/// multiples of 8, `x` and `banks` 32-byte aligned. Chunks of zero coefficients past an
+/// output's own add exact zeros (an accumulator that starts at +0 is never -0, and the
+/// inputs are finite), so they do not change it.
+type TileFn =
+    fn(&[f32], usize, usize, &[f32], &[usize; MAX_COLS], usize, usize, usize, &mut [f32], usize);
+
+fn kernels() -> TileFn {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        return tile_avx2;
+    }
+    tile_scalar
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tile_scalar(
+    x: &[f32],
+    a0: usize,
+    stride: usize,
+    banks: &[f32],
+    w: &[usize; MAX_COLS],
+    ncols: usize,
+    nch: usize,
+    rows: usize,
+    out: &mut [f32],
+    ostride: usize,
+) {
+    for r in 0..rows {
+        let xs = &x[a0 + r * stride..][..nch * 8];
+        for c in 0..ncols {
+            let ws = &banks[w[c]..][..nch * 8];
+            let mut acc = [0f32; 8];
+            for (cx, cw) in xs.chunks_exact(8).zip(ws.chunks_exact(8)) {
+                for j in 0..8 {
+                    acc[j] += cx[j] * cw[j];
                 }
             }
-            let (np, adv) = d.step[p];
-            p = np as usize;
-            off += adv as usize;
+            out[r * ostride + c] =
+                ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         }
     }
 }
 
-/// `strided_avx2_impl`, its result left in a register.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn tile_avx2(
+    x: &[f32],
+    a0: usize,
+    stride: usize,
+    banks: &[f32],
+    w: &[usize; MAX_COLS],
+    ncols: usize,
+    nch: usize,
+    rows: usize,
+    out: &mut [f32],
+    ostride: usize,
+) {
+    assert!(
+        rows >= 1
+            && (1..=MAX_COLS).contains(&ncols)
+            && a0.is_multiple_of(8)
+            && stride.is_multiple_of(8)
+            && (x.as_ptr() as usize).is_multiple_of(32)
+            && (banks.as_ptr() as usize).is_multiple_of(32)
+            && a0 + (rows - 1) * stride + nch * 8 <= x.len()
+            && w[..ncols]
+                .iter()
+                .all(|&o| o.is_multiple_of(8) && o + nch * 8 <= banks.len())
+            && (rows - 1) * ostride + ncols <= out.len()
+    );
+    // SAFETY: in bounds (asserted).
+    let xp = unsafe { x.as_ptr().add(a0) };
+    let wp = w.map(|o| banks.as_ptr().wrapping_add(o));
+    let op = out.as_mut_ptr();
+    // SAFETY: AVX2 and FMA are present (checked by `kernels`); every load is aligned and
+    // in bounds, every store in bounds (asserted above).
+    unsafe {
+        match ncols {
+            1 => tile_rows_avx2::<1>(xp, stride, &wp, nch, rows, op, ostride),
+            2 => tile_rows_avx2::<2>(xp, stride, &wp, nch, rows, op, ostride),
+            _ => tile_rows_avx2::<3>(xp, stride, &wp, nch, rows, op, ostride),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_rows_avx2<const C: usize>(
+    x: *const f32,
+    stride: usize,
+    w: &[*const f32; MAX_COLS],
+    nch: usize,
+    rows: usize,
+    out: *mut f32,
+    ostride: usize,
+) {
+    let mut r = 0;
+    while r + MAX_ROWS <= rows {
+        tile_avx2_impl::<MAX_ROWS, C>(
+            x.add(r * stride),
+            stride,
+            w,
+            nch,
+            out.add(r * ostride),
+            ostride,
+        );
+        r += MAX_ROWS;
+    }
+    let (x, out) = (x.add(r * stride), out.add(r * ostride));
+    match rows - r {
+        1 => tile_avx2_impl::<1, C>(x, stride, w, nch, out, ostride),
+        2 => tile_avx2_impl::<2, C>(x, stride, w, nch, out, ostride),
+        3 => tile_avx2_impl::<3, C>(x, stride, w, nch, out, ostride),
+        _ => {}
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn strided_vec(
+unsafe fn tile_avx2_impl<const R: usize, const C: usize>(
     x: *const f32,
     stride: usize,
-    w: *const f32,
-    k: usize,
-) -> std::arch::x86_64::__m256 {
+    w: &[*const f32; MAX_COLS],
+    nch: usize,
+    out: *mut f32,
+    ostride: usize,
+) {
     use std::arch::x86_64::*;
-    let mut a = [_mm256_setzero_ps(); 8];
-    let mut t = 0;
-    while t < k {
-        let c = _mm256_loadu_ps(w.add(t));
-        let xt = x.add(t);
-        for (i, ai) in a.iter_mut().enumerate() {
-            *ai = _mm256_fmadd_ps(_mm256_loadu_ps(xt.add(i * stride)), c, *ai);
+    let xs: [*const f32; R] = std::array::from_fn(|r| x.add(r * stride));
+    let mut a = [[_mm256_setzero_ps(); C]; R];
+    for ch in 0..nch {
+        let wv: [__m256; C] = std::array::from_fn(|c| _mm256_load_ps(w[c].add(ch * 8)));
+        for r in 0..R {
+            let xv = _mm256_load_ps(xs[r].add(ch * 8));
+            for c in 0..C {
+                a[r][c] = _mm256_fmadd_ps(xv, wv[c], a[r][c]);
+            }
         }
-        t += 8;
     }
-    reduce8_vec(&a)
-}
-
-/// 8 outputs at window starts `start + i * stride` sharing the coefficients at `phase`.
-type StridedFn = fn(&[f32], usize, usize, &[f32], usize, usize) -> [f32; 8];
-
-fn kernels() -> Kernels {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        return Kernels {
-            gather: kernel_avx2,
-            strided: strided_avx2,
-            avx2: true,
-        };
-    }
-    Kernels {
-        gather: kernel_scalar,
-        strided: strided_scalar,
-        avx2: false,
-    }
-}
-
-fn strided_scalar(
-    hist: &[f32],
-    start: usize,
-    stride: usize,
-    coefs: &[f32],
-    phase: usize,
-    k: usize,
-) -> [f32; 8] {
-    let starts = std::array::from_fn(|i| start + i * stride);
-    kernel_scalar(hist, &starts, coefs, &[phase; 8], k)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn strided_avx2(
-    hist: &[f32],
-    start: usize,
-    stride: usize,
-    coefs: &[f32],
-    phase: usize,
-    k: usize,
-) -> [f32; 8] {
-    assert!(start + 7 * stride + k <= hist.len() && phase + k <= coefs.len());
-    // SAFETY: AVX2 and FMA are present (checked by kernels), windows in bounds (asserted).
-    unsafe {
-        strided_avx2_impl(
-            hist.as_ptr().add(start),
-            stride,
-            coefs.as_ptr().add(phase),
-            k,
-        )
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn strided_avx2_impl(x: *const f32, stride: usize, w: *const f32, k: usize) -> [f32; 8] {
-    use std::arch::x86_64::*;
-    let mut a = [_mm256_setzero_ps(); 8];
-    let mut t = 0;
-    while t < k {
-        let c = _mm256_loadu_ps(w.add(t));
-        let xt = x.add(t);
-        for (i, ai) in a.iter_mut().enumerate() {
-            *ai = _mm256_fmadd_ps(_mm256_loadu_ps(xt.add(i * stride)), c, *ai);
+    // Reduce 8 accumulators at a time (output (r, c) is accumulator r * C + c).
+    let mut acc = [_mm256_setzero_ps(); 16];
+    for r in 0..R {
+        for c in 0..C {
+            acc[r * C + c] = a[r][c];
         }
-        t += 8;
     }
-    reduce8(&a)
+    let mut v = [0f32; 16];
+    let (lo, hi) = acc.split_at(8);
+    _mm256_storeu_ps(v.as_mut_ptr(), reduce8(lo.try_into().unwrap()));
+    if R * C > 8 {
+        _mm256_storeu_ps(v.as_mut_ptr().add(8), reduce8(hi.try_into().unwrap()));
+    }
+    for r in 0..R {
+        for c in 0..C {
+            *out.add(r * ostride + c) = v[r * C + c];
+        }
+    }
 }
 
 /// `[sum(a[0]), ..., sum(a[7])]`, each as `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> [f32; 8] {
-    let mut out = [0f32; 8];
-    std::arch::x86_64::_mm256_storeu_ps(out.as_mut_ptr(), reduce8_vec(a));
-    out
-}
-
-/// `reduce8`, in a register.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn reduce8_vec(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
+unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]
     let s01 = _mm256_hadd_ps(a[0], a[1]);
@@ -662,80 +796,9 @@ unsafe fn reduce8_vec(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::
     _mm256_add_ps(lo, hi)
 }
 
-/// Computes 8 outputs: output `i` is the dot product of `hist[starts[i]..][..k]` with
-/// `coefs[phases[i]..][..k]`, accumulated in 8 lanes over chunks of 8 taps in order, then
-/// reduced as `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`.
-type KernelFn = fn(&[f32], &[usize; 8], &[f32], &[usize; 8], usize) -> [f32; 8];
-
-fn kernel_scalar(
-    hist: &[f32],
-    starts: &[usize; 8],
-    coefs: &[f32],
-    phases: &[usize; 8],
-    k: usize,
-) -> [f32; 8] {
-    let mut out = [0f32; 8];
-    for i in 0..8 {
-        let x = &hist[starts[i]..starts[i] + k];
-        let c = &coefs[phases[i]..phases[i] + k];
-        let mut acc = [0f32; 8];
-        for (cx, cc) in x.chunks_exact(8).zip(c.chunks_exact(8)) {
-            for j in 0..8 {
-                acc[j] += cx[j] * cc[j];
-            }
-        }
-        out[i] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    }
-    out
-}
-
-#[cfg(target_arch = "x86_64")]
-fn kernel_avx2(
-    hist: &[f32],
-    starts: &[usize; 8],
-    coefs: &[f32],
-    phases: &[usize; 8],
-    k: usize,
-) -> [f32; 8] {
-    for i in 0..8 {
-        assert!(starts[i] + k <= hist.len() && phases[i] + k <= coefs.len());
-    }
-    // SAFETY: AVX2 and FMA are present (checked by kernels), and every window is in
-    // bounds (asserted above).
-    unsafe { kernel_avx2_impl(hist, starts, coefs, phases, k) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2_impl(
-    hist: &[f32],
-    starts: &[usize; 8],
-    coefs: &[f32],
-    phases: &[usize; 8],
-    k: usize,
-) -> [f32; 8] {
-    use std::arch::x86_64::*;
-    let h = hist.as_ptr();
-    let c = coefs.as_ptr();
-    let x: [*const f32; 8] = std::array::from_fn(|i| h.add(starts[i]));
-    let w: [*const f32; 8] = std::array::from_fn(|i| c.add(phases[i]));
-    let mut a = [_mm256_setzero_ps(); 8];
-    let mut t = 0;
-    while t < k {
-        for i in 0..8 {
-            a[i] = _mm256_fmadd_ps(
-                _mm256_loadu_ps(x[i].add(t)),
-                _mm256_loadu_ps(w[i].add(t)),
-                a[i],
-            );
-        }
-        t += 8;
-    }
-    reduce8(&a)
-}
-
 /// Rounds and saturates filter outputs to int16 (ties to even; NaN cannot occur: inputs are
-/// checked finite). One pass, which vectorises.
+/// checked finite). One pass, which vectorises (with AVX2 where the CPU has it; the results
+/// are the same either way).
 pub fn emit_i16(y: &[f32], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -950,19 +1013,57 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_kernels_agree() {
-        let h: Vec<f32> = (0..400).map(|i| (i as f32 * 0.37).sin()).collect();
-        let c: Vec<f32> = (0..240).map(|i| (i as f32 * 0.11).cos()).collect();
-        let starts = [0, 3, 5, 100, 17, 200, 33, 1];
-        let phases = [0, 80, 160, 0, 80, 160, 0, 80];
-        let s = kernel_scalar(&h, &starts, &c, &phases, 80);
-        let v = (kernels().gather)(&h, &starts, &c, &phases, 80);
-        let st = (kernels().strided)(&h, 7, 3, &c, 160, 80);
-        let ss = strided_scalar(&h, 7, 3, &c, 160, 80);
-        for i in 0..8 {
-            assert!((st[i] - ss[i]).abs() < 1e-4);
+        let h: Vec<Lane> = (0..60)
+            .map(|i| Lane(std::array::from_fn(|j| ((i * 8 + j) as f32 * 0.37).sin())))
+            .collect();
+        let c: Vec<Lane> = (0..40)
+            .map(|i| Lane(std::array::from_fn(|j| ((i * 8 + j) as f32 * 0.11).cos())))
+            .collect();
+        let (x, w) = (floats(&h), floats(&c));
+        for rows in 1..=MAX_ROWS {
+            for ncols in 1..=MAX_COLS {
+                for nch in [1, 3, 12] {
+                    let mut s = vec![0f32; 64];
+                    let mut v = vec![0f32; 64];
+                    let b = [0, 96, 200];
+                    tile_scalar(x, 16, 24, w, &b, ncols, nch, rows, &mut s, 5);
+                    (kernels())(x, 16, 24, w, &b, ncols, nch, rows, &mut v, 5);
+                    for i in 0..64 {
+                        assert!((s[i] - v[i]).abs() < 1e-4, "{rows} {ncols} {nch} {i}");
+                    }
+                    assert_eq!(s.iter().filter(|&&y| y != 0.0).count(), rows * ncols);
+                }
+            }
         }
-        for i in 0..8 {
-            assert!((s[i] - v[i]).abs() < 1e-4, "{i}: {} {}", s[i], v[i]);
+    }
+
+    #[test]
+    fn outputs_match_a_direct_convolution() {
+        // Every output against the filter applied the slow way (f64), for pairs whose
+        // banks, columns and phases differ.
+        let x = tone(3000, 48000, 1234.5, 0.5);
+        for (a, b) in [
+            (24000, 16000),
+            (16000, 24000),
+            (44100, 16000),
+            (8000, 11025),
+        ] {
+            for q in [Quality::High, Quality::LowLatency, Quality::Analysis] {
+                let d = Design::new(a, b, q).unwrap();
+                let y = resample_f32(&x, a, b, q).unwrap();
+                let phases: Vec<Vec<f32>> = (0..d.l).map(|p| d.phase_coefs(p)).collect();
+                for (j, &got) in y.iter().enumerate() {
+                    let (p, e) = d.locate(j as u64);
+                    let mut want = 0f64;
+                    for (t, &c) in phases[p].iter().enumerate() {
+                        let i = e as i64 - (d.k as i64 - 1) + t as i64;
+                        if (0..x.len() as i64).contains(&i) {
+                            want += c as f64 * x[i as usize] as f64;
+                        }
+                    }
+                    assert!((got as f64 - want).abs() < 1e-5, "{a}->{b} {q:?} {j}");
+                }
+            }
         }
     }
 }
