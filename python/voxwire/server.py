@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from voxwire import agents
 from voxwire.asr import ASR
@@ -434,6 +435,39 @@ def _http_answer(
     return None
 
 
+async def _serve_session(
+    transport: Transport,
+    cfg: ServerConfig,
+    agent: agents.Agent,
+    live: set[Session],
+    metrics: Metrics,
+    headers: Mapping[str, str],
+    protos: Sequence[str],
+    model: str,
+) -> None:
+    """Runs one accepted WebSocket's session (either driver), counted in ``live``."""
+    session = Session(
+        OpenAIDialect(beta=wants_beta(headers, protos)),
+        now=time.monotonic(),
+        model=model,
+        limits=cfg.limits,
+        vad_engine=cfg.vad_engine,
+    )
+    live.add(session)
+    metrics.sessions_started += 1
+    try:
+        await run_session(
+            transport,
+            session,
+            agent,
+            max_send_queue=cfg.max_send_queue,
+            metrics=metrics,
+            asr=cfg.asr,
+        )
+    finally:
+        live.discard(session)
+
+
 def create_app(config: ServerConfig | None = None) -> Any:
     """The ASGI app.
 
@@ -478,26 +512,10 @@ def create_app(config: ServerConfig | None = None) -> Any:
                 await ws.close(code=1008)  # before accept: the server answers HTTP 403
             return
         await ws.accept(subprotocol=answer_subprotocol(protos))
-        session = Session(
-            OpenAIDialect(beta=wants_beta(headers, protos)),
-            now=time.monotonic(),
-            model=ws.query_params.get("model", cfg.model),
-            limits=cfg.limits,
-            vad_engine=cfg.vad_engine,
+        model = ws.query_params.get("model", cfg.model)
+        await _serve_session(
+            _StarletteTransport(ws), cfg, agent, live, metrics, headers, protos, model
         )
-        live.add(session)
-        metrics.sessions_started += 1
-        try:
-            await run_session(
-                _StarletteTransport(ws),
-                session,
-                agent,
-                max_send_queue=cfg.max_send_queue,
-                metrics=metrics,
-                asr=cfg.asr,
-            )
-        finally:
-            live.discard(session)
 
     app = Starlette(
         routes=[
@@ -630,6 +648,10 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
         r.headers["Content-Type"] = "application/json"
         return r
 
+    # What check() parsed of an accepted upgrade, for its handler.
+    parsed: WeakKeyDictionary[ServerConnection, tuple[dict[str, str], list[str], str]]
+    parsed = WeakKeyDictionary()
+
     def check(conn: ServerConnection, req: Request) -> Response | None:
         url = urlsplit(req.path)
         headers = {k.lower(): v for k, v in req.headers.raw_items()}
@@ -640,38 +662,20 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
                 return respond(conn, *answer)
         if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
             return respond(conn, 404, {"error": "not found"})
-        if not authenticate(config.api_keys, headers, query, protos(req)):
+        offered = protos(req)
+        if not authenticate(config.api_keys, headers, query, offered):
             return respond(conn, 401, _INVALID_KEY)
+        parsed[conn] = (headers, offered, query.get("model", config.model))
         return None
 
     def select(conn: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         return Subprotocol("realtime") if answer_subprotocol(offered) else None
 
     async def handler(conn: ServerConnection) -> None:
-        req = conn.request
-        assert req is not None
-        headers = {k.lower(): v for k, v in req.headers.raw_items()}
-        url = urlsplit(req.path)
-        session = Session(
-            OpenAIDialect(beta=wants_beta(headers, protos(req))),
-            now=time.monotonic(),
-            model=dict(parse_qsl(url.query)).get("model", config.model),
-            limits=config.limits,
-            vad_engine=config.vad_engine,
+        headers, offered, model = parsed.pop(conn)
+        await _serve_session(
+            _WebsocketsTransport(conn), config, agent, live, metrics, headers, offered, model
         )
-        live.add(session)
-        metrics.sessions_started += 1
-        try:
-            await run_session(
-                _WebsocketsTransport(conn),
-                session,
-                agent,
-                max_send_queue=config.max_send_queue,
-                metrics=metrics,
-                asr=config.asr,
-            )
-        finally:
-            live.discard(session)
 
     server = await serve(
         handler,

@@ -318,6 +318,17 @@ impl Design {
 /// Input samples handled per step of a large `process` call.
 const SLICE: usize = 16 * 1024;
 
+/// The error for an output slice of `len` samples that cannot take the `want` a `what`
+/// ("push" or "flush") yields.
+pub fn check_room(len: usize, want: usize, what: &str) -> Result<()> {
+    if len < want {
+        return Err(Error::InvalidArgument(format!(
+            "output holds {len} samples, the {what} yields {want}"
+        )));
+    }
+    Ok(())
+}
+
 /// One stream's state: the input history and the output counter.
 #[derive(Debug, Clone)]
 pub struct Resampler {
@@ -416,12 +427,7 @@ impl Resampler {
         emit: impl Fn(&[f32], &mut [U]),
     ) -> Result<usize> {
         let want = self.pending_outputs(x.len());
-        if out.len() < want {
-            return Err(Error::InvalidArgument(format!(
-                "output holds {} samples, the push yields {want}",
-                out.len()
-            )));
-        }
+        check_room(out.len(), want, "push")?;
         // Large inputs go through in slices, so the history stays in cache (the output is
         // the same however the input is sliced).
         let mut done = 0;
@@ -447,12 +453,7 @@ impl Resampler {
         emit: impl Fn(&[f32], &mut [U]),
     ) -> Result<usize> {
         let want = self.flush_outputs();
-        if out.len() < want {
-            return Err(Error::InvalidArgument(format!(
-                "output holds {} samples, the flush yields {want}",
-                out.len()
-            )));
-        }
+        check_room(out.len(), want, "flush")?;
         if want > 0 {
             let last = self.n_out + want as u64 - 1;
             let (_, i_end) = self.d.locate(last);

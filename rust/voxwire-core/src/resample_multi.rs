@@ -4,7 +4,7 @@
 //! holds per channel.
 
 use crate::error::{Error, Result};
-use crate::resample::{conv_f32, emit_f32, Design, Quality, Resampler};
+use crate::resample::{check_room, conv_f32, emit_f32, Design, Quality, Resampler};
 
 /// A streaming resampler for `channels` interleaved channels.
 #[derive(Debug, Clone)]
@@ -80,12 +80,7 @@ impl MultiResampler {
     ) -> Result<usize> {
         let frames = self.frames(x.len())?;
         let want = self.pending_outputs(x.len())?;
-        if out.len() < want {
-            return Err(Error::InvalidArgument(format!(
-                "output holds {} samples, the push yields {want}",
-                out.len()
-            )));
-        }
+        check_room(out.len(), want, "push")?;
         let c = self.chans.len();
         self.inter.resize(x.len(), 0.0);
         conv(x, &mut self.inter);
@@ -102,15 +97,7 @@ impl MultiResampler {
                 *d = *s;
             }
             r.process_with(&self.one_in, conv_f32, &mut self.one_out, emit_f32)?;
-            for (d, s) in self
-                .inter_out
-                .iter_mut()
-                .skip(ch)
-                .step_by(c)
-                .zip(&self.one_out)
-            {
-                *d = *s;
-            }
+            scatter(&self.one_out, &mut self.inter_out, ch, c);
         }
         emit(&self.inter_out, &mut out[..want]);
         Ok(want)
@@ -124,27 +111,14 @@ impl MultiResampler {
         emit: impl Fn(&[f32], &mut [U]),
     ) -> Result<usize> {
         let want = self.flush_outputs();
-        if out.len() < want {
-            return Err(Error::InvalidArgument(format!(
-                "output holds {} samples, the flush yields {want}",
-                out.len()
-            )));
-        }
+        check_room(out.len(), want, "flush")?;
         let c = self.chans.len();
         let per = want / c;
         self.inter_out.resize(want, 0.0);
         self.one_out.resize(per, 0.0);
         for (ch, r) in self.chans.iter_mut().enumerate() {
             r.flush_with(&mut self.one_out, emit_f32)?;
-            for (d, s) in self
-                .inter_out
-                .iter_mut()
-                .skip(ch)
-                .step_by(c)
-                .zip(&self.one_out)
-            {
-                *d = *s;
-            }
+            scatter(&self.one_out, &mut self.inter_out, ch, c);
         }
         emit(&self.inter_out, &mut out[..want]);
         Ok(want)
@@ -155,6 +129,13 @@ impl MultiResampler {
         for r in &mut self.chans {
             r.reset();
         }
+    }
+}
+
+/// Writes one channel's samples into its slots of an interleaved buffer.
+fn scatter(one: &[f32], inter: &mut [f32], ch: usize, channels: usize) {
+    for (d, s) in inter.iter_mut().skip(ch).step_by(channels).zip(one) {
+        *d = *s;
     }
 }
 

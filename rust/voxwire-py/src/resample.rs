@@ -89,67 +89,19 @@ impl Resampler {
     ) -> PyResult<Bound<'py, PyAny>> {
         let b = Buf::get(x, "x")?;
         let s = samples(&b, "x")?;
-        if let Some(m) = &mut self.multi {
-            self.last_float = matches!(s, Samples::F32(_));
-            return multi_process(py, m, s);
-        }
-        let inner = &mut self.inner;
-        match s {
-            Samples::F32(v) => {
-                self.last_float = true;
-                let n = inner.pending_outputs(v.len());
-                let arr = fill_array(py, n, v.len() * 4, |out| {
-                    inner.process_with(v, rs::conv_f32, out, rs::emit_f32)
-                })?;
-                Ok(arr.into_any())
-            }
-            Samples::I16(p) => {
-                self.last_float = false;
-                let mut scratch = Vec::new();
-                let v = p.samples(&mut scratch);
-                let n = inner.pending_outputs(v.len());
-                let arr = fill_array(py, n, v.len() * 2, |out| {
-                    inner.process_with(v, rs::conv_i16, out, rs::emit_i16)
-                })?;
-                Ok(arr.into_any())
-            }
+        self.last_float = matches!(s, Samples::F32(_));
+        match &mut self.multi {
+            Some(m) => push(py, m, s, false),
+            None => push(py, &mut self.inner, s, false),
         }
     }
 
     /// Ends the stream: returns the remaining output (dtype of the last ``process`` input,
     /// int16 if none) and resets, ready for a new stream.
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(m) = &mut self.multi {
-            let n = m.flush_outputs();
-            return if self.last_float {
-                let arr = new_array::<f32>(py, n);
-                // SAFETY: fresh array, only this slice touches it.
-                m.flush_with(unsafe { slice_mut(&arr) }, rs::emit_f32)
-                    .py()?;
-                Ok(arr.into_any())
-            } else {
-                let arr = new_array::<i16>(py, n);
-                // SAFETY: fresh array, only this slice touches it.
-                m.flush_with(unsafe { slice_mut(&arr) }, rs::emit_i16)
-                    .py()?;
-                Ok(arr.into_any())
-            };
-        }
-        let n = self.inner.flush_outputs();
-        if self.last_float {
-            let arr = new_array::<f32>(py, n);
-            // SAFETY: fresh array, only this slice touches it.
-            self.inner
-                .flush_with(unsafe { slice_mut(&arr) }, rs::emit_f32)
-                .py()?;
-            Ok(arr.into_any())
-        } else {
-            let arr = new_array::<i16>(py, n);
-            // SAFETY: fresh array, only this slice touches it.
-            self.inner
-                .flush_with(unsafe { slice_mut(&arr) }, rs::emit_i16)
-                .py()?;
-            Ok(arr.into_any())
+        match &mut self.multi {
+            Some(m) => flush(py, m, self.last_float),
+            None => flush(py, &mut self.inner, self.last_float),
         }
     }
 
@@ -233,27 +185,14 @@ pub fn resample<'py>(
     let q = quality_of(quality)?;
     let (a, bb) = (check_rate(in_rate)?, check_rate(out_rate)?);
     let b = Buf::get(x, "x")?;
-    if let Some(mut m) = multi_of(a, bb, q, channels)? {
-        return multi_one_shot(py, &mut m, samples(&b, "x")?);
-    }
-    let mut r = rs::Resampler::new(a, bb, q).py()?;
-    match samples(&b, "x")? {
-        Samples::F32(v) => {
-            let n = r.design().total_outputs(v.len() as u64) as usize;
-            let arr = fill_array(py, n, v.len() * 4, |out| {
-                one_shot(&mut r, v, rs::conv_f32, out, rs::emit_f32)
-            })?;
-            Ok(arr.into_any())
-        }
-        Samples::I16(p) => {
-            let mut scratch = Vec::new();
-            let v = p.samples(&mut scratch);
-            let n = r.design().total_outputs(v.len() as u64) as usize;
-            let arr = fill_array(py, n, v.len() * 2, |out| {
-                one_shot(&mut r, v, rs::conv_i16, out, rs::emit_i16)
-            })?;
-            Ok(arr.into_any())
-        }
+    match multi_of(a, bb, q, channels)? {
+        Some(mut m) => push(py, &mut m, samples(&b, "x")?, true),
+        None => push(
+            py,
+            &mut rs::Resampler::new(a, bb, q).py()?,
+            samples(&b, "x")?,
+            true,
+        ),
     }
 }
 
@@ -268,73 +207,137 @@ fn multi_of(a: u32, b: u32, q: Quality, channels: i64) -> PyResult<Option<MultiR
     }
 }
 
-fn multi_process<'py>(
+/// What the bindings need of a stream, mono or interleaved channels.
+trait Stream: Send {
+    /// Samples the next push of `n` samples yields (an error for partial frames).
+    fn pending(&self, n: usize) -> voxwire_core::Result<usize>;
+    /// Samples the whole signal of `n` samples (pushed, then flushed) comes to.
+    fn total(&self, n: usize) -> usize;
+    fn flush_len(&self) -> usize;
+    fn push_into<T, U>(
+        &mut self,
+        x: &[T],
+        conv: impl Fn(&[T], &mut [f32]),
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize>;
+    fn flush_into<U>(
+        &mut self,
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize>;
+}
+
+impl Stream for rs::Resampler {
+    fn pending(&self, n: usize) -> voxwire_core::Result<usize> {
+        Ok(self.pending_outputs(n))
+    }
+    fn total(&self, n: usize) -> usize {
+        self.design().total_outputs(n as u64) as usize
+    }
+    fn flush_len(&self) -> usize {
+        self.flush_outputs()
+    }
+    fn push_into<T, U>(
+        &mut self,
+        x: &[T],
+        conv: impl Fn(&[T], &mut [f32]),
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize> {
+        self.process_with(x, conv, out, emit)
+    }
+    fn flush_into<U>(
+        &mut self,
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize> {
+        self.flush_with(out, emit)
+    }
+}
+
+impl Stream for MultiResampler {
+    fn pending(&self, n: usize) -> voxwire_core::Result<usize> {
+        self.pending_outputs(n)
+    }
+    fn total(&self, n: usize) -> usize {
+        let c = self.channels();
+        self.design().total_outputs((n / c) as u64) as usize * c
+    }
+    fn flush_len(&self) -> usize {
+        self.flush_outputs()
+    }
+    fn push_into<T, U>(
+        &mut self,
+        x: &[T],
+        conv: impl Fn(&[T], &mut [f32]),
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize> {
+        self.process_with(x, conv, out, emit)
+    }
+    fn flush_into<U>(
+        &mut self,
+        out: &mut [U],
+        emit: impl Fn(&[f32], &mut [U]),
+    ) -> voxwire_core::Result<usize> {
+        self.flush_with(out, emit)
+    }
+}
+
+/// Pushes `x` and returns the output in its dtype; with `whole`, flushes too (one-shot).
+/// Large calls run without the GIL (`fill_array`).
+fn push<'py, S: Stream>(
     py: Python<'py>,
-    m: &mut MultiResampler,
-    s: Samples<'_>,
+    s: &mut S,
+    x: Samples<'_>,
+    whole: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match s {
-        Samples::F32(v) => {
-            let n = m.pending_outputs(v.len()).py()?;
-            let arr = fill_array(py, n, v.len() * 4, |out| {
-                m.process_with(v, rs::conv_f32, out, rs::emit_f32)
-            })?;
-            Ok(arr.into_any())
-        }
+    fn run<'py, S: Stream, T: Sync, U: numpy::Element + Send + Copy>(
+        py: Python<'py>,
+        s: &mut S,
+        x: &[T],
+        conv: impl Fn(&[T], &mut [f32]) + Send,
+        emit: impl Fn(&[f32], &mut [U]) + Send + Copy,
+        whole: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let head = s.pending(x.len()).py()?;
+        let n = if whole { s.total(x.len()) } else { head };
+        let arr = fill_array(py, n, std::mem::size_of_val(x), move |out| {
+            let done = s.push_into(x, conv, out, emit)?;
+            if whole {
+                s.flush_into(&mut out[done..], emit)?;
+            }
+            Ok(())
+        })?;
+        Ok(arr.into_any())
+    }
+    match x {
+        Samples::F32(v) => run(py, s, v, rs::conv_f32, rs::emit_f32, whole),
         Samples::I16(p) => {
             let mut scratch = Vec::new();
             let v = p.samples(&mut scratch);
-            let n = m.pending_outputs(v.len()).py()?;
-            let arr = fill_array(py, n, v.len() * 2, |out| {
-                m.process_with(v, rs::conv_i16, out, rs::emit_i16)
-            })?;
-            Ok(arr.into_any())
+            run(py, s, v, rs::conv_i16, rs::emit_i16, whole)
         }
     }
 }
 
-fn multi_one_shot<'py>(
-    py: Python<'py>,
-    m: &mut MultiResampler,
-    s: Samples<'_>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let c = m.channels();
-    let total = |n: usize| m.design().total_outputs((n / c) as u64) as usize * c;
-    match s {
-        Samples::F32(v) => {
-            m.pending_outputs(v.len()).py()?; // whole frames
-            let n = total(v.len());
-            let arr = fill_array(py, n, v.len() * 4, |out| {
-                let head = m.process_with(v, rs::conv_f32, out, rs::emit_f32)?;
-                m.flush_with(&mut out[head..], rs::emit_f32).map(|_| ())
-            })?;
-            Ok(arr.into_any())
-        }
-        Samples::I16(p) => {
-            let mut scratch = Vec::new();
-            let v = p.samples(&mut scratch);
-            m.pending_outputs(v.len()).py()?;
-            let n = total(v.len());
-            let arr = fill_array(py, n, v.len() * 2, |out| {
-                let head = m.process_with(v, rs::conv_i16, out, rs::emit_i16)?;
-                m.flush_with(&mut out[head..], rs::emit_i16).map(|_| ())
-            })?;
-            Ok(arr.into_any())
-        }
+/// Ends the stream: its tail as float32 (`float`) or int16.
+fn flush<'py, S: Stream>(py: Python<'py>, s: &mut S, float: bool) -> PyResult<Bound<'py, PyAny>> {
+    let n = s.flush_len();
+    if float {
+        let arr = new_array::<f32>(py, n);
+        // SAFETY: fresh array, only this slice touches it.
+        s.flush_into(unsafe { slice_mut(&arr) }, rs::emit_f32)
+            .py()?;
+        Ok(arr.into_any())
+    } else {
+        let arr = new_array::<i16>(py, n);
+        // SAFETY: fresh array, only this slice touches it.
+        s.flush_into(unsafe { slice_mut(&arr) }, rs::emit_i16)
+            .py()?;
+        Ok(arr.into_any())
     }
-}
-
-/// Process then flush into one output slice of exactly the total length.
-fn one_shot<T, U>(
-    r: &mut rs::Resampler,
-    x: &[T],
-    conv: impl Fn(&[T], &mut [f32]),
-    out: &mut [U],
-    emit: impl Fn(&[f32], &mut [U]) + Copy,
-) -> voxwire_core::Result<()> {
-    let head = r.process_with(x, conv, out, emit)?;
-    r.flush_with(&mut out[head..], emit)?;
-    Ok(())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
