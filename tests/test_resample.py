@@ -201,3 +201,22 @@ def test_stereo_needs_whole_frames_and_a_sane_channel_count() -> None:
     for bad in (0, 9, -1):
         with pytest.raises(InvalidInputError):
             voxwire.Resampler(16000, 8000, channels=bad)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+@pytest.mark.parametrize(("a", "b"), [(24000, 16000), (16000, 24000), (44100, 48000)])
+def test_threaded_one_shot_is_bit_identical_to_one_thread_and_to_streaming(
+    a: int, b: int, dtype: str
+) -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(400_003) * 6000).astype(np.int16)
+    if dtype == "float32":
+        x = x.astype(np.float32) / 32768  # type: ignore[assignment]
+    one = voxwire.resample(x, a, b, threads=1)
+    for threads in (2, 3, None):
+        np.testing.assert_array_equal(voxwire.resample(x, a, b, threads=threads), one)
+    r = voxwire.Resampler(a, b)
+    parts = [r.process(x[i : i + 9601]) for i in range(0, len(x), 9601)]
+    np.testing.assert_array_equal(np.concatenate([*parts, r.flush()]), one)
+    with pytest.raises(InvalidInputError, match="threads"):
+        voxwire.resample(x, a, b, threads=0)

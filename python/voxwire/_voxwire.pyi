@@ -162,11 +162,18 @@ class JitterBuffer:
         """The current target delay in ms (``prebuffer_ms`` in fixed mode)."""
 
 def resample(
-    x: _In, in_rate: int, out_rate: int, quality: str = "hq", channels: int = 1
+    x: _In,
+    in_rate: int,
+    out_rate: int,
+    quality: str = "hq",
+    channels: int = 1,
+    threads: int | None = None,
 ) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
     """Resample a whole signal: aligned with the input, round(n * out / in) samples.
 
-    ``channels`` > 1: interleaved samples in and out (whole frames).
+    ``channels`` > 1: interleaved samples in and out (whole frames). ``threads``: long mono
+    inputs are split over up to this many threads (default: the CPUs available); the
+    output is bit-identical whatever the count.
     """
 
 @final

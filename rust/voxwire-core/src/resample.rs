@@ -471,6 +471,22 @@ impl Resampler {
         Ok(want)
     }
 
+    /// Restarts the stream at output `first` of a signal, as if the inputs before the one
+    /// this returns had been pushed: push the signal from that input on. None when output
+    /// `first`'s window reaches before input 0 (start from the beginning instead).
+    fn seek(&mut self, first: u64) -> Option<usize> {
+        let (_, e) = self.d.locate(first);
+        let start = (e + 1).checked_sub(self.d.k as u64)? & !7;
+        self.reset();
+        // The history starts at input `start` (so `base - lead = start`) and is empty.
+        self.base = start + self.d.lead as u64;
+        self.len = 0;
+        self.n_in = start;
+        self.n_out = first;
+        self.plan_key = None;
+        Some(start as usize)
+    }
+
     /// Computes the next `count` outputs into `scratch[..count]`.
     fn run(&mut self, count: usize) {
         if self.scratch.len() < count {
@@ -877,6 +893,88 @@ pub fn first_non_finite(x: &[f32]) -> Option<usize> {
 }
 
 /// One-shot resampling of f32 samples, aligned with the input, `round(n*out/in)` long.
+/// Input samples a part of a split one-shot call takes at least.
+const MIN_PART: usize = 64 * 1024;
+
+/// Resamples a whole signal (process, then flush) into `out`, which must hold
+/// `d.total_outputs(x.len())`; returns how many. With `threads` > 1 and a long enough input
+/// the signal is cut into up to `threads` parts run on scoped threads, each part's resampler
+/// started mid-stream (`seek`): the output is bit-identical to one thread's, since every
+/// output's arithmetic is the same whichever call computes it.
+pub fn one_shot_with<T, U>(
+    d: &Arc<Design>,
+    x: &[T],
+    conv: impl Fn(&[T], &mut [f32]) + Sync,
+    out: &mut [U],
+    emit: impl Fn(&[f32], &mut [U]) + Sync,
+    threads: usize,
+) -> Result<usize>
+where
+    T: Sync,
+    U: Send,
+{
+    let total = d.total_outputs(x.len() as u64) as usize;
+    check_room(out.len(), total, "one-shot call")?;
+    let parts = threads.clamp(1, (x.len() / MIN_PART).max(1));
+    // Part i takes inputs [cut[i], cut[i + 1]) and the outputs they complete; the last part
+    // also flushes. Each part after the first seeks to its first output.
+    let cuts: Vec<usize> = (0..=parts).map(|i| x.len() * i / parts).collect();
+    let firsts: Vec<usize> = cuts[..parts]
+        .iter()
+        .map(|&c| d.outputs_ready(c as u64) as usize)
+        .collect();
+    let mut streams = Vec::with_capacity(parts);
+    for (i, &f) in firsts.iter().enumerate() {
+        let mut r = Resampler::with_design(d.clone());
+        let from = if i == 0 { Some(0) } else { r.seek(f as u64) };
+        match from {
+            Some(from) => streams.push((r, from)),
+            None => {
+                // Too short to split this far: one stream does it all.
+                let mut r = Resampler::with_design(d.clone());
+                let head = r.process_with(x, &conv, out, &emit)?;
+                return Ok(head + r.flush_with(&mut out[head..], &emit)?);
+            }
+        }
+    }
+    let mut rest = &mut out[..total];
+    let mut slots = Vec::with_capacity(parts);
+    for i in 0..parts {
+        let end = if i + 1 < parts { firsts[i + 1] } else { total };
+        let (head, tail) = rest.split_at_mut(end - firsts[i]);
+        slots.push(head);
+        rest = tail;
+    }
+    let run = |(mut r, from): (Resampler, usize), last: bool, to: usize, o: &mut [U]| {
+        let head = r.process_with(&x[from..to], &conv, o, &emit)?;
+        if last {
+            r.flush_with(&mut o[head..], &emit)?;
+        }
+        Ok::<(), Error>(())
+    };
+    std::thread::scope(|sc| {
+        let mut handles = Vec::with_capacity(parts);
+        let mut jobs = streams.into_iter().zip(slots).enumerate();
+        let first = jobs.next();
+        for (i, (st, o)) in jobs {
+            let run = &run;
+            let to = cuts[i + 1];
+            handles.push(sc.spawn(move || run(st, i + 1 == parts, to, o)));
+        }
+        // This thread does the first part.
+        let mut result = match first {
+            Some((_, (st, o))) => run(st, parts == 1, cuts[1], o),
+            None => Ok(()),
+        };
+        for h in handles {
+            let r = h.join().expect("a resampler part does not panic");
+            result = result.and(r);
+        }
+        result
+    })?;
+    Ok(total)
+}
+
 pub fn resample_f32(x: &[f32], in_rate: u32, out_rate: u32, quality: Quality) -> Result<Vec<f32>> {
     let mut r = Resampler::new(in_rate, out_rate, quality)?;
     let mut out = vec![0f32; r.pending_outputs(x.len())];
@@ -929,6 +1027,51 @@ mod tests {
             "{}",
             mid_rms(&alias)
         );
+    }
+
+    #[test]
+    fn split_one_shot_is_bit_identical_to_one_thread() {
+        let mut seed = 7u32;
+        let x: Vec<i16> = (0..300_001)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 16) as i16
+            })
+            .collect();
+        for (a, b) in [
+            (24000, 16000),
+            (16000, 24000),
+            (44100, 16000),
+            (8000, 48000),
+        ] {
+            for q in [Quality::High, Quality::LowLatency, Quality::Analysis] {
+                let d = Design::shared(a, b, q).unwrap();
+                for n in [x.len(), 3 * MIN_PART + 5, 2 * MIN_PART - 1, 1000] {
+                    let x = &x[..n];
+                    let total = d.total_outputs(n as u64) as usize;
+                    let mut one = vec![0i16; total];
+                    let got = one_shot_with(&d, x, conv_i16, &mut one, emit_i16, 1).unwrap();
+                    assert_eq!(got, total);
+                    // One stream, chunked: the reference.
+                    let mut r = Resampler::with_design(d.clone());
+                    let mut streamed = vec![0i16; total];
+                    let mut done = 0;
+                    for c in x.chunks(4801) {
+                        let k = r.pending_outputs(c.len());
+                        r.process_with(c, conv_i16, &mut streamed[done..done + k], emit_i16)
+                            .unwrap();
+                        done += k;
+                    }
+                    r.flush_with(&mut streamed[done..], emit_i16).unwrap();
+                    assert_eq!(one, streamed, "{a}->{b} {q:?} n={n}");
+                    for threads in [2, 3, 4] {
+                        let mut par = vec![0i16; total];
+                        one_shot_with(&d, x, conv_i16, &mut par, emit_i16, threads).unwrap();
+                        assert_eq!(par, one, "{a}->{b} {q:?} n={n} threads={threads}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

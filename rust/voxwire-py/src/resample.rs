@@ -172,8 +172,13 @@ impl Resampler {
 /// ``round(n * out_rate / in_rate)`` samples long, in the input's dtype (int16 for bytes).
 /// Identical to streaming the same samples through a :class:`Resampler` and flushing.
 /// ``channels=2`` (up to 8): interleaved samples in and out, whole frames.
+///
+/// ``threads``: mono inputs of at least 128k samples are cut into up to this many parts
+/// resampled in parallel without the GIL (default: the CPUs available); the output is
+/// bit-identical whatever the count. ``threads=1`` keeps the call on one core.
 #[pyfunction]
-#[pyo3(signature = (x, in_rate, out_rate, quality = "hq", channels = 1))]
+#[pyo3(signature = (x, in_rate, out_rate, quality = "hq", channels = 1, threads = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn resample<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -181,18 +186,46 @@ pub fn resample<'py>(
     out_rate: i64,
     quality: &str,
     channels: i64,
+    threads: Option<i64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let q = quality_of(quality)?;
     let (a, bb) = (check_rate(in_rate)?, check_rate(out_rate)?);
+    let threads = match threads {
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        Some(t @ 1..=64) => t as usize,
+        Some(t) => {
+            return Err(Error::InvalidArgument(format!(
+                "threads must be 1 to 64 or None, got {t}"
+            )))
+            .py()
+        }
+    };
     let b = Buf::get(x, "x")?;
-    match multi_of(a, bb, q, channels)? {
-        Some(mut m) => push(py, &mut m, samples(&b, "x")?, true),
-        None => push(
-            py,
-            &mut rs::Resampler::new(a, bb, q).py()?,
-            samples(&b, "x")?,
-            true,
-        ),
+    if let Some(mut m) = multi_of(a, bb, q, channels)? {
+        return push(py, &mut m, samples(&b, "x")?, true);
+    }
+    let d = rs::Design::shared(a, bb, q).py()?;
+    fn whole<'py, T: Sync, U: numpy::Element + Send>(
+        py: Python<'py>,
+        d: &std::sync::Arc<rs::Design>,
+        x: &[T],
+        conv: impl Fn(&[T], &mut [f32]) + Send + Sync,
+        emit: impl Fn(&[f32], &mut [U]) + Send + Sync,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let n = d.total_outputs(x.len() as u64) as usize;
+        let arr = fill_array(py, n, std::mem::size_of_val(x), move |out| {
+            rs::one_shot_with(d, x, conv, out, emit, threads)
+        })?;
+        Ok(arr.into_any())
+    }
+    match samples(&b, "x")? {
+        Samples::F32(v) => whole(py, &d, v, rs::conv_f32, rs::emit_f32, threads),
+        Samples::I16(p) => {
+            let mut scratch = Vec::new();
+            let v = p.samples(&mut scratch);
+            whole(py, &d, v, rs::conv_i16, rs::emit_i16, threads)
+        }
     }
 }
 
