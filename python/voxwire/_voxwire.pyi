@@ -299,6 +299,7 @@ class TurnDetector:
         stop_secs: float | None = None,
         min_volume: float = 0.0,
         mode: int = 0,
+        end_gate_db: float = 35.0,
     ) -> TurnDetector: ...
     def push(self, x: _In) -> list[SpeechStarted | SpeechStopped]:
         """Push audio of any length; return the events it causes."""
@@ -338,6 +339,7 @@ class InputPipeline:
         min_volume: float = 0.0,
         turn_detection: bool = True,
         max_buffer_ms: int = 900000,
+        end_gate_db: float = 35.0,
     ) -> InputPipeline: ...
     def push(self, chunk: str | _In) -> list[SpeechStarted | SpeechStopped]:
         """Push one message's audio; return the turn events it causes."""

@@ -42,7 +42,8 @@ fn rate_arg(v: i64, what: &str) -> PyResult<u32> {
 /// (manual commits only).
 ///
 /// Turn parameters are OpenAI's server_vad (``threshold``, ``prefix_padding_ms``,
-/// ``silence_duration_ms``) and pipecat's (``start_secs``, ``min_volume``); ``engine``,
+/// ``silence_duration_ms``) and pipecat's (``start_secs``, ``min_volume``), and
+/// ``end_gate_db`` (see :class:`TurnDetector`); ``engine``,
 /// ``mode`` and ``frame_ms`` choose the VAD (see :class:`Vad`); ``quality`` the resampler.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct InputPipeline {
@@ -57,7 +58,7 @@ impl InputPipeline {
         in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
         engine = "spectral", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
         prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.0,
-        min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000
+        min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -76,6 +77,7 @@ impl InputPipeline {
         min_volume: f32,
         turn_detection: bool,
         max_buffer_ms: i64,
+        end_gate_db: f32,
     ) -> PyResult<Self> {
         if !(start_secs.is_finite() && start_secs >= 0.0) {
             return Err(Error::InvalidArgument(
@@ -98,6 +100,7 @@ impl InputPipeline {
                 silence_duration_ms: u32_arg(silence_duration_ms, "silence_duration_ms")?,
                 start_ms: (start_secs * 1000.0).round() as u32,
                 min_volume,
+                end_gate_db,
             },
             detect_turns: turn_detection,
             max_buffer_ms: u32_arg(max_buffer_ms, "max_buffer_ms")?,

@@ -212,6 +212,9 @@ impl SpeechStopped {
 /// ``prefix_padding_ms``, ``silence_duration_ms``) and pipecat's VADParams (``start_secs``,
 /// ``stop_secs`` -- the same as ``silence_duration_ms``, which wins when both are given --
 /// and ``min_volume`` on a 0-1 scale from -60 dBFS to 0 dBFS; 0 disables it).
+/// ``end_gate_db``: a frame that far or further below the turn's loudest frame counts as
+/// silence for ending the turn, so faint tails, breath and room echo in a quiet room do not
+/// hold it open (0 disables; under louder noise it never acts).
 ///
 /// ``push(x)`` takes audio of any length at ``sample_rate`` and returns the events it
 /// causes: :class:`SpeechStarted` and :class:`SpeechStopped`, timed on the audio timeline
@@ -229,7 +232,7 @@ impl TurnDetector {
     #[pyo3(signature = (
         sample_rate = 16000, frame_ms = 10, engine = "spectral", threshold = 0.5,
         prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.0,
-        stop_secs = None, min_volume = 0.0, mode = 0
+        stop_secs = None, min_volume = 0.0, mode = 0, end_gate_db = 35.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -243,6 +246,7 @@ impl TurnDetector {
         stop_secs: Option<f64>,
         min_volume: f32,
         mode: i64,
+        end_gate_db: f32,
     ) -> PyResult<Self> {
         let bad = |what: &str| {
             voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
@@ -266,6 +270,7 @@ impl TurnDetector {
             silence_duration_ms: silence,
             start_ms: secs_ms(start_secs, "start_secs").py()?,
             min_volume,
+            end_gate_db,
         };
         let rate = u32::try_from(sample_rate).unwrap_or(0);
         let ms = u32::try_from(frame_ms).unwrap_or(0);

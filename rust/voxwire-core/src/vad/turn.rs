@@ -23,6 +23,11 @@ pub struct TurnConfig {
     /// Minimum frame level for voiced frames, on pipecat's 0-1 scale: 0 is -60 dBFS or
     /// below, 1 is 0 dBFS (pipecat `min_volume`; 0 disables the check).
     pub min_volume: f32,
+    /// A frame this many dB or more below the loudest frame of the turn so far does not
+    /// keep the turn going (it counts as silence for the end of the turn, whatever the VAD
+    /// says): faint tails, breath and room echo in quiet rooms then do not hold a turn open.
+    /// 0 disables the gate. Under noise that is louder than this, it never acts.
+    pub end_gate_db: f32,
 }
 
 impl Default for TurnConfig {
@@ -34,6 +39,7 @@ impl Default for TurnConfig {
             silence_duration_ms: 500,
             start_ms: 0,
             min_volume: 0.0,
+            end_gate_db: 35.0,
         }
     }
 }
@@ -45,6 +51,12 @@ impl TurnConfig {
             return Err(Error::InvalidArgument(format!(
                 "threshold and min_volume must be in [0, 1], got {} and {}",
                 self.threshold, self.min_volume
+            )));
+        }
+        if !(self.end_gate_db.is_finite() && self.end_gate_db >= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "end_gate_db must be a non-negative number of dB, got {}",
+                self.end_gate_db
             )));
         }
         Ok(())
@@ -71,6 +83,13 @@ enum State {
     Speaking,
 }
 
+/// Exact sum of squares of a frame (2^30 per sample: no overflow below 2^33 samples).
+fn frame_energy(f: &[i16]) -> u64 {
+    f.iter()
+        .map(|&s| (i32::from(s) * i32::from(s)) as u32 as u64)
+        .sum()
+}
+
 /// Turn detector over a frame VAD.
 #[derive(Debug, Clone)]
 pub struct TurnDetector {
@@ -92,6 +111,10 @@ pub struct TurnDetector {
     run_start: u64,
     silence_start: u64,
     voiced_frames: u64,
+    /// Sum of squares of the loudest voiced frame of the current turn, and the end gate as
+    /// a power ratio (0: no gate).
+    peak_energy: u64,
+    gate: f64,
     /// The last finished utterance (kept until the next one finishes).
     last: Vec<i16>,
 }
@@ -118,6 +141,12 @@ impl TurnDetector {
             run_start: 0,
             silence_start: 0,
             voiced_frames: 0,
+            peak_energy: 0,
+            gate: if cfg.end_gate_db > 0.0 {
+                10f64.powf(-f64::from(cfg.end_gate_db) / 10.0)
+            } else {
+                0.0
+            },
             last: Vec::new(),
         })
     }
@@ -161,6 +190,12 @@ impl TurnDetector {
                     >= self.cfg.min_volume);
         let now = self.frames;
         self.frames += 1;
+        // The frame's energy, when the end gate needs it (voiced frames only).
+        let energy = if voiced && self.gate > 0.0 {
+            frame_energy(f)
+        } else {
+            0
+        };
         match self.state {
             State::Quiet | State::Starting => {
                 if voiced {
@@ -168,6 +203,7 @@ impl TurnDetector {
                         self.state = State::Starting;
                         self.run_start = now;
                         self.voiced_frames = 0;
+                        self.peak_energy = 0;
                         // The utterance starts with the prefix padding.
                         self.utterance.clear();
                         // The ring's oldest kept sample is ring_len before ring_at.
@@ -180,6 +216,7 @@ impl TurnDetector {
                             .extend_from_slice(&self.ring[..self.ring_len - first]);
                     }
                     self.voiced_frames += 1;
+                    self.peak_energy = self.peak_energy.max(energy);
                     self.utterance.extend_from_slice(f);
                     if self.voiced_frames >= self.frames_for(self.cfg.start_ms).max(1) {
                         self.state = State::Speaking;
@@ -198,7 +235,9 @@ impl TurnDetector {
             }
             State::Speaking => {
                 self.utterance.extend_from_slice(f);
-                if voiced {
+                self.peak_energy = self.peak_energy.max(energy);
+                let loud_enough = energy as f64 >= self.peak_energy as f64 * self.gate;
+                if voiced && loud_enough {
                     self.silence_start = u64::MAX;
                 } else {
                     if self.silence_start == u64::MAX {
