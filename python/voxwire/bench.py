@@ -9,6 +9,7 @@ machine drift hits both alike, and reports the median time per call and the rati
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import statistics
@@ -246,7 +247,7 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
             # CPUs by default. Both rows, so the per-core ratio is never hidden.
             peer = 'soxr.resample(x, a, b, "HQ")'
             theirs_fn = _bind(soxr.resample, x, a, b, "HQ")
-            one = _bind(lambda *v: voxwire.resample(*v, threads=1), x, a, b)
+            one = _bind(functools.partial(voxwire.resample, threads=1), x, a, b)
             cases.append((f"{label}, 1 thread", size, peer, one, theirs_fn, 3.0))
             auto = _bind(voxwire.resample, x, a, b)
             cases.append((f"{label}, threads=auto", size, peer, auto, theirs_fn, None))
