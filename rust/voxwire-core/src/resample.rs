@@ -1032,21 +1032,16 @@ mod tests {
     #[test]
     fn split_one_shot_is_bit_identical_to_one_thread() {
         let mut seed = 7u32;
-        let x: Vec<i16> = (0..300_001)
+        let x: Vec<i16> = (0..3 * MIN_PART + 5)
             .map(|_| {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 (seed >> 16) as i16
             })
             .collect();
-        for (a, b) in [
-            (24000, 16000),
-            (16000, 24000),
-            (44100, 16000),
-            (8000, 48000),
-        ] {
-            for q in [Quality::High, Quality::LowLatency, Quality::Analysis] {
+        for (a, b) in [(24000, 16000), (16000, 24000), (44100, 16000)] {
+            for q in [Quality::High, Quality::LowLatency] {
                 let d = Design::shared(a, b, q).unwrap();
-                for n in [x.len(), 3 * MIN_PART + 5, 2 * MIN_PART - 1, 1000] {
+                for n in [x.len(), 2 * MIN_PART - 1, 1000] {
                     let x = &x[..n];
                     let total = d.total_outputs(n as u64) as usize;
                     let mut one = vec![0i16; total];
@@ -1064,7 +1059,7 @@ mod tests {
                     }
                     r.flush_with(&mut streamed[done..], emit_i16).unwrap();
                     assert_eq!(one, streamed, "{a}->{b} {q:?} n={n}");
-                    for threads in [2, 3, 4] {
+                    for threads in [2, 3] {
                         let mut par = vec![0i16; total];
                         one_shot_with(&d, x, conv_i16, &mut par, emit_i16, threads).unwrap();
                         assert_eq!(par, one, "{a}->{b} {q:?} n={n} threads={threads}");
