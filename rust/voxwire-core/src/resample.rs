@@ -945,30 +945,41 @@ where
         slots.push(head);
         rest = tail;
     }
-    let run = |(mut r, from): (Resampler, usize), last: bool, to: usize, o: &mut [U]| {
-        let head = r.process_with(&x[from..to], &conv, o, &emit)?;
-        if last {
+    // Each part's stream, first input and output slot, taken by whichever thread runs it.
+    let cells: Vec<_> = streams
+        .into_iter()
+        .zip(slots)
+        .map(|((r, from), o)| Mutex::new(Some((r, from, o))))
+        .collect();
+    let job = |i: usize| -> Result<()> {
+        let taken = cells[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some((mut r, from, o)) = taken else {
+            return Ok(()); // already run
+        };
+        let head = r.process_with(&x[from..cuts[i + 1]], &conv, o, &emit)?;
+        if i + 1 == parts {
             r.flush_with(&mut o[head..], &emit)?;
         }
-        Ok::<(), Error>(())
+        Ok(())
     };
     std::thread::scope(|sc| {
+        let job = &job;
+        let mut result = Ok(());
         let mut handles = Vec::with_capacity(parts);
-        let mut jobs = streams.into_iter().zip(slots).enumerate();
-        let first = jobs.next();
-        for (i, (st, o)) in jobs {
-            let run = &run;
-            let to = cuts[i + 1];
-            handles.push(sc.spawn(move || run(st, i + 1 == parts, to, o)));
+        for i in 1..parts {
+            match std::thread::Builder::new().spawn_scoped(sc, move || job(i)) {
+                Ok(h) => handles.push(h),
+                // No thread to be had: this one does the part.
+                Err(_) => result = result.and(job(i)),
+            }
         }
-        // This thread does the first part.
-        let mut result = match first {
-            Some((_, (st, o))) => run(st, parts == 1, cuts[1], o),
-            None => Ok(()),
-        };
+        result = result.and(job(0));
         for h in handles {
-            let r = h.join().expect("a resampler part does not panic");
-            result = result.and(r);
+            result = result.and(h.join().unwrap_or_else(|_| {
+                Err(Error::InvalidArgument(
+                    "a resampling thread failed".to_owned(),
+                ))
+            }));
         }
         result
     })?;
