@@ -261,6 +261,31 @@ trait Stream: Send {
     ) -> voxwire_core::Result<usize>;
 }
 
+/// The methods both stream types have under the same names.
+macro_rules! forward_io {
+    () => {
+        fn flush_len(&self) -> usize {
+            self.flush_outputs()
+        }
+        fn push_into<T, U>(
+            &mut self,
+            x: &[T],
+            conv: impl Fn(&[T], &mut [f32]),
+            out: &mut [U],
+            emit: impl Fn(&[f32], &mut [U]),
+        ) -> voxwire_core::Result<usize> {
+            self.process_with(x, conv, out, emit)
+        }
+        fn flush_into<U>(
+            &mut self,
+            out: &mut [U],
+            emit: impl Fn(&[f32], &mut [U]),
+        ) -> voxwire_core::Result<usize> {
+            self.flush_with(out, emit)
+        }
+    };
+}
+
 impl Stream for rs::Resampler {
     fn pending(&self, n: usize) -> voxwire_core::Result<usize> {
         Ok(self.pending_outputs(n))
@@ -268,25 +293,7 @@ impl Stream for rs::Resampler {
     fn total(&self, n: usize) -> usize {
         self.design().total_outputs(n as u64) as usize
     }
-    fn flush_len(&self) -> usize {
-        self.flush_outputs()
-    }
-    fn push_into<T, U>(
-        &mut self,
-        x: &[T],
-        conv: impl Fn(&[T], &mut [f32]),
-        out: &mut [U],
-        emit: impl Fn(&[f32], &mut [U]),
-    ) -> voxwire_core::Result<usize> {
-        self.process_with(x, conv, out, emit)
-    }
-    fn flush_into<U>(
-        &mut self,
-        out: &mut [U],
-        emit: impl Fn(&[f32], &mut [U]),
-    ) -> voxwire_core::Result<usize> {
-        self.flush_with(out, emit)
-    }
+    forward_io!();
 }
 
 impl Stream for MultiResampler {
@@ -297,25 +304,7 @@ impl Stream for MultiResampler {
         let c = self.channels();
         self.design().total_outputs((n / c) as u64) as usize * c
     }
-    fn flush_len(&self) -> usize {
-        self.flush_outputs()
-    }
-    fn push_into<T, U>(
-        &mut self,
-        x: &[T],
-        conv: impl Fn(&[T], &mut [f32]),
-        out: &mut [U],
-        emit: impl Fn(&[f32], &mut [U]),
-    ) -> voxwire_core::Result<usize> {
-        self.process_with(x, conv, out, emit)
-    }
-    fn flush_into<U>(
-        &mut self,
-        out: &mut [U],
-        emit: impl Fn(&[f32], &mut [U]),
-    ) -> voxwire_core::Result<usize> {
-        self.flush_with(out, emit)
-    }
+    forward_io!();
 }
 
 /// Pushes `x` and returns the output in its dtype; with `whole`, flushes too (one-shot).
