@@ -305,14 +305,25 @@ impl WebRtcVad {
     #[inline(always)]
     fn classify(&mut self, frame: &[i16], factor: usize) -> bool {
         let mut features = [0i16; CHANNELS];
-        let total = self.features(frame, factor, &mut features);
-        self.gmm(&features, total, frame.len() / factor) > 0
+        let n = frame.len() / factor;
+        // The frame length as a constant: every loop of the filter tree and the energies
+        // then has a fixed trip count.
+        let total = match n {
+            80 => self.features::<80>(frame, factor, &mut features),
+            160 => self.features::<160>(frame, factor, &mut features),
+            _ => self.features::<240>(frame, factor, &mut features),
+        };
+        self.gmm(&features, total, n) > 0
     }
 
     /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
     pub fn process_8k(&mut self, frame: &[i16]) -> bool {
         let mut features = [0i16; CHANNELS];
-        let total = self.features(frame, 1, &mut features);
+        let total = match frame.len() {
+            80 => self.features::<80>(frame, 1, &mut features),
+            160 => self.features::<160>(frame, 1, &mut features),
+            _ => self.features::<240>(frame, 1, &mut features),
+        };
         self.gmm(&features, total, frame.len()) > 0
     }
 
@@ -340,9 +351,15 @@ impl WebRtcVad {
     /// those of filtering the whole frame stage by stage, but the CPU now overlaps the
     /// independent filters' dependency chains instead of running them one after another.
     #[inline(always)]
-    fn features(&mut self, x: &[i16], factor: usize, f: &mut [i16; CHANNELS]) -> i16 {
+    fn features<const N: usize>(
+        &mut self,
+        x: &[i16],
+        factor: usize,
+        f: &mut [i16; CHANNELS],
+    ) -> i16 {
         const B: usize = 16; // samples at 8 kHz per block
-        let n = x.len() / factor; // samples at 8 kHz
+        let n = N; // samples at 8 kHz
+        let x = &x[..n * factor];
         let (q, e, s) = (n / 4, n / 8, n / 16);
         let mut b5 = [0i16; 60];
         let mut b4 = [0i16; 60];
@@ -700,16 +717,28 @@ impl WebRtcVad {
 }
 
 /// Half-band downsampling by 2 with two first-order all-pass sections; `state[at..at+2]`.
+///
+/// WebRTC's recurrence per section is `t = s16((s >> 1) + ((c * x) >> 14))`,
+/// `s' = x - ((c * t) >> 12)`. The loop carries `h = s >> 1` instead: with floor shifts,
+/// `(x - (p >> 12)) >> 1 == (4096 * x + 4095 - p) >> 13` (nested floor divisions by
+/// positive powers of two combine, and `x - floor(p / 4096) == ceil((4096 x - p) / 4096)`),
+/// which takes one operation off each step's dependency chain. Every term fits in 32 bits
+/// (|4096 x| < 2^27, |c * t| < 2^28). `s` itself is only needed for the state.
+#[inline(always)]
 fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
+    let (c0, c1) = (ALLPASS_Q13[0], ALLPASS_Q13[1]);
     let (mut s1, mut s2) = (state[at], state[at + 1]);
+    let (mut h1, mut h2) = (s1 >> 1, s2 >> 1);
     for (o, pair) in out.iter_mut().zip(x.chunks_exact(2)) {
-        let a = pair[0] as i32;
-        let t1 = s16((s1 >> 1) + ((ALLPASS_Q13[0] * a) >> 14));
-        s1 = a - ((ALLPASS_Q13[0] * t1 as i32) >> 12);
-        let b = pair[1] as i32;
-        let t2 = s16((s2 >> 1) + ((ALLPASS_Q13[1] * b) >> 14));
-        *o = s16(t1 as i32 + t2 as i32);
-        s2 = b - ((ALLPASS_Q13[1] * t2 as i32) >> 12);
+        let (a, b) = (pair[0] as i32, pair[1] as i32);
+        let t1 = s16(h1 + ((c0 * a) >> 14)) as i32;
+        let t2 = s16(h2 + ((c1 * b) >> 14)) as i32;
+        let (p1, p2) = (c0 * t1, c1 * t2);
+        h1 = ((a << 12) + 4095 - p1) >> 13;
+        h2 = ((b << 12) + 4095 - p2) >> 13;
+        s1 = a - (p1 >> 12);
+        s2 = b - (p2 >> 12);
+        *o = s16(t1 + t2);
     }
     state[at] = s1;
     state[at + 1] = s2;
@@ -722,6 +751,7 @@ fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
 ///
 /// The states are the all-pass filters' 32-bit states, kept at full precision across calls
 /// within a frame; WebRTC stores them as 16 bits (`state >> 16`) only between frames.
+#[inline(always)]
 fn split_filter(x: &[i16], upper: &mut i32, lower: &mut i32, hp: &mut [i16], lp: &mut [i16]) {
     let n = hp.len().min(lp.len()).min(x.len() / 2);
     let (c0, c1) = (ALLPASS_Q15[0], ALLPASS_Q15[1]);
@@ -741,6 +771,7 @@ fn split_filter(x: &[i16], upper: &mut i32, lower: &mut i32, hp: &mut [i16], lp:
 }
 
 /// Second-order high-pass (80 Hz at 500 Hz sampling).
+#[inline(always)]
 fn high_pass(x: &[i16], st: &mut [i16; 4], out: &mut [i16]) {
     for (o, &v) in out.iter_mut().zip(x) {
         let mut t = HP_ZERO[0] * v as i32;
@@ -757,6 +788,7 @@ fn high_pass(x: &[i16], st: &mut [i16; 4], out: &mut [i16]) {
 }
 
 /// Energy with the scaling that keeps the sum in 32 bits; returns (energy, right shifts).
+#[inline(always)]
 fn energy(x: &[i16]) -> (i32, i32) {
     let nbits = 32 - (x.len() as u32).leading_zeros() as i32;
     let mut smax: i16 = -1;
@@ -783,6 +815,7 @@ fn energy(x: &[i16]) -> (i32, i32) {
     (en, scaling)
 }
 
+#[inline(always)]
 fn log_of_energy(x: &[i16], offset: i16, total: &mut i16, log_energy: &mut i16) {
     let (en, mut tot_rshifts) = energy(x);
     let mut e = en as u32;
