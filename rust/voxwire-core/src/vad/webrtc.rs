@@ -136,26 +136,58 @@ fn inv_std_of(std: i16) -> i16 {
     s16(div_w32_w16(131072 + (std as i32 >> 1), std))
 }
 
-/// Probability of `input` (Q4) under N(mean (Q7), std (Q7)), in Q20 (times a constant), and
-/// the scaled difference `delta` the model update uses. `inv_std` is `inv_std_of(std)`.
-fn gaussian_probability(input: i16, mean: i16, inv_std: i16, delta: &mut i16) -> i32 {
-    let t = inv_std >> 2; // Q10 -> Q8
-    let inv_std2 = s16((t as i32 * t as i32) >> 2);
-    let mut tmp16 = s16((input as i32) << 3); // Q4 -> Q7
-    tmp16 = s16(tmp16 as i32 - mean as i32);
-    *delta = s16((inv_std2 as i32 * tmp16 as i32) >> 10);
-    let tmp32 = (*delta as i32 * tmp16 as i32) >> 9;
-    let mut exp_value: i16 = 0;
-    if tmp32 < COMP_VAR {
-        let mut t16 = s16((LOG2_EXP * tmp32) >> 12);
-        t16 = s16(-(t16 as i32));
-        exp_value = 0x0400 | (t16 & 0x03FF);
-        t16 = s16(t16 as i32 ^ 0xFFFF);
-        t16 >>= 10;
-        t16 = s16(t16 as i32 + 1);
-        exp_value = s16((exp_value as i32).wrapping_shr(t16 as u32));
+/// Probability of `x[g]` (Q4) under N(`means[g]` (Q7), std (Q7)), in Q20 (times a constant),
+/// times `weights[g]`, for every Gaussian `g`, and the scaled difference `delta[g]` the model
+/// update uses; `inv[g]` is `inv_std_of(std)`.
+///
+/// WebRTC's per-Gaussian arithmetic (the test `probabilities_equal_reference` holds it to a
+/// direct port), written without branches so that the compiler vectorises it: int16
+/// truncations as shift pairs, the exponent's condition as a select, and its shift as a
+/// variable shift (the count is 0-31 wherever the result is kept).
+#[inline(always)]
+fn probabilities(
+    x: &[i16; TABLE],
+    means: &[i16; TABLE],
+    inv: &[i16; TABLE],
+    weights: &[i16; TABLE],
+    delta: &mut [i16; TABLE],
+    out: &mut [i32; TABLE],
+) {
+    // Padded to 16 lanes (two 8 x i32 vectors); the last 4 lanes' results are dropped.
+    const L: usize = 16;
+    let pad = |a: &[i16; TABLE]| -> [i32; L] {
+        let mut p = [0i32; L];
+        for (d, &v) in p.iter_mut().zip(a) {
+            *d = v as i32;
+        }
+        p
+    };
+    let (xs, ms, is, ws) = (pad(x), pad(means), pad(inv), pad(weights));
+    let mut ds = [0i32; L];
+    let mut os = [0i32; L];
+    // s16(v) as i32, as shifts (which vectorise where a narrowing and widening may not).
+    let sx = |v: i32| (v << 16) >> 16;
+    for g in 0..L {
+        let inv_std = is[g];
+        let t = inv_std >> 2; // Q10 -> Q8
+        let inv_std2 = sx((t * t) >> 2);
+        let tmp16 = sx(sx(xs[g] << 3) - ms[g]); // Q7
+        let d = sx((inv_std2 * tmp16) >> 10);
+        ds[g] = d;
+        let tmp32 = (d * tmp16) >> 9;
+        // Computed in every lane, kept where tmp32 < COMP_VAR (where C computes it; the
+        // product wraps as C's does in practice).
+        let t16 = sx(-sx(LOG2_EXP.wrapping_mul(tmp32) >> 12));
+        let e = 0x0400 | (t16 & 0x03FF);
+        let sh = sx((sx(t16 ^ 0xFFFF) >> 10) + 1);
+        let e = sx(e.wrapping_shr(sh as u32));
+        let e = if tmp32 < COMP_VAR { e } else { 0 };
+        os[g] = ws[g].wrapping_mul(inv_std.wrapping_mul(e));
     }
-    inv_std as i32 * exp_value as i32
+    for g in 0..TABLE {
+        delta[g] = ds[g] as i16;
+        out[g] = os[g];
+    }
 }
 
 fn fast_cpu() -> bool {
@@ -305,14 +337,25 @@ impl WebRtcVad {
     #[inline(always)]
     fn classify(&mut self, frame: &[i16], factor: usize) -> bool {
         let mut features = [0i16; CHANNELS];
-        let total = self.features(frame, factor, &mut features);
-        self.gmm(&features, total, frame.len() / factor) > 0
+        let n = frame.len() / factor;
+        // The frame length as a constant: every loop of the filter tree and the energies
+        // then has a fixed trip count.
+        let total = match n {
+            80 => self.features::<80>(frame, factor, &mut features),
+            160 => self.features::<160>(frame, factor, &mut features),
+            _ => self.features::<240>(frame, factor, &mut features),
+        };
+        self.gmm(&features, total, n) > 0
     }
 
     /// Classifies one 10, 20 or 30 ms frame at 8 kHz (80, 160 or 240 samples).
     pub fn process_8k(&mut self, frame: &[i16]) -> bool {
         let mut features = [0i16; CHANNELS];
-        let total = self.features(frame, 1, &mut features);
+        let total = match frame.len() {
+            80 => self.features::<80>(frame, 1, &mut features),
+            160 => self.features::<160>(frame, 1, &mut features),
+            _ => self.features::<240>(frame, 1, &mut features),
+        };
         self.gmm(&features, total, frame.len()) > 0
     }
 
@@ -340,9 +383,15 @@ impl WebRtcVad {
     /// those of filtering the whole frame stage by stage, but the CPU now overlaps the
     /// independent filters' dependency chains instead of running them one after another.
     #[inline(always)]
-    fn features(&mut self, x: &[i16], factor: usize, f: &mut [i16; CHANNELS]) -> i16 {
+    fn features<const N: usize>(
+        &mut self,
+        x: &[i16],
+        factor: usize,
+        f: &mut [i16; CHANNELS],
+    ) -> i16 {
         const B: usize = 16; // samples at 8 kHz per block
-        let n = x.len() / factor; // samples at 8 kHz
+        let n = N; // samples at 8 kHz
+        let x = &x[..n * factor];
         let (q, e, s) = (n / 4, n / 8, n / 16);
         let mut b5 = [0i16; 60];
         let mut b4 = [0i16; 60];
@@ -516,31 +565,38 @@ impl WebRtcVad {
             let mut ngprvec = [0i16; TABLE];
             let mut sgprvec = [0i16; TABLE];
             let mut sum_llr: i32 = 0;
+            // All 24 Gaussians (12 per model) first, as loops over the tables without
+            // branches, which the compiler vectorises; the per-channel sums follow.
+            let (mut inv_n, mut inv_s) = ([0i16; TABLE], [0i16; TABLE]);
+            for g in 0..TABLE {
+                inv_n[g] = self.inv_std(false, g);
+                inv_s[g] = self.inv_std(true, g);
+            }
+            let mut feat = [0i16; TABLE];
+            feat[..CHANNELS].copy_from_slice(features);
+            feat[CHANNELS..].copy_from_slice(features);
+            let (mut wn, mut ws) = ([0i32; TABLE], [0i32; TABLE]);
+            probabilities(
+                &feat,
+                &self.noise_means,
+                &inv_n,
+                &NOISE_WEIGHTS,
+                &mut delta_n,
+                &mut wn,
+            );
+            probabilities(
+                &feat,
+                &self.speech_means,
+                &inv_s,
+                &SPEECH_WEIGHTS,
+                &mut delta_s,
+                &mut ws,
+            );
             for ch in 0..CHANNELS {
-                let (mut h0_test, mut h1_test) = (0i32, 0i32);
-                let mut np = [0i32; GAUSSIANS];
-                let mut sp = [0i32; GAUSSIANS];
-                for k in 0..GAUSSIANS {
-                    let g = ch + k * CHANNELS;
-                    let inv = self.inv_std(false, g);
-                    let p = gaussian_probability(
-                        features[ch],
-                        self.noise_means[g],
-                        inv,
-                        &mut delta_n[g],
-                    );
-                    np[k] = NOISE_WEIGHTS[g] as i32 * p;
-                    h0_test = h0_test.wrapping_add(np[k]);
-                    let inv = self.inv_std(true, g);
-                    let p = gaussian_probability(
-                        features[ch],
-                        self.speech_means[g],
-                        inv,
-                        &mut delta_s[g],
-                    );
-                    sp[k] = SPEECH_WEIGHTS[g] as i32 * p;
-                    h1_test = h1_test.wrapping_add(sp[k]);
-                }
+                let np = [wn[ch], wn[ch + CHANNELS]];
+                let sp = [ws[ch], ws[ch + CHANNELS]];
+                let h0_test = np[0].wrapping_add(np[1]);
+                let h1_test = sp[0].wrapping_add(sp[1]);
                 let shifts_h0 = if h0_test == 0 { 31 } else { norm_w32(h0_test) };
                 let shifts_h1 = if h1_test == 0 { 31 } else { norm_w32(h1_test) };
                 let llr = s16(shifts_h0 - shifts_h1);
@@ -700,16 +756,28 @@ impl WebRtcVad {
 }
 
 /// Half-band downsampling by 2 with two first-order all-pass sections; `state[at..at+2]`.
+///
+/// WebRTC's recurrence per section is `t = s16((s >> 1) + ((c * x) >> 14))`,
+/// `s' = x - ((c * t) >> 12)`. The loop carries `h = s >> 1` instead: with floor shifts,
+/// `(x - (p >> 12)) >> 1 == (4096 * x + 4095 - p) >> 13` (nested floor divisions by
+/// positive powers of two combine, and `x - floor(p / 4096) == ceil((4096 x - p) / 4096)`),
+/// which takes one operation off each step's dependency chain. Every term fits in 32 bits
+/// (|4096 x| < 2^27, |c * t| < 2^28). `s` itself is only needed for the state.
+#[inline(always)]
 fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
+    let (c0, c1) = (ALLPASS_Q13[0], ALLPASS_Q13[1]);
     let (mut s1, mut s2) = (state[at], state[at + 1]);
+    let (mut h1, mut h2) = (s1 >> 1, s2 >> 1);
     for (o, pair) in out.iter_mut().zip(x.chunks_exact(2)) {
-        let a = pair[0] as i32;
-        let t1 = s16((s1 >> 1) + ((ALLPASS_Q13[0] * a) >> 14));
-        s1 = a - ((ALLPASS_Q13[0] * t1 as i32) >> 12);
-        let b = pair[1] as i32;
-        let t2 = s16((s2 >> 1) + ((ALLPASS_Q13[1] * b) >> 14));
-        *o = s16(t1 as i32 + t2 as i32);
-        s2 = b - ((ALLPASS_Q13[1] * t2 as i32) >> 12);
+        let (a, b) = (pair[0] as i32, pair[1] as i32);
+        let t1 = s16(h1 + ((c0 * a) >> 14)) as i32;
+        let t2 = s16(h2 + ((c1 * b) >> 14)) as i32;
+        let (p1, p2) = (c0 * t1, c1 * t2);
+        h1 = ((a << 12) + 4095 - p1) >> 13;
+        h2 = ((b << 12) + 4095 - p2) >> 13;
+        s1 = a - (p1 >> 12);
+        s2 = b - (p2 >> 12);
+        *o = s16(t1 + t2);
     }
     state[at] = s1;
     state[at + 1] = s2;
@@ -722,6 +790,7 @@ fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
 ///
 /// The states are the all-pass filters' 32-bit states, kept at full precision across calls
 /// within a frame; WebRTC stores them as 16 bits (`state >> 16`) only between frames.
+#[inline(always)]
 fn split_filter(x: &[i16], upper: &mut i32, lower: &mut i32, hp: &mut [i16], lp: &mut [i16]) {
     let n = hp.len().min(lp.len()).min(x.len() / 2);
     let (c0, c1) = (ALLPASS_Q15[0], ALLPASS_Q15[1]);
@@ -741,6 +810,7 @@ fn split_filter(x: &[i16], upper: &mut i32, lower: &mut i32, hp: &mut [i16], lp:
 }
 
 /// Second-order high-pass (80 Hz at 500 Hz sampling).
+#[inline(always)]
 fn high_pass(x: &[i16], st: &mut [i16; 4], out: &mut [i16]) {
     for (o, &v) in out.iter_mut().zip(x) {
         let mut t = HP_ZERO[0] * v as i32;
@@ -757,6 +827,7 @@ fn high_pass(x: &[i16], st: &mut [i16; 4], out: &mut [i16]) {
 }
 
 /// Energy with the scaling that keeps the sum in 32 bits; returns (energy, right shifts).
+#[inline(always)]
 fn energy(x: &[i16]) -> (i32, i32) {
     let nbits = 32 - (x.len() as u32).leading_zeros() as i32;
     let mut smax: i16 = -1;
@@ -783,6 +854,7 @@ fn energy(x: &[i16]) -> (i32, i32) {
     (en, scaling)
 }
 
+#[inline(always)]
 fn log_of_energy(x: &[i16], offset: i16, total: &mut i16, log_energy: &mut i16) {
     let (en, mut tot_rshifts) = energy(x);
     let mut e = en as u32;
@@ -912,5 +984,81 @@ mod split_tests {
         assert_eq!((s16(u1 >> 16), s16(l1 >> 16)), (u2, l2));
         assert_eq!(hp1, hp2);
         assert_eq!(lp1, lp2);
+    }
+
+    /// The reference: WebRTC's Gaussian probability, one Gaussian at a time.
+    fn gaussian_probability(input: i16, mean: i16, inv_std: i16, delta: &mut i16) -> i32 {
+        let t = inv_std >> 2; // Q10 -> Q8
+        let inv_std2 = s16((t as i32 * t as i32) >> 2);
+        let mut tmp16 = s16((input as i32) << 3); // Q4 -> Q7
+        tmp16 = s16(tmp16 as i32 - mean as i32);
+        *delta = s16((inv_std2 as i32 * tmp16 as i32) >> 10);
+        let tmp32 = (*delta as i32 * tmp16 as i32) >> 9;
+        let mut exp_value: i16 = 0;
+        if tmp32 < COMP_VAR {
+            let mut t16 = s16(LOG2_EXP.wrapping_mul(tmp32) >> 12);
+            t16 = s16(-(t16 as i32));
+            exp_value = 0x0400 | (t16 & 0x03FF);
+            t16 = s16(t16 as i32 ^ 0xFFFF);
+            t16 >>= 10;
+            t16 = s16(t16 as i32 + 1);
+            exp_value = s16((exp_value as i32).wrapping_shr(t16 as u32));
+        }
+        (inv_std as i32).wrapping_mul(exp_value as i32)
+    }
+
+    #[test]
+    fn probabilities_equal_reference() {
+        let mut r: u64 = 99;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) as u32
+        };
+        let edge = [i16::MIN, -1, 0, 1, 10, 384, 1000, 16383, i16::MAX];
+        for round in 0..200_000u32 {
+            let mut x = [0i16; TABLE];
+            let mut means = [0i16; TABLE];
+            let mut inv = [0i16; TABLE];
+            for g in 0..TABLE {
+                let pick = |v: u32, i: usize| {
+                    if v.is_multiple_of(5) {
+                        edge[(v as usize / 5 + i) % edge.len()]
+                    } else {
+                        v as i16
+                    }
+                };
+                x[g] = if round.is_multiple_of(2) {
+                    (next() % 4000) as i16
+                } else {
+                    pick(next(), g)
+                };
+                means[g] = if round.is_multiple_of(2) {
+                    (next() % 12000) as i16
+                } else {
+                    pick(next(), g)
+                };
+                inv[g] = if round.is_multiple_of(2) {
+                    inv_std_of(384 + (next() % 4000) as i16)
+                } else {
+                    pick(next(), g)
+                };
+            }
+            let (mut d, mut out) = ([0i16; TABLE], [0i32; TABLE]);
+            probabilities(&x, &means, &inv, &NOISE_WEIGHTS, &mut d, &mut out);
+            for g in 0..TABLE {
+                let mut dr = 0i16;
+                let p = gaussian_probability(x[g], means[g], inv[g], &mut dr);
+                assert_eq!(
+                    (d[g], out[g]),
+                    (dr, (NOISE_WEIGHTS[g] as i32).wrapping_mul(p)),
+                    "{} {} {}",
+                    x[g],
+                    means[g],
+                    inv[g]
+                );
+            }
+        }
     }
 }
