@@ -7,6 +7,8 @@
 pub mod b64;
 #[cfg(target_arch = "x86_64")]
 mod b64_avx2;
+#[cfg(target_arch = "x86_64")]
+mod b64_avx512;
 pub mod error;
 pub mod frame;
 pub mod g711;

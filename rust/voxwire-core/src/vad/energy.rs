@@ -42,13 +42,7 @@ impl EnergyVad {
         if frame.is_empty() {
             return -120.0;
         }
-        // Exact integer sum of squares (vectorises); 2^30 per sample leaves room for 2^33
-        // samples.
-        let sq: i64 = frame
-            .iter()
-            .map(|&s| i64::from(i32::from(s) * i32::from(s)))
-            .sum();
-        let ms = sq as f64 / frame.len() as f64;
+        let ms = sum_squares(frame) as f64 / frame.len() as f64;
         (10.0 * (ms / (32768.0 * 32768.0) + 1e-12).log10()) as f32
     }
 
@@ -80,6 +74,30 @@ impl EnergyVad {
     }
 }
 
+/// Exact sum of squares (2^30 per sample leaves room for 2^34 samples), in one pass that
+/// vectorises (8 samples a step with AVX2, where the CPU has it).
+pub fn sum_squares(x: &[i16]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { sum_squares_avx2(x) };
+    }
+    sum_squares_body(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_squares_avx2(x: &[i16]) -> u64 {
+    sum_squares_body(x)
+}
+
+#[inline(always)]
+fn sum_squares_body(x: &[i16]) -> u64 {
+    x.iter()
+        .map(|&s| u64::from((i32::from(s) * i32::from(s)) as u32))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +116,18 @@ mod tests {
         assert!(v.is_speech(&loud));
         assert!(v.probability(&loud) > 0.9);
         assert_eq!(v.probability(&[0; 160]), 0.0);
+    }
+
+    #[test]
+    fn sum_of_squares_is_exact() {
+        let x: Vec<i16> = (0..1000)
+            .map(|i| (i * 7919 % 65536 - 32768) as i16)
+            .collect();
+        let want: u64 = x
+            .iter()
+            .map(|&s| (i64::from(s) * i64::from(s)) as u64)
+            .sum();
+        assert_eq!(sum_squares(&x), want);
+        assert_eq!(sum_squares(&[-32768; 77]), 77 << 30);
     }
 }

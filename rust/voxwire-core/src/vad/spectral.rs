@@ -11,8 +11,8 @@
 //! ignore hum below 100 Hz. All time constants are in seconds, so any frame length behaves
 //! alike.
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
 const LOW_HZ: f32 = 100.0;
@@ -47,14 +47,22 @@ pub struct SpectralVad {
     hop: usize,
     win: usize,
     k0: usize,
-    fft: Arc<dyn RealToComplex<f32>>,
+    /// The real transform of `nfft` points as a complex one of `nfft / 2`: the windowed
+    /// (folded) frame's even and odd samples are its real and imaginary parts.
+    fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
     /// The last `win` input samples, and how many of them are real input so far.
     hist: Vec<f32>,
     filled: usize,
-    buf: Vec<f32>,
-    spec: Vec<Complex<f32>>,
+    /// The transform's buffer (`nfft / 2` complex points) and scratch.
+    buf: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
+    /// Per band bin k: the twiddle `e^(-2 pi i k / nfft)` (cos, sin), and the spectrum's
+    /// bins k and nfft/2 - k of the half-length transform (gathered for a vectorised pass).
+    tw_c: Vec<f32>,
+    tw_s: Vec<f32>,
+    za: Vec<Complex<f32>>,
+    zb: Vec<Complex<f32>>,
     /// Per band bin: smoothed power, running minimum of this sub-window, minima of the
     /// previous sub-windows (a ring of N_SUB), and the last clean-speech power estimate.
     psm: Vec<f32>,
@@ -111,7 +119,8 @@ impl SpectralVad {
         let k0 = ((LOW_HZ * nfft as f32 / rate as f32).ceil() as usize).max(1);
         let k1 = ((HIGH_HZ.min(rate as f32 / 2.0) * nfft as f32 / rate as f32).floor() as usize)
             .clamp(k0 + 1, nfft / 2);
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(nfft);
+        let half = nfft / 2;
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(half);
         let window = (0..win)
             .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos())
             .collect();
@@ -120,17 +129,25 @@ impl SpectralVad {
         // Per-bin state is padded to whole lanes of 8; `weight` is 1 for real bins, 0 for
         // the padding.
         let nb = (k1 - k0).div_ceil(8) * 8;
+        let twiddle = |j: usize| {
+            let a = 2.0 * std::f64::consts::PI * (k0 + j) as f64 / nfft as f64;
+            (a.cos() as f32, a.sin() as f32)
+        };
+        let zero = Complex::new(0.0, 0.0);
         SpectralVad {
             hop,
             win,
             k0,
-            spec: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
+            scratch: vec![zero; fft.get_inplace_scratch_len()],
             fft,
             window,
             hist: vec![0.0; win],
             filled: 0,
-            buf: vec![0.0; nfft],
+            buf: vec![zero; half],
+            tw_c: (0..nb).map(|j| twiddle(j).0).collect(),
+            tw_s: (0..nb).map(|j| twiddle(j).1).collect(),
+            za: vec![zero; nb],
+            zb: vec![zero; nb],
             psm: vec![0.0; nb],
             cur_min: vec![0.0; nb],
             mins: vec![0.0; N_SUB * nb],
@@ -194,34 +211,56 @@ impl SpectralVad {
                 return 0.0;
             }
         }
-        if self.buf.len() < win {
-            let half = win / 2;
-            let (h0, h1) = self.hist.split_at(half);
-            let (w0, w1) = self.window.split_at(half);
-            for ((((b, &a), &c), &wa), &wc) in self.buf.iter_mut().zip(h0).zip(h1).zip(w0).zip(w1) {
+        // The windowed frame, folded or not, as `nfft` reals: even samples are the real
+        // parts of the half-length complex transform's input, odd ones the imaginary parts.
+        let half = self.buf.len();
+        let buf = floats_of(&mut self.buf);
+        if buf.len() < win {
+            let (h0, h1) = self.hist.split_at(win / 2);
+            let (w0, w1) = self.window.split_at(win / 2);
+            for ((((b, &a), &c), &wa), &wc) in buf.iter_mut().zip(h0).zip(h1).zip(w0).zip(w1) {
                 *b = a * wa + c * wc;
             }
         } else {
-            for ((b, &h), &w) in self.buf.iter_mut().zip(&self.hist).zip(&self.window) {
+            for ((b, &h), &w) in buf.iter_mut().zip(&self.hist).zip(&self.window) {
                 *b = h * w;
             }
         }
-        // The lengths are the plan's own, so the transform cannot fail.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut self.buf, &mut self.spec, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         let nb = self.psm.len();
         let first = self.frame_no == 0;
         // Until the smoothed power has settled (three time constants), it is one periodogram
         // or little more, and a bin can sit near zero by chance: a minimum taken then would
         // be the noise estimate for 1.5 s. So the minimum only starts after that.
         let settling = self.frame_no < self.settle_frames;
-        for (pw, c) in self
+        // Bin k of the real transform from bins k and half - k of the complex one Z:
+        // X[k] = E + W^k O with E = (Z[k] + conj(Z[half-k])) / 2, O = (Z[k] - conj(Z[half-k]))
+        // / 2i, W = e^(-2 pi i / nfft). Gathered first, then one pass that vectorises.
+        // Band bins are 1 <= k < half (k1 < nfft / 2), so half - k is in range too.
+        let (k0, n) = (self.k0, self.n_real);
+        self.za[..n].copy_from_slice(&self.buf[k0..k0 + n]);
+        for (z, &b) in self.zb[..n]
+            .iter_mut()
+            .zip(self.buf[half + 1 - k0 - n..half + 1 - k0].iter().rev())
+        {
+            *z = b;
+        }
+        for ((((pw, a), b), &c), &sn) in self
             .power
             .iter_mut()
-            .zip(&self.spec[self.k0..self.k0 + self.n_real])
+            .zip(&self.za)
+            .zip(&self.zb)
+            .zip(&self.tw_c)
+            .zip(&self.tw_s)
+            .take(self.n_real)
         {
-            *pw = c.re * c.re + c.im * c.im + FLOOR;
+            let (er, ei) = (0.5 * (a.re + b.re), 0.5 * (a.im - b.im));
+            let (dr, di) = (a.re - b.re, a.im + b.im);
+            let (or, oi) = (0.5 * di, -0.5 * dr);
+            let xr = er + c * or + sn * oi;
+            let xi = ei + c * oi - sn * or;
+            *pw = xr * xr + xi * xi + FLOOR;
         }
         if first {
             self.psm.copy_from_slice(&self.power);
@@ -303,6 +342,12 @@ impl SpectralVad {
         let raw = self.llr(frame) > ETA;
         self.hangover.apply(raw)
     }
+}
+
+/// The complex numbers as interleaved (re, im) floats.
+fn floats_of(v: &mut [Complex<f32>]) -> &mut [f32] {
+    // SAFETY: Complex<f32> is repr(C) {re, im}: two f32 with no padding.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), 2 * v.len()) }
 }
 
 /// Natural logarithm of `y >= 1` (finite), within 2e-5 absolute: the exponent, plus
