@@ -72,6 +72,30 @@ fn main() {
         voxwire_core::b64::decode_into(&msgs[i % msgs.len()], &mut dec).unwrap();
         i += 1;
     });
+    let raw: Vec<u8> = x24[..480].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut text = vec![0u8; 1280];
+    time("base64 encode 960 bytes", reps, || {
+        voxwire_core::b64::encode_into(std::hint::black_box(&raw), &mut text).unwrap();
+    });
+    let big: Vec<u8> = x24.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut big_text = vec![0u8; voxwire_core::b64::encoded_len(big.len())];
+    time("base64 encode 960000 bytes (us)", reps / 1000 + 1, || {
+        voxwire_core::b64::encode_into(std::hint::black_box(&big), &mut big_text).unwrap();
+    });
+    time("base64-simd encode 960 bytes (peer)", reps, || {
+        use base64_simd::AsOut;
+        let _ =
+            base64_simd::STANDARD.encode(std::hint::black_box(&raw), text.as_mut_slice().as_out());
+    });
+    time(
+        "base64-simd encode 960000 bytes (peer)",
+        reps / 1000 + 1,
+        || {
+            use base64_simd::AsOut;
+            let _ = base64_simd::STANDARD
+                .encode(std::hint::black_box(&big), big_text.as_mut_slice().as_out());
+        },
+    );
     let mut r = Resampler::new(24000, 16000, Quality::Analysis).unwrap();
     let mut out = vec![0i16; 1024];
     let mut i = 0;
