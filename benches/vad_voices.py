@@ -18,6 +18,7 @@ Needs: espeak-ng (apt) and pip install "voxwire[bench]"
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,7 @@ VOICES = [
     ("nl+f5", "Goedemiddag, kunt u mij vertellen waar het station is?"),
     ("sv+m4", "Hej, jag skulle vilja boka en tid hos tandläkaren nästa vecka."),
     ("hi+f2", "नमस्ते, मुझे अपने बिल के बारे में जानकारी चाहिए।"),
-    ("tr+m7", "Merhaba, yarın sabah için bir taksi çağırmak istiyorum."),
+    ("tr+m7", "Merhaba, yar\u0131n sabah i\u00e7in bir taksi \u00e7a\u011f\u0131rmak istiyorum."),
 ]
 
 
@@ -75,7 +76,7 @@ def clean_runs(lab: npt.NDArray[np.bool_], bridge: int, blip: int) -> npt.NDArra
     than `blip` frames."""
     lab = lab.copy()
     idx = np.flatnonzero(lab)
-    for a, b in zip(idx[:-1], idx[1:], strict=True):
+    for a, b in itertools.pairwise(idx):
         if 1 < b - a <= bridge:
             lab[a:b] = True
     edges = np.flatnonzero(np.diff(np.concatenate(([0], lab.astype(np.int8), [0]))))
@@ -156,8 +157,9 @@ def main() -> int:
         babble += np.resize(np.roll(other, 8000 * k), len(x))
     conds = conditions(x, lab, babble, rng)
     eng = engines()
+    share = 100 * lab.mean()
     print(
-        f"{len(lab) / 100:.0f} s, {100 * lab.mean():.0f}% speech frames, {len(VOICES)} voices, seed {a.seed}"
+        f"{len(lab) / 100:.0f} s, {share:.0f}% speech frames, {len(VOICES)} voices, seed {a.seed}"
     )
     print(f"{'condition':30s}" + "".join(f"{k[:22]:>24s}" for k in eng))
     means = np.zeros(len(eng))
