@@ -409,23 +409,48 @@ def run(quick: bool = False) -> list[Row]:
     return rows
 
 
-def format_table(rows: list[Row]) -> str:
-    """A plain-text table of the rows."""
-    head = ("operation", "size", "voxwire us", "peer us", "ratio", "target", "peer")
+def summarize(runs: list[list[Row]]) -> list[tuple[Row, float, float]]:
+    """Per case over several runs: the run with the median ratio, and the least and greatest.
+
+    (For an even number of runs, the lower of the two middle runs.)
+    """
+    out = []
+    for rows in zip(*runs, strict=True):
+        ratios = sorted(r.ratio for r in rows)
+        mid = sorted(rows, key=lambda r: r.ratio)[(len(rows) - 1) // 2]
+        out.append((mid, ratios[0], ratios[-1]))
+    return out
+
+
+def format_table(rows: list[Row], ranges: list[tuple[float, float]] | None = None) -> str:
+    """A plain-text table of the rows (with each ratio's range over runs, if given)."""
+    head: tuple[str, ...] = (
+        "operation",
+        "size",
+        "voxwire us",
+        "peer us",
+        "ratio",
+        "target",
+        "peer",
+    )
+    if ranges is not None:
+        head = (*head[:5], "range", *head[5:])
     body = []
-    for r in rows:
+    for i, r in enumerate(rows):
         mark = "" if r.meets_target is None else ("  ok" if r.meets_target else "  MISS")
-        body.append(
-            (
-                r.operation,
-                r.size,
-                f"{r.voxwire_us:.2f}",
-                f"{r.peer_us:.2f}",
-                f"{r.ratio:.2f}x",
-                (f">= {r.target:g}x" + mark) if r.target else "",
-                r.peer,
-            )
-        )
+        cells = [
+            r.operation,
+            r.size,
+            f"{r.voxwire_us:.2f}",
+            f"{r.peer_us:.2f}",
+            f"{r.ratio:.2f}x",
+            (f">= {r.target:g}x" + mark) if r.target else "",
+            r.peer,
+        ]
+        if ranges is not None:
+            lo, hi = ranges[i]
+            cells.insert(5, f"{lo:.2f}-{hi:.2f}x")
+        body.append(tuple(cells))
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -433,20 +458,33 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, json_path: str | None = None) -> int:
-    """Run the benchmarks, print the table, optionally write JSON; return an exit code."""
+def main(quick: bool = False, json_path: str | None = None, runs: int = 1) -> int:
+    """Run the benchmarks ``runs`` times, print the table, optionally write JSON.
+
+    With several runs each row shows the run with the median ratio, and the range of the
+    ratios. Returns the exit code.
+    """
+    if runs < 1:
+        print("--runs must be at least 1", file=sys.stderr)
+        return 2
     print(
         f"voxwire {voxwire.__version__} against its peers, same process "
-        f"(ratio = peer time / voxwire time; higher is better for voxwire)",
+        f"(ratio = peer time / voxwire time; higher is better for voxwire)"
+        + (f"; median of {runs} runs" if runs > 1 else ""),
         flush=True,
     )
-    rows = run(quick=quick)
-    print(format_table(rows))
+    all_runs = [run(quick=quick) for _ in range(runs)]
+    summary = summarize(all_runs)
+    rows = [row for row, _, _ in summary]
+    ranges = [(lo, hi) for _, lo, hi in summary] if runs > 1 else None
+    print(format_table(rows, ranges))
     missing = [name for name in ("pybase64", "audioop") if not any(name in r.peer for r in rows)]
     if missing:
         print(f"\nnot compared (install voxwire[bench]): {', '.join(missing)}", file=sys.stderr)
     if json_path:
-        out: list[dict[str, Any]] = [{**asdict(r), "ratio": r.ratio} for r in rows]
+        out: list[dict[str, Any]] = []
+        for row, lo, hi in summary:
+            out.append({**asdict(row), "ratio": row.ratio, "ratio_min": lo, "ratio_max": hi})
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(out, fh, indent=1)
     return 0

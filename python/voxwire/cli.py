@@ -13,6 +13,13 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    b.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the suite N times; print each ratio's median and range",
+    )
     d = sub.add_parser("demo", help="a voice turn end to end on a local server, with figures")
     d.add_argument("--quick", action="store_true", help="stream at 4x real time")
     d.add_argument("--out", default="voxwire-demo.wav", help="WAV file for the answer")
@@ -107,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         from voxwire import bench
 
-        return bench.main(quick=args.quick, json_path=args.json)
+        return bench.main(quick=args.quick, json_path=args.json, runs=args.runs)
     if args.command == "serve":
         return serve(args)
     if args.command == "demo":
