@@ -84,6 +84,30 @@ def test_end_gate_ends_the_turn_at_the_speech_not_at_its_faint_echo() -> None:
         voxwire.TurnDetector(end_gate_db=-1.0)
 
 
+def test_end_gate_sees_through_hum_louder_than_the_gate() -> None:
+    """Under steady mains hum (60 Hz and harmonics) 20 dB under the voice, every frame's
+    energy is within 35 dB of the loudest, so a gate on frame energy could never act; the
+    gate measures the energy above the noise heard before the turn, and still ends the turn
+    where the voice ends rather than where its faint tail (36-56 dB under it) does."""
+    x, spans = signal([("gap", 1.5), ("speech", 1.0), ("gap", 1.5)])
+    end = int(spans[0][1] * RATE / 1000)
+    t = np.arange(len(x)) / RATE
+    hum = sum(np.sin(2 * np.pi * 60 * k * t) / k for k in range(1, 8))
+    hum *= np.sqrt(np.mean(voiced(1.0) ** 2)) * 0.1 / np.sqrt(np.mean(hum**2))
+    tail = voiced(0.4) * np.geomspace(10 ** (-36 / 20), 10 ** (-56 / 20), int(0.4 * RATE))
+    y = x + hum
+    y[end : end + len(tail)] += tail
+    y16 = np.clip(y, -32768, 32767).astype(np.int16)
+    stops = {}
+    for gate in (35.0, 0.0):
+        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
+        stop = [e for e in ev if isinstance(e, SpeechStopped)]
+        assert len(stop) == 1
+        stops[gate] = stop[0].audio_end_ms
+    assert abs(stops[35.0] - spans[0][1]) <= 30, stops
+    assert stops[0.0] - spans[0][1] >= 100, stops
+
+
 def test_utterance_holds_prefix_speech_and_silence() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 1.0), ("gap", 1.0)])
     td = voxwire.TurnDetector(prefix_padding_ms=300, silence_duration_ms=500)

@@ -80,6 +80,14 @@ pub struct SpectralVad {
     term: Vec<f32>,
     n_real: usize,
     prev_a2: Vec<f32>,
+    /// Per band bin: this frame's noise estimate, and the estimate as it was at the last
+    /// frame that closed a hangover's length of non-speech (`quiet_run` frames so far): the
+    /// noise heard before the current speech, which minimum statistics would overestimate
+    /// once speech has lasted its 1.5 s window.
+    noise: Vec<f32>,
+    quiet_noise: Vec<f32>,
+    quiet_run: u32,
+    hold_frames: u32,
     a_dd: f32,
     alpha_s: f32,
     alpha_llr: f32,
@@ -159,6 +167,16 @@ impl SpectralVad {
             weight: (0..nb).map(|j| f32::from(u8::from(j < k1 - k0))).collect(),
             n_real: k1 - k0,
             prev_a2: vec![0.0; nb],
+            noise: vec![0.0; nb],
+            // Until a pause has been heard, the floor: every bin's power then counts as speech.
+            quiet_noise: vec![
+                0.375
+                    * win as f32
+                    * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2);
+                nb
+            ],
+            quiet_run: 0,
+            hold_frames: ((HANGOVER_S / frame_s).round() as u32).max(1),
             a_dd: per10(A_DD_10MS),
             alpha_s: per10(ALPHA_S_10MS),
             alpha_llr: per10(ALPHA_LLR_10MS),
@@ -281,8 +299,9 @@ impl SpectralVad {
         }
         // term[j]: bin j's log likelihood ratio, weighted (0 for padding).
         let term = &mut self.term;
-        for (((((t, &p), &c), &r), prev), &w) in term
+        for ((((((t, nz), &p), &c), &r), prev), &w) in term
             .iter_mut()
+            .zip(self.noise.iter_mut())
             .zip(&self.power)
             .zip(cur_min.iter())
             .zip(ring_min)
@@ -290,6 +309,7 @@ impl SpectralVad {
             .zip(&self.weight)
         {
             let noise = (BIAS * c.min(r)).max(floor);
+            *nz = noise;
             let inv = 1.0 / noise;
             let gamma = (p * inv).min(1e4);
             let xi = (a_dd * *prev * inv + (1.0 - a_dd) * (gamma - 1.0).max(0.0)).max(1e-3);
@@ -327,7 +347,42 @@ impl SpectralVad {
         // value would hold the decision for 60-70 ms after speech ends.
         let llr = (sum / self.n_real as f32).clamp(-LLR_CAP, LLR_CAP);
         self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
+        if self.llr_s > ETA {
+            self.quiet_run = 0;
+        } else {
+            self.quiet_run = self.quiet_run.saturating_add(1);
+            if self.quiet_run >= self.hold_frames {
+                self.quiet_noise.copy_from_slice(&self.noise);
+            }
+        }
         self.llr_s
+    }
+
+    /// The share, in [0, 1], of the last frame's power over the band that stands above the
+    /// noise heard before the current speech (per bin, the power less that noise, floored at
+    /// 0, summed, over the band's power). About 1 for speech well above the noise; for a
+    /// frame of stationary noise alone, about 0.37 for random noise (the mean excess of an
+    /// exponential power over its mean) and near 0 for steady tones such as mains hum, whose
+    /// power in a bin hardly varies. 1 before the first frame has been analysed.
+    pub fn speech_fraction(&self) -> f32 {
+        if self.frame_no == 0 {
+            return 1.0;
+        }
+        // Eight partial sums (the band is padded to lanes of 8), so that the pass vectorises.
+        let (mut above, mut all) = ([0.0f32; 8], [0.0f32; 8]);
+        for ((p8, n8), w8) in self
+            .power
+            .chunks_exact(8)
+            .zip(self.quiet_noise.chunks_exact(8))
+            .zip(self.weight.chunks_exact(8))
+        {
+            for l in 0..8 {
+                above[l] += w8[l] * (p8[l] - n8[l]).max(0.0);
+                all[l] += w8[l] * p8[l];
+            }
+        }
+        let (above, all): (f32, f32) = (above.iter().sum(), all.iter().sum());
+        (above / all).clamp(0.0, 1.0)
     }
 
     /// Speech probability of the next frame: a logistic function of the smoothed log
@@ -401,6 +456,41 @@ mod tests {
                 assert!(!v.is_speech(f), "rate {rate}: frame {i}");
             }
         }
+    }
+
+    /// Over a steady hum (60 Hz and 6 harmonics, louder than the voice's faint parts), the
+    /// share of a frame's band power above the noise heard before is near 0 for hum alone and
+    /// near 1 for a voice well above it; before any audio it is 1.
+    #[test]
+    fn speech_fraction_sees_through_stationary_hum() {
+        let mut v = SpectralVad::new(16000, 160);
+        assert_eq!(v.speech_fraction(), 1.0);
+        let tone = |i: usize, f0: f32, n: usize, amp: f32| -> f32 {
+            let t = i as f32 / 16000.0;
+            (1..=n)
+                .map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32)
+                .sum::<f32>()
+                * amp
+        };
+        let x: Vec<i16> = (0..16000 * 3)
+            .map(|i| {
+                let voice = if i >= 16000 * 2 {
+                    tone(i, 150.0, 8, 3000.0)
+                } else {
+                    0.0
+                };
+                (tone(i, 60.0, 7, 800.0) + voice) as i16
+            })
+            .collect();
+        let mut fr = Vec::new();
+        for f in x.chunks_exact(160) {
+            v.probability(f);
+            fr.push(v.speech_fraction());
+        }
+        let hum_only = fr[150..199].iter().cloned().fold(0.0f32, f32::max);
+        let voiced = fr[205..300].iter().cloned().fold(1.0f32, f32::min);
+        assert!(hum_only < 0.05, "hum alone: {hum_only}");
+        assert!(voiced > 0.8, "voice over hum: {voiced}");
     }
 
     #[test]
