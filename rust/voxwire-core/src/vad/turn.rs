@@ -97,8 +97,8 @@ fn frame_energy(f: &[i16]) -> u64 {
 /// noise it heard before the speech: the spectral engine's
 /// [`super::spectral::SpectralVad::speech_fraction`]; 1 for the engines that do not
 /// separate the two.
-fn speech_fraction(vad: &Vad) -> f32 {
-    match &vad.engine {
+fn speech_fraction(vad: &mut Vad) -> f32 {
+    match &mut vad.engine {
         super::Engine::Spectral(s) => s.speech_fraction(),
         super::Engine::Energy(_) | super::Engine::WebRtc(_) => 1.0,
     }
@@ -207,7 +207,7 @@ impl TurnDetector {
         // The frame's speech energy, when the end gate needs it (voiced frames only): its
         // energy less the share of stationary noise the VAD sees in its spectrum.
         let energy = if voiced && self.gate > 0.0 {
-            frame_energy(f) as f64 * f64::from(speech_fraction(&self.vad))
+            frame_energy(f) as f64 * f64::from(speech_fraction(&mut self.vad))
         } else {
             0.0
         };
