@@ -84,6 +84,30 @@ def test_end_gate_ends_the_turn_at_the_speech_not_at_its_faint_echo() -> None:
         voxwire.TurnDetector(end_gate_db=-1.0)
 
 
+def test_end_gate_sees_through_hum_louder_than_the_gate() -> None:
+    """Under steady mains hum (60 Hz and harmonics) 20 dB under the voice, every frame's
+    energy is within 35 dB of the loudest, so a gate on frame energy could never act; the
+    gate measures the energy above the noise heard before the turn, and still ends the turn
+    where the voice ends rather than where its faint tail (36-56 dB under it) does."""
+    x, spans = signal([("gap", 1.5), ("speech", 1.0), ("gap", 1.5)])
+    end = int(spans[0][1] * RATE / 1000)
+    t = np.arange(len(x)) / RATE
+    hum = sum(np.sin(2 * np.pi * 60 * k * t) / k for k in range(1, 8))
+    hum *= np.sqrt(np.mean(voiced(1.0) ** 2)) * 0.1 / np.sqrt(np.mean(hum**2))
+    tail = voiced(0.4) * np.geomspace(10 ** (-36 / 20), 10 ** (-56 / 20), int(0.4 * RATE))
+    y = x + hum
+    y[end : end + len(tail)] += tail
+    y16 = np.clip(y, -32768, 32767).astype(np.int16)
+    stops = {}
+    for gate in (35.0, 0.0):
+        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
+        stop = [e for e in ev if isinstance(e, SpeechStopped)]
+        assert len(stop) == 1
+        stops[gate] = stop[0].audio_end_ms
+    assert abs(stops[35.0] - spans[0][1]) <= 30, stops
+    assert stops[0.0] - spans[0][1] >= 100, stops
+
+
 def test_utterance_holds_prefix_speech_and_silence() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 1.0), ("gap", 1.0)])
     td = voxwire.TurnDetector(prefix_padding_ms=300, silence_duration_ms=500)
@@ -127,16 +151,31 @@ def test_min_volume_and_bad_config() -> None:
             voxwire.TurnDetector(**kw)  # type: ignore[arg-type]
 
 
+# Turns (of 15) whose SpeechStopped must come within 30 ms of silence_duration_ms after the
+# labelled end: what is achieved now (clean 15, white 12, pink 13, ALSA 13, hum 14 at both
+# levels), less one where there is room.
+TIMING_MIN_HITS = {
+    "clean": 15,
+    "white_20dB": 12,
+    "pink_20dB": 12,
+    "alsa_noise_20dB": 12,
+    "hum_20dB": 13,
+    "hum_10dB": 13,
+}
+
+
 @pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
-@pytest.mark.parametrize("condition", ["clean", "white_20dB", "pink_20dB", "alsa_noise_20dB"])
+@pytest.mark.parametrize("condition", list(TIMING_MIN_HITS))
 def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
     """SpeechStopped comes silence_duration_ms after the labelled end of speech, +-30 ms,
-    for at least 80% of the turns (now 15/15 clean, 12/15 in white, 13/15 in pink and alsa
-    noise; the others end 40-80 ms early, where the labels fill gaps under 150 ms). In the
-    clean condition the end gate (35 dB under the turn's loudest frame) keeps utterance
-    tails, which the labels count as silence, from holding turns open (without it: 8/15,
-    up to 240 ms late). Not asserted under hum, which is louder than the gate: 8/15, up
-    to 90 ms late (README)."""
+    for at least TIMING_MIN_HITS[condition] of the 15 turns. In the clean condition the end
+    gate (35 dB under the turn's loudest frame) keeps utterance tails, which the labels count
+    as silence, from holding turns open (without it: 8/15, up to 240 ms late). Under hum,
+    which is louder than the gate, the gate measures only the energy above the noise heard
+    before the turn (it used to be 8/15 at 20 dB, up to 90 ms late). The misses in white,
+    pink and ALSA noise end 40-80 ms early: the labels count a faint final fricative or tail
+    (after a gap under 150 ms) that is at or under the noise in the VAD's band; the one miss
+    under hum is such a tail, 33-43 dB under the utterance's peak, masked by the hum."""
     labels = np.load(VAD_DEV / "labels.npy").astype(bool)
     assert json.loads((VAD_DEV / "meta.json").read_text())["frame_ms"] == 10
     with wave.open(str(VAD_DEV / f"{condition}.wav")) as w:
@@ -151,6 +190,6 @@ def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
         gap = (nxt[0] if len(nxt) else len(labels) - i - 1) * 10
         if gap > silence + 100:
             ends.append((i + 1) * 10)
-    assert len(ends) >= 10
+    assert len(ends) == 15
     hits = sum(any(abs(s - (e + silence)) <= 30 for s in stops) for e in ends)
-    assert hits / len(ends) >= 0.8, (hits, len(ends))
+    assert hits >= TIMING_MIN_HITS[condition], (hits, len(ends))

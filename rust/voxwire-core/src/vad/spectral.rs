@@ -80,6 +80,15 @@ pub struct SpectralVad {
     term: Vec<f32>,
     n_real: usize,
     prev_a2: Vec<f32>,
+    /// Per band bin, the noise estimate as it was when speech last began after at least a
+    /// hangover's length of non-speech (`quiet_run` frames so far): the noise heard before
+    /// the current speech, which minimum statistics would overestimate once speech has
+    /// lasted its 1.5 s window.
+    quiet_noise: Vec<f32>,
+    /// Scratch for [`Self::speech_fraction`]: per band bin, the power above `quiet_noise`.
+    excess: Vec<f32>,
+    quiet_run: u32,
+    hold_frames: u32,
     a_dd: f32,
     alpha_s: f32,
     alpha_llr: f32,
@@ -159,6 +168,16 @@ impl SpectralVad {
             weight: (0..nb).map(|j| f32::from(u8::from(j < k1 - k0))).collect(),
             n_real: k1 - k0,
             prev_a2: vec![0.0; nb],
+            // Until a pause has been heard, the floor: every bin's power then counts as speech.
+            quiet_noise: vec![
+                0.375
+                    * win as f32
+                    * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2);
+                nb
+            ],
+            excess: vec![0.0; nb],
+            quiet_run: 0,
+            hold_frames: ((HANGOVER_S / frame_s).round() as u32).max(1),
             a_dd: per10(A_DD_10MS),
             alpha_s: per10(ALPHA_S_10MS),
             alpha_llr: per10(ALPHA_LLR_10MS),
@@ -297,14 +316,28 @@ impl SpectralVad {
             *t = w * (gamma * g - ln_approx(1.0 + xi));
             *prev = g * g * p;
         }
-        let mut acc = [0.0f32; 8];
-        for t8 in term.chunks_exact(8) {
-            let t8: &[f32; 8] = t8.try_into().expect("lane of 8");
-            for l in 0..8 {
-                acc[l] += t8[l];
+        let sum = sum_lanes(term);
+        // Capped before smoothing: during speech the ratio reaches tens, and smoothing such a
+        // value would hold the decision for 60-70 ms after speech ends.
+        let llr = (sum / self.n_real as f32).clamp(-LLR_CAP, LLR_CAP);
+        self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
+        if self.llr_s <= ETA {
+            self.quiet_run = self.quiet_run.saturating_add(1);
+        } else {
+            if self.quiet_run >= self.hold_frames {
+                // Speech begins after a pause: keep the noise estimate heard in it (one pass
+                // per onset; the same estimate as the likelihood ratio uses).
+                for ((q, &c), &r) in self
+                    .quiet_noise
+                    .iter_mut()
+                    .zip(&self.cur_min)
+                    .zip(&self.ring_min)
+                {
+                    *q = (BIAS * c.min(r)).max(floor);
+                }
             }
+            self.quiet_run = 0;
         }
-        let sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         self.frame_no += 1;
         if self.frame_no.is_multiple_of(self.sub_frames) {
             let at = self.next_min * nb;
@@ -323,11 +356,47 @@ impl SpectralVad {
                 }
             }
         }
-        // Capped before smoothing: during speech the ratio reaches tens, and smoothing such a
-        // value would hold the decision for 60-70 ms after speech ends.
-        let llr = (sum / self.n_real as f32).clamp(-LLR_CAP, LLR_CAP);
-        self.llr_s = self.alpha_llr * self.llr_s + (1.0 - self.alpha_llr) * llr;
         self.llr_s
+    }
+
+    /// The share, in [0, 1], of the last frame's power over the band that stands above the
+    /// noise heard before the current speech (per bin, the power less that noise, floored at
+    /// 0, summed, over the band's power). About 1 for speech well above the noise; for a
+    /// frame of stationary noise alone, about 0.37 for random noise (the mean excess of an
+    /// exponential power over its mean) and near 0 for steady tones such as mains hum, whose
+    /// power in a bin hardly varies. 1 before the first frame has been analysed.
+    /// Computed on demand (about 20 ns at 16 kHz), not with every frame.
+    pub fn speech_fraction(&mut self) -> f32 {
+        if self.frame_no == 0 {
+            return 1.0;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            return unsafe { self.speech_fraction_avx2() };
+        }
+        self.speech_fraction_body()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn speech_fraction_avx2(&mut self) -> f32 {
+        self.speech_fraction_body()
+    }
+
+    #[inline(always)]
+    fn speech_fraction_body(&mut self) -> f32 {
+        // Padding bins add nothing above the noise (their power, FLOOR, is far under the
+        // noise floor that bounds `quiet_noise`) and FLOOR each to the band's power.
+        for ((x, &p), &q) in self
+            .excess
+            .iter_mut()
+            .zip(&self.power)
+            .zip(&self.quiet_noise)
+        {
+            *x = (p - q).max(0.0);
+        }
+        (sum_lanes(&self.excess) / sum_lanes(&self.power)).clamp(0.0, 1.0)
     }
 
     /// Speech probability of the next frame: a logistic function of the smoothed log
@@ -342,6 +411,19 @@ impl SpectralVad {
         let raw = self.llr(frame) > ETA;
         self.hangover.apply(raw)
     }
+}
+
+/// Sum of `v` (a whole number of lanes of 8) as 8 partial sums, so that it vectorises.
+#[inline(always)]
+fn sum_lanes(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for v8 in v.chunks_exact(8) {
+        let v8: &[f32; 8] = v8.try_into().expect("lane of 8");
+        for l in 0..8 {
+            acc[l] += v8[l];
+        }
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
 /// The complex numbers as interleaved (re, im) floats.
@@ -401,6 +483,47 @@ mod tests {
                 assert!(!v.is_speech(f), "rate {rate}: frame {i}");
             }
         }
+    }
+
+    /// Over a steady hum (60 Hz and 6 harmonics, louder than the voice's faint parts), the
+    /// share of a frame's band power above the noise heard before the speech is near 0 for
+    /// hum alone and near 1 for a voice well above it; before any audio it is 1.
+    #[test]
+    fn speech_fraction_sees_through_stationary_hum() {
+        let mut v = SpectralVad::new(16000, 160);
+        assert_eq!(v.speech_fraction(), 1.0);
+        let tone = |i: usize, f0: f32, n: usize, amp: f32| -> f32 {
+            let t = i as f32 / 16000.0;
+            (1..=n)
+                .map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32)
+                .sum::<f32>()
+                * amp
+        };
+        // Hum alone for 2 s, then voice over it for 0.5 s, hum for 1 s, voice for 0.5 s.
+        let on = |i: usize| (32000..40000).contains(&i) || (56000..64000).contains(&i);
+        let x: Vec<i16> = (0..16000 * 4)
+            .map(|i| {
+                let voice = if on(i) {
+                    tone(i, 150.0, 8, 3000.0)
+                } else {
+                    0.0
+                };
+                (tone(i, 60.0, 7, 800.0) + voice) as i16
+            })
+            .collect();
+        let mut fr = Vec::new();
+        for f in x.chunks_exact(160) {
+            v.probability(f);
+            fr.push(v.speech_fraction());
+        }
+        let hum_only = fr[265..350].iter().cloned().fold(0.0f32, f32::max);
+        let voiced = fr[205..250]
+            .iter()
+            .chain(&fr[355..400])
+            .cloned()
+            .fold(1.0f32, f32::min);
+        assert!(hum_only < 0.05, "hum alone: {hum_only}");
+        assert!(voiced > 0.8, "voice over hum: {voiced}");
     }
 
     #[test]

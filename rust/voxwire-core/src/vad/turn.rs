@@ -23,10 +23,13 @@ pub struct TurnConfig {
     /// Minimum frame level for voiced frames, on pipecat's 0-1 scale: 0 is -60 dBFS or
     /// below, 1 is 0 dBFS (pipecat `min_volume`; 0 disables the check).
     pub min_volume: f32,
-    /// A frame this many dB or more below the loudest frame of the turn so far does not
-    /// keep the turn going (it counts as silence for the end of the turn, whatever the VAD
-    /// says): faint tails, breath and room echo in quiet rooms then do not hold a turn open.
-    /// 0 disables the gate. Under noise that is louder than this, it never acts.
+    /// A frame whose speech energy is this many dB or more below the loudest of the turn so
+    /// far does not keep the turn going (it counts as silence for the end of the turn,
+    /// whatever the VAD says): faint tails, breath and room echo then do not hold a turn open.
+    /// A frame's speech energy is its energy times the share of its spectrum that stands
+    /// above the noise heard before the turn (the spectral engine's
+    /// `speech_fraction`; other engines: the whole energy), so stationary noise that
+    /// is louder than the gate, like mains hum, does not keep it from acting. 0 disables it.
     pub end_gate_db: f32,
 }
 
@@ -90,6 +93,17 @@ fn frame_energy(f: &[i16]) -> u64 {
         .sum()
 }
 
+/// The share of the last frame's power that `vad` attributes to speech rather than to the
+/// noise it heard before the speech: the spectral engine's
+/// [`super::spectral::SpectralVad::speech_fraction`]; 1 for the engines that do not
+/// separate the two.
+fn speech_fraction(vad: &mut Vad) -> f32 {
+    match &mut vad.engine {
+        super::Engine::Spectral(s) => s.speech_fraction(),
+        super::Engine::Energy(_) | super::Engine::WebRtc(_) => 1.0,
+    }
+}
+
 /// Turn detector over a frame VAD.
 #[derive(Debug, Clone)]
 pub struct TurnDetector {
@@ -111,9 +125,9 @@ pub struct TurnDetector {
     run_start: u64,
     silence_start: u64,
     voiced_frames: u64,
-    /// Sum of squares of the loudest voiced frame of the current turn, and the end gate as
-    /// a power ratio (0: no gate).
-    peak_energy: u64,
+    /// Speech energy (sum of squares times the VAD's speech fraction) of the loudest voiced
+    /// frame of the current turn, and the end gate as a power ratio (0: no gate).
+    peak_energy: f64,
     gate: f64,
     /// The last finished utterance (kept until the next one finishes).
     last: Vec<i16>,
@@ -141,7 +155,7 @@ impl TurnDetector {
             run_start: 0,
             silence_start: 0,
             voiced_frames: 0,
-            peak_energy: 0,
+            peak_energy: 0.0,
             gate: if cfg.end_gate_db > 0.0 {
                 10f64.powf(-f64::from(cfg.end_gate_db) / 10.0)
             } else {
@@ -190,11 +204,12 @@ impl TurnDetector {
                     >= self.cfg.min_volume);
         let now = self.frames;
         self.frames += 1;
-        // The frame's energy, when the end gate needs it (voiced frames only).
+        // The frame's speech energy, when the end gate needs it (voiced frames only): its
+        // energy less the share of stationary noise the VAD sees in its spectrum.
         let energy = if voiced && self.gate > 0.0 {
-            frame_energy(f)
+            frame_energy(f) as f64 * f64::from(speech_fraction(&mut self.vad))
         } else {
-            0
+            0.0
         };
         match self.state {
             State::Quiet | State::Starting => {
@@ -203,7 +218,7 @@ impl TurnDetector {
                         self.state = State::Starting;
                         self.run_start = now;
                         self.voiced_frames = 0;
-                        self.peak_energy = 0;
+                        self.peak_energy = 0.0;
                         // The utterance starts with the prefix padding.
                         self.utterance.clear();
                         // The ring's oldest kept sample is ring_len before ring_at.
@@ -236,7 +251,7 @@ impl TurnDetector {
             State::Speaking => {
                 self.utterance.extend_from_slice(f);
                 self.peak_energy = self.peak_energy.max(energy);
-                let loud_enough = energy as f64 >= self.peak_energy as f64 * self.gate;
+                let loud_enough = energy >= self.peak_energy * self.gate;
                 if voiced && loud_enough {
                     self.silence_start = u64::MAX;
                 } else {
