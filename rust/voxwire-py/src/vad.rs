@@ -214,7 +214,10 @@ impl SpeechStopped {
 /// and ``min_volume`` on a 0-1 scale from -60 dBFS to 0 dBFS; 0 disables it).
 /// ``end_gate_db``: a frame that far or further below the turn's loudest frame counts as
 /// silence for ending the turn, so faint tails, breath and room echo in a quiet room do not
-/// hold it open (0 disables; under louder noise it never acts).
+/// hold it open (0 disables). With the spectral engine a frame's level for the gate counts
+/// only its speech share (band power above the noise heard before the turn), so steady
+/// noise such as hum does not keep it from acting; under random noise louder than the gate
+/// it does not act.
 ///
 /// ``push(x)`` takes audio of any length at ``sample_rate`` and returns the events it
 /// causes: :class:`SpeechStarted` and :class:`SpeechStopped`, timed on the audio timeline
