@@ -10,6 +10,7 @@ completed turn, ((last sample played - first arrival) - audio duration), and und
 minute of session. Barged-in turns count for underruns but not for latency.
 
 Usage: python benches/jitter_sim.py [--seed 1] [--turns 60] [--plot [docs/jitter_buffer.png]]
+       python benches/jitter_sim.py --seeds 1-10   (the bar per seed, passes per scenario)
 Needs: pip install "voxwire[plot]" for --plot.
 """
 
@@ -229,12 +230,48 @@ def summary(r: Result) -> tuple[float, float, float]:
     return float(lat.mean()), float(np.percentile(lat, 95)), r.underruns / r.minutes
 
 
+def evaluate(seed: int, turns: int, record: bool = False) -> list[tuple[Scenario, Result, Result]]:
+    """Adaptive and fixed results per scenario for one seed."""
+    out = []
+    for j, sc in enumerate(SCENARIOS):
+        trace, end = make_trace(sc, seed * 1000 + j, turns)
+        ra = run(trace, end, adaptive=True, record=record)
+        rf = run(trace, end, adaptive=False, record=record)
+        out.append((sc, ra, rf))
+    return out
+
+
+def passes(ra: Result, rf: Result) -> bool:
+    """The bar: adaptive has lower mean and p95 latency and no more underruns per minute."""
+    ma, pa, ua = summary(ra)
+    mf, pf, uf = summary(rf)
+    return ma < mf and pa < pf and ua <= uf
+
+
+def seed_range(text: str) -> list[int]:
+    """'1-10' or '1,3,5' or '4'."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--seeds",
+        type=seed_range,
+        default=None,
+        help="e.g. 1-10: the bar per seed and the pass count per scenario over these seeds",
+    )
     ap.add_argument("--turns", type=int, default=60)
     ap.add_argument("--plot", nargs="?", const="docs/jitter_buffer.png", default=None)
     args = ap.parse_args()
+    if args.seeds:
+        many(args.seeds, args.turns)
+        return
 
     head = (
         f"{'scenario':32} | {'adaptive mean/p95 ms':>21} | {'fixed mean/p95 ms':>18} "
@@ -243,27 +280,46 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     all_ok = True
-    plots = []
-    for j, sc in enumerate(SCENARIOS):
-        turns, end = make_trace(sc, args.seed * 1000 + j, args.turns)
-        ra = run(turns, end, adaptive=True, record=args.plot is not None)
-        rf = run(turns, end, adaptive=False, record=args.plot is not None)
+    plots = evaluate(args.seed, args.turns, record=args.plot is not None)
+    for sc, ra, rf in plots:
         ma, pa, ua = summary(ra)
         mf, pf, uf = summary(rf)
-        ok = ma < mf and pa < pf and ua <= uf
+        ok = passes(ra, rf)
         all_ok &= ok
         stretch = (ra.stats["expanded_ms"] + ra.stats["accelerated_ms"]) / 1000
         print(
             f"{sc.name:32} | {ma:9.0f} / {pa:9.0f} | {mf:7.0f} / {pf:8.0f} "
             f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} | {'ok' if ok else 'MISSED'}"
         )
-        plots.append((sc, ra, rf))
     print(
         f"\nbar (adaptive lower mean and p95, no more underruns/min) held in every scenario: "
         f"{all_ok}"
     )
     if args.plot:
         plot(plots, args.plot)
+
+
+def many(seeds: list[int], turns: int) -> None:
+    """The bar over several seeds: the misses per seed, then the pass count per scenario."""
+    count = [0] * len(SCENARIOS)
+    every = 0
+    for seed in seeds:
+        misses = []
+        for j, (sc, ra, rf) in enumerate(evaluate(seed, turns)):
+            if passes(ra, rf):
+                count[j] += 1
+                continue
+            ma, pa, ua = summary(ra)
+            mf, pf, uf = summary(rf)
+            misses.append(
+                f"{sc.name} ({ma:.0f}/{pa:.0f} vs {mf:.0f}/{pf:.0f} ms, {ua:.2f} vs {uf:.2f}/min)"
+            )
+        every += not misses
+        print(f"seed {seed:3}: " + ("ok" if not misses else "MISSED " + "; ".join(misses)))
+    print(f"\npasses per scenario over {len(seeds)} seeds:")
+    for sc, c in zip(SCENARIOS, count, strict=True):
+        print(f"  {sc.name:32} {c:3} / {len(seeds)}")
+    print(f"seeds with the bar held in every scenario: {every} / {len(seeds)}")
 
 
 def plot(plots: list[tuple[Scenario, Result, Result]], path: str) -> None:
