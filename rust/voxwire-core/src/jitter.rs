@@ -701,7 +701,7 @@ impl JitterBuffer {
                 || (b >= self.start_need(now).max(self.floor_ms())
                     && (after_underrun
                         || self.boundary.is_some()
-                        || now - self.open_t0 >= self.late_need()))
+                        || (b >= self.target_ms() && now - self.open_t0 >= self.late_need())))
         };
         if !ready {
             return;
@@ -923,9 +923,8 @@ impl JitterBuffer {
         // queue holds.
         let complete = self.ended && self.boundary.is_none();
         let accelerate = !expand
-            && delay > target + hyst
-            && (buffered > target + self.needed_now(now) + slack + extra
-                || (complete && buffered > slack))
+            && ((delay > target + hyst && buffered > target + self.needed_now(now) + slack + extra)
+                || (complete && delay > hyst && buffered > slack))
             && self.ring.len >= self.work.len() - self.hist;
         if !(expand || accelerate) {
             return false;
