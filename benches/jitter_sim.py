@@ -7,7 +7,10 @@ short turns and barge-in. The playout side pops one 10 ms frame every 10 ms.
 
 Per scenario it reports, for each buffer, the mean and p95 of the added latency of each
 completed turn, ((last sample played - first arrival) - audio duration), and underruns per
-minute of session. Barged-in turns count for underruns but not for latency.
+minute of session. Barged-in turns count for underruns but not for latency. For information
+(not part of the bar) it also prints the mean time from a turn's first arrival to its first
+sample played: the added latency is measured at the last sample, so time-stretching (which
+can speed up a response's tail) moves it, while the wait for the first audio it does not.
 
 Usage: python benches/jitter_sim.py [--seed 1] [--turns 60] [--plot [docs/jitter_buffer.png]]
        python benches/jitter_sim.py --seeds 1-10   (the bar per seed, passes per scenario)
@@ -159,6 +162,7 @@ def make_trace(sc: Scenario, seed: int, turns: int) -> tuple[list[Turn], float]:
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    first_audio: list[float] = field(default_factory=list)  # first sample played - first arrival
     underruns: int = 0
     minutes: float = 0.0
     trace_t: list[float] = field(default_factory=list)
@@ -187,6 +191,7 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
     # Source ms dropped by barge-in shifts the played_ms timeline of later turns.
     offset = 0.0
     cur = 0
+    nxt = 0  # the next turn whose first audio has not played yet
     now = 0.0
     while now < end:
         while ev < len(events) and events[ev][0] <= now:
@@ -205,8 +210,15 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
                 # The rest of this turn will never play: realign the played_ms timeline.
                 offset = played_target[i] - jb.stats()["played_ms"]
                 cur += 1
+                nxt = max(nxt, cur)
         jb.pop(now)
         s = jb.stats()
+        while (
+            nxt <= cur < len(turns)
+            and s["played_ms"] + offset > (played_target[nxt - 1] if nxt else 0.0) + 1e-6
+        ):
+            res.first_audio.append(now - turns[nxt].first_arrival)
+            nxt += 1
         while cur < len(turns) and s["played_ms"] + offset >= played_target[cur] - 1e-6:
             tr = turns[cur]
             if tr.barge_in_at is None:
@@ -223,6 +235,11 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
     res.underruns = int(st["underruns"])
     res.minutes = end / 60000
     return res
+
+
+def first_audio(r: Result) -> float:
+    """Mean time from a turn's first arrival to its first sample played (informational)."""
+    return float(np.mean(r.first_audio))
 
 
 def summary(r: Result) -> tuple[float, float, float]:
@@ -275,7 +292,7 @@ def main() -> None:
 
     head = (
         f"{'scenario':32} | {'adaptive mean/p95 ms':>21} | {'fixed mean/p95 ms':>18} "
-        f"| {'underruns/min a/f':>17} | {'stretch a (s)':>13} | bar"
+        f"| {'underruns/min a/f':>17} | {'stretch a (s)':>13} | {'1st audio a/f':>13} | bar"
     )
     print(head)
     print("-" * len(head))
@@ -289,7 +306,8 @@ def main() -> None:
         stretch = (ra.stats["expanded_ms"] + ra.stats["accelerated_ms"]) / 1000
         print(
             f"{sc.name:32} | {ma:9.0f} / {pa:9.0f} | {mf:7.0f} / {pf:8.0f} "
-            f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} | {'ok' if ok else 'MISSED'}"
+            f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} "
+            f"| {first_audio(ra):5.0f} / {first_audio(rf):5.0f} | {'ok' if ok else 'MISSED'}"
         )
     print(
         f"\nbar (adaptive lower mean and p95, no more underruns/min) held in every scenario: "
