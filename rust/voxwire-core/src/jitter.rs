@@ -17,7 +17,9 @@
 //! - `prebuffer_ms` is queued (never later than the fixed pre-buffer client), or
 //! - its queue lasts until the latest *regular* arrival of the next push, `buffered >=
 //!   max(target, worst) - (now - last push)`, where `worst` is the longest recent gap that is
-//!   not a stall (gaps above 1.5x the 90th percentile count as stalls), plus a frame; *and* the
+//!   not a stall (gaps above 1.5x the 90th percentile count as stalls), plus a frame; *and* it
+//!   holds the target (unless the next push is already later than that horizon: waiting on
+//!   would not be backed by the statistics); *and* the
 //!   wait since the stream's first arrival covers the worst start-up lateness of the last 32
 //!   streams (x1.2 + 20 ms, less the first chunk). A stream's start-up lateness is how late
 //!   its pushes in the first second of audio came against real-time playback from the end
@@ -27,16 +29,22 @@
 //! It starts at once when the stream has ended. A rejoin after an underrun needs only the
 //! condition on the gaps (or `prebuffer_ms` queued). While playing:
 //!
-//! - *expand* (slow down by inserting one pitch period, at most one per period played) when
-//!   the queue falls below half of what is needed until the next push is due, or below the
-//!   target once a push is overdue (a stall), before the stream has ended;
+//! - *expand* (slow down by inserting one pitch period, at most one per frame of output, or
+//!   per period when that is longer) before the stream has ended, when the queue would not
+//!   last the mean remaining wait for the next push, estimated from the recent gaps longer
+//!   than the wait so far (at least 8 of them): once a push is overdue, the session's own
+//!   stalls and bad spells say how much longer it is likely to take, so a queue that outlasts
+//!   that adds no latency and a shorter one is stretched rather than run dry. Beyond the
+//!   session's experience: when the queue falls below half of what is needed until the next
+//!   push is due, or below the target once a push is overdue;
 //! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
 //!   played`) by more than the target and the queue holds the target plus what is needed
 //!   (twice the target after an underrun), removing delay that stalls or expansion added. The
 //!   surplus a faster-than-real-time source builds is not accelerated away on its own: it
 //!   costs no latency (the stream ends when its last sample plays) and absorbs stalls.
-//!   Once a stream has ended (all of it is queued, nothing can be late), delay beyond the
-//!   target is won back whatever the queue holds;
+//!   Once a stream has ended (all of it is queued, nothing can be late, the target protects
+//!   nothing any more), all delay above the hysteresis (2 frames + 20 ms), start-up wait
+//!   included, is won back whatever the queue holds;
 //! - on an underrun, *conceal* by repeating the last pitch period (fading to silence after
 //!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the start condition holds again.
 //!
