@@ -7,9 +7,13 @@ short turns and barge-in. The playout side pops one 10 ms frame every 10 ms.
 
 Per scenario it reports, for each buffer, the mean and p95 of the added latency of each
 completed turn, ((last sample played - first arrival) - audio duration), and underruns per
-minute of session. Barged-in turns count for underruns but not for latency.
+minute of session. Barged-in turns count for underruns but not for latency. For information
+(not part of the bar) it also prints the mean time from a turn's first arrival to its first
+sample played: the added latency is measured at the last sample, so time-stretching (which
+can speed up a response's tail) moves it, while the wait for the first audio it does not.
 
 Usage: python benches/jitter_sim.py [--seed 1] [--turns 60] [--plot [docs/jitter_buffer.png]]
+       python benches/jitter_sim.py --seeds 1-10   (the bar per seed, passes per scenario)
 Needs: pip install "voxwire[plot]" for --plot.
 """
 
@@ -158,6 +162,7 @@ def make_trace(sc: Scenario, seed: int, turns: int) -> tuple[list[Turn], float]:
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    first_audio: list[float] = field(default_factory=list)  # first sample played - first arrival
     underruns: int = 0
     minutes: float = 0.0
     trace_t: list[float] = field(default_factory=list)
@@ -186,6 +191,7 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
     # Source ms dropped by barge-in shifts the played_ms timeline of later turns.
     offset = 0.0
     cur = 0
+    nxt = 0  # the next turn whose first audio has not played yet
     now = 0.0
     while now < end:
         while ev < len(events) and events[ev][0] <= now:
@@ -204,8 +210,15 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
                 # The rest of this turn will never play: realign the played_ms timeline.
                 offset = played_target[i] - jb.stats()["played_ms"]
                 cur += 1
+                nxt = max(nxt, cur)
         jb.pop(now)
         s = jb.stats()
+        while (
+            nxt <= cur < len(turns)
+            and s["played_ms"] + offset > (played_target[nxt - 1] if nxt else 0.0) + 1e-6
+        ):
+            res.first_audio.append(now - turns[nxt].first_arrival)
+            nxt += 1
         while cur < len(turns) and s["played_ms"] + offset >= played_target[cur] - 1e-6:
             tr = turns[cur]
             if tr.barge_in_at is None:
@@ -224,46 +237,107 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
     return res
 
 
+def first_audio(r: Result) -> float:
+    """Mean time from a turn's first arrival to its first sample played (informational)."""
+    return float(np.mean(r.first_audio))
+
+
 def summary(r: Result) -> tuple[float, float, float]:
     lat = np.array(r.latencies)
     return float(lat.mean()), float(np.percentile(lat, 95)), r.underruns / r.minutes
 
 
+def evaluate(seed: int, turns: int, record: bool = False) -> list[tuple[Scenario, Result, Result]]:
+    """Adaptive and fixed results per scenario for one seed."""
+    out = []
+    for j, sc in enumerate(SCENARIOS):
+        trace, end = make_trace(sc, seed * 1000 + j, turns)
+        ra = run(trace, end, adaptive=True, record=record)
+        rf = run(trace, end, adaptive=False, record=record)
+        out.append((sc, ra, rf))
+    return out
+
+
+def passes(ra: Result, rf: Result) -> bool:
+    """The bar: adaptive has lower mean and p95 latency and no more underruns per minute."""
+    ma, pa, ua = summary(ra)
+    mf, pf, uf = summary(rf)
+    return ma < mf and pa < pf and ua <= uf
+
+
+def seed_range(text: str) -> list[int]:
+    """'1-10' or '1,3,5' or '4'."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--seeds",
+        type=seed_range,
+        default=None,
+        help="e.g. 1-10: the bar per seed and the pass count per scenario over these seeds",
+    )
     ap.add_argument("--turns", type=int, default=60)
     ap.add_argument("--plot", nargs="?", const="docs/jitter_buffer.png", default=None)
     args = ap.parse_args()
+    if args.seeds:
+        many(args.seeds, args.turns)
+        return
 
     head = (
         f"{'scenario':32} | {'adaptive mean/p95 ms':>21} | {'fixed mean/p95 ms':>18} "
-        f"| {'underruns/min a/f':>17} | {'stretch a (s)':>13} | bar"
+        f"| {'underruns/min a/f':>17} | {'stretch a (s)':>13} | {'1st audio a/f':>13} | bar"
     )
     print(head)
     print("-" * len(head))
     all_ok = True
-    plots = []
-    for j, sc in enumerate(SCENARIOS):
-        turns, end = make_trace(sc, args.seed * 1000 + j, args.turns)
-        ra = run(turns, end, adaptive=True, record=args.plot is not None)
-        rf = run(turns, end, adaptive=False, record=args.plot is not None)
+    plots = evaluate(args.seed, args.turns, record=args.plot is not None)
+    for sc, ra, rf in plots:
         ma, pa, ua = summary(ra)
         mf, pf, uf = summary(rf)
-        ok = ma < mf and pa < pf and ua <= uf
+        ok = passes(ra, rf)
         all_ok &= ok
         stretch = (ra.stats["expanded_ms"] + ra.stats["accelerated_ms"]) / 1000
         print(
             f"{sc.name:32} | {ma:9.0f} / {pa:9.0f} | {mf:7.0f} / {pf:8.0f} "
-            f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} | {'ok' if ok else 'MISSED'}"
+            f"| {ua:7.2f} / {uf:7.2f} | {stretch:13.1f} "
+            f"| {first_audio(ra):5.0f} / {first_audio(rf):5.0f} | {'ok' if ok else 'MISSED'}"
         )
-        plots.append((sc, ra, rf))
     print(
         f"\nbar (adaptive lower mean and p95, no more underruns/min) held in every scenario: "
         f"{all_ok}"
     )
     if args.plot:
         plot(plots, args.plot)
+
+
+def many(seeds: list[int], turns: int) -> None:
+    """The bar over several seeds: the misses per seed, then the pass count per scenario."""
+    count = [0] * len(SCENARIOS)
+    every = 0
+    for seed in seeds:
+        misses = []
+        for j, (sc, ra, rf) in enumerate(evaluate(seed, turns)):
+            if passes(ra, rf):
+                count[j] += 1
+                continue
+            ma, pa, ua = summary(ra)
+            mf, pf, uf = summary(rf)
+            misses.append(
+                f"{sc.name} ({ma:.0f}/{pa:.0f} vs {mf:.0f}/{pf:.0f} ms, {ua:.2f} vs {uf:.2f}/min)"
+            )
+        every += not misses
+        print(f"seed {seed:3}: " + ("ok" if not misses else "MISSED " + "; ".join(misses)))
+    print(f"\npasses per scenario over {len(seeds)} seeds:")
+    for sc, c in zip(SCENARIOS, count, strict=True):
+        print(f"  {sc.name:32} {c:3} / {len(seeds)}")
+    print(f"seeds with the bar held in every scenario: {every} / {len(seeds)}")
 
 
 def plot(plots: list[tuple[Scenario, Result, Result]], path: str) -> None:

@@ -17,7 +17,9 @@
 //! - `prebuffer_ms` is queued (never later than the fixed pre-buffer client), or
 //! - its queue lasts until the latest *regular* arrival of the next push, `buffered >=
 //!   max(target, worst) - (now - last push)`, where `worst` is the longest recent gap that is
-//!   not a stall (gaps above 1.5x the 90th percentile count as stalls), plus a frame; *and* the
+//!   not a stall (gaps above 1.5x the 90th percentile count as stalls), plus a frame; *and* it
+//!   holds the target (unless the next push is already later than that horizon: waiting on
+//!   would not be backed by the statistics); *and* the
 //!   wait since the stream's first arrival covers the worst start-up lateness of the last 32
 //!   streams (x1.2 + 20 ms, less the first chunk). A stream's start-up lateness is how late
 //!   its pushes in the first second of audio came against real-time playback from the end
@@ -27,16 +29,22 @@
 //! It starts at once when the stream has ended. A rejoin after an underrun needs only the
 //! condition on the gaps (or `prebuffer_ms` queued). While playing:
 //!
-//! - *expand* (slow down by inserting one pitch period, at most one per period played) when
-//!   the queue falls below half of what is needed until the next push is due, or below the
-//!   target once a push is overdue (a stall), before the stream has ended;
+//! - *expand* (slow down by inserting one pitch period, at most one per frame of output, or
+//!   per period when that is longer) before the stream has ended, when the queue would not
+//!   last the mean remaining wait for the next push, estimated from the recent gaps longer
+//!   than the wait so far (at least 8 of them): once a push is overdue, the session's own
+//!   stalls and bad spells say how much longer it is likely to take, so a queue that outlasts
+//!   that adds no latency and a shorter one is stretched rather than run dry. Beyond the
+//!   session's experience: when the queue falls below half of what is needed until the next
+//!   push is due, or below the target once a push is overdue;
 //! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
 //!   played`) by more than the target and the queue holds the target plus what is needed
 //!   (twice the target after an underrun), removing delay that stalls or expansion added. The
 //!   surplus a faster-than-real-time source builds is not accelerated away on its own: it
 //!   costs no latency (the stream ends when its last sample plays) and absorbs stalls.
-//!   Once a stream has ended (all of it is queued, nothing can be late), delay beyond the
-//!   target is won back whatever the queue holds;
+//!   Once a stream has ended (all of it is queued, nothing can be late, the target protects
+//!   nothing any more), all delay above the hysteresis (2 frames + 20 ms), start-up wait
+//!   included, is won back whatever the queue holds;
 //! - on an underrun, *conceal* by repeating the last pitch period (fading to silence after
 //!   20 ms, over 60 ms) and rejoin with a 5 ms crossfade once the start condition holds again.
 //!
@@ -73,6 +81,11 @@ const LATE_HORIZON_MS: f64 = 1000.0;
 /// Margin on the worst start-up lateness of recent streams.
 const LATE_MARGIN: f64 = 1.2;
 const LATE_ADD_MS: f64 = 20.0;
+/// Gaps seen before the remaining wait for a push is estimated from them, and the fewest
+/// gaps longer than the wait so far that the estimate averages (else it is beyond the
+/// session's experience and the fallback rule applies).
+const RESIDUAL_SEEN: usize = 32;
+const RESIDUAL_TAIL: usize = 8;
 /// Correlation above which a segment counts as periodic enough to stretch.
 const VOICED: f32 = 0.6;
 /// RMS below which a segment is quiet enough to stretch whatever its periodicity.
@@ -246,6 +259,9 @@ struct Estimator {
     worst_prior: f64,
     /// The longest gap in the window that is not a stall (recomputed per push).
     worst: f64,
+    /// The window sorted, and `suffix[i]` = sum of `sorted[i..n]` (recomputed per push).
+    sorted: [f64; WINDOW],
+    suffix: [f64; WINDOW + 1],
 }
 
 impl Estimator {
@@ -258,6 +274,8 @@ impl Estimator {
             needed: prior,
             worst_prior,
             worst: worst_prior,
+            sorted: [0.0; WINDOW],
+            suffix: [0.0; WINDOW + 1],
         }
     }
 
@@ -265,16 +283,18 @@ impl Estimator {
         self.win[self.next] = gap.max(0.0);
         self.next = (self.next + 1) % WINDOW;
         self.n = (self.n + 1).min(WINDOW);
-        let mut v = [0.0f64; WINDOW];
-        v[..self.n].copy_from_slice(&self.win[..self.n]);
-        let v = &mut v[..self.n];
+        let v = &mut self.sorted[..self.n];
+        v.copy_from_slice(&self.win[..self.n]);
+        v.sort_unstable_by(f64::total_cmp);
         let k = ((QUANTILE * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
-        let (_, q, _) = v.select_nth_unstable_by(k, f64::total_cmp);
-        let q = *q;
+        let q = v[k];
         let kk = ((STALL_Q * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
-        let (_, qs, _) = v.select_nth_unstable_by(kk, f64::total_cmp);
-        let lim = *qs * STALL_K;
+        let lim = v[kk] * STALL_K;
         let worst = v.iter().copied().filter(|&g| g <= lim).fold(0.0, f64::max);
+        self.suffix[self.n] = 0.0;
+        for i in (0..self.n).rev() {
+            self.suffix[i] = self.suffix[i + 1] + self.sorted[i];
+        }
         // Blend in the prior while few gaps have been seen.
         let w = (self.n as f64 / 32.0).min(1.0);
         self.needed = w * q + (1.0 - w) * self.prior;
@@ -283,6 +303,21 @@ impl Estimator {
 
     fn needed_ms(&self) -> f64 {
         self.needed
+    }
+
+    /// The mean remaining wait for the next push once `e` ms have passed since the last
+    /// one: the mean of `g - e` over the recent gaps `g` longer than `e`. `None` while fewer
+    /// than `RESIDUAL_SEEN` gaps have been seen or fewer than `RESIDUAL_TAIL` are that long.
+    fn remaining(&self, e: f64) -> Option<f64> {
+        if self.n < RESIDUAL_SEEN {
+            return None;
+        }
+        let i = self.sorted[..self.n].partition_point(|&g| g <= e);
+        let m = self.n - i;
+        if m < RESIDUAL_TAIL {
+            return None;
+        }
+        Some((self.suffix[i] / m as f64 - e).max(0.0))
     }
 }
 
@@ -552,6 +587,7 @@ impl JitterBuffer {
 
     fn start_stream(&mut self, t0: f64) {
         self.t0 = t0;
+        self.cooldown = 0;
         self.stream_played = 0;
         self.stream_underrun = false;
         self.ended = false;
@@ -697,11 +733,16 @@ impl JitterBuffer {
             self.buffered_ms() >= self.cfg.prebuffer_ms as f64
         } else {
             let b = self.buffered_ms();
+            let need = self.start_need(now);
+            // A new stream also needs the target queued, unless the next push is already
+            // later than any regular gap (waiting on would not be backed by the statistics;
+            // playback then starts by stretching, see `wants_expand`).
+            let trusted = b >= self.target_ms() || need == 0.0;
             b >= self.cfg.prebuffer_ms as f64
-                || (b >= self.start_need(now).max(self.floor_ms())
+                || (b >= need.max(self.floor_ms())
                     && (after_underrun
                         || self.boundary.is_some()
-                        || now - self.open_t0 >= self.late_need()))
+                        || (trusted && now - self.open_t0 >= self.late_need())))
         };
         if !ready {
             return;
@@ -752,19 +793,29 @@ impl JitterBuffer {
         self.ms_of((self.frame + 2 * self.pitch.tmax) as u64)
     }
 
-    /// Queue below which adaptive playback slows down.
-    fn low_ms(&self, now: f64) -> f64 {
+    /// Whether adaptive playback slows down (expands): when the queue would not last the
+    /// mean remaining wait for the next push, estimated from the session's gaps longer than
+    /// the wait so far ([`Estimator::remaining`]). Once a push is overdue, that wait comes
+    /// from the long gaps the session has seen (stalls, bad network spells): a queue that
+    /// outlasts it plays at normal speed and adds no latency, a shorter one is stretched
+    /// rather than run into an underrun. Beyond the session's experience (too few gaps that
+    /// long), and until enough gaps have been seen: below half of what is needed until the
+    /// next push is due, or below the target once it is overdue.
+    fn wants_expand(&self, now: f64, buffered: f64) -> bool {
         let floor = self.ms_of((self.frame + self.pitch.tmax) as u64);
-        // A push later than the target says (a generation stall or a bad network spell):
-        // stretch what is left rather than wait for an underrun.
-        let overdue =
-            self.open && self.open_pushed > 0 && now - self.last_arrival > self.target_ms();
-        let low = if overdue {
-            self.target_ms()
-        } else {
-            0.5 * self.needed_now(now)
+        if buffered < floor {
+            return true;
+        }
+        if !self.open || self.open_pushed == 0 {
+            return false;
+        }
+        let e = now - self.last_arrival;
+        let wait = match self.est.remaining(e) {
+            Some(r) => r,
+            None if e > self.target_ms() => self.target_ms(),
+            None => 0.5 * self.needed_now(now),
         };
-        low.max(floor)
+        buffered < wait
     }
 
     /// Crossfades from concealment into the queued audio.
@@ -912,8 +963,7 @@ impl JitterBuffer {
         let tmax = self.pitch.tmax;
         let open_stream = !self.ended || self.boundary.is_some();
         let delay = (now - self.t0) - self.ms_of(self.stream_played);
-        let low = self.low_ms(now);
-        let expand = open_stream && buffered < low && self.ring.len >= tmax;
+        let expand = open_stream && self.ring.len >= tmax && self.wants_expand(now, buffered);
         let hyst = 2.0 * self.cfg.frame_ms as f64 + 20.0;
         let slack = self.ms_of((self.frame + 2 * tmax) as u64);
         // After an underrun, keep a second target's worth: the stream has shown it stalls.
@@ -923,9 +973,9 @@ impl JitterBuffer {
         // queue holds.
         let complete = self.ended && self.boundary.is_none();
         let accelerate = !expand
-            && delay > target + hyst
-            && (buffered > target + self.needed_now(now) + slack + extra
-                || (complete && buffered > slack))
+            && ((delay > target + hyst
+                && buffered > target + self.needed_now(now) + slack + extra)
+                || (complete && delay > hyst && buffered > slack))
             && self.ring.len >= self.work.len() - self.hist;
         if !(expand || accelerate) {
             return false;
