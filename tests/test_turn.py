@@ -63,6 +63,20 @@ def test_no_split_on_short_pauses_and_split_on_long_ones() -> None:
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
 
 
+def assert_gate_ends_the_turn(y: np.ndarray, speech_end_ms: float) -> None:
+    """With the 35 dB end gate the one turn in `y` ends within 30 ms of the speech's end;
+    with the gate off it ends at least 100 ms later (held open by the faint tail)."""
+    y16 = np.clip(y, -32768, 32767).astype(np.int16)
+    stops = {}
+    for gate in (35.0, 0.0):
+        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
+        stop = [e for e in ev if isinstance(e, SpeechStopped)]
+        assert len(stop) == 1
+        stops[gate] = stop[0].audio_end_ms
+    assert abs(stops[35.0] - speech_end_ms) <= 30, stops
+    assert stops[0.0] - speech_end_ms >= 100, stops
+
+
 def test_end_gate_ends_the_turn_at_the_speech_not_at_its_faint_echo() -> None:
     """A decaying tail 40-60 dB under the voice (room echo in a quiet room) keeps the VAD
     saying speech; the 35 dB end gate ends the turn where the voice ends, gate 0 does not."""
@@ -71,15 +85,7 @@ def test_end_gate_ends_the_turn_at_the_speech_not_at_its_faint_echo() -> None:
     tail = voiced(0.4)[: int(0.4 * RATE)] * np.geomspace(10**-2, 10**-3, int(0.4 * RATE))
     y = x.astype(np.float64)
     y[end : end + len(tail)] += tail
-    y16 = np.clip(y, -32768, 32767).astype(np.int16)
-    stops = {}
-    for gate in (35.0, 0.0):
-        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
-        stop = [e for e in ev if isinstance(e, SpeechStopped)]
-        assert len(stop) == 1
-        stops[gate] = stop[0].audio_end_ms
-    assert abs(stops[35.0] - spans[0][1]) <= 30, stops
-    assert stops[0.0] - spans[0][1] >= 100, stops
+    assert_gate_ends_the_turn(y, spans[0][1])
     with pytest.raises(InvalidInputError):
         voxwire.TurnDetector(end_gate_db=-1.0)
 
@@ -97,15 +103,7 @@ def test_end_gate_sees_through_hum_louder_than_the_gate() -> None:
     tail = voiced(0.4) * np.geomspace(10 ** (-36 / 20), 10 ** (-56 / 20), int(0.4 * RATE))
     y = x + hum
     y[end : end + len(tail)] += tail
-    y16 = np.clip(y, -32768, 32767).astype(np.int16)
-    stops = {}
-    for gate in (35.0, 0.0):
-        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
-        stop = [e for e in ev if isinstance(e, SpeechStopped)]
-        assert len(stop) == 1
-        stops[gate] = stop[0].audio_end_ms
-    assert abs(stops[35.0] - spans[0][1]) <= 30, stops
-    assert stops[0.0] - spans[0][1] >= 100, stops
+    assert_gate_ends_the_turn(y, spans[0][1])
 
 
 def test_utterance_holds_prefix_speech_and_silence() -> None:
