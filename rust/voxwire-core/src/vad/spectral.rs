@@ -143,6 +143,9 @@ impl SpectralVad {
             (a.cos() as f32, a.sin() as f32)
         };
         let zero = Complex::new(0.0, 0.0);
+        // White noise of RMS r gives each bin sum(w^2) * r^2 = 0.375 * win * r^2.
+        let noise_floor =
+            0.375 * win as f32 * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2);
         SpectralVad {
             hop,
             win,
@@ -169,12 +172,7 @@ impl SpectralVad {
             n_real: k1 - k0,
             prev_a2: vec![0.0; nb],
             // Until a pause has been heard, the floor: every bin's power then counts as speech.
-            quiet_noise: vec![
-                0.375
-                    * win as f32
-                    * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2);
-                nb
-            ],
+            quiet_noise: vec![noise_floor; nb],
             excess: vec![0.0; nb],
             quiet_run: 0,
             hold_frames: ((HANGOVER_S / frame_s).round() as u32).max(1),
@@ -183,10 +181,7 @@ impl SpectralVad {
             alpha_llr: per10(ALPHA_LLR_10MS),
             sub_frames: ((SUB_S / frame_s).round() as usize).max(1),
             settle_frames: (3.0 / (1.0 - per10(ALPHA_S_10MS))).ceil() as usize,
-            // White noise of RMS r gives each bin sum(w^2) * r^2 = 0.375 * win * r^2.
-            noise_floor: 0.375
-                * win as f32
-                * (32768.0 * 10f32.powf(NOISE_FLOOR_DBFS / 20.0)).powi(2),
+            noise_floor,
             hangover: super::Hangover::new((HANGOVER_S / frame_s).round() as u32),
             frame_no: 0,
             llr_s: 0.0,

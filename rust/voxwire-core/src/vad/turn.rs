@@ -86,13 +86,6 @@ enum State {
     Speaking,
 }
 
-/// Exact sum of squares of a frame (2^30 per sample: no overflow below 2^33 samples).
-fn frame_energy(f: &[i16]) -> u64 {
-    f.iter()
-        .map(|&s| (i32::from(s) * i32::from(s)) as u32 as u64)
-        .sum()
-}
-
 /// The share of the last frame's power that `vad` attributes to speech rather than to the
 /// noise it heard before the speech: the spectral engine's
 /// [`super::spectral::SpectralVad::speech_fraction`]; 1 for the engines that do not
@@ -207,7 +200,7 @@ impl TurnDetector {
         // The frame's speech energy, when the end gate needs it (voiced frames only): its
         // energy less the share of stationary noise the VAD sees in its spectrum.
         let energy = if voiced && self.gate > 0.0 {
-            frame_energy(f) as f64 * f64::from(speech_fraction(&mut self.vad))
+            super::energy::sum_squares(f) as f64 * f64::from(speech_fraction(&mut self.vad))
         } else {
             0.0
         };
