@@ -20,6 +20,7 @@ pub mod pcm;
 pub mod pipeline;
 pub mod resample;
 pub mod resample_multi;
+mod resample_rows;
 pub mod vad;
 
 pub use error::{Error, Result};

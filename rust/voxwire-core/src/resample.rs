@@ -11,6 +11,7 @@
 //! samples.
 
 use crate::error::{Error, Result};
+use crate::resample_rows::{self, GROUP, MAX_LM};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -82,6 +83,24 @@ pub struct Design {
     /// For each phase `p`: the next output's phase and how far its window moves, so that
     /// stepping from output to output needs no division.
     step: Vec<(u32, u32)>,
+    /// The row layout, for pairs with `l` and `m` at most 6 (see `resample_rows`); the
+    /// others use the tile kernel over `banks`.
+    rows: Option<RowDesign>,
+}
+
+/// The row kernel's view of a design: output `c + l * R` (column `c`, row `R`) is the sum
+/// over `i < u` of `w[c * u + i]` times input `a0 + i + R * m - lead`.
+#[derive(Debug, Clone)]
+struct RowDesign {
+    /// Window positions (the union of the columns' taps).
+    u: usize,
+    /// Zeros before input 0 in a stream's history (a multiple of `m`).
+    lead: usize,
+    /// Position 0 of row 0 in the history, `a0 = q0 * m + res0`.
+    q0: u64,
+    res0: usize,
+    /// Coefficients, `u` per column (zero outside the column's own taps).
+    w: Vec<f32>,
 }
 
 /// Eight f32, 32-byte aligned.
@@ -228,6 +247,37 @@ impl Design {
                 }
             }
         }
+        let rows = (l <= MAX_LM && m <= MAX_LM).then(|| {
+            // Column c: phase p, newest input e (row 0) and taps.
+            let cols: Vec<(usize, i64, usize)> = (0..l)
+                .map(|c| {
+                    let t = c * m + centre;
+                    (t % l, (t / l) as i64, (n - t % l).div_ceil(l))
+                })
+                .collect();
+            let vlo = cols
+                .iter()
+                .map(|&(_, e, k)| e + 1 - k as i64)
+                .min()
+                .unwrap_or(0);
+            let vhi = cols.iter().map(|&(_, e, _)| e).max().unwrap_or(0);
+            let u = (vhi - vlo + 1) as usize;
+            let mut w = vec![0f32; l * u];
+            for (c, &(p, e, k)) in cols.iter().enumerate() {
+                for j in 0..k {
+                    w[c * u + (e - j as i64 - vlo) as usize] = proto[p + j * l] as f32;
+                }
+            }
+            let lead = ((-vlo).max(0) as usize).next_multiple_of(m);
+            let a0 = (vlo + lead as i64) as usize;
+            RowDesign {
+                u,
+                lead,
+                q0: (a0 / m) as u64,
+                res0: a0 % m,
+                w,
+            }
+        });
         let q = 8 / gcd(m as u64, 8) as usize;
         let step = (0..l)
             .map(|p| (((p + m) % l) as u32, ((p + m) / l) as u32))
@@ -249,6 +299,7 @@ impl Design {
             period_in: q * m,
             lead: k.next_multiple_of(8),
             step,
+            rows,
         })
     }
 
@@ -353,6 +404,66 @@ pub struct Resampler {
     plan: Vec<Group>,
     /// What `plan` was built for: the first output's place in the period, and the columns.
     plan_key: Option<(usize, usize)>,
+    /// The history in the row layout, for designs that have one (`hist` is then unused).
+    rows: Option<RowState>,
+}
+
+/// A row-layout stream's history: `m` residue arrays of `ts` floats, `t[r * ts + i]` holding
+/// history input `A = (tq0 + i) * m + r` (input `A - lead`; the first `lead` are the zeros
+/// before input 0). Floats past the newest input hold finite values (zeros or old inputs).
+#[derive(Debug, Clone, Default)]
+struct RowState {
+    t: Vec<f32>,
+    ts: usize,
+    tq0: u64,
+    /// History inputs so far (`A < len_a`).
+    len_a: u64,
+    /// A call's inputs as f32, and the kernel's column-major outputs (grow to the largest
+    /// call).
+    stage: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl RowState {
+    /// Makes every residue array at least `need` floats long.
+    fn room(&mut self, m: usize, need: usize) {
+        if need <= self.ts {
+            return;
+        }
+        let ts = need.max(2 * self.ts).max(256);
+        let mut t = vec![0f32; m * ts];
+        for r in 0..m {
+            t[r * ts..][..self.ts].copy_from_slice(&self.t[r * self.ts..][..self.ts]);
+        }
+        self.t = t;
+        self.ts = ts;
+    }
+
+    /// Appends `x` (as f32) to the history.
+    fn append(&mut self, m: usize, x: &[f32]) {
+        if x.is_empty() {
+            return;
+        }
+        let need = ((self.len_a + x.len() as u64 - 1) / m as u64 - self.tq0 + 1) as usize;
+        self.room(m, need);
+        resample_rows::scatter(x, self.len_a, m, &mut self.t, self.ts, self.tq0);
+        self.len_a += x.len() as u64;
+    }
+
+    /// Drops the history before residue index `keep` (absolute).
+    fn drop_before(&mut self, m: usize, keep: u64) {
+        if keep <= self.tq0 {
+            return;
+        }
+        let shift = (keep - self.tq0) as usize;
+        let used = (self.len_a.div_ceil(m as u64).saturating_sub(self.tq0) as usize).min(self.ts);
+        if shift < used {
+            for r in 0..m {
+                self.t[r * self.ts..][..used].copy_within(shift..used, 0);
+            }
+        }
+        self.tq0 = keep;
+    }
 }
 
 impl Resampler {
@@ -365,7 +476,11 @@ impl Resampler {
 
     /// A stream over a shared design.
     pub fn with_design(d: Arc<Design>) -> Self {
-        let lanes = (d.lead + d.k + 4096).div_ceil(8) + 2;
+        let lanes = if d.rows.is_some() {
+            0
+        } else {
+            (d.lead + d.k + 4096).div_ceil(8) + 2
+        };
         let mut r = Resampler {
             d,
             hist: Vec::with_capacity(lanes),
@@ -377,7 +492,12 @@ impl Resampler {
             cols: Vec::new(),
             plan: Vec::new(),
             plan_key: None,
+            rows: None,
         };
+        if r.d.rows.is_some() {
+            r.hist = Vec::new();
+            r.rows = Some(RowState::default());
+        }
         r.reset();
         r
     }
@@ -389,6 +509,19 @@ impl Resampler {
 
     /// Forgets the stream: the next input is input 0 of a new stream.
     pub fn reset(&mut self) {
+        self.n_in = 0;
+        self.n_out = 0;
+        if let (Some(rs), Some(rd)) = (self.rows.as_mut(), self.d.rows.as_ref()) {
+            let m = self.d.m;
+            let per = rd.lead / m;
+            rs.room(m, per + 1);
+            for r in 0..m {
+                rs.t[r * rs.ts..][..per].fill(0.0);
+            }
+            rs.tq0 = 0;
+            rs.len_a = rd.lead as u64;
+            return;
+        }
         let lead = self.d.lead;
         self.grow(lead);
         floats_mut(&mut self.hist)[..lead].fill(0.0);
@@ -433,13 +566,23 @@ impl Resampler {
         let mut done = 0;
         for part in x.chunks(SLICE) {
             let n = self.pending_outputs(part.len());
-            let at = self.len;
-            self.grow(at + part.len());
-            conv(part, &mut floats_mut(&mut self.hist)[at..at + part.len()]);
-            self.len += part.len();
+            if let Some(rs) = self.rows.as_mut() {
+                if rs.stage.len() < part.len() {
+                    rs.stage.resize(part.len(), 0.0);
+                }
+                let mut stage = std::mem::take(&mut rs.stage);
+                conv(part, &mut stage[..part.len()]);
+                rs.append(self.d.m, &stage[..part.len()]);
+                rs.stage = stage;
+            } else {
+                let at = self.len;
+                self.grow(at + part.len());
+                conv(part, &mut floats_mut(&mut self.hist)[at..at + part.len()]);
+                self.len += part.len();
+            }
             self.n_in += part.len() as u64;
-            self.run(n);
-            emit(&self.scratch[..n], &mut out[done..done + n]);
+            let off = self.run(n);
+            emit(&self.scratch[off..off + n], &mut out[done..done + n]);
             done += n;
         }
         Ok(want)
@@ -458,14 +601,28 @@ impl Resampler {
             let last = self.n_out + want as u64 - 1;
             let (_, i_end) = self.d.locate(last);
             // The history must reach input i_end, with zeros after the real inputs.
-            let need_len = (i_end + 1 + self.d.lead as u64 - self.base) as usize;
-            if need_len > self.len {
-                self.grow(need_len);
-                floats_mut(&mut self.hist)[self.len..need_len].fill(0.0);
-                self.len = need_len;
+            if let (Some(rs), Some(rd)) = (self.rows.as_mut(), self.d.rows.as_ref()) {
+                let need = i_end + 1 + rd.lead as u64;
+                if need > rs.len_a {
+                    let zeros = (need - rs.len_a) as usize;
+                    let mut stage = std::mem::take(&mut rs.stage);
+                    if stage.len() < zeros {
+                        stage.resize(zeros, 0.0);
+                    }
+                    stage[..zeros].fill(0.0);
+                    rs.append(self.d.m, &stage[..zeros]);
+                    rs.stage = stage;
+                }
+            } else {
+                let need_len = (i_end + 1 + self.d.lead as u64 - self.base) as usize;
+                if need_len > self.len {
+                    self.grow(need_len);
+                    floats_mut(&mut self.hist)[self.len..need_len].fill(0.0);
+                    self.len = need_len;
+                }
             }
-            self.run(want);
-            emit(&self.scratch[..want], &mut out[..want]);
+            let off = self.run(want);
+            emit(&self.scratch[off..off + want], &mut out[..want]);
         }
         self.reset();
         Ok(want)
@@ -475,6 +632,18 @@ impl Resampler {
     /// this returns had been pushed: push the signal from that input on. None when output
     /// `first`'s window reaches before input 0 (start from the beginning instead).
     fn seek(&mut self, first: u64) -> Option<usize> {
+        if let Some(rd) = self.d.rows.as_ref() {
+            // Row `first / l` onward needs the history from residue index q0 + that row.
+            let keep = rd.q0 + first / self.d.l as u64;
+            let start = (keep * self.d.m as u64).checked_sub(rd.lead as u64)?;
+            self.reset();
+            let rs = self.rows.as_mut()?;
+            rs.tq0 = keep;
+            rs.len_a = keep * self.d.m as u64;
+            self.n_in = start;
+            self.n_out = first;
+            return Some(start as usize);
+        }
         let (_, e) = self.d.locate(first);
         let start = (e + 1).checked_sub(self.d.k as u64)? & !7;
         self.reset();
@@ -487,8 +656,73 @@ impl Resampler {
         Some(start as usize)
     }
 
-    /// Computes the next `count` outputs into `scratch[..count]`.
-    fn run(&mut self, count: usize) {
+    /// Computes the next `count` outputs into `scratch[off..off + count]`; returns `off`.
+    fn run(&mut self, count: usize) -> usize {
+        if count == 0 {
+            return 0;
+        }
+        if self.rows.is_some() {
+            return self.run_rows(count);
+        }
+        self.run_tiles(count);
+        0
+    }
+
+    /// `run` in the row layout.
+    fn run_rows(&mut self, count: usize) -> usize {
+        let d = &*self.d;
+        let (Some(rd), Some(rs)) = (d.rows.as_ref(), self.rows.as_mut()) else {
+            return 0;
+        };
+        let (l, m) = (d.l as u64, d.m);
+        let first = self.n_out / l;
+        let nrows = ((self.n_out + count as u64 - 1) / l - first + 1) as usize;
+        let groups = nrows.div_ceil(GROUP);
+        let ss = groups * GROUP;
+        // The kernel reads residue indices up to q0 + (res0 + u - 1) / m + first + ss - 1.
+        let top = rd.q0 + ((rd.res0 + rd.u - 1) / m) as u64 + first + ss as u64 - rs.tq0;
+        rs.room(m, top as usize);
+        // One column is already in output order: the kernel writes it to `scratch`.
+        let dst = if d.l == 1 {
+            &mut self.scratch
+        } else {
+            &mut rs.s
+        };
+        if dst.len() < d.l * ss {
+            dst.resize(d.l * ss, 0.0);
+        }
+        let at = (rd.q0 + first - rs.tq0) as usize;
+        // SAFETY: the kernel's reads stay below `top <= ts` in each residue array from `at`
+        // (computed above), its writes within `s[..l * ss]`; `l <= 6`; the kernel matches
+        // the CPU (`kernel`).
+        unsafe {
+            (resample_rows::kernel())(
+                rs.t.as_ptr().add(at),
+                rs.ts,
+                m,
+                rd.res0,
+                rd.u,
+                rd.w.as_ptr(),
+                d.l,
+                groups,
+                dst.as_mut_ptr(),
+                ss,
+            )
+        };
+        if d.l > 1 {
+            if self.scratch.len() < nrows * d.l {
+                self.scratch.resize(nrows * d.l, 0.0);
+            }
+            resample_rows::gather(&rs.s, ss, d.l, nrows, &mut self.scratch);
+        }
+        let off = (self.n_out - first * l) as usize;
+        self.n_out += count as u64;
+        rs.drop_before(m, rd.q0 + self.n_out / l);
+        off
+    }
+
+    /// `run` with the tile kernel, into `scratch[..count]`.
+    fn run_tiles(&mut self, count: usize) {
         if self.scratch.len() < count {
             self.scratch.resize(count, 0.0);
         }
@@ -818,6 +1052,11 @@ unsafe fn reduce8(a: &[std::arch::x86_64::__m256; 8]) -> std::arch::x86_64::__m2
 /// are the same either way).
 pub fn emit_i16(y: &[f32], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        return unsafe { emit_i16_avx512(y, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
         return unsafe { emit_i16_avx2(y, out) };
@@ -829,6 +1068,27 @@ pub fn emit_i16(y: &[f32], out: &mut [i16]) {
 #[target_feature(enable = "avx2")]
 unsafe fn emit_i16_avx2(y: &[f32], out: &mut [i16]) {
     emit_i16_body(y, out)
+}
+
+/// `emit_i16` 16 at a time: clamp, convert rounding to nearest (ties to even), narrow.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn emit_i16_avx512(y: &[f32], out: &mut [i16]) {
+    use std::arch::x86_64::*;
+    let n = out.len().min(y.len());
+    let (lo, hi) = (_mm512_set1_ps(-32768.0), _mm512_set1_ps(32767.0));
+    let mut i = 0;
+    while i + 16 <= n {
+        let v = _mm512_loadu_ps(y.as_ptr().add(i));
+        let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        _mm256_storeu_si256(
+            out.as_mut_ptr().add(i).cast::<__m256i>(),
+            _mm512_cvtsepi32_epi16(r),
+        );
+        i += 16;
+    }
+    emit_i16_body(&y[i..n], &mut out[i..n]);
 }
 
 #[inline(always)]
@@ -856,6 +1116,11 @@ pub fn emit_f32(y: &[f32], out: &mut [f32]) {
 /// int16 samples to f32 at the same scale (no division by 32768).
 pub fn conv_i16(x: &[i16], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        return unsafe { conv_i16_avx512(x, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
         return unsafe { conv_i16_avx2(x, out) };
@@ -867,6 +1132,24 @@ pub fn conv_i16(x: &[i16], out: &mut [f32]) {
 #[target_feature(enable = "avx2")]
 unsafe fn conv_i16_avx2(x: &[i16], out: &mut [f32]) {
     conv_i16_body(x, out)
+}
+
+/// `conv_i16` 16 at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn conv_i16_avx512(x: &[i16], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = out.len().min(x.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        let v = _mm256_loadu_si256(x.as_ptr().add(i).cast::<__m256i>());
+        _mm512_storeu_ps(
+            out.as_mut_ptr().add(i),
+            _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(v)),
+        );
+        i += 16;
+    }
+    conv_i16_body(&x[i..n], &mut out[i..n]);
 }
 
 #[inline(always)]
@@ -1150,6 +1433,29 @@ mod tests {
             .map(|i| (y[i] - want[i]).abs())
             .fold(0f32, f32::max);
         assert!(err < 1e-3, "max error {err}");
+    }
+
+    #[test]
+    fn conversions_agree_with_their_scalar_definitions() {
+        let mut y: Vec<f32> = vec![
+            0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 32766.5, 32767.5, -32767.5, -32768.5, 1e9, -1e9,
+            0.49999997, -0.0, 3.0e4, -3.3e4,
+        ];
+        y.extend((0..100).map(|i| ((i as f32) * 0.77).sin() * 40000.0));
+        for n in [0, 5, 16, 17, y.len()] {
+            let mut a = vec![0i16; n];
+            let mut b = vec![0i16; n];
+            emit_i16(&y[..n], &mut a);
+            emit_i16_body(&y[..n], &mut b);
+            assert_eq!(a, b, "n={n}");
+        }
+        let x: Vec<i16> = (0..77).map(|i| (i * 997 % 65536 - 32768) as i16).collect();
+        let mut a = vec![0f32; 77];
+        let mut b = vec![0f32; 77];
+        conv_i16(&x, &mut a);
+        conv_i16_body(&x, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(a[0], -32768.0);
     }
 
     #[test]
