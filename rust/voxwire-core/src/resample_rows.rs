@@ -291,7 +291,7 @@ pub fn scatter(x: &[f32], a0: u64, m: usize, t: &mut [f32], ts: usize, q0: u64) 
         1 => t[q..q + whole].copy_from_slice(&x[i..i + whole]),
         2 => deal::<2>(&x[i..i + 2 * whole], t, ts, q),
         3 => deal::<3>(&x[i..i + 3 * whole], t, ts, q),
-        4 => deal::<4>(&x[i..i + 4 * whole], t, ts, q),
+        4 => deal_body::<4>(&x[i..i + 4 * whole], t, ts, q),
         _ => {
             for k in 0..whole {
                 for r in 0..m {
@@ -322,7 +322,57 @@ fn deal<const M: usize>(x: &[f32], t: &mut [f32], ts: usize, q: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn deal_avx512<const M: usize>(x: &[f32], t: &mut [f32], ts: usize, q: usize) {
-    deal_body::<M>(x, t, ts, q)
+    use std::arch::x86_64::*;
+    let n = x.len() / M;
+    assert!(M <= 3 && (M - 1) * ts + q + n <= t.len());
+    // 16 groups of M at a time: residue r of group g is float g * M + r of the block; a
+    // two-source permutation gathers the indices below 32, a second one the rest from
+    // the third vector.
+    let mut k = 0;
+    if M == 2 {
+        let i0 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+        while k + 16 <= n {
+            let a = _mm512_loadu_ps(x.as_ptr().add(2 * k));
+            let b = _mm512_loadu_ps(x.as_ptr().add(2 * k + 16));
+            _mm512_storeu_ps(t.as_mut_ptr().add(q + k), _mm512_permutex2var_ps(a, i0, b));
+            _mm512_storeu_ps(
+                t.as_mut_ptr().add(ts + q + k),
+                _mm512_permutex2var_ps(a, i1, b),
+            );
+            k += 16;
+        }
+    } else if M == 3 {
+        let idx: [[__m512i; 2]; 3] = std::array::from_fn(|r| {
+            // Lane j takes float 3 j + r: from a or b while that is < 32, else from c.
+            let first: [i32; 16] = std::array::from_fn(|j| ((3 * j + r) % 32) as i32);
+            let second: [i32; 16] = std::array::from_fn(|j| {
+                if 3 * j + r < 32 {
+                    j as i32
+                } else {
+                    (3 * j + r - 16) as i32
+                }
+            });
+            [
+                _mm512_loadu_si512(first.as_ptr().cast()),
+                _mm512_loadu_si512(second.as_ptr().cast()),
+            ]
+        });
+        while k + 16 <= n {
+            let a = _mm512_loadu_ps(x.as_ptr().add(3 * k));
+            let b = _mm512_loadu_ps(x.as_ptr().add(3 * k + 16));
+            let c = _mm512_loadu_ps(x.as_ptr().add(3 * k + 32));
+            for (r, [i0, i1]) in idx.iter().enumerate() {
+                let ab = _mm512_permutex2var_ps(a, *i0, b);
+                _mm512_storeu_ps(
+                    t.as_mut_ptr().add(r * ts + q + k),
+                    _mm512_permutex2var_ps(ab, *i1, c),
+                );
+            }
+            k += 16;
+        }
+    }
+    deal_body::<M>(&x[k * M..], t, ts, q + k)
 }
 
 #[inline(always)]
@@ -449,8 +499,8 @@ mod tests {
     fn scatter_and_gather_are_inverse_layouts() {
         for m in 1..=MAX_LM {
             for a0 in 0..m as u64 + 2 {
-                let x: Vec<f32> = (0..37).map(|i| i as f32).collect();
-                let ts = 40;
+                let x: Vec<f32> = (0..211).map(|i| i as f32).collect();
+                let ts = 220;
                 let q0 = a0 / m as u64;
                 let mut t = vec![-1f32; m * ts];
                 scatter(&x, a0, m, &mut t, ts, q0);

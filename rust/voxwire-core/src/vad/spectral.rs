@@ -28,6 +28,8 @@ const ALPHA_LLR_10MS: f32 = 0.5;
 /// Minimum statistics: sub-windows of 0.25 s, 6 of them (1.5 s), bias 2.
 const SUB_S: f32 = 0.25;
 const N_SUB: usize = 6;
+/// Frames appended to the history before its window is moved back to the front.
+const HIST_FRAMES: usize = 16;
 const BIAS: f32 = 2.0;
 const HANGOVER_S: f32 = 0.12;
 const FLOOR: f32 = 1e-3;
@@ -51,8 +53,12 @@ pub struct SpectralVad {
     /// (folded) frame's even and odd samples are its real and imaginary parts.
     fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
-    /// The last `win` input samples, and how many of them are real input so far.
+    /// The last `win` input samples (at `at`, with room for HIST_FRAMES frames after them),
+    /// and how many of them are real input so far.
     hist: Vec<f32>,
+    /// Where the window starts in `hist`: the last `win` samples are `hist[at..at + win]`
+    /// (new frames are appended after them; the window moves to the front when full).
+    at: usize,
     filled: usize,
     /// The transform's buffer (`nfft / 2` complex points) and scratch.
     buf: Vec<Complex<f32>>,
@@ -153,7 +159,8 @@ impl SpectralVad {
             scratch: vec![zero; fft.get_inplace_scratch_len()],
             fft,
             window,
-            hist: vec![0.0; win],
+            hist: vec![0.0; win + HIST_FRAMES * hop.min(win)],
+            at: 0,
             filled: 0,
             buf: vec![zero; half],
             tw_c: (0..nb).map(|j| twiddle(j).0).collect(),
@@ -193,6 +200,11 @@ impl SpectralVad {
     /// so the same results).
     fn llr(&mut self, frame: &[i16]) -> f32 {
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present.
+            return unsafe { self.llr_avx512(frame) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present.
             return unsafe { self.llr_avx2(frame) };
@@ -206,17 +218,30 @@ impl SpectralVad {
         self.llr_body(frame)
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn llr_avx512(&mut self, frame: &[i16]) -> f32 {
+        self.llr_body(frame)
+    }
+
     #[inline(always)]
     fn llr_body(&mut self, frame: &[i16]) -> f32 {
         let (hop, win) = (self.hop, self.win);
-        self.hist.copy_within(hop.min(win).., 0);
-        let keep = win - hop.min(win);
-        for (h, &v) in self.hist[keep..]
+        let step = hop.min(win);
+        if self.at + win + step > self.hist.len() {
+            self.hist.copy_within(self.at + step..self.at + win, 0);
+            self.at = 0;
+        } else {
+            self.at += step;
+        }
+        let end = self.at + win;
+        for (h, &v) in self.hist[end - step..end]
             .iter_mut()
-            .zip(&frame[frame.len() - hop.min(win)..])
+            .zip(&frame[frame.len() - step..])
         {
             *h = v as f32;
         }
+        let hist = &self.hist[self.at..end];
         // Until the window holds `win` real samples its power is too low: it would drag the
         // noise minimum down for 1.5 s. No statistics (and no speech) until then.
         if self.filled < win {
@@ -230,13 +255,13 @@ impl SpectralVad {
         let half = self.buf.len();
         let buf = floats_of(&mut self.buf);
         if buf.len() < win {
-            let (h0, h1) = self.hist.split_at(win / 2);
+            let (h0, h1) = hist.split_at(win / 2);
             let (w0, w1) = self.window.split_at(win / 2);
             for ((((b, &a), &c), &wa), &wc) in buf.iter_mut().zip(h0).zip(h1).zip(w0).zip(w1) {
                 *b = a * wa + c * wc;
             }
         } else {
-            for ((b, &h), &w) in buf.iter_mut().zip(&self.hist).zip(&self.window) {
+            for ((b, &h), &w) in buf.iter_mut().zip(hist).zip(&self.window) {
                 *b = h * w;
             }
         }
