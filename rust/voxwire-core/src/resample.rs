@@ -369,6 +369,9 @@ impl Design {
 /// Input samples handled per step of a large `process` call.
 const SLICE: usize = 16 * 1024;
 
+/// Input samples converted at a time before they are dealt to the residue arrays.
+const STAGE: usize = 1024;
+
 /// The error for an output slice of `len` samples that cannot take the `want` a `what`
 /// ("push" or "flush") yields.
 pub fn check_room(len: usize, want: usize, what: &str) -> Result<()> {
@@ -567,12 +570,15 @@ impl Resampler {
         for part in x.chunks(SLICE) {
             let n = self.pending_outputs(part.len());
             if let Some(rs) = self.rows.as_mut() {
-                if rs.stage.len() < part.len() {
-                    rs.stage.resize(part.len(), 0.0);
-                }
+                // Converted a cache-resident piece at a time, then dealt to the residues.
                 let mut stage = std::mem::take(&mut rs.stage);
-                conv(part, &mut stage[..part.len()]);
-                rs.append(self.d.m, &stage[..part.len()]);
+                for piece in part.chunks(STAGE) {
+                    if stage.len() < piece.len() {
+                        stage.resize(piece.len(), 0.0);
+                    }
+                    conv(piece, &mut stage[..piece.len()]);
+                    rs.append(self.d.m, &stage[..piece.len()]);
+                }
                 rs.stage = stage;
             } else {
                 let at = self.len;
