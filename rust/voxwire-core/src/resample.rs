@@ -9,6 +9,12 @@
 //! The arithmetic is f32 with a fixed summation order, so any chunking of the same input
 //! gives bit-identical output, and `flush` completes the stream to `round(n * out / in)`
 //! samples.
+//!
+//! Two kernels. Pairs with `l` and `m` at most 6 (every pair among 8, 16, 24, 32 and 48 kHz
+//! and among 11.025, 22.05 and 44.1 kHz) keep their history as `m` residue arrays and run
+//! the row kernel (`resample_rows`): 16 outputs of a phase per vector, one FMA per tap, at
+//! the CPU's FMA rate. The others (44.1k <-> 16k and the like, up to 441 phases) run the
+//! tile kernel below over coefficient banks per phase and alignment.
 
 use crate::error::{Error, Result};
 use crate::resample_rows::{self, GROUP, MAX_LM};
