@@ -110,7 +110,7 @@ pub unsafe fn rows_scalar(
     }
 }
 
-/// Runs `$f::<C, G>` over `groups` groups, `$g` at a time, then the rest in one call.
+/// Runs `$f::<C, G>` over `groups` groups, `$g` at a time, then the rest.
 macro_rules! by_groups {
     ($f:ident, $c:literal, $g:literal, $t:expr, $ts:expr, $m:expr, $res0:expr, $u:expr, $w:expr, $groups:expr, $s:expr, $ss:expr) => {{
         let mut g0 = 0;
@@ -119,15 +119,25 @@ macro_rules! by_groups {
             $f::<$c, $g>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss);
             g0 += $g;
         }
-        match $groups - g0 {
-            0 => {}
-            1 => $f::<$c, 1>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            2 => $f::<$c, 2>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            3 => $f::<$c, 3>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            4 => $f::<$c, 4>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            5 => $f::<$c, 5>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            6 => $f::<$c, 6>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
-            _ => $f::<$c, 7>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+        // The rest (fewer than $g groups) in calls of up to 11.
+        let mut rest = $groups - g0;
+        while rest > 0 {
+            let n = rest.min(11);
+            match n {
+                1 => $f::<$c, 1>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                2 => $f::<$c, 2>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                3 => $f::<$c, 3>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                4 => $f::<$c, 4>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                5 => $f::<$c, 5>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                6 => $f::<$c, 6>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                7 => $f::<$c, 7>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                8 => $f::<$c, 8>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                9 => $f::<$c, 9>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                10 => $f::<$c, 10>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+                _ => $f::<$c, 11>($t, $ts, $m, $res0, $u, $w, g0, $s, $ss),
+            }
+            g0 += n;
+            rest -= n;
         }
     }};
 }
@@ -219,13 +229,14 @@ unsafe fn rows_avx2(
     s: *mut f32,
     ss: usize,
 ) {
-    // In half-groups of 8 rows (one register each): cols x H accumulators, 12 or fewer of
-    // the 16 registers with the H inputs and a broadcast.
+    // In half-groups of 8 rows (one register each): cols x H accumulators, at most 12 of
+    // the 16 registers beside the cols broadcasts and an input (two FMAs a cycle with a
+    // latency of 4 want 8 or more independent sums; 10 at 5 per input spilled).
     let halves = 2 * groups;
     match cols {
-        1 => by_groups!(block256, 1, 7, t, ts, m, res0, u, w, halves, s, ss),
-        2 => by_groups!(block256, 2, 5, t, ts, m, res0, u, w, halves, s, ss),
-        3 => by_groups!(block256, 3, 3, t, ts, m, res0, u, w, halves, s, ss),
+        1 => by_groups!(block256, 1, 10, t, ts, m, res0, u, w, halves, s, ss),
+        2 => by_groups!(block256, 2, 6, t, ts, m, res0, u, w, halves, s, ss),
+        3 => by_groups!(block256, 3, 4, t, ts, m, res0, u, w, halves, s, ss),
         4 => by_groups!(block256, 4, 2, t, ts, m, res0, u, w, halves, s, ss),
         5 => by_groups!(block256, 5, 2, t, ts, m, res0, u, w, halves, s, ss),
         _ => by_groups!(block256, 6, 1, t, ts, m, res0, u, w, halves, s, ss),
@@ -254,11 +265,13 @@ unsafe fn block256<const C: usize, const H: usize>(
     let (mut res, mut q) = (res0, 0);
     for i in 0..u {
         let p = t.add(res * ts + q);
-        let xs: [__m256; H] = std::array::from_fn(|h| _mm256_loadu_ps(p.add(h * 8)));
-        for c in 0..C {
-            let wv = _mm256_broadcast_ss(&*w.add(c * u + i));
-            for h in 0..H {
-                acc[c][h] = _mm256_fmadd_ps(xs[h], wv, acc[c][h]);
+        // The broadcasts first, then one input at a time (C + 1 registers besides the
+        // C x H accumulators).
+        let wv: [__m256; C] = std::array::from_fn(|c| _mm256_broadcast_ss(&*w.add(c * u + i)));
+        for h in 0..H {
+            let x = _mm256_loadu_ps(p.add(h * 8));
+            for c in 0..C {
+                acc[c][h] = _mm256_fmadd_ps(x, wv[c], acc[c][h]);
             }
         }
         res += 1;
@@ -459,7 +472,7 @@ mod tests {
                             }
                         })
                         .collect();
-                    for groups in [1usize, 2, 5, 9] {
+                    for groups in [1usize, 2, 5, 9, 11, 13] {
                         let ss = groups * GROUP + 3;
                         let mut want = vec![0f32; cols * ss];
                         for (name, k) in all_kernels() {
