@@ -217,7 +217,10 @@ impl SpeechStopped {
 /// hold it open (0 disables). With the spectral engine a frame's level for the gate counts
 /// only its speech share (band power above the noise heard before the turn), so steady
 /// noise such as hum does not keep it from acting; under random noise louder than the gate
-/// it does not act.
+/// it does not act. With the gate on, the spectral engine at 16 kHz also keeps a turn going
+/// up to 250 ms after its last voiced frame on frames whose 4-8 kHz energy stands above that
+/// band's noise before the turn and within ``end_gate_db`` - 7 dB of the turn's peak (final
+/// fricatives, which under noise the VAD's 100-4000 Hz band misses).
 ///
 /// ``push(x)`` takes audio of any length at ``sample_rate`` and returns the events it
 /// causes: :class:`SpeechStarted` and :class:`SpeechStopped`, timed on the audio timeline
