@@ -461,6 +461,9 @@ impl RowState {
 
     /// Drops the history before residue index `keep` (absolute).
     fn drop_before(&mut self, m: usize, keep: u64) {
+        // Never past the history received (the next input's index must not fall below tq0;
+        // with windows of at least m positions it cannot, this keeps it so regardless).
+        let keep = keep.min(self.len_a / m as u64);
         if keep <= self.tq0 {
             return;
         }
