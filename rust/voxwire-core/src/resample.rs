@@ -73,6 +73,8 @@ pub struct Design {
     pub passband: f64,
     /// The designed stopband attenuation in dB.
     pub attenuation_db: f64,
+    /// The prototype filter (`n` taps at the virtual rate).
+    proto: Vec<f32>,
     /// Coefficient banks, one per phase `p` and alignment `s` (index `p * 8 + s`), each
     /// `kc` chunks of 8 (see `bank`).
     banks: Vec<Lane>,
@@ -234,25 +236,6 @@ impl Design {
         // the coefficients for the inputs from that aligned position on, so every load is
         // aligned: position i of the bank is input e - (k - 1) - s + i, that is j = k - 1 +
         // s - i.
-        let kc = (k + 7).div_ceil(8);
-        let mut banks = vec![ZERO_LANE; l * 8 * kc];
-        let mut bank_nch = Vec::with_capacity(l * 8);
-        {
-            let all = floats_mut(&mut banks);
-            for p in 0..l {
-                let taps = (n - p).div_ceil(l); // j < taps has p + j*l < n
-                for s in 0..8 {
-                    let b = (p * 8 + s) * kc * 8;
-                    for i in 0..k + s {
-                        let j = k - 1 + s - i;
-                        if j < taps {
-                            all[b + i] = proto[p + j * l] as f32;
-                        }
-                    }
-                    bank_nch.push((k + s).div_ceil(8) as u32);
-                }
-            }
-        }
         let rows = (l <= MAX_LM && m <= MAX_LM).then(|| {
             // Column c: phase p, newest input e (row 0) and taps.
             let cols: Vec<(usize, i64, usize)> = (0..l)
@@ -284,6 +267,27 @@ impl Design {
                 w,
             }
         });
+        // Only the tile kernel reads the banks; a design with a row layout has none.
+        let kc = (k + 7).div_ceil(8);
+        let nbanks = if rows.is_some() { 0 } else { l };
+        let mut banks = vec![ZERO_LANE; nbanks * 8 * kc];
+        let mut bank_nch = Vec::with_capacity(nbanks * 8);
+        {
+            let all = floats_mut(&mut banks);
+            for p in 0..nbanks {
+                let taps = (n - p).div_ceil(l); // j < taps has p + j*l < n
+                for s in 0..8 {
+                    let b = (p * 8 + s) * kc * 8;
+                    for i in 0..k + s {
+                        let j = k - 1 + s - i;
+                        if j < taps {
+                            all[b + i] = proto[p + j * l] as f32;
+                        }
+                    }
+                    bank_nch.push((k + s).div_ceil(8) as u32);
+                }
+            }
+        }
         let q = 8 / gcd(m as u64, 8) as usize;
         let step = (0..l)
             .map(|p| (((p + m) % l) as u32, ((p + m) / l) as u32))
@@ -298,6 +302,7 @@ impl Design {
             centre,
             passband,
             attenuation_db: atten,
+            proto: proto.iter().map(|&v| v as f32).collect(),
             banks,
             kc,
             bank_nch,
@@ -312,7 +317,14 @@ impl Design {
     /// The coefficients of output phase `p` (0..l), oldest input first: `k` taps that
     /// multiply inputs `e - (k - 1) ..= e` for an output whose newest input is `e`.
     pub fn phase_coefs(&self, p: usize) -> Vec<f32> {
-        floats(&self.banks)[p * 8 * self.kc * 8..][..self.k].to_vec()
+        // Position i multiplies input e - j with j = k - 1 - i: proto[p + j * l] where that
+        // is a tap of the prototype.
+        (0..self.k)
+            .map(|i| {
+                let t = p + (self.k - 1 - i) * self.l;
+                self.proto.get(t).copied().unwrap_or(0.0)
+            })
+            .collect()
     }
 
     /// The design for a rate pair and preset, computed once per process and shared.

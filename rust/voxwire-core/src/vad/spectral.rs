@@ -174,11 +174,15 @@ impl SpectralVad {
         // Per-bin state is padded to whole lanes of 8; `weight` is 1 for real bins, 0 for
         // the padding.
         let nb = (k1 - k0).div_ceil(8) * 8;
-        let twiddle = |j: usize| {
-            let a = 2.0 * std::f64::consts::PI * (k0 + j) as f64 / nfft as f64;
+        // e^(-2 pi i k / nfft) as (cos, sin), and the same for band bin j (bin k0 + j).
+        let twiddle_of = |k: usize| {
+            let a = 2.0 * std::f64::consts::PI * k as f64 / nfft as f64;
             (a.cos() as f32, a.sin() as f32)
         };
+        let twiddle = |j: usize| twiddle_of(k0 + j);
         let zero = Complex::new(0.0, 0.0);
+        let hangover_frames = (HANGOVER_S / frame_s).round() as u32;
+        let hold_frames = hangover_frames.max(1);
         // The high band, bins k1 to half - 1, when the main band's top is a quarter of the
         // rate (k1 = half / 2).
         let has_hi = 2 * k1 == half;
@@ -217,12 +221,7 @@ impl SpectralVad {
             excess: vec![0.0; nb],
             quiet_run: 0,
             has_hi,
-            below_tw: (1..k0)
-                .map(|k| {
-                    let a = 2.0 * std::f64::consts::PI * k as f64 / nfft as f64;
-                    (a.cos() as f32, a.sin() as f32)
-                })
-                .collect(),
+            below_tw: (1..k0).map(twiddle_of).collect(),
             hi_term: vec![0.0; nb],
             hi_power: 0.0,
             hi_psm: 0.0,
@@ -234,14 +233,14 @@ impl SpectralVad {
             // White noise of RMS r: a frame's energy is hop r^2; its power over all nfft / 2
             // bins (0 to the Nyquist rate), 0.375 win r^2 each.
             energy_per_power: hop as f32 / (0.375 * win as f32 * half as f32),
-            hold_frames: ((HANGOVER_S / frame_s).round() as u32).max(1),
+            hold_frames,
             a_dd: per10(A_DD_10MS),
             alpha_s: per10(ALPHA_S_10MS),
             alpha_llr: per10(ALPHA_LLR_10MS),
             sub_frames: ((SUB_S / frame_s).round() as usize).max(1),
             settle_frames: (3.0 / (1.0 - per10(ALPHA_S_10MS))).ceil() as usize,
             noise_floor,
-            hangover: super::Hangover::new((HANGOVER_S / frame_s).round() as u32),
+            hangover: super::Hangover::new(hangover_frames),
             frame_no: 0,
             llr_s: 0.0,
         }
