@@ -52,19 +52,29 @@ fn main() {
         .map_or(20000, |s| s.parse().unwrap());
     let x24 = signal(24000 * 20, 24000);
     let msgs: Vec<Vec<u8>> = x24.chunks(480).map(b64).collect();
-    for engine in ["spectral", "webrtc", "energy"] {
+    for (engine, frame_ms) in [
+        ("spectral", 10),
+        ("webrtc", 10),
+        ("webrtc", 20),
+        ("energy", 10),
+    ] {
         let mut p = InputPipeline::new(InputConfig {
             engine: engine.into(),
+            frame_ms,
             ..Default::default()
         })
         .unwrap();
         let mut ev = Vec::new();
         let mut i = 0;
-        time(&format!("InputPipeline push ({engine})"), reps, || {
-            ev.clear();
-            p.push(&msgs[i % msgs.len()], &mut ev).unwrap();
-            i += 1;
-        });
+        time(
+            &format!("InputPipeline push ({engine}, {frame_ms} ms)"),
+            reps,
+            || {
+                ev.clear();
+                p.push(&msgs[i % msgs.len()], &mut ev).unwrap();
+                i += 1;
+            },
+        );
     }
     let mut dec = vec![0u8; 960];
     let mut i = 0;
@@ -127,6 +137,15 @@ fn main() {
         o.encode_into(&mut enc[..m]).unwrap();
         i += 1;
     });
+    for ms in [10usize, 20] {
+        let mut w = voxwire_core::vad::webrtc::WebRtcVad::new(3).unwrap();
+        let len = 16 * ms;
+        time(&format!("webrtc VAD {ms} ms frame at 16 kHz"), reps, || {
+            let c = &x16[(i % 1000) * len..][..len];
+            std::hint::black_box(w.process(16000, c).unwrap());
+            i += 1;
+        });
+    }
     let mut v = voxwire_core::vad::Vad::new("spectral", 16000, 10, 3).unwrap();
     time("spectral VAD 10 ms frame", reps, || {
         let c = &x16[(i % 2000) * 160..][..160];
