@@ -46,6 +46,45 @@ pub fn new_bytes<'py>(
     }
 }
 
+/// A new `str` of `len` ASCII characters that `fill` writes in full (base64 text). On the
+/// full C API it is written in place, in the str's own memory; on the stable ABI (feature
+/// `abi3`), which has no way to do that, into `buf`, then copied (and checked).
+pub fn new_ascii_str<'py>(
+    py: Python<'py>,
+    len: usize,
+    buf: &mut Vec<MaybeUninit<u8>>,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyString>> {
+    #[cfg(not(feature = "abi3"))]
+    {
+        let _ = buf;
+        let n = ffi::Py_ssize_t::try_from(len)
+            .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("output too large"))?;
+        // SAFETY: PyUnicode_New(n, 127) makes a compact ASCII str of n one-byte characters
+        // (uninitialised, NUL-terminated) that only we hold until `fill` has written all n,
+        // and `fill` writes only ASCII (base64's alphabet and '='), as that kind requires.
+        unsafe {
+            let obj = Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(n, 127))?;
+            let data = ffi::PyUnicode_1BYTE_DATA(obj.as_ptr()).cast::<MaybeUninit<u8>>();
+            fill(std::slice::from_raw_parts_mut(data, len))?;
+            Ok(obj.cast_into_unchecked::<PyString>())
+        }
+    }
+    #[cfg(feature = "abi3")]
+    {
+        buf.resize(len, MaybeUninit::new(0));
+        fill(&mut buf[..len])?;
+        // SAFETY: `fill` wrote all `len` bytes, and base64 is ASCII.
+        let s = unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                buf.as_ptr().cast::<u8>(),
+                len,
+            ))
+        };
+        Ok(PyString::new(py, s))
+    }
+}
+
 /// A new 1-D array of `n` elements written by `fill`, which runs with the GIL released when
 /// `work_bytes` is large enough to pay for it (see `buffer::run`). `fill` writes all `n`.
 pub fn fill_array<'py, T, R, F>(

@@ -2,7 +2,7 @@
 
 use crate::buffer::{Buf, Elem};
 use crate::errors::IntoPyResult;
-use crate::pcm::new_bytes;
+use crate::pcm::{new_ascii_str, new_bytes};
 use crate::vad::events_to_py;
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -230,16 +230,11 @@ impl OutputPipeline {
                 Ok(new_bytes(py, n, |out| inner.encode_into(out).py())?.into_any())
             }
             Encoding::Base64 => {
-                self.text.resize(n, MaybeUninit::new(0));
-                self.inner.encode_into(&mut self.text).py()?;
-                // SAFETY: encode_into wrote all n bytes, and base64 is ASCII.
-                let s = unsafe {
-                    std::str::from_utf8_unchecked(std::slice::from_raw_parts(
-                        self.text.as_ptr().cast::<u8>(),
-                        n,
-                    ))
-                };
-                Ok(PyString::new(py, s).into_any())
+                let inner = &mut self.inner;
+                Ok(
+                    new_ascii_str(py, n, &mut self.text, |out| inner.encode_into(out).py())?
+                        .into_any(),
+                )
             }
         }
     }
