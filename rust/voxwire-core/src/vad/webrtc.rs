@@ -498,9 +498,12 @@ impl WebRtcVad {
     #[inline(always)]
     fn find_minimum(&mut self, value: i16, channel: usize) -> i16 {
         let off = channel << 4;
-        let age = &mut self.index_vector[off..off + 16];
-        let small = &mut self.low_value_vector[off..off + 16];
-        if !age.contains(&100) {
+        let age: &mut [i16; 16] = (&mut self.index_vector[off..off + 16]).try_into().unwrap();
+        let small: &mut [i16; 16] = (&mut self.low_value_vector[off..off + 16])
+            .try_into()
+            .unwrap();
+        // Whether a value expires, without an early exit (a vector compare).
+        if !age.iter().fold(false, |any, &a| any | (a == 100)) {
             // The usual case, vectorised: no value expires, every age grows by one.
             age.iter_mut().for_each(|a| *a += 1);
         } else {
@@ -517,15 +520,25 @@ impl WebRtcVad {
                 }
             }
         }
-        // First of the 16 sorted smallest values that `value` is below (the C code finds it
-        // by binary search; the result is the same).
-        if let Some(pos) = small.iter().position(|&v| value < v) {
-            for i in (pos + 1..16).rev() {
-                small[i] = small[i - 1];
-                age[i] = age[i - 1];
+        // The first of the 16 sorted smallest values that `value` is below (the C code finds
+        // it by binary search; the result is the same): as `small` is sorted, the count of
+        // those not above it, which is a vector compare and sum, without data-dependent
+        // branches. `value` goes in there, the values from there on move up one.
+        let pos = small.iter().map(|&v| (v <= value) as usize).sum::<usize>();
+        if pos < 16 {
+            let (s0, a0) = (*small, *age);
+            for i in 0..16usize {
+                let prev = i.saturating_sub(1);
+                let (s, a) = if i < pos {
+                    (s0[i], a0[i])
+                } else if i == pos {
+                    (value, 1)
+                } else {
+                    (s0[prev], a0[prev])
+                };
+                small[i] = s;
+                age[i] = a;
             }
-            small[pos] = value;
-            age[pos] = 1;
         }
         let median = if self.frame_counter > 2 {
             small[2]
@@ -1007,6 +1020,60 @@ mod split_tests {
         for &d in &dens {
             for &n in &nums {
                 assert_eq!(div_w32_w16(n, d), n.wrapping_div(d as i32), "{n} / {d}");
+            }
+        }
+    }
+
+    /// The reference: the running minimum's update as WebRTC's FindMinimum does it (ages, then
+    /// the insertion found by a scan with an early exit).
+    fn minimum_ref(age: &mut [i16], small: &mut [i16], value: i16) {
+        for i in 0..16 {
+            if age[i] != 100 {
+                age[i] += 1;
+            } else {
+                for j in i..15 {
+                    small[j] = small[j + 1];
+                    age[j] = age[j + 1];
+                }
+                age[15] = 101;
+                small[15] = 10000;
+            }
+        }
+        if let Some(pos) = small.iter().position(|&v| value < v) {
+            for i in (pos + 1..16).rev() {
+                small[i] = small[i - 1];
+                age[i] = age[i - 1];
+            }
+            small[pos] = value;
+            age[pos] = 1;
+        }
+    }
+
+    /// `find_minimum` against the reference over long runs of values (small ranges make ties
+    /// and expiries common), every channel's state compared after every frame.
+    #[test]
+    fn running_minimum_equals_reference() {
+        let mut r: u64 = 11;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) as u32
+        };
+        for round in 0..40 {
+            let mut v = WebRtcVad::new(0).unwrap();
+            let (mut age, mut small) = (v.index_vector, v.low_value_vector);
+            let range = [4, 50, 2000, 12000][round % 4];
+            for frame in 0..3000 {
+                for ch in 0..CHANNELS {
+                    let value = 300 + (next() % range) as i16;
+                    let off = ch * 16;
+                    v.find_minimum(value, ch);
+                    minimum_ref(&mut age[off..off + 16], &mut small[off..off + 16], value);
+                }
+                assert_eq!(v.index_vector, age, "round {round} frame {frame}");
+                assert_eq!(v.low_value_vector, small, "round {round} frame {frame}");
+                v.frame_counter += 1;
             }
         }
     }
