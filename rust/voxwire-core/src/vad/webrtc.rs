@@ -523,7 +523,10 @@ impl WebRtcVad {
         // The first of the 16 sorted smallest values that `value` is below (the C code finds
         // it by binary search; the result is the same): as `small` is sorted, the count of
         // those not above it, which is a vector compare and sum, without data-dependent
-        // branches. `value` goes in there, the values from there on move up one.
+        // branches. `value` goes in there, the values from there on move up one. (`small`
+        // stays sorted: an insertion keeps the order, and an expiry appends 10000, which is
+        // at least every entry, since a value only gets in below an entry already there and
+        // the entries start at 10000.)
         let pos = small.iter().map(|&v| (v <= value) as usize).sum::<usize>();
         if pos < 16 {
             let (s0, a0) = (*small, *age);
