@@ -401,26 +401,33 @@ impl WebRtcVad {
         let mut b0 = [0i16; 15];
         let mut up: [i32; 5] = std::array::from_fn(|i| (self.upper_state[i] as i32) << 16);
         let mut lo: [i32; 5] = std::array::from_fn(|i| (self.lower_state[i] as i32) << 16);
+        // The last (16 -> 8 kHz) downsampler's chain inputs for the whole frame, computed up
+        // front in one vectorised pass (its input is all there: the frame, or at 32 kHz the
+        // frame downsampled once, which runs whole here).
+        let mut ds_in = [[0i32; 2]; 240];
+        let ds_in = &mut ds_in[..n];
+        let mut ds_r = [0i32; 2];
+        match factor {
+            1 => {}
+            2 => downsample_prep(x, ds_in, &mut ds_r, &self.down_state[0..2]),
+            _ => {
+                let mut wb = [0i16; 480];
+                let wb = &mut wb[..2 * n];
+                let mut e = [[0i32; 2]; 480];
+                let e = &mut e[..2 * n];
+                let mut r = [0i32; 2];
+                downsample_prep(x, e, &mut r, &self.down_state[2..4]);
+                downsample_run(e, &mut r, wb);
+                self.down_state[2..4].copy_from_slice(&downsample_state(r));
+                downsample_prep(wb, ds_in, &mut ds_r, &self.down_state[0..2]);
+            }
+        }
         for blk in 0..n / B {
             let mut nb = [0i16; B];
-            match factor {
-                1 => nb.copy_from_slice(&x[blk * B..(blk + 1) * B]),
-                2 => downsample(
-                    &x[blk * 2 * B..(blk + 1) * 2 * B],
-                    &mut nb,
-                    &mut self.down_state,
-                    0,
-                ),
-                _ => {
-                    let mut wb = [0i16; 2 * B];
-                    downsample(
-                        &x[blk * 4 * B..(blk + 1) * 4 * B],
-                        &mut wb,
-                        &mut self.down_state,
-                        2,
-                    );
-                    downsample(&wb, &mut nb, &mut self.down_state, 0);
-                }
+            if factor == 1 {
+                nb.copy_from_slice(&x[blk * B..(blk + 1) * B]);
+            } else {
+                downsample_run(&ds_in[blk * B..(blk + 1) * B], &mut ds_r, &mut nb);
             }
             // [0, 4000] -> [2000, 4000] and [0, 2000].
             let (mut hp8, mut lp8) = ([0i16; 8], [0i16; 8]);
@@ -452,6 +459,9 @@ impl WebRtcVad {
             );
             // [0, 250], high-passed at 80 Hz (band 0).
             high_pass(&lp1, &mut self.hp_filter_state, &mut b0[blk..blk + 1]);
+        }
+        if factor > 1 {
+            self.down_state[0..2].copy_from_slice(&downsample_state(ds_r));
         }
         for i in 0..5 {
             self.upper_state[i] = s16(up[i] >> 16);
@@ -488,9 +498,12 @@ impl WebRtcVad {
     #[inline(always)]
     fn find_minimum(&mut self, value: i16, channel: usize) -> i16 {
         let off = channel << 4;
-        let age = &mut self.index_vector[off..off + 16];
-        let small = &mut self.low_value_vector[off..off + 16];
-        if !age.contains(&100) {
+        let age: &mut [i16; 16] = (&mut self.index_vector[off..off + 16]).try_into().unwrap();
+        let small: &mut [i16; 16] = (&mut self.low_value_vector[off..off + 16])
+            .try_into()
+            .unwrap();
+        // Whether a value expires, without an early exit (a vector compare).
+        if !age.iter().fold(false, |any, &a| any | (a == 100)) {
             // The usual case, vectorised: no value expires, every age grows by one.
             age.iter_mut().for_each(|a| *a += 1);
         } else {
@@ -507,15 +520,28 @@ impl WebRtcVad {
                 }
             }
         }
-        // First of the 16 sorted smallest values that `value` is below (the C code finds it
-        // by binary search; the result is the same).
-        if let Some(pos) = small.iter().position(|&v| value < v) {
-            for i in (pos + 1..16).rev() {
-                small[i] = small[i - 1];
-                age[i] = age[i - 1];
+        // The first of the 16 sorted smallest values that `value` is below (the C code finds
+        // it by binary search; the result is the same): as `small` is sorted, the count of
+        // those not above it, which is a vector compare and sum, without data-dependent
+        // branches. `value` goes in there, the values from there on move up one. (`small`
+        // stays sorted: an insertion keeps the order, and an expiry appends 10000, which is
+        // at least every entry, since a value only gets in below an entry already there and
+        // the entries start at 10000.)
+        let pos = small.iter().map(|&v| (v <= value) as usize).sum::<usize>();
+        if pos < 16 {
+            let (s0, a0) = (*small, *age);
+            for i in 0..16usize {
+                let prev = i.saturating_sub(1);
+                let (s, a) = if i < pos {
+                    (s0[i], a0[i])
+                } else if i == pos {
+                    (value, 1)
+                } else {
+                    (s0[prev], a0[prev])
+                };
+                small[i] = s;
+                age[i] = a;
             }
-            small[pos] = value;
-            age[pos] = 1;
         }
         let median = if self.frame_counter > 2 {
             small[2]
@@ -755,32 +781,81 @@ impl WebRtcVad {
     }
 }
 
-/// Half-band downsampling by 2 with two first-order all-pass sections; `state[at..at+2]`.
+/// Half-band downsampling by 2 with two first-order all-pass sections, one on the even and
+/// one on the odd samples; the output is the sum of the two. The state per section is WebRTC's
+/// 32-bit `s`.
 ///
-/// WebRTC's recurrence per section is `t = s16((s >> 1) + ((c * x) >> 14))`,
-/// `s' = x - ((c * t) >> 12)`. The loop carries `h = s >> 1` instead: with floor shifts,
-/// `(x - (p >> 12)) >> 1 == (4096 * x + 4095 - p) >> 13` (nested floor divisions by
-/// positive powers of two combine, and `x - floor(p / 4096) == ceil((4096 x - p) / 4096)`),
-/// which takes one operation off each step's dependency chain. Every term fits in 32 bits
-/// (|4096 x| < 2^27, |c * t| < 2^28). `s` itself is only needed for the state.
+/// WebRTC's recurrence per section (coefficient `c`, input `a_n`) is
+/// `t_n = s16((s_n >> 1) + ((c * a_n) >> 14))`, `s_{n+1} = a_n - ((c * t_n) >> 12)`.
+/// Here it runs as a single carried value `r`, with `t_n = r_{n-1} >> 13` (truncated where
+/// used) and `r_n = E_n - c * s16(t_n)`, where `E_n = 4096 a_n + 4095 + 8192 k_{n+1}` and
+/// `k_n = (c * a_n) >> 14` do not depend on the recurrence and are computed beforehand, for
+/// the whole frame, by `downsample_prep`. Why it is the same (all shifts floor):
+/// - `s_{n+1} >> 1 == (4096 a_n + 4095 - c t_n) >> 13`: `a - floor(p / 4096) ==
+///   floor((4096 a + 4095 - p) / 4096)`, and nested floor divisions by powers of two
+///   combine; adding the integer `k_{n+1}` after the floor division is adding `8192 k_{n+1}`
+///   before it. So `r_n >> 13 == (s_{n+1} >> 1) + k_{n+1}`, which truncated is `t_{n+1}`.
+/// - The first step: `r_{-1} = 4096 s_0 + 8192 k_0` gives `r_{-1} >> 13 == (s_0 >> 1) + k_0`.
+/// - The last: its `E` leaves out the (unknown) next `k`, so `r >> 12 == a - ((c t) >> 12)`,
+///   the state `s` (the first identity with `4096` in place of `8192`).
+/// - Magnitudes: `|4096 a| <= 2^27`, `|8192 k| < 2^27`, `|c t| < 2^28`, `|s| < 2^17`: every
+///   term fits in 32 bits.
+///
+/// The chain per step is a shift, a multiply and an add (5 cycles; it was 6 with the add of
+/// `k` inside), and the truncation `s16(t)` costs nothing where the compiler multiplies the
+/// two sections' values with one `pmaddwd` (it reads only the low 16 bits of each lane).
+/// Outputs need no truncation of `t` first: `s16(s16(t1) + s16(t2)) == s16(t1 + t2)`.
 #[inline(always)]
-fn downsample(x: &[i16], out: &mut [i16], state: &mut [i32; 4], at: usize) {
-    let (c0, c1) = (ALLPASS_Q13[0], ALLPASS_Q13[1]);
-    let (mut s1, mut s2) = (state[at], state[at + 1]);
-    let (mut h1, mut h2) = (s1 >> 1, s2 >> 1);
-    for (o, pair) in out.iter_mut().zip(x.chunks_exact(2)) {
-        let (a, b) = (pair[0] as i32, pair[1] as i32);
-        let t1 = s16(h1 + ((c0 * a) >> 14)) as i32;
-        let t2 = s16(h2 + ((c1 * b) >> 14)) as i32;
-        let (p1, p2) = (c0 * t1, c1 * t2);
-        h1 = ((a << 12) + 4095 - p1) >> 13;
-        h2 = ((b << 12) + 4095 - p2) >> 13;
-        s1 = a - (p1 >> 12);
-        s2 = b - (p2 >> 12);
-        *o = s16(t1 + t2);
+fn downsample_prep(x: &[i16], e: &mut [[i32; 2]], r: &mut [i32; 2], state: &[i32]) {
+    let c = ALLPASS_Q13;
+    let k = |l: usize, v: i16| ((c[l] * v as i32) >> 14) << 13;
+    let n = e.len();
+    let x = &x[..2 * n];
+    for l in 0..2 {
+        r[l] = (state[l] << 12) + k(l, x[l]);
     }
-    state[at] = s1;
-    state[at + 1] = s2;
+    for (ei, (cur, nxt)) in e
+        .iter_mut()
+        .zip(x.chunks_exact(2).zip(x[2..].chunks_exact(2)))
+    {
+        for l in 0..2 {
+            ei[l] = ((cur[l] as i32) << 12) + 4095 + k(l, nxt[l]);
+        }
+    }
+    for l in 0..2 {
+        e[n - 1][l] = ((x[2 * n - 2 + l] as i32) << 12) + 4095;
+    }
+}
+
+/// Runs the downsampler's recurrence over prepared inputs `e` (see `downsample_prep`): one
+/// output per entry, `r` carried.
+#[inline(always)]
+fn downsample_run(e: &[[i32; 2]], r: &mut [i32; 2], out: &mut [i16]) {
+    const B: usize = 16;
+    let c = [-ALLPASS_Q13[0], -ALLPASS_Q13[1]];
+    let mut rr = *r;
+    for (eb, ob) in e.chunks(B).zip(out.chunks_mut(B)) {
+        // The chain alone first (its values kept), the outputs after, in a separate pass.
+        let mut t = [[0i32; 2]; B];
+        for (ti, ei) in t.iter_mut().zip(eb) {
+            let v = [rr[0] >> 13, rr[1] >> 13];
+            *ti = v;
+            rr = [
+                ei[0] + c[0] * s16(v[0]) as i32,
+                ei[1] + c[1] * s16(v[1]) as i32,
+            ];
+        }
+        for (o, ti) in ob.iter_mut().zip(&t) {
+            *o = s16(ti[0] + ti[1]);
+        }
+    }
+    *r = rr;
+}
+
+/// The downsampler's state `s` after the frame, from the carried `r` (see `downsample_prep`).
+#[inline(always)]
+fn downsample_state(r: [i32; 2]) -> [i32; 2] {
+    [r[0] >> 12, r[1] >> 12]
 }
 
 /// Splits `x` into high and low half-bands at half the rate: two first-order all-pass
@@ -950,6 +1025,132 @@ mod split_tests {
                 assert_eq!(div_w32_w16(n, d), n.wrapping_div(d as i32), "{n} / {d}");
             }
         }
+    }
+
+    /// The reference: the running minimum's update as WebRTC's FindMinimum does it (ages, then
+    /// the insertion found by a scan with an early exit).
+    fn minimum_ref(age: &mut [i16], small: &mut [i16], value: i16) {
+        for i in 0..16 {
+            if age[i] != 100 {
+                age[i] += 1;
+            } else {
+                for j in i..15 {
+                    small[j] = small[j + 1];
+                    age[j] = age[j + 1];
+                }
+                age[15] = 101;
+                small[15] = 10000;
+            }
+        }
+        if let Some(pos) = small.iter().position(|&v| value < v) {
+            for i in (pos + 1..16).rev() {
+                small[i] = small[i - 1];
+                age[i] = age[i - 1];
+            }
+            small[pos] = value;
+            age[pos] = 1;
+        }
+    }
+
+    /// `find_minimum` against the reference over long runs of values (small ranges make ties
+    /// and expiries common), every channel's state compared after every frame.
+    #[test]
+    fn running_minimum_equals_reference() {
+        let mut r: u64 = 11;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) as u32
+        };
+        for round in 0..40 {
+            let mut v = WebRtcVad::new(0).unwrap();
+            let (mut age, mut small) = (v.index_vector, v.low_value_vector);
+            let range = [4, 50, 2000, 12000][round % 4];
+            for frame in 0..3000 {
+                for ch in 0..CHANNELS {
+                    let value = 300 + (next() % range) as i16;
+                    let off = ch * 16;
+                    v.find_minimum(value, ch);
+                    minimum_ref(&mut age[off..off + 16], &mut small[off..off + 16], value);
+                }
+                assert_eq!(v.index_vector, age, "round {round} frame {frame}");
+                assert_eq!(v.low_value_vector, small, "round {round} frame {frame}");
+                v.frame_counter += 1;
+            }
+        }
+    }
+
+    /// The reference: WebRTC's downsampler (WebRtcVad_Downsampling), step by step.
+    /// Returns how many of its truncations changed a value.
+    fn downsample_ref(x: &[i16], out: &mut [i16], state: &mut [i32]) -> usize {
+        let (c0, c1) = (ALLPASS_Q13[0], ALLPASS_Q13[1]);
+        let (mut s1, mut s2) = (state[0], state[1]);
+        let mut wrapped = 0;
+        for (o, pair) in out.iter_mut().zip(x.chunks_exact(2)) {
+            let (a, b) = (pair[0] as i32, pair[1] as i32);
+            let v = (s1 >> 1) + ((c0 * a) >> 14);
+            wrapped += (v != s16(v) as i32) as usize;
+            let t1 = s16(v);
+            *o = t1;
+            s1 = a - ((c0 * t1 as i32) >> 12);
+            let t2 = s16((s2 >> 1) + ((c1 * b) >> 14));
+            *o = s16(*o as i32 + t2 as i32);
+            s2 = b - ((c1 * t2 as i32) >> 12);
+        }
+        state[0] = s1;
+        state[1] = s2;
+        wrapped
+    }
+
+    /// Frames of 80, 160 and 240 outputs in a row (the state carried), of random, full-scale
+    /// square-wave and alternating-extreme inputs (which drive the sections' values past
+    /// the int16 range, where the truncation matters).
+    #[test]
+    fn downsampler_equals_reference() {
+        let mut r: u64 = 7;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) as u32
+        };
+        let mut truncated = 0usize;
+        for round in 0..3000 {
+            let mut st_ref = [0i32; 2];
+            let mut st = [0i32; 2];
+            for frame in 0..6 {
+                let n = [80, 160, 240][(round + frame) % 3];
+                let kind = next() % 4;
+                let x: Vec<i16> = (0..2 * n)
+                    .map(|i| match kind {
+                        0 => next() as i16,
+                        1 => {
+                            if (i / (1 + (round % 9))) % 2 == 0 {
+                                i16::MAX
+                            } else {
+                                i16::MIN
+                            }
+                        }
+                        2 => [i16::MIN, i16::MAX, i16::MAX, i16::MIN][(i + round) % 4],
+                        _ => ((next() % 2000) as i16) - 1000,
+                    })
+                    .collect();
+                let mut want = vec![0i16; n];
+                truncated += downsample_ref(&x, &mut want, &mut st_ref);
+                let (mut e, mut got) = (vec![[0i32; 2]; n], vec![0i16; n]);
+                let mut rr = [0i32; 2];
+                downsample_prep(&x, &mut e, &mut rr, &st);
+                // In pieces, as the filter tree runs it.
+                for (eb, ob) in e.chunks(16).zip(got.chunks_mut(16)) {
+                    downsample_run(eb, &mut rr, ob);
+                }
+                st = downsample_state(rr);
+                assert_eq!(got, want, "round {round} frame {frame}");
+                assert_eq!(st, st_ref, "round {round} frame {frame}");
+            }
+        }
+        assert!(truncated > 1000, "{truncated}");
     }
 
     /// The reference: the two all-pass filters one after the other, as WebRTC runs them.
