@@ -46,18 +46,23 @@ pub fn new_bytes<'py>(
     }
 }
 
+/// The buffer [`new_ascii_str`] builds text in on the stable ABI (reused across calls);
+/// empty, and never used, on the full C API.
+#[derive(Default)]
+pub struct AsciiScratch(#[cfg(feature = "abi3")] Vec<MaybeUninit<u8>>);
+
 /// A new `str` of `len` ASCII characters that `fill` writes in full (base64 text). On the
 /// full C API it is written in place, in the str's own memory; on the stable ABI (feature
-/// `abi3`), which has no way to do that, into `buf`, then copied (and checked).
+/// `abi3`), which has no way to do that, into `scratch`, then copied (and checked).
 pub fn new_ascii_str<'py>(
     py: Python<'py>,
     len: usize,
-    buf: &mut Vec<MaybeUninit<u8>>,
+    scratch: &mut AsciiScratch,
     fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> PyResult<()>,
 ) -> PyResult<Bound<'py, PyString>> {
     #[cfg(not(feature = "abi3"))]
     {
-        let _ = buf;
+        let _ = scratch;
         let n = ffi::Py_ssize_t::try_from(len)
             .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("output too large"))?;
         // SAFETY: PyUnicode_New(n, 127) makes a compact ASCII str of n one-byte characters
@@ -72,6 +77,7 @@ pub fn new_ascii_str<'py>(
     }
     #[cfg(feature = "abi3")]
     {
+        let buf = &mut scratch.0;
         buf.resize(len, MaybeUninit::new(0));
         fill(&mut buf[..len])?;
         // SAFETY: `fill` wrote all `len` bytes, and base64 is ASCII.

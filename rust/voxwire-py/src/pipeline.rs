@@ -2,12 +2,11 @@
 
 use crate::buffer::{Buf, Elem};
 use crate::errors::IntoPyResult;
-use crate::pcm::{new_ascii_str, new_bytes};
+use crate::pcm::{new_ascii_str, new_bytes, AsciiScratch};
 use crate::vad::events_to_py;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use std::mem::MaybeUninit;
 use voxwire_core::pipeline::{self as pl, Encoding, Format};
 use voxwire_core::resample::Quality;
 use voxwire_core::vad::turn::TurnConfig;
@@ -217,7 +216,7 @@ impl InputPipeline {
 #[pyclass(module = "voxwire._voxwire")]
 pub struct OutputPipeline {
     inner: pl::OutputPipeline,
-    text: Vec<MaybeUninit<u8>>,
+    text: AsciiScratch,
     scratch: Vec<i16>,
 }
 
@@ -260,7 +259,7 @@ impl OutputPipeline {
                 Quality::parse(quality).py()?,
             )
             .py()?,
-            text: Vec::new(),
+            text: AsciiScratch::default(),
             scratch: Vec::new(),
         })
     }

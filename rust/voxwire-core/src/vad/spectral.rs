@@ -331,11 +331,7 @@ impl SpectralVad {
         let (k0, n) = (self.k0, self.n_real);
         // Whole lanes where the transform has the bins (at 16 kHz), then the padding zeroed
         // again: fixed-length loops without scalar tails.
-        let w = if k0 + nb <= half && nb < half + 1 - k0 {
-            nb
-        } else {
-            n
-        };
+        let w = if k0 + nb <= half { nb } else { n };
         self.za[..w].copy_from_slice(&self.buf[k0..k0 + w]);
         for (z, &b) in self.zb[..w]
             .iter_mut()
