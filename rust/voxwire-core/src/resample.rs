@@ -437,6 +437,44 @@ pub struct Resampler {
     plan_key: Option<(usize, usize)>,
     /// The history in the row layout, for designs that have one (`hist` is then unused).
     rows: Option<RowState>,
+    /// Memory the current slice of a long call touches next, warmed while the kernel runs.
+    ahead: Ahead,
+}
+
+/// Two address ranges (start, bytes) a long call touches after the kernel: the next slice's
+/// input and this slice's output. Addresses only (the memory is never read through them),
+/// so a stream stays `Send`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ahead {
+    input: (usize, usize),
+    output: (usize, usize),
+}
+
+impl Ahead {
+    /// Cache lines in both ranges.
+    fn lines(&self) -> (usize, usize) {
+        (self.input.1.div_ceil(64), self.output.1.div_ceil(64))
+    }
+
+    /// Asks the cache for lines `from..to` of the input (to read) and of the output (to
+    /// write). Between kernel calls the hardware prefetchers lose a stream, and a slice's
+    /// input would otherwise come from memory at the pace of demand misses.
+    fn warm(&self, input: (usize, usize), output: (usize, usize)) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+            for i in input.0..input.1 {
+                // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>((self.input.0 + i * 64) as *const i8) };
+            }
+            for i in output.0..output.1 {
+                // SAFETY: as above.
+                unsafe { _mm_prefetch::<_MM_HINT_ET0>((self.output.0 + i * 64) as *const i8) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (input, output);
+    }
 }
 
 /// A row-layout stream's history: `m` residue arrays of `ts` floats, `t[r * ts + i]` holding
@@ -527,6 +565,7 @@ impl Resampler {
             plan: Vec::new(),
             plan_key: None,
             rows: None,
+            ahead: Ahead::default(),
         };
         if r.d.rows.is_some() {
             r.hist = Vec::new();
@@ -598,8 +637,19 @@ impl Resampler {
         // Large inputs go through in slices, so the history stays in cache (the output is
         // the same however the input is sliced).
         let mut done = 0;
-        for part in x.chunks(SLICE) {
+        for (i, part) in x.chunks(SLICE).enumerate() {
             let n = self.pending_outputs(part.len());
+            if x.len() > SLICE {
+                let next = &x[((i + 1) * SLICE).min(x.len())..];
+                let next = &next[..next.len().min(SLICE)];
+                self.ahead = Ahead {
+                    input: (next.as_ptr() as usize, std::mem::size_of_val(next)),
+                    output: (
+                        out[done..].as_ptr() as usize,
+                        std::mem::size_of_val(&out[done..done + n]),
+                    ),
+                };
+            }
             if let Some(rs) = self.rows.as_mut() {
                 // Converted a cache-resident piece at a time, then dealt to the residues.
                 let mut stage = std::mem::take(&mut rs.stage);
@@ -619,6 +669,7 @@ impl Resampler {
             }
             self.n_in += part.len() as u64;
             let off = self.run(n);
+            self.ahead = Ahead::default();
             emit(&self.scratch[off..off + n], &mut out[done..done + n]);
             done += n;
         }
@@ -729,23 +780,41 @@ impl Resampler {
             dst.resize(d.l * ss, 0.0);
         }
         let at = (rd.q0 + first - rs.tq0) as usize;
-        // SAFETY: the kernel's reads stay below `top <= ts` in each residue array from `at`
-        // (computed above), its writes within `s[..l * ss]`; `l <= 6`; the kernel matches
-        // the CPU (`kernel`).
-        unsafe {
-            (resample_rows::kernel())(
-                rs.t.as_ptr().add(at),
-                rs.ts,
-                m,
-                rd.res0,
-                rd.u,
-                rd.w.as_ptr(),
-                d.l,
-                groups,
-                dst.as_mut_ptr(),
-                ss,
-            )
+        // In calls of one kernel block each, with a share of the memory ahead warmed before
+        // each (spread thin, so the prefetches never queue up): the same outputs, since an
+        // output's arithmetic does not depend on the call that computes it.
+        let (lin, lout) = self.ahead.lines();
+        let chunk = if lin + lout > 0 {
+            resample_rows::block_groups(d.l)
+        } else {
+            groups
         };
+        let calls = groups.div_ceil(chunk);
+        let (pin, pout) = (lin.div_ceil(calls), lout.div_ceil(calls));
+        for k in 0..calls {
+            let g0 = k * chunk;
+            self.ahead.warm(
+                (k * pin, ((k + 1) * pin).min(lin)),
+                (k * pout, ((k + 1) * pout).min(lout)),
+            );
+            // SAFETY: the kernel's reads stay below `top <= ts` in each residue array from
+            // `at` (computed above), its writes within `s[..l * ss]` (rows g0 * 16 on of
+            // groups g0..g0 + n < groups); `l <= 6`; the kernel matches the CPU (`kernel`).
+            unsafe {
+                (resample_rows::kernel())(
+                    rs.t.as_ptr().add(at + g0 * GROUP),
+                    rs.ts,
+                    m,
+                    rd.res0,
+                    rd.u,
+                    rd.w.as_ptr(),
+                    d.l,
+                    chunk.min(groups - g0),
+                    dst.as_mut_ptr().add(g0 * GROUP),
+                    ss,
+                )
+            };
+        }
         if d.l > 1 {
             if self.scratch.len() < nrows * d.l {
                 self.scratch.resize(nrows * d.l, 0.0);

@@ -58,6 +58,24 @@ pub fn kernel() -> RowFn {
     rows_scalar
 }
 
+/// The groups `kernel()` computes at once for `cols` columns (its register block): calls of
+/// that many groups run no partial blocks.
+pub fn block_groups(cols: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return [8, 6, 4, 3, 2, 2][cols.clamp(1, MAX_LM) - 1];
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // Half-groups of 8 rows: 10, 6, 4, 2, 2, 1 of them.
+            return [5, 3, 2, 1, 1, 1][cols.clamp(1, MAX_LM) - 1];
+        }
+    }
+    let _ = cols;
+    1
+}
+
 /// Every kernel this CPU runs (for the tests that hold them to the same results).
 #[cfg(test)]
 pub fn all_kernels() -> Vec<(&'static str, RowFn)> {
