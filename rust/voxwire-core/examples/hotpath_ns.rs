@@ -130,11 +130,16 @@ fn main() {
     // Two minutes at once on one thread, as `voxwire.resample(x, a, b, threads=1)`.
     let x16_2min = signal(16000 * 120, 16000);
     let x24_2min = signal(24000 * 120, 24000);
-    for (a, b, x) in [(24000u32, 16000u32, &x24_2min), (16000, 24000, &x16_2min)] {
+    let x44_2min = signal(44100 * 120, 44100);
+    for (a, b, x) in [
+        (24000u32, 16000u32, &x24_2min),
+        (16000, 24000, &x16_2min),
+        (44100, 16000, &x44_2min),
+    ] {
         let d = voxwire_core::resample::Design::shared(a, b, Quality::High).unwrap();
         let mut y = vec![0i16; d.total_outputs(x.len() as u64) as usize];
         time(
-            &format!("resample {}k->{}k hq, 2 min one shot", a / 1000, b / 1000),
+            &format!("resample {}->{} hq, 2 min one shot", a, b),
             reps / 2000 + 1,
             || {
                 voxwire_core::resample::one_shot_with(&d, x, conv_i16, &mut y, emit_i16, 1)

@@ -477,6 +477,37 @@ impl Ahead {
     }
 }
 
+/// The memory ahead, warmed a share at a time before each of `calls` kernel calls.
+struct Warming {
+    ahead: Ahead,
+    lines: (usize, usize),
+    per: (usize, usize),
+    k: usize,
+}
+
+impl Warming {
+    fn new(ahead: Ahead, calls: usize) -> Self {
+        let lines = ahead.lines();
+        let calls = calls.max(1);
+        Warming {
+            ahead,
+            lines,
+            per: (lines.0.div_ceil(calls), lines.1.div_ceil(calls)),
+            k: 0,
+        }
+    }
+
+    /// Warms the next share.
+    fn step(&mut self) {
+        let (k, (li, lo), (pi, po)) = (self.k, self.lines, self.per);
+        self.ahead.warm(
+            ((k * pi).min(li), ((k + 1) * pi).min(li)),
+            ((k * po).min(lo), ((k + 1) * po).min(lo)),
+        );
+        self.k += 1;
+    }
+}
+
 /// A row-layout stream's history: `m` residue arrays of `ts` floats, `t[r * ts + i]` holding
 /// history input `A = (tq0 + i) * m + r` (input `A - lead`; the first `lead` are the zeros
 /// before input 0). Floats past the newest input hold finite values (zeros or old inputs).
@@ -790,13 +821,10 @@ impl Resampler {
             groups
         };
         let calls = groups.div_ceil(chunk);
-        let (pin, pout) = (lin.div_ceil(calls), lout.div_ceil(calls));
+        let mut warming = Warming::new(self.ahead, calls);
         for k in 0..calls {
             let g0 = k * chunk;
-            self.ahead.warm(
-                (k * pin, ((k + 1) * pin).min(lin)),
-                (k * pout, ((k + 1) * pout).min(lout)),
-            );
+            warming.step();
             // SAFETY: the kernel's reads stay below `top <= ts` in each residue array from
             // `at` (computed above), its writes within `s[..l * ss]` (rows g0 * 16 on of
             // groups g0..g0 + n < groups); `l <= 6`; the kernel matches the CPU (`kernel`).
@@ -867,9 +895,11 @@ impl Resampler {
         // across all groups, keep the inputs in use in cache.
         let (full, extra) = (count / d.period, count % d.period);
         let (pi, po) = (d.period_in, d.period);
+        let mut warming = Warming::new(self.ahead, full.div_ceil(ROW_BLOCK));
         let mut r0 = 0;
         while r0 < full {
             let nr = (full - r0).min(ROW_BLOCK);
+            warming.step();
             for g in &self.plan {
                 let (a0, o) = (origin + g.a0 + r0 * pi, &mut out[g.c0 + r0 * po..]);
                 tile(x, a0, pi, banks, &g.w, g.ncols, g.nch, nr, o, po);
