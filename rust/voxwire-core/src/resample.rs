@@ -437,8 +437,6 @@ pub struct Resampler {
     plan_key: Option<(usize, usize)>,
     /// The history in the row layout, for designs that have one (`hist` is then unused).
     rows: Option<RowState>,
-    /// Memory the current slice of a long call touches next, warmed while the kernel runs.
-    ahead: Ahead,
 }
 
 /// Two address ranges (start, bytes) a long call touches after the kernel: the next slice's
@@ -596,7 +594,6 @@ impl Resampler {
             plan: Vec::new(),
             plan_key: None,
             rows: None,
-            ahead: Ahead::default(),
         };
         if r.d.rows.is_some() {
             r.hist = Vec::new();
@@ -670,10 +667,13 @@ impl Resampler {
         let mut done = 0;
         for (i, part) in x.chunks(SLICE).enumerate() {
             let n = self.pending_outputs(part.len());
+            // Memory this slice touches after the kernel, warmed while it runs (a call of
+            // one slice warms nothing).
+            let mut ahead = Ahead::default();
             if x.len() > SLICE {
                 let next = &x[((i + 1) * SLICE).min(x.len())..];
                 let next = &next[..next.len().min(SLICE)];
-                self.ahead = Ahead {
+                ahead = Ahead {
                     input: (next.as_ptr() as usize, std::mem::size_of_val(next)),
                     output: (
                         out[done..].as_ptr() as usize,
@@ -699,8 +699,7 @@ impl Resampler {
                 self.len += part.len();
             }
             self.n_in += part.len() as u64;
-            let off = self.run(n);
-            self.ahead = Ahead::default();
+            let off = self.run(n, ahead);
             emit(&self.scratch[off..off + n], &mut out[done..done + n]);
             done += n;
         }
@@ -740,7 +739,7 @@ impl Resampler {
                     self.len = need_len;
                 }
             }
-            let off = self.run(want);
+            let off = self.run(want, Ahead::default());
             emit(&self.scratch[off..off + want], &mut out[..want]);
         }
         self.reset();
@@ -775,20 +774,21 @@ impl Resampler {
         Some(start as usize)
     }
 
-    /// Computes the next `count` outputs into `scratch[off..off + count]`; returns `off`.
-    fn run(&mut self, count: usize) -> usize {
+    /// Computes the next `count` outputs into `scratch[off..off + count]`, warming `ahead`
+    /// meanwhile; returns `off`.
+    fn run(&mut self, count: usize, ahead: Ahead) -> usize {
         if count == 0 {
             return 0;
         }
         if self.rows.is_some() {
-            return self.run_rows(count);
+            return self.run_rows(count, ahead);
         }
-        self.run_tiles(count);
+        self.run_tiles(count, ahead);
         0
     }
 
     /// `run` in the row layout.
-    fn run_rows(&mut self, count: usize) -> usize {
+    fn run_rows(&mut self, count: usize, ahead: Ahead) -> usize {
         let d = &*self.d;
         let (Some(rd), Some(rs)) = (d.rows.as_ref(), self.rows.as_mut()) else {
             return 0;
@@ -814,14 +814,14 @@ impl Resampler {
         // In calls of one kernel block each, with a share of the memory ahead warmed before
         // each (spread thin, so the prefetches never queue up): the same outputs, since an
         // output's arithmetic does not depend on the call that computes it.
-        let (lin, lout) = self.ahead.lines();
+        let (lin, lout) = ahead.lines();
         let chunk = if lin + lout > 0 {
             resample_rows::block_groups(d.l)
         } else {
             groups
         };
         let calls = groups.div_ceil(chunk);
-        let mut warming = Warming::new(self.ahead, calls);
+        let mut warming = Warming::new(ahead, calls);
         for k in 0..calls {
             let g0 = k * chunk;
             warming.step();
@@ -856,7 +856,7 @@ impl Resampler {
     }
 
     /// `run` with the tile kernel, into `scratch[..count]`.
-    fn run_tiles(&mut self, count: usize) {
+    fn run_tiles(&mut self, count: usize, ahead: Ahead) {
         if self.scratch.len() < count {
             self.scratch.resize(count, 0.0);
         }
@@ -895,7 +895,7 @@ impl Resampler {
         // across all groups, keep the inputs in use in cache.
         let (full, extra) = (count / d.period, count % d.period);
         let (pi, po) = (d.period_in, d.period);
-        let mut warming = Warming::new(self.ahead, full.div_ceil(ROW_BLOCK));
+        let mut warming = Warming::new(ahead, full.div_ceil(ROW_BLOCK));
         let mut r0 = 0;
         while r0 < full {
             let nr = (full - r0).min(ROW_BLOCK);
