@@ -12,6 +12,7 @@ __all__ = [
     "DTypeError",
     "InvalidInputError",
     "OddLengthError",
+    "StoreUnavailableError",
     "VoxwireError",
     "WebRtcVadError",
 ]
@@ -53,3 +54,7 @@ class WebRtcVadError(VoxwireError):
 
     This is ``voxwire.webrtcvad.Error``, the counterpart of py-webrtcvad's error class.
     """
+
+
+class StoreUnavailableError(VoxwireError):
+    """The state store did not answer in time or cannot be reached (see ``voxwire.store``)."""
