@@ -49,8 +49,10 @@ class ApiKeyRecord:
 
 @dataclass(frozen=True)
 class ConversationRecord:
-    """A stored conversation (amigo conversation, rtguide chat session, chatstream memory,
-    atoms call transcript): its metadata; items are read and written separately.
+    """A stored conversation's metadata; items are read and written separately.
+
+    It is an amigo conversation, an rtguide chat session, a chatstream conversation or an
+    atoms call transcript.
     """
 
     id: str
@@ -81,8 +83,9 @@ class RateDecision:
 
 
 class Store(abc.ABC):
-    """The platform's state (see the module docstring). Implementations are async-safe: one
-    instance serves every session of a process.
+    """The platform's state (see the module docstring).
+
+    Implementations are async-safe: one instance serves every session of a process.
     """
 
     #: Seconds any single call may take before it raises StoreUnavailableError.
@@ -150,8 +153,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def consume_token(self, token_hash: str) -> dict[str, Any] | None:
-        """Take a token's payload and delete it, atomically across processes and hosts: of
-        two racing callers exactly one gets the payload. None when unknown, already
+        """Take a token's payload and delete it, atomically across processes and hosts.
+
+        Of two racing callers exactly one gets the payload. None when unknown, already
         consumed, or expired.
         """
 
@@ -163,9 +167,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def rotate_family(self, family: str, presented: str, new: str, ttl_s: float) -> str:
-        """Rotate atomically. Returns ``"ok"`` when ``presented`` was the family's current
-        token (``new`` now is); ``"reused"`` when it was an older one, in which case the
-        family is revoked; ``"revoked"`` when the family is unknown, revoked or expired.
+        """Rotate atomically.
+
+        Returns ``"ok"`` when ``presented`` was the family's current token (``new`` now
+        is); ``"reused"`` when it was an older one, in which case the family is revoked;
+        ``"revoked"`` when the family is unknown, revoked or expired.
         """
 
     @abc.abstractmethod
@@ -220,7 +226,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def acquire_lease(self, key: str, holder: str, ttl_s: float) -> bool:
-        """Take ``key`` for ``holder`` unless another holder has it and it has not expired.
+        """Take ``key`` for ``holder`` unless another holder has an unexpired lease on it.
+
         Re-acquiring one's own lease renews it.
         """
 
@@ -236,6 +243,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def hit(self, key: str, *, limit: int, window_s: float) -> RateDecision:
-        """Count one event against a sliding window of ``window_s`` seconds holding at most
-        ``limit`` events. A refused hit is not counted.
+        """Count one event against a sliding window of at most ``limit`` events.
+
+        The window is ``window_s`` seconds long. A refused hit is not counted.
         """
