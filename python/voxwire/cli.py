@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(
+        "--write-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="drop a client that takes no message for this long (default 30; 0: never)",
+    )
+    s.add_argument(
         "--asr",
         choices=("auto", "pocketsphinx", "none"),
         default="auto",
@@ -62,17 +69,56 @@ def build_parser() -> argparse.ArgumentParser:
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+class _OneLineHandshakeFailures:
+    """A logging filter: a client that breaks off its handshake is one line, not a traceback.
+
+    The websockets server logs every aborted or malformed opening handshake at ERROR level
+    with the exception's traceback; that is the client's doing, not the server's.
+    """
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        assert isinstance(record, logging.LogRecord)
+        if record.getMessage().startswith("opening handshake failed"):
+            exc = record.exc_info[1] if record.exc_info else None
+            record.msg = "opening handshake failed: %s"
+            record.args = (f"{type(exc).__name__}: {exc}" if exc else "unknown",)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("websockets.server").addFilter(_OneLineHandshakeFailures())
+
+
 def serve(args: argparse.Namespace) -> int:
     """``voxwire serve``."""
     import os
     import sys
 
     from voxwire.asr import load_asr
-    from voxwire.server import ServerConfig
+    from voxwire.server import MAX_KEY_CHARS, ServerConfig
     from voxwire.session import Limits
 
-    keys = [k for k in args.api_key if k]
+    keys = list(args.api_key)
     keys += [k.strip() for k in os.environ.get("VOXWIRE_API_KEYS", "").split(",") if k.strip()]
+    for k in keys:
+        if not (0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k):
+            print(
+                "voxwire serve: an API key must be 1 to 4096 printable ASCII characters "
+                "without spaces (check --api-key and VOXWIRE_API_KEYS)",
+                file=sys.stderr,
+            )
+            return 2
+    _setup_logging()
     if not keys and args.host not in LOOPBACK:
         print(
             f"voxwire serve: no API key configured, so only loopback may be bound, not "
@@ -96,6 +142,7 @@ def serve(args: argparse.Namespace) -> int:
         agent=args.agent,
         limits=Limits(idle_timeout_s=args.idle_timeout),
         max_message_bytes=args.max_message_bytes,
+        write_timeout_s=args.write_timeout,
         vad_engine=args.vad,
         asr=asr,
     )

@@ -139,6 +139,10 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 1 << 20
     max_send_queue: int = 256
+    #: A client that does not take a message for this long is dropped (0: never).
+    write_timeout_s: float = 30.0
+    #: Seconds open sessions get to close at shutdown (SIGTERM) before the server exits.
+    shutdown_timeout_s: float = 10.0
     vad_engine: str = "spectral"
     model: str = "voxwire-echo"
     #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
@@ -165,19 +169,49 @@ def authenticate(
     keys = list(keys)
     if not keys:
         return True
-    offered: list[str] = []
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        offered.append(auth[7:].strip())
-    if "api_key" in query:
-        offered.append(query["api_key"])
-    offered += [p[len(KEY_SUBPROTOCOL) :] for p in subprotocols if p.startswith(KEY_SUBPROTOCOL)]
+    offered = offered_keys(headers, query, subprotocols)
     # Constant-time comparisons, all of them (no early exit on the first match).
     ok = False
     for o in offered:
         for k in keys:
             ok |= hmac.compare_digest(o.encode(), k.encode())
     return ok
+
+
+#: At most this many credentials of one handshake are tried; the rest are ignored.
+MAX_KEYS_PER_HANDSHAKE = 8
+#: Longer credentials are not tried.
+MAX_KEY_CHARS = 4096
+
+
+def _usable_key(k: str) -> bool:
+    # Printable ASCII only: a byte outside it (the server decodes such header bytes as
+    # surrogates or Latin-1) cannot match a configured key, and must not reach encode().
+    return 0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k
+
+
+def offered_keys(
+    headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]
+) -> list[str]:
+    """The usable credentials a handshake offers, at most :data:`MAX_KEYS_PER_HANDSHAKE`.
+
+    From ``Authorization: Bearer <key>``, the Azure-style ``api-key`` header, ``?api_key=``,
+    and subprotocols ``openai-insecure-api-key.<key>``.
+    """
+    offered: list[str] = []
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        offered.append(auth[7:].strip())
+    if "api-key" in headers:
+        offered.append(headers["api-key"].strip())
+    if "api_key" in query:
+        offered.append(query["api_key"])
+    for p in subprotocols:
+        if len(offered) >= MAX_KEYS_PER_HANDSHAKE:
+            break
+        if p.startswith(KEY_SUBPROTOCOL):
+            offered.append(p[len(KEY_SUBPROTOCOL) :])
+    return [o for o in offered[:MAX_KEYS_PER_HANDSHAKE] if _usable_key(o)]
 
 
 def wants_beta(headers: Mapping[str, str], subprotocols: Iterable[str]) -> bool:
@@ -191,85 +225,184 @@ def answer_subprotocol(subprotocols: Iterable[str]) -> str | None:
     return "realtime" if "realtime" in subprotocols else None
 
 
-async def run_session(
-    transport: Transport,
-    session: Session,
-    agent: agents.Agent,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    max_send_queue: int = 256,
-    metrics: Metrics | None = None,
-    asr: ASR | None = None,
-) -> None:
-    """Drive ``session`` over ``transport`` until either side closes.
+class SessionRunner:
+    """Drives one :class:`~voxwire.session.Session` over one transport until either side ends.
 
-    With an ``asr``, and when the session asked for input transcription (OpenAI's
-    ``input_audio_transcription`` / ``audio.input.transcription``: opt-in, because
-    transcribing takes about real time on CPU), an audio turn without a transcript is
-    transcribed in a worker thread before the agent runs: the agent gets the transcript, the
-    user item keeps it, and the client gets
-    ``conversation.item.input_audio_transcription.completed``.
+    Three tasks: the reader (:meth:`run`, the caller's task), the sender (one ordered queue of
+    outgoing messages) and one agent task per response (cancelled on barge-in). Memory stays
+    bounded: while the queue holds ``max_send_queue`` messages neither the agent nor the
+    reader goes on, so a slow client slows its own session down instead of growing the
+    server. A client that stops reading for ``write_timeout_s`` (one send not finishing) is
+    dropped: the connection is aborted and the session ends. When the sender ends for any
+    reason (the connection broke, the close frame went out, the write timed out) the reader
+    stops too, so no session outlives its connection.
+
+    Nothing here holds a reference cycle once :meth:`run` returns: a closed session is freed
+    at once, not by the cyclic collector.
     """
-    out: deque[str | ev.Close] = deque()
-    wake = asyncio.Event()
-    room = asyncio.Event()
-    room.set()
-    tasks: dict[str, asyncio.Task[None]] = {}
 
-    def pump() -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        session: Session,
+        agent: agents.Agent,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_send_queue: int = 256,
+        metrics: Metrics | None = None,
+        asr: ASR | None = None,
+        write_timeout_s: float = 30.0,
+    ) -> None:
+        self.transport = transport
+        self.session = session
+        self.agent = agent
+        self.clock = clock
+        self.max_send_queue = max_send_queue
+        self.metrics = metrics
+        self.asr = asr
+        self.write_timeout_s = write_timeout_s
+        #: Why the session ended on the server's side ("write timeout", ...), if it did.
+        self.ended_by: str | None = None
+        self._out: deque[str | ev.Close] = deque()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._send_task: asyncio.Task[None] | None = None
+        self._me: asyncio.Task[Any] | None = None
+        self._sending_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._recv_deadline: float | None = None  # the deadline of the recv in progress
+        self._in_recv = False
+        #: Why the reader's recv was interrupted: "idle" (a deadline) or "sender" (gone).
+        self._interrupt: str | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        session, out = self.session, self._out
         out.extend(session.messages_to_send())
         for e in session.events():
             if isinstance(e, ev.StartResponse):
-                tasks[e.response_id] = asyncio.create_task(run_agent(e))
+                self._tasks[e.response_id] = asyncio.create_task(self._run_agent(e))
             elif isinstance(e, ev.StopResponse):
-                t = tasks.pop(e.response_id, None)
+                t = self._tasks.pop(e.response_id, None)
                 if t is not None and t is not asyncio.current_task():
                     t.cancel()
             elif isinstance(e, ev.Close):
                 out.append(e)
         if out:
-            wake.set()
-        if len(out) >= max_send_queue:
-            room.clear()
+            self._wake.set()
+        if len(out) >= self.max_send_queue:
+            self._room.clear()
 
-    async def sender() -> None:
+    def _sender_alive(self) -> bool:
+        return self._send_task is not None and not self._send_task.done()
+
+    async def _wait_room(self) -> bool:
+        """Wait for room in the send queue; False once the sender has ended."""
+        if not self._room.is_set():
+            await self._room.wait()  # the sender's end sets it too
+        return self._sender_alive()
+
+    async def _sender(self) -> None:
+        out, transport, metrics = self._out, self.transport, self.metrics
+        loop = asyncio.get_running_loop()
         while True:
             while not out:
-                wake.clear()
-                await wake.wait()
+                self._wake.clear()
+                await self._wake.wait()
             item = out.popleft()
-            if len(out) <= max_send_queue // 2:
-                room.set()
+            if len(out) <= self.max_send_queue // 2:
+                self._room.set()
+            self._sending_since = loop.time()
             if isinstance(item, ev.Close):
                 await transport.close(item.code, item.reason)
                 return
             await transport.send(item)
+            self._sending_since = None
             if metrics is not None:
                 metrics.messages_out += 1
 
-    async def run_agent(req: ev.StartResponse) -> None:
-        rid = req.response_id
-        turn = req.turn
+    def _on_watchdog(self) -> None:
+        """The write timeout: one send that has not finished for ``write_timeout_s``."""
+        self._watchdog = None
+        loop = asyncio.get_running_loop()
+        since = self._sending_since
+        if since is not None and loop.time() - since >= self.write_timeout_s:
+            self.ended_by = "write timeout"
+            log.info(
+                "session %s: client read nothing for %g s; dropped",
+                self.session.state.id,
+                self.write_timeout_s,
+            )
+            abort = getattr(self.transport, "abort", None)
+            if abort is not None:
+                abort()
+            if self._send_task is not None:
+                self._send_task.cancel()
+            return
+        left = self.write_timeout_s if since is None else since + self.write_timeout_s - loop.time()
+        self._watchdog = loop.call_later(max(left, 0.01), self._on_watchdog)
+
+    def _on_sender_done(self, _: object) -> None:
+        # Wake everything that waits on the sender: the agents (room) and the reader.
+        self._room.set()
+        if self._in_recv and self._interrupt is None and self._me is not None:
+            self._interrupt = "sender"
+            self._me.cancel()
+
+    def _on_idle_timer(self) -> None:
+        self._idle_timer = None
+        deadline = self._recv_deadline
+        if deadline is None:
+            return  # the loop re-arms the timer when a recv has a deadline again
+        left = deadline - self.clock()
+        if left > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(left, self._on_idle_timer)
+        elif self._interrupt is None and self._in_recv and self._me is not None:
+            self._interrupt = "idle"
+            self._me.cancel()
+
+    # -- the agent --------------------------------------------------------------------
+
+    async def _transcribe(self, rid: str, turn: ev.UserTurn) -> ev.UserTurn | None:
+        """The turn with the ASR's transcript (None: the response is gone meanwhile)."""
+        session, asr = self.session, self.asr
+        assert asr is not None and turn.audio is not None and turn.item_id is not None
         try:
-            if (
-                asr is not None
-                and session.state.transcription
-                and turn.audio is not None
-                and turn.text is None
-                and turn.transcript is None
-                and turn.item_id is not None
-            ):
-                try:
-                    text = await asyncio.to_thread(asr.transcribe, turn.audio, turn.sample_rate)
-                except Exception:  # no transcript: the agent answers without one
-                    log.exception("ASR failed in response %s", rid)
-                else:
-                    session.user_transcript(turn.item_id, text, clock())
-                    pump()
-                    if session.response_id != rid:
-                        return
-                    turn = dataclasses.replace(turn, transcript=text)
-            async for o in agent.respond(turn):
+            text = await asyncio.to_thread(asr.transcribe, turn.audio, turn.sample_rate)
+        except Exception:  # no transcript: the agent answers without one
+            log.exception("ASR failed in response %s", rid)
+            return turn
+        session.user_transcript(turn.item_id, text, self.clock())
+        self._pump()
+        if session.response_id != rid:
+            return None
+        return dataclasses.replace(turn, transcript=text)
+
+    def _wants_asr(self, turn: ev.UserTurn) -> bool:
+        return (
+            self.asr is not None
+            and self.session.state.transcription
+            and turn.audio is not None
+            and turn.text is None
+            and turn.transcript is None
+            and turn.item_id is not None
+        )
+
+    async def _run_agent(self, req: ev.StartResponse) -> None:
+        session, clock = self.session, self.clock
+        rid = req.response_id
+        turn: ev.UserTurn | None = req.turn
+        try:
+            if self._wants_asr(req.turn):
+                turn = await self._transcribe(rid, req.turn)
+                if turn is None:
+                    return
+            assert turn is not None
+            async for o in self.agent.respond(turn):
                 now = clock()
                 if isinstance(o, agents.TextDelta):
                     session.agent_text(rid, o.text, now)
@@ -279,10 +412,11 @@ async def run_session(
                     session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
                 elif isinstance(o, agents.Notice):
                     session.agent_notice(rid, o.code, o.message, now)
-                pump()
+                self._pump()
                 if session.response_id != rid:
                     return
-                await room.wait()  # backpressure from a slow client
+                if not await self._wait_room():  # backpressure from a slow client
+                    return
             session.agent_done(rid, clock())
         except asyncio.CancelledError:
             raise
@@ -290,86 +424,127 @@ async def run_session(
             log.exception("agent failed in response %s", rid)
             session.agent_failed(rid, f"{type(e).__name__}: {e}", clock())
         finally:
-            tasks.pop(rid, None)
-        pump()
+            self._tasks.pop(rid, None)
+        self._pump()
 
-    # The idle timeout: one timer per session, re-armed only when it fires early (a timer
-    # per message, as wait_for or asyncio.timeout arm, costs 20-60 us on this hot path).
-    # It interrupts a recv that started with a deadline (phase IDLE), like wait_for did.
-    loop = asyncio.get_running_loop()
-    me = asyncio.current_task()
-    assert me is not None  # run_session runs in a task
-    idle_timer: asyncio.TimerHandle | None = None
-    recv_deadline: float | None = None  # the deadline of the recv in progress, if any
-    interrupted = False
+    # -- the reader -------------------------------------------------------------------
 
-    def on_idle_timer() -> None:
-        nonlocal idle_timer, interrupted
-        idle_timer = None
-        if recv_deadline is None:
-            return  # the loop re-arms the timer when a recv has a deadline again
-        left = recv_deadline - clock()
-        if left > 0:
-            idle_timer = loop.call_later(left, on_idle_timer)
-        elif not interrupted:
-            interrupted = True
-            me.cancel()
-
-    send_task = asyncio.create_task(sender())
-    pump()  # session.created
-    try:
-        while session.phase is not Phase.CLOSED and not send_task.done():
-            await room.wait()
-            deadline = session.next_deadline()
-            if deadline is not None:
-                left = deadline - clock()
-                if left <= 0:
-                    await asyncio.sleep(0)  # as wait_for(..., 0) did: let the loop run once
+    async def run(self) -> None:
+        """Run until the client leaves, the session closes, or the sender ends."""
+        session, clock, metrics = self.session, self.clock, self.metrics
+        loop = asyncio.get_running_loop()
+        self._me = asyncio.current_task()
+        assert self._me is not None  # run() runs in a task
+        self._send_task = asyncio.create_task(self._sender())
+        self._send_task.add_done_callback(self._on_sender_done)
+        if self.write_timeout_s > 0:
+            self._watchdog = loop.call_later(self.write_timeout_s, self._on_watchdog)
+        self._pump()  # session.created
+        try:
+            while session.phase is not Phase.CLOSED and self._sender_alive():
+                if not await self._wait_room():
+                    break
+                deadline = session.next_deadline()
+                if deadline is not None:
+                    left = deadline - clock()
+                    if left <= 0:
+                        await asyncio.sleep(0)  # as wait_for(..., 0) did: let the loop run
+                        session.tick(clock())
+                        self._pump()
+                        continue
+                    if self._idle_timer is None:
+                        self._idle_timer = loop.call_later(left, self._on_idle_timer)
+                cancelling = self._me.cancelling()
+                self._recv_deadline = deadline
+                self._in_recv = True
+                try:
+                    msg = await self.transport.recv()
+                except asyncio.CancelledError:
+                    why, self._interrupt = self._interrupt, None
+                    if why is None or self._me.uncancel() > cancelling:
+                        raise  # cancelled from outside (as well)
+                    if why == "sender":
+                        break
                     session.tick(clock())
-                    pump()
+                    self._pump()
                     continue
-                if idle_timer is None:
-                    idle_timer = loop.call_later(left, on_idle_timer)
-            cancelling = me.cancelling()
-            recv_deadline = deadline
-            try:
-                msg = await transport.recv()
-            except asyncio.CancelledError:
-                if not interrupted or me.uncancel() > cancelling:
-                    raise  # cancelled from outside (as well)
-                interrupted = False
-                session.tick(clock())
-                pump()
-                continue
-            finally:
-                recv_deadline = None
-            if interrupted:
-                # The timer fired as the message arrived: the cancellation is still pending.
-                interrupted = False
-                me.uncancel()
-            if msg is None:
-                break
-            t0 = time.perf_counter()
-            session.receive(msg, clock())
-            pump()
-            if metrics is not None:
-                metrics.observe(time.perf_counter() - t0)
-    finally:
-        if idle_timer is not None:
-            idle_timer.cancel()
-        for t in list(tasks.values()):
+                finally:
+                    self._in_recv = False
+                    self._recv_deadline = None
+                if self._interrupt is not None:
+                    # A timer fired as the message arrived: the cancellation is still pending.
+                    why, self._interrupt = self._interrupt, None
+                    self._me.uncancel()
+                    if why == "sender":
+                        break
+                if msg is None:
+                    break
+                t0 = time.perf_counter()
+                session.receive(msg, clock())
+                self._pump()
+                if metrics is not None:
+                    metrics.observe(time.perf_counter() - t0)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        for timer in (self._idle_timer, self._watchdog):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._watchdog = None
+        for t in list(self._tasks.values()):
             t.cancel()
-        if session.phase is Phase.CLOSED and not send_task.done():
-            # Let the close frame (and what precedes it) go out.
+        send_task = self._send_task
+        assert send_task is not None
+        if self.session.phase is Phase.CLOSED and not send_task.done():
+            # Let the close frame (and what precedes it) go out, within the write timeout.
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(send_task), 5.0)
+                await asyncio.wait_for(asyncio.shield(send_task), self.write_timeout_s or 5.0)
         send_task.cancel()
         with contextlib.suppress(BaseException):
             await send_task
-        if metrics is not None:
-            metrics.audio_in_ms += session.audio_received_ms
+        if self.metrics is not None:
+            self.metrics.audio_in_ms += self.session.audio_received_ms
         with contextlib.suppress(BaseException):
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        # Drop what could hold frames (and so this object) in a cycle.
+        self._tasks.clear()
+        self._out.clear()
+        self._send_task = self._me = None
+
+
+async def run_session(
+    transport: Transport,
+    session: Session,
+    agent: agents.Agent,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    max_send_queue: int = 256,
+    metrics: Metrics | None = None,
+    asr: ASR | None = None,
+    write_timeout_s: float = 30.0,
+) -> None:
+    """Drive ``session`` over ``transport`` until either side closes.
+
+    See :class:`SessionRunner`.
+
+    With an ``asr``, and when the session asked for input transcription (OpenAI's
+    ``input_audio_transcription`` / ``audio.input.transcription``: opt-in, because
+    transcribing takes about real time on CPU), an audio turn without a transcript is
+    transcribed in a worker before the agent runs: the agent gets the transcript, the user
+    item keeps it, and the client gets
+    ``conversation.item.input_audio_transcription.completed``.
+    """
+    await SessionRunner(
+        transport,
+        session,
+        agent,
+        clock=clock,
+        max_send_queue=max_send_queue,
+        metrics=metrics,
+        asr=asr,
+        write_timeout_s=write_timeout_s,
+    ).run()
 
 
 # --------------------------------------------------------------------------------------
@@ -463,6 +638,7 @@ async def _serve_session(
             max_send_queue=cfg.max_send_queue,
             metrics=metrics,
             asr=cfg.asr,
+            write_timeout_s=cfg.write_timeout_s,
         )
     finally:
         live.discard(session)
@@ -563,7 +739,10 @@ def serve(
         ws_max_size=config.max_message_bytes,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
-        log_level=uvicorn_kw.pop("log_level", "info"),
+        timeout_graceful_shutdown=math.ceil(config.shutdown_timeout_s),
+        log_level=uvicorn_kw.pop("log_level", "warning"),
+        # Its access log writes query strings (``?api_key=...``) in clear.
+        access_log=uvicorn_kw.pop("access_log", False),
         **uvicorn_kw,
     )
 
@@ -583,11 +762,25 @@ async def _run_websockets(
     await stop.wait()
     # Stop accepting, then tell every open session that the service restarts.
     server.close(close_connections=False)
-    await asyncio.gather(
-        *(c.close(1012, "server restart") for c in list(server.connections)),
-        return_exceptions=True,
-    )
-    await server.wait_closed()
+
+    async def drain() -> None:
+        await asyncio.gather(
+            *(c.close(1012, "server restart") for c in list(server.connections)),
+            return_exceptions=True,
+        )
+        await server.wait_closed()
+
+    try:
+        await asyncio.wait_for(drain(), config.shutdown_timeout_s)
+    except TimeoutError:
+        # Whatever is left (a client that reads nothing) is dropped.
+        for c in list(server.connections):
+            c.transport.abort()
+        log.warning(
+            "shutdown: %d connections dropped after %g s",
+            len(server.connections),
+            config.shutdown_timeout_s,
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -612,6 +805,15 @@ class _WebsocketsTransport:
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code, reason)
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once.
+
+        No close handshake: the client reads nothing.
+        """
+        transport = getattr(self.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
 
 
 async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> Any:

@@ -1,0 +1,230 @@
+"""Issue 19, server side: each failure found by probing, provoked against a real server.
+
+Real `voxwire serve` processes on 127.0.0.1 (both drivers where it matters), raw sockets for
+the clients no library would write (a client that stops reading, then vanishes; bytes no
+HTTP client sends).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from voxwire.demo import spawn_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def healthz(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return int(json.load(r)["sessions"])
+
+
+def wait_sessions(port: int, want: int, limit_s: float = 15.0) -> int:
+    """Poll /healthz until it counts ``want`` sessions (bounded); the last count seen."""
+    n = -1
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        n = healthz(port)
+        if n == want:
+            return n
+        time.sleep(0.1)
+    return n
+
+
+def _frame(text: str) -> bytes:
+    """One masked client text frame."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[k % 4] for k, b in enumerate(data))
+    return head + mask + body
+
+
+@contextlib.contextmanager
+def raw_ws(
+    port: int, path: str = "/v1/realtime", extra: bytes = b"", rcvbuf: int = 4096
+) -> Iterator[tuple[socket.socket, bytes]]:
+    """A WebSocket opened by hand; yields the socket and the handshake answer's head."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+        b"Sec-WebSocket-Version: 13\r\n" + extra + b"\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    try:
+        yield s, head
+    finally:
+        with contextlib.suppress(OSError):
+            s.close()
+
+
+def abort(s: socket.socket) -> None:
+    """Close with a TCP reset, as a vanished client does."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+FLOOD = json.dumps(
+    {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": " ".join(["word"] * 60000)}],
+        },
+    }
+)
+RESPOND = json.dumps({"type": "response.create", "response": {"modalities": ["text"]}})
+CLEAR = json.dumps({"type": "input_audio_buffer.clear"})
+
+
+def flood(s: socket.socket) -> None:
+    """60,000 one-word deltas the client never reads (far more than the socket buffers and
+    the server's queue hold), then more client messages: the server's reader is left
+    waiting for queue room."""
+    s.sendall(_frame(FLOOD) + _frame(RESPOND))
+    time.sleep(2.0)
+    for _ in range(5):
+        s.sendall(_frame(CLEAR))
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_client_that_stops_reading_then_vanishes_is_no_zombie(driver: str) -> None:
+    """It stops reading until the server's queue is full, then resets the connection: the
+    session ends, /healthz stops counting it, and SIGTERM still stops the server at once."""
+    with spawn_server("--driver", driver, "--write-timeout", "5") as (port, proc):
+        with raw_ws(port) as (s, head):
+            assert b" 101 " in head
+            flood(s)
+            assert wait_sessions(port, 1) == 1
+            abort(s)
+        assert wait_sessions(port, 0) == 0
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        assert time.monotonic() - t0 < 8
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_client_that_stops_reading_is_dropped_after_the_write_timeout(driver: str) -> None:
+    """A client that stays connected but never reads: dropped after --write-timeout."""
+    with (
+        spawn_server("--driver", driver, "--write-timeout", "2") as (port, _),
+        raw_ws(port) as (s, head),
+    ):
+        assert b" 101 " in head
+        with contextlib.suppress(ConnectionError):
+            flood(s)  # the server may drop it while it still sends
+        # Never read: within the write timeout plus the close timeout it is gone.
+        assert wait_sessions(port, 0, limit_s=30) == 0
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Authorization: Bearer k\xe9y\r\n",
+        b"Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.k\xffy\r\n",
+    ],
+)
+def test_non_ascii_credentials_are_refused_not_a_server_error(driver: str, header: bytes) -> None:
+    with spawn_server("--driver", driver, "--api-key", "the-key") as (port, proc):
+        with raw_ws(port, extra=header) as (_, head):
+            status = head.split(b" ", 2)[1]
+            assert status in (b"401", b"403"), head
+        with raw_ws(port, path="/v1/realtime?api_key=k%C3%A9y") as (_, head):
+            assert head.split(b" ", 2)[1] in (b"401", b"403"), head
+        assert healthz(port) == 0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert "Traceback" not in err
+    assert "UnicodeEncodeError" not in err
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_keys_in_the_query_are_not_logged(driver: str) -> None:
+    with spawn_server("--driver", driver, "--api-key", "sekrit-key-123") as (port, proc):
+        with raw_ws(port, path="/v1/realtime?api_key=sekrit-key-123") as (_, head):
+            assert b" 101 " in head
+        with raw_ws(port, path="/v1/realtime?api_key=wrong-key-456") as (_, head):
+            assert b" 101 " not in head
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics?api_key=sekrit-key-123")
+        time.sleep(0.5)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert "sekrit-key-123" not in err
+    assert "wrong-key-456" not in err
+
+
+def test_blank_api_key_is_refused() -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxwire",
+            "serve",
+            "--api-key",
+            " ",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        timeout=30,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_aborted_and_non_get_handshakes_log_no_traceback(driver: str) -> None:
+    with spawn_server("--driver", driver) as (port, proc):
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            abort(s)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(
+                b"POST /v1/realtime HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            with contextlib.suppress(OSError):
+                s.recv(1000)
+            s.close()
+        time.sleep(0.5)
+        assert healthz(port) == 0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert "Traceback" not in err
