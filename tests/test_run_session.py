@@ -113,3 +113,58 @@ def test_outside_cancellation_propagates() -> None:
     cancelled, t = asyncio.run(main())
     assert cancelled
     assert t.closed is None
+
+
+def test_closed_sessions_are_freed_without_the_cyclic_collector() -> None:
+    """No reference cycles: with the collector off, a session, its runner and its agent's
+    state are gone as soon as the session ends (client left mid-response, or closed)."""
+    import gc
+    import weakref
+
+    from voxwire.server import SessionRunner
+
+    text_turn = [
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hello there " * 50}],
+                },
+            }
+        ),
+        json.dumps({"type": "response.create", "response": {"modalities": ["text"]}}),
+    ]
+
+    async def one(leave_mid_response: bool) -> tuple[weakref.ref[Session], weakref.ref[object]]:
+        t = MemoryTransport()
+        s = new_session(300.0)
+        runner = SessionRunner(t, s, EchoAgent(tts=None, pace=0.0))
+        for m in [SILENCE] * 5 + text_turn:
+            t.inbox.put_nowait(m)
+        if not leave_mid_response:
+            t.inbox.put_nowait(json.dumps({"type": "input_audio_buffer.clear"}))
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0 if leave_mid_response else 0.2)
+        t.inbox.put_nowait(None)
+        await asyncio.wait_for(task, 10)
+        refs = weakref.ref(s), weakref.ref(runner)
+        del task, runner, s, t
+        return refs
+
+    async def main() -> list[tuple[weakref.ref[Session], weakref.ref[object]]]:
+        out = []
+        for k in range(6):
+            out.append(await one(leave_mid_response=k % 2 == 0))
+        await asyncio.sleep(0.05)
+        return out
+
+    gc.collect()
+    gc.disable()
+    try:
+        refs = asyncio.run(main())
+        alive = [(s() is not None, r() is not None) for s, r in refs]
+    finally:
+        gc.enable()
+    assert alive == [(False, False)] * len(refs)
