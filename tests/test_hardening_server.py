@@ -228,3 +228,79 @@ def test_aborted_and_non_get_handshakes_log_no_traceback(driver: str) -> None:
         assert healthz(port) == 0
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in err
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def text_item(text: str, item_id: str) -> str:
+    return json.dumps(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "id": item_id,
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
+    )
+
+
+def test_conversation_memory_is_bounded_in_bytes() -> None:
+    """80 items of almost 1 MiB each: the oldest are dropped past 32 MiB (they were kept up
+    to 512 items, 444 MB); the server's RSS grows by far less than what was sent."""
+    from websockets.sync.client import connect
+
+    big = "x" * ((1 << 20) - 200)
+    with (
+        spawn_server() as (port, proc),
+        connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None) as ws,
+    ):
+        ws.recv(5)
+        before = rss_kb(proc.pid)
+        for k in range(80):
+            ws.send(text_item(big, f"item_big_{k:03d}"))
+            for _ in range(2):  # item.created / added, item.done
+                json.loads(ws.recv(5))
+        grew_mb = (rss_kb(proc.pid) - before) / 1024
+        ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": "item_big_000"}))
+        first = json.loads(ws.recv(5))
+        ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": "item_big_079"}))
+        last = json.loads(ws.recv(5))
+    assert first["type"] == "error"
+    assert first["error"]["code"] == "item_retrieve_invalid_item_id"
+    assert last["type"] == "conversation.item.retrieved"
+    assert grew_mb < 70, grew_mb  # 80 MiB were sent; 32 MiB are kept
+
+
+def test_one_response_sends_a_bounded_number_of_events() -> None:
+    """1 MB of one-letter words answered by the echo agent: at most max_response_events
+    events (it was 500,009 events and 107 MB)."""
+    from websockets.sync.client import connect
+
+    words = " ".join(["a"] * 500_000)
+    with (
+        spawn_server() as (port, _),
+        connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None) as ws,
+    ):
+        ws.recv(5)
+        ws.send(text_item(words, "item_words"))
+        ws.send(json.dumps({"type": "response.create", "response": {"modalities": ["text"]}}))
+        n, done = 0, None
+        for _ in range(600_000):
+            m = json.loads(ws.recv(30))
+            n += 1
+            if m["type"] == "response.done":
+                done = m
+                break
+    assert done is not None
+    assert n <= 20_010
+    assert done["response"]["status"] in ("completed", "incomplete")
+    if done["response"]["status"] == "incomplete":
+        assert done["response"]["status_details"]["reason"] == "max_output_tokens"

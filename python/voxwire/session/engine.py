@@ -54,10 +54,17 @@ class Limits:
     #: Close the session after this long without a client message (while no response runs).
     idle_timeout_s: float = 300.0
     #: Most uncommitted input audio kept (server VAD commits turns, so this bounds a manual
-    #: buffer or one endless turn).
-    max_buffer_ms: int = 15 * 60 * 1000
+    #: buffer or one endless turn): 5 minutes, 14.4 MB at 24 kHz.
+    max_buffer_ms: int = 5 * 60 * 1000
     #: Most conversation items kept; the oldest go first.
     max_items: int = 512
+    #: Most bytes of audio and text the conversation keeps; the oldest items go first.
+    max_conversation_bytes: int = 32 << 20
+    #: Most wire events one response may send; past it the response ends ``incomplete``
+    #: (reason ``max_output_tokens``).
+    max_response_events: int = 20_000
+    #: Most wire bytes one response may send; past it the response ends ``incomplete``.
+    max_response_bytes: int = 32 << 20
     #: Responses per minute, reported in ``rate_limits.updated`` and enforced.
     responses_per_minute: int = 600
     #: Longest piece of output audio in one delta event.
@@ -71,6 +78,15 @@ class _ItemRec:
     audio_rate: int = 0
     #: Output audio sent for an assistant item, in ms.
     audio_ms: float = 0.0
+
+    def nbytes(self) -> int:
+        """What the item keeps in memory, roughly: its audio and its text."""
+        n = 0 if self.audio is None else int(self.audio.nbytes)
+        it = self.item
+        n += len(it.arguments or "") + len(it.output or "")
+        for c in it.content:
+            n += len(c.text or "") + len(c.transcript or "")
+        return n
 
 
 @dataclass
@@ -86,6 +102,9 @@ class _Resp:
     audio_samples: int = 0
     outputs: list[ev.Item] = field(default_factory=list)
     notices: int = 0
+    #: Wire events and bytes this response has sent.
+    events: int = 0
+    wire_bytes: int = 0
 
 
 def _new_id(prefix: str) -> str:
@@ -117,6 +136,7 @@ class Session:
         self._outbox: list[str] = []
         self._events: list[ev.Event] = []
         self._items: list[_ItemRec] = []
+        self._items_bytes = 0
         self._resp: _Resp | None = None
         self._speech_item: str | None = None
         self._speech_start_ms = 0
@@ -203,6 +223,7 @@ class Session:
             self._emit(ev.TranscriptDelta(*part, delta=text))
         else:
             self._emit(ev.TextDelta(*part, delta=text))
+        self._over_budget(r)
 
     def agent_audio(
         self, response_id: str, pcm: npt.NDArray[np.int16], sample_rate: int, now: float
@@ -215,6 +236,8 @@ class Session:
         if r is None or "audio" not in r.modalities:
             return
         self._guard(lambda: self._audio_out(r, pcm, sample_rate), None)
+        if self._resp is r:
+            self._over_budget(r)
 
     def agent_tool_call(
         self, response_id: str, name: str, arguments: str, call_id: str, now: float
@@ -240,6 +263,7 @@ class Session:
         self._emit(ev.ItemDone(item, prev))
         self._emit(ev.OutputItemDone(r.id, idx, item))
         r.outputs.append(item)
+        self._over_budget(r)
 
     def agent_notice(self, response_id: str, code: str, message: str, now: float) -> None:
         """Something the agent wants the client told.
@@ -277,7 +301,7 @@ class Session:
         if idx is None:
             return
         new = replace(parts[idx], transcript=transcript)
-        rec.item = replace(rec.item, content=(*parts[:idx], new, *parts[idx + 1 :]))
+        self._replace_item(rec, replace(rec.item, content=(*parts[:idx], new, *parts[idx + 1 :])))
         if self.state.transcription:
             self._emit(ev.InputTranscriptionCompleted(item_id, idx, transcript))
 
@@ -310,6 +334,18 @@ class Session:
             wire = self.dialect.encode(e)
             if wire is not None:
                 self._outbox.append(wire)
+                r = self._resp
+                if r is not None:
+                    r.events += 1
+                    r.wire_bytes += len(wire)
+
+    def _over_budget(self, r: _Resp) -> bool:
+        """End ``r`` as incomplete when it has sent too much (True: it has ended)."""
+        lim = self.limits
+        if r.events < lim.max_response_events and r.wire_bytes < lim.max_response_bytes:
+            return False
+        self._finish("incomplete", reason="max_output_tokens")
+        return True
 
     def _error(self, code: str | None, message: str, param: str | None, eid: str | None) -> None:
         self._emit(ev.Error("invalid_request_error", code, message, param, eid))
@@ -464,8 +500,34 @@ class Session:
         else:
             at = next(k for k, r in enumerate(self._items) if r.item.id == after)
             self._items.insert(at + 1, rec)
-        while len(self._items) > self.limits.max_items:
-            self._items.pop(0)
+        self._items_bytes += rec.nbytes()
+        self._trim_items()
+
+    def _trim_items(self) -> None:
+        """Drop the oldest items past ``max_items`` or ``max_conversation_bytes``.
+
+        Never the newest one, nor the item of the response in progress.
+        """
+        lim = self.limits
+        items = self._items
+        keep = self._resp.item_id if self._resp is not None else None
+        k = 0
+        while len(items) - k > 1 and (
+            len(items) > lim.max_items or self._items_bytes > lim.max_conversation_bytes
+        ):
+            if items[k].item.id == keep:
+                k += 1
+                continue
+            self._items_bytes -= items.pop(k).nbytes()
+
+    def _remove_item(self, rec: _ItemRec) -> None:
+        self._items.remove(rec)
+        self._items_bytes -= rec.nbytes()
+
+    def _replace_item(self, rec: _ItemRec, item: ev.Item) -> None:
+        self._items_bytes -= rec.nbytes()
+        rec.item = item
+        self._items_bytes += rec.nbytes()
 
     def _find(self, item_id: str) -> _ItemRec | None:
         return next((r for r in self._items if r.item.id == item_id), None)
@@ -553,7 +615,9 @@ class Session:
             return
         rec.audio_ms = float(i.audio_end_ms)
         # The transcript no longer matches what the user heard: dropped, as OpenAI does.
-        rec.item = replace(it, content=tuple(replace(c, transcript=None) for c in it.content))
+        self._replace_item(
+            rec, replace(it, content=tuple(replace(c, transcript=None) for c in it.content))
+        )
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
@@ -565,7 +629,7 @@ class Session:
         )
         if rec is None:
             return
-        self._items.remove(rec)
+        self._remove_item(rec)
         self._emit(ev.ItemDeleted(i.item_id))
 
     def _on_retrieve(self, i: ev.RetrieveItem, now: float) -> None:
@@ -741,7 +805,8 @@ class Session:
         )
         prev = None
         if rec is not None:
-            rec.item = item
+            self._replace_item(rec, item)
+            self._trim_items()
             out_rate = ev.FORMAT_RATE[self.state.output_format]
             rec.audio_ms = r.audio_samples * 1000 / out_rate
             k = self._items.index(rec)
