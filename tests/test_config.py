@@ -13,9 +13,15 @@ from hypothesis import strategies as st
 from voxwire.cli import build_parser
 from voxwire.config import (
     ECHO_AGENT,
+    Agent,
+    AvatarEntry,
+    ChatstreamSettings,
     Config,
+    Org,
     ServerSettings,
+    Service,
     Tool,
+    VoiceEntry,
     load_config,
     render,
     thaw,
@@ -468,3 +474,33 @@ def test_render_without_variables_is_identity(text: str) -> None:
 )
 def test_render_never_raises(text: str, variables: dict[str, object]) -> None:
     assert isinstance(render(text, variables), str)
+
+
+# --- the reference stays in step with the code ---
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+
+
+def test_docs_example_is_the_example_file() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert Config.parse(block, path=EXAMPLE) == load_config(EXAMPLE)
+
+
+def test_docs_name_every_key() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    classes = (
+        ServerSettings,
+        Agent,
+        Tool,
+        VoiceEntry,
+        Org,
+        Service,
+        AvatarEntry,
+        ChatstreamSettings,
+    )
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.name == "path":
+                continue
+            assert f"| `{f.name}` |" in text, f"{cls.__name__}.{f.name} is not in docs/config.md"
