@@ -504,3 +504,8 @@ def test_docs_name_every_key() -> None:
             if f.name == "path":
                 continue
             assert f"| `{f.name}` |" in text, f"{cls.__name__}.{f.name} is not in docs/config.md"
+
+
+def test_loaded_values_are_hashable() -> None:
+    cfg = load_config(EXAMPLE)
+    assert len({*cfg.agents, *cfg.tools, *cfg.voices, *cfg.orgs, *cfg.avatars}) == 6

@@ -160,7 +160,8 @@ class Tool:
     description: str = ""
     #: JSON Schema of the arguments (an ``object`` schema), frozen.
     parameters: Mapping[str, JsonValue] = field(
-        default_factory=lambda: MappingProxyType({"type": "object", "properties": {}})
+        default_factory=lambda: MappingProxyType({"type": "object", "properties": {}}),
+        hash=False,
     )
 
     def schema(self) -> dict[str, Any]:
@@ -194,7 +195,9 @@ class Agent:
     #: The system prompt, with ``{variables}`` (see :func:`render`).
     instructions: str = ""
     #: Default values of the template variables; per-call variables override them.
-    variables: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
+    variables: Mapping[str, Scalar] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
     implementation: str = "echo"
     tools: tuple[Tool, ...] = ()
     #: The model name reported for this agent (rtguide's ``model_id``); None: the server's.
@@ -264,7 +267,9 @@ class Service:
     description: str = ""
     #: The agent id; None in a config means the registry's default agent (the registry fills it).
     agent: str | None = None
-    version_sets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    version_sets: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
 
     def agent_for(self, version_set: str = "release") -> str | None:
         """The agent id of ``version_set``; None when the service has no such version set."""

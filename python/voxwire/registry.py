@@ -122,7 +122,9 @@ class AvatarConfig:
     uid: str
     persona_prompt: str = ""
     #: Passed through as ``set_model_and_conf.model_info`` (frozen; see ``voxwire.config.thaw``).
-    model_info: Mapping[str, JsonValue] = field(default_factory=lambda: MappingProxyType({}))
+    model_info: Mapping[str, JsonValue] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
 
 
 def espeak_voices(
