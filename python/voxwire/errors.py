@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "Base64DecodeError",
+    "ConfigError",
     "DTypeError",
     "InvalidInputError",
     "OddLengthError",
@@ -58,3 +59,21 @@ class WebRtcVadError(VoxwireError):
 
 class StoreUnavailableError(VoxwireError):
     """The state store did not answer in time or cannot be reached (see ``voxwire.store``)."""
+
+
+class ConfigError(VoxwireError, ValueError):
+    """A configuration file (``voxwire.toml``) or a file it points to that cannot be used.
+
+    The message is one line: the file, the table or key, and what was expected there. It never
+    holds the value of a secret (API keys, store URLs). ``path`` is the file (None for text
+    parsed without one), ``where`` the table/key (``""`` for the whole file).
+    """
+
+    def __init__(self, path: str | None, where: str, problem: str) -> None:
+        label = path if path is not None else "<config>"
+        text = f"{label}: {where}: {problem}" if where else f"{label}: {problem}"
+        super().__init__(" ".join(text.split()))
+        self.path, self.where, self.problem = path, where, problem
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str | None, str, str]]:
+        return (type(self), (self.path, self.where, self.problem))
