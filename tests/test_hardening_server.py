@@ -304,3 +304,87 @@ def test_one_response_sends_a_bounded_number_of_events() -> None:
     assert done["response"]["status"] in ("completed", "incomplete")
     if done["response"]["status"] == "incomplete":
         assert done["response"]["status_details"]["reason"] == "max_output_tokens"
+
+
+def status_of(head: bytes) -> int:
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_connection_limits_per_server_and_per_peer(driver: str) -> None:
+    with spawn_server(
+        "--driver", driver, "--max-connections", "3", "--max-connections-per-peer", "2"
+    ) as (port, _):
+        with raw_ws(port) as (_, h1), raw_ws(port) as (_, h2), raw_ws(port) as (_, h3):
+            assert [status_of(h) for h in (h1, h2, h3)] == [101, 101, 429]
+            assert b"retry-after" in h3.lower()
+        assert wait_sessions(port, 0) == 0
+        # Three from "other peers" cannot be made on one loopback address, so the server-wide
+        # cap is checked with a per-peer cap above it.
+    with spawn_server(
+        "--driver", driver, "--max-connections", "2", "--max-connections-per-peer", "5"
+    ) as (port, _):
+        with raw_ws(port) as (_, h1), raw_ws(port) as (_, h2), raw_ws(port) as (_, h3):
+            assert [status_of(h) for h in (h1, h2, h3)] == [101, 101, 503]
+        assert wait_sessions(port, 0) == 0
+        with raw_ws(port) as (_, h4):
+            assert status_of(h4) == 101  # closed sessions free their places
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_failed_authentications_lock_the_peer_out(driver: str) -> None:
+    with spawn_server("--driver", driver, "--api-key", "good-key", "--max-failed-auth", "5") as (
+        port,
+        _,
+    ):
+        for _ in range(5):
+            with raw_ws(port, extra=b"Authorization: Bearer bad-key\r\n") as (_, head):
+                assert status_of(head) in (401, 403)
+        # Now even the right key is refused for the rest of the minute.
+        with raw_ws(port, extra=b"Authorization: Bearer good-key\r\n") as (_, head):
+            assert status_of(head) == 429
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_only_the_first_keys_of_a_handshake_are_tried(driver: str) -> None:
+    """50 subprotocol keys, the right one last: only the first 8 are tried."""
+    protos = ", ".join([f"openai-insecure-api-key.wrong{k}" for k in range(49)])
+    protos += ", openai-insecure-api-key.good-key"
+    with (
+        spawn_server("--driver", driver, "--api-key", "good-key") as (port, _),
+        raw_ws(port, extra=b"Sec-WebSocket-Protocol: " + protos.encode() + b"\r\n") as (_, head),
+    ):
+        assert status_of(head) in (401, 403)
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_slow_handshakes_are_cut_off(driver: str) -> None:
+    """A client sending its handshake one byte every 0.3 s is disconnected after
+    --handshake-timeout."""
+    with spawn_server("--driver", driver, "--handshake-timeout", "1.5") as (port, _):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        request = b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        t0 = time.monotonic()
+        cut = False
+        for b in request:
+            try:
+                s.send(bytes([b]))
+            except OSError:
+                cut = True
+                break
+            time.sleep(0.3)
+            s.setblocking(False)
+            try:
+                if s.recv(1000) == b"":
+                    cut = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut = True
+                break
+            finally:
+                s.setblocking(True)
+        s.close()
+        assert cut
+        assert time.monotonic() - t0 < 8

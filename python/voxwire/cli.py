@@ -43,6 +43,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="open sessions per process; more get HTTP 503 (default 1000)",
+    )
+    s.add_argument(
+        "--max-connections-per-peer",
+        type=int,
+        default=64,
+        metavar="N",
+        help="open sessions per client address; more get HTTP 429 (default 64)",
+    )
+    s.add_argument(
+        "--max-failed-auth",
+        type=int,
+        default=20,
+        metavar="N",
+        help="failed authentications per client address per minute before its handshakes "
+        "get HTTP 429 (default 20)",
+    )
+    s.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to complete its opening handshake (default 10)",
+    )
+    s.add_argument(
         "--write-timeout",
         type=float,
         default=30.0,
@@ -105,6 +134,7 @@ def serve(args: argparse.Namespace) -> int:
     import sys
 
     from voxwire.asr import load_asr
+    from voxwire.gate import ServerLimits
     from voxwire.server import MAX_KEY_CHARS, ServerConfig
     from voxwire.session import Limits
 
@@ -143,6 +173,12 @@ def serve(args: argparse.Namespace) -> int:
         limits=Limits(idle_timeout_s=args.idle_timeout),
         max_message_bytes=args.max_message_bytes,
         write_timeout_s=args.write_timeout,
+        server_limits=ServerLimits(
+            max_connections=args.max_connections,
+            max_connections_per_peer=args.max_connections_per_peer,
+            failed_auth_per_peer_per_minute=args.max_failed_auth,
+            handshake_timeout_s=args.handshake_timeout,
+        ),
         vad_engine=args.vad,
         asr=asr,
     )

@@ -38,6 +38,7 @@ from weakref import WeakKeyDictionary
 from voxwire import agents
 from voxwire.asr import ASR
 from voxwire.dialects import OpenAIDialect
+from voxwire.gate import Gate, Refusal, ServerLimits
 from voxwire.session import Limits, Phase, Session
 from voxwire.session import events as ev
 
@@ -143,6 +144,8 @@ class ServerConfig:
     write_timeout_s: float = 30.0
     #: Seconds open sessions get to close at shutdown (SIGTERM) before the server exits.
     shutdown_timeout_s: float = 10.0
+    #: Connections per server and per peer, handshake and failed-authentication rates.
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
     vad_engine: str = "spectral"
     model: str = "voxwire-echo"
     #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
@@ -663,6 +666,7 @@ def create_app(config: ServerConfig | None = None) -> Any:
     agent = cfg.make_agent()
     live: set[Session] = set()
     metrics = Metrics()
+    gate = Gate(cfg.server_limits)
 
     async def http(request: Request) -> JSONResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -678,20 +682,34 @@ def create_app(config: ServerConfig | None = None) -> Any:
         assert answer is not None
         return JSONResponse(answer[1], status_code=answer[0])
 
+    async def deny(ws: WebSocket, status: int, body: dict[str, Any], retry: int = 0) -> None:
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            extra = {"Retry-After": str(retry)} if retry else None
+            await ws.send_denial_response(JSONResponse(body, status_code=status, headers=extra))
+        else:
+            await ws.close(code=1008)  # before accept: the server answers HTTP 403
+
     async def realtime(ws: WebSocket) -> None:
+        peer = ws.client.host if ws.client else "?"
+        refusal = gate.check(peer)
+        if refusal is not None:
+            await deny(ws, refusal.status, refusal.body(), refusal.retry_after_s)
+            return
         headers = {k.lower(): v for k, v in ws.headers.items()}
         protos = list(ws.scope.get("subprotocols", []))
         if not authenticate(cfg.api_keys, headers, dict(ws.query_params), protos):
-            if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(JSONResponse(_INVALID_KEY, status_code=401))
-            else:
-                await ws.close(code=1008)  # before accept: the server answers HTTP 403
+            gate.auth_failed(peer)
+            await deny(ws, 401, _INVALID_KEY)
             return
         await ws.accept(subprotocol=answer_subprotocol(protos))
         model = ws.query_params.get("model", cfg.model)
-        await _serve_session(
-            _StarletteTransport(ws), cfg, agent, live, metrics, headers, protos, model
-        )
+        gate.opened(peer)
+        try:
+            await _serve_session(
+                _StarletteTransport(ws), cfg, agent, live, metrics, headers, protos, model
+            )
+        finally:
+            gate.closed(peer)
 
     app = Starlette(
         routes=[
@@ -706,6 +724,7 @@ def create_app(config: ServerConfig | None = None) -> Any:
     app.state.config = cfg
     app.state.sessions = live
     app.state.metrics = metrics
+    app.state.gate = gate
     return app
 
 
@@ -731,6 +750,9 @@ def serve(
         raise ValueError(f"unknown driver {driver!r}: use 'websockets' or 'asgi'")
     import uvicorn
 
+    uvicorn_kw.setdefault(
+        "http", _h11_with_handshake_timeout(config.server_limits.handshake_timeout_s)
+    )
     uvicorn.run(
         create_app(config),
         host=host,
@@ -745,6 +767,43 @@ def serve(
         access_log=uvicorn_kw.pop("access_log", False),
         **uvicorn_kw,
     )
+
+
+def _h11_with_handshake_timeout(seconds: float) -> type:
+    """Uvicorn's h11 protocol with a handshake timeout.
+
+    It closes a connection whose first request line and headers have not arrived within
+    ``seconds``: uvicorn has no such timeout, and a client sending one byte every half second
+    held its connection forever.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class H11WithHandshakeTimeout(H11Protocol):
+        _vx_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._vx_timer = self.loop.call_later(seconds, self._vx_expire)
+
+        def _vx_expire(self) -> None:
+            self._vx_timer = None
+            t = self.transport
+            if self.scope is None and not t.is_closing() and t.get_protocol() is self:
+                t.close()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.scope is not None and self._vx_timer is not None:
+                self._vx_timer.cancel()
+                self._vx_timer = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._vx_timer is not None:
+                self._vx_timer.cancel()
+                self._vx_timer = None
+            super().connection_lost(exc)
+
+    return H11WithHandshakeTimeout
 
 
 async def _run_websockets(
@@ -839,16 +898,25 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
     agent = config.make_agent()
     live: set[Session] = set()
     metrics = Metrics()
+    gate = Gate(config.server_limits)
 
     def protos(req: Request) -> list[str]:
         raw = req.headers.get_all("Sec-WebSocket-Protocol")
         return [p.strip() for h in raw for p in h.split(",") if p.strip()]
 
-    def respond(conn: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+    def respond(
+        conn: ServerConnection, status: int, body: dict[str, Any], retry_after: int = 0
+    ) -> Response:
         r = conn.respond(HTTPStatus(status), json.dumps(body))
         del r.headers["Content-Type"]
         r.headers["Content-Type"] = "application/json"
+        if retry_after:
+            r.headers["Retry-After"] = str(retry_after)
         return r
+
+    def peer_of(conn: ServerConnection) -> str:
+        addr = conn.remote_address
+        return str(addr[0]) if addr else "?"
 
     # What check() parsed of an accepted upgrade, for its handler.
     parsed: WeakKeyDictionary[ServerConnection, tuple[dict[str, str], list[str], str]]
@@ -864,8 +932,13 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
                 return respond(conn, *answer)
         if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
             return respond(conn, 404, {"error": "not found"})
+        peer = peer_of(conn)
+        refusal: Refusal | None = gate.check(peer)
+        if refusal is not None:
+            return respond(conn, refusal.status, refusal.body(), refusal.retry_after_s)
         offered = protos(req)
         if not authenticate(config.api_keys, headers, query, offered):
+            gate.auth_failed(peer)
             return respond(conn, 401, _INVALID_KEY)
         parsed[conn] = (headers, offered, query.get("model", config.model))
         return None
@@ -875,9 +948,14 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
 
     async def handler(conn: ServerConnection) -> None:
         headers, offered, model = parsed.pop(conn)
-        await _serve_session(
-            _WebsocketsTransport(conn), config, agent, live, metrics, headers, offered, model
-        )
+        peer = peer_of(conn)
+        gate.opened(peer)
+        try:
+            await _serve_session(
+                _WebsocketsTransport(conn), config, agent, live, metrics, headers, offered, model
+            )
+        finally:
+            gate.closed(peer)
 
     server = await serve(
         handler,
@@ -887,9 +965,11 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
         select_subprotocol=select,
         max_size=config.max_message_bytes,
         compression=None,
+        open_timeout=config.server_limits.handshake_timeout_s,
     )
     setattr(server, "voxwire_sessions", live)  # noqa: B010 (websockets' Server has no slot)
     setattr(server, "voxwire_metrics", metrics)  # noqa: B010
+    setattr(server, "voxwire_gate", gate)  # noqa: B010
     return server
 
 
