@@ -653,3 +653,16 @@ def test_transcript_reaches_the_next_turn() -> None:
     (start,) = requests(s)
     assert isinstance(start, ev.StartResponse)
     assert start.turn.item_id == item and start.turn.transcript == "hello"
+
+
+def test_messages_per_minute_are_limited() -> None:
+    s = Session(OpenAIDialect(), now=0.0, limits=Limits(messages_per_minute=5))
+    s.messages_to_send()
+    clear = json.dumps({"type": "input_audio_buffer.clear"})
+    for k in range(8):
+        s.receive(clear, k * 0.1)
+    sent = [json.loads(m) for m in s.messages_to_send()]
+    assert [m["type"] for m in sent] == ["input_audio_buffer.cleared"] * 5 + ["error"]
+    assert sent[-1]["error"]["code"] == "rate_limit_exceeded"
+    s.receive(clear, 60.5)  # a new minute
+    assert [json.loads(m)["type"] for m in s.messages_to_send()] == ["input_audio_buffer.cleared"]

@@ -67,6 +67,10 @@ class Limits:
     max_response_bytes: int = 32 << 20
     #: Responses per minute, reported in ``rate_limits.updated`` and enforced.
     responses_per_minute: int = 600
+    #: Client messages per minute (a fixed window); past it messages are refused with one
+    #: ``rate_limit_exceeded`` error per window. 12,000 is 200 a second: 10 ms audio chunks
+    #: with room to spare.
+    messages_per_minute: int = 12_000
     #: Longest piece of output audio in one delta event.
     max_delta_ms: int = 200
 
@@ -144,6 +148,8 @@ class Session:
         self._last_activity = now
         self._now = now
         self._response_times: deque[float] = deque()
+        self._window_start = now
+        self._window_count = 0
         self._pipeline = self._make_pipeline()
         self._emit(ev.SessionCreated(self.state))
 
@@ -155,6 +161,20 @@ class Session:
         if self.phase is Phase.CLOSED:
             return
         self._last_activity = self._now = now
+        if now - self._window_start >= 60.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > self.limits.messages_per_minute:
+            if self._window_count == self.limits.messages_per_minute + 1:
+                self._emit(
+                    ev.Error(
+                        "invalid_request_error",
+                        "rate_limit_exceeded",
+                        f"More than {self.limits.messages_per_minute} messages in a minute: "
+                        "messages are refused until the minute is over.",
+                    )
+                )
+            return
         intent = self.dialect.decode(message)
         self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
 
