@@ -134,7 +134,7 @@ class Server:
         ``/metrics`` and the echo server at ``/cpu``."""
         base = f"http://{HOST}:{self.port}"
         if self.has_metrics:
-            m = http_json(f"{base}/metrics")
+            m = http_json(f"{base}/metrics.json")
             # cpu_seconds counts from the last reset; cpu_at_reset is not exposed, so the
             # benchmark never resets between two reads it subtracts (see run_step).
             return float(m["cpu_seconds"])
@@ -318,7 +318,7 @@ def pct(xs: Sequence[float], q: float) -> float:
 async def _wait_sessions(server: Server, want: int) -> dict[str, Any]:
     m: dict[str, Any] = {}
     for _ in range(150):  # up to 15 s
-        m = await asyncio.to_thread(http_json, f"http://{HOST}:{server.port}/metrics")
+        m = await asyncio.to_thread(http_json, f"http://{HOST}:{server.port}/metrics.json")
         if m["sessions"] == want:
             return m
         await asyncio.sleep(0.1)
@@ -336,7 +336,7 @@ async def run_step(
     try:
         if is_vox:
             await _wait_sessions(server, n)
-            await asyncio.to_thread(http_json, f"{base}/metrics?reset=1")
+            await asyncio.to_thread(http_json, f"{base}/metrics.json?reset=1")
         await asyncio.sleep(0.2)
         chunks = round(seconds / CHUNK_S)
         loop = asyncio.get_running_loop()
@@ -354,7 +354,7 @@ async def run_step(
         busy = machine_busy_seconds() - busy0
         cpu1, ticks1 = await asyncio.to_thread(server.cpu), proc_cpu_seconds(server.pid)
         rss = rss_bytes(server.pid)
-        snap = await asyncio.to_thread(http_json, f"{base}/metrics") if is_vox else None
+        snap = await asyncio.to_thread(http_json, f"{base}/metrics.json") if is_vox else None
     finally:
         await close_clients(clients)
         await asyncio.gather(*readers, return_exceptions=True)

@@ -27,6 +27,7 @@ from voxwire.config import (
     thaw,
 )
 from voxwire.errors import ConfigError, VoxwireError
+from voxwire.gate import ServerLimits
 from voxwire.session import Limits
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "voxwire.toml"
@@ -234,6 +235,28 @@ def test_defaults_match_the_command_line_and_the_session_limits() -> None:
         lim.max_items,
     )
     assert (s.responses_per_minute, s.max_delta_ms) == (lim.responses_per_minute, lim.max_delta_ms)
+    assert (
+        s.max_conversation_bytes,
+        s.max_response_events,
+        s.max_response_bytes,
+        s.messages_per_minute,
+    ) == (
+        lim.max_conversation_bytes,
+        lim.max_response_events,
+        lim.max_response_bytes,
+        lim.messages_per_minute,
+    )
+    sl = ServerLimits()
+    assert (s.write_timeout, s.handshake_timeout) == (args.write_timeout, sl.handshake_timeout_s)
+    assert (s.max_connections, s.max_connections_per_peer, s.max_failed_auth) == (
+        sl.max_connections,
+        sl.max_connections_per_peer,
+        sl.failed_auth_per_peer_per_minute,
+    )
+    assert (s.max_connections, s.handshake_timeout) == (
+        args.max_connections,
+        args.handshake_timeout,
+    )
 
 
 BAD = [

@@ -298,9 +298,17 @@ def test_both_drivers(driver: str) -> None:
             assert sessions(port) == 1
             text_only(conn, False)
             assert text_turn(conn, False, f"via {driver}") == f"via {driver}"
-        status, m = _get(port, "/metrics?reset=1", KEY)
+        status, m = _get(port, "/metrics.json?reset=1", KEY)
         assert status == 200 and m["messages_in"] >= 3 and m["sessions_started"] == 1
-        assert _get(port, "/metrics", KEY)[1]["messages_in"] == 0  # reset after reading
+        assert _get(port, "/metrics.json", KEY)[1]["messages_in"] == 0  # reset after reading
+        prom = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        with urllib.request.urlopen(prom, timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+        assert "voxwire_sessions 0.0" in text
+        assert "voxwire_inbound_latency_seconds_bucket" in text
         with pytest.raises(InvalidStatus) as bad:
             ws_connect(f"ws://127.0.0.1:{port}/v1/realtime")
         assert bad.value.response.status_code == 401

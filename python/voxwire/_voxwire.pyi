@@ -418,3 +418,7 @@ class OutputPipeline:
     @property
     def out_rate(self) -> int:
         """Output sample rate."""
+
+    @property
+    def last_samples(self) -> int:
+        """How many samples the last ``push`` or ``flush`` returned (encoded)."""

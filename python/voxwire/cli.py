@@ -135,13 +135,13 @@ def serve(args: argparse.Namespace) -> int:
 
     from voxwire.asr import load_asr
     from voxwire.gate import ServerLimits
-    from voxwire.server import MAX_KEY_CHARS, ServerConfig
+    from voxwire.platform import ServerConfig, usable_key
     from voxwire.session import Limits
 
     keys = list(args.api_key)
     keys += [k.strip() for k in os.environ.get("VOXWIRE_API_KEYS", "").split(",") if k.strip()]
     for k in keys:
-        if not (0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k):
+        if not usable_key(k):
             print(
                 "voxwire serve: an API key must be 1 to 4096 printable ASCII characters "
                 "without spaces (check --api-key and VOXWIRE_API_KEYS)",

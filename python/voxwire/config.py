@@ -142,10 +142,19 @@ class ServerSettings:
     idle_timeout: float = 300.0
     max_message_bytes: int = 1 << 20
     max_send_queue: int = 256
-    max_buffer_ms: int = 15 * 60 * 1000
+    max_buffer_ms: int = 5 * 60 * 1000
     max_items: int = 512
     responses_per_minute: int = 600
     max_delta_ms: int = 200
+    max_conversation_bytes: int = 32 << 20
+    max_response_events: int = 20_000
+    max_response_bytes: int = 32 << 20
+    messages_per_minute: int = 12_000
+    write_timeout: float = 30.0
+    handshake_timeout: float = 10.0
+    max_connections: int = 1000
+    max_connections_per_peer: int = 64
+    max_failed_auth: int = 20
     asr: str = "auto"
     driver: str = "websockets"
     #: The model name sessions report (OpenAI's ``session.model``, ``GET /v1/models``).
@@ -632,6 +641,25 @@ class _Loader:
                 "responses_per_minute", d.responses_per_minute, lo=1, hi=1 << 20
             ),
             max_delta_ms=t.integer("max_delta_ms", d.max_delta_ms, lo=10, hi=10_000),
+            max_conversation_bytes=t.integer(
+                "max_conversation_bytes", d.max_conversation_bytes, lo=1 << 16, hi=1 << 34
+            ),
+            max_response_events=t.integer(
+                "max_response_events", d.max_response_events, lo=10, hi=1 << 24
+            ),
+            max_response_bytes=t.integer(
+                "max_response_bytes", d.max_response_bytes, lo=1 << 12, hi=1 << 34
+            ),
+            messages_per_minute=t.integer(
+                "messages_per_minute", d.messages_per_minute, lo=1, hi=1 << 24
+            ),
+            write_timeout=t.number("write_timeout", d.write_timeout, lo=0.0, hi=86400.0),
+            handshake_timeout=t.number("handshake_timeout", d.handshake_timeout, lo=0.1, hi=3600.0),
+            max_connections=t.integer("max_connections", d.max_connections, lo=1, hi=1 << 24),
+            max_connections_per_peer=t.integer(
+                "max_connections_per_peer", d.max_connections_per_peer, lo=1, hi=1 << 24
+            ),
+            max_failed_auth=t.integer("max_failed_auth", d.max_failed_auth, lo=1, hi=1 << 24),
             asr=t.choice("asr", d.asr, ASR_ENGINES),
             driver=t.choice("driver", d.driver, DRIVERS),
             model=t.text("model", d.model),

@@ -196,7 +196,7 @@ def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 
 
 def _metrics(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics.json", timeout=5) as r:
         out: dict[str, Any] = json.load(r)
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "Base64DecodeError",
+    "BufferFullError",
     "ConfigError",
     "DTypeError",
     "InvalidInputError",
@@ -44,6 +45,17 @@ class Base64DecodeError(InvalidInputError):
 
     def __reduce__(self) -> tuple[type[Base64DecodeError], tuple[str, int]]:
         return (type(self), (str(self), self.offset))
+
+
+class BufferFullError(InvalidInputError):
+    """The input pipeline's buffer is full (``max_ms`` of audio): commit or clear it first."""
+
+    def __init__(self, message: str, max_ms: int) -> None:
+        super().__init__(message)
+        self.max_ms = max_ms
+
+    def __reduce__(self) -> tuple[type[BufferFullError], tuple[str, int]]:
+        return (type(self), (str(self), self.max_ms))
 
 
 class DTypeError(VoxwireError, TypeError):

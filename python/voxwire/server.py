@@ -1,23 +1,29 @@
-"""Drivers of the session engine: a websockets server and an ASGI app.
+"""Drivers of the session engine: a websockets server and an ASGI app, for every dialect.
 
-``voxwire serve`` runs the plain websockets server; the ASGI app (Starlette) is for mounting
-in your own app or serving with uvicorn.
+``voxwire serve`` runs the plain websockets server by default; the ASGI app (Starlette) is
+for mounting in your own app or serving with uvicorn. Both route by the
+:class:`~voxwire.platform.Platform`'s table, built from the dialect plugins
+(:data:`voxwire.dialects.PLUGINS`): each plugin's WebSocket paths and REST routes, plus the
+platform's ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text) and ``/metrics.json``.
+A handshake passes the server-wide admission (:mod:`voxwire.gate`), then the dialect's own
+(authentication, subprotocol, variant), and its session runs in a :class:`SessionRunner`.
 
-Both run :func:`run_session`, which moves messages between a transport and a
-:class:`voxwire.session.Session`, runs the agent of each response as a task (cancelled on
-barge-in), and keeps memory bounded: outgoing messages wait in one ordered queue, and while
-it holds ``max_send_queue`` messages neither the agent nor the reader goes on (a slow client
-slows its own session down instead of growing the server).
+The runner moves messages between a transport and a :class:`voxwire.session.Session`, runs
+the agent of each response as a task (cancelled on barge-in), and keeps memory bounded:
+outgoing messages wait in one ordered queue, and while it holds ``max_send_queue`` messages
+neither the agent nor the reader goes on (a slow client slows its own session down instead
+of growing the server); a client that takes nothing for ``write_timeout_s`` is dropped.
 
 Wire limits (documented answers):
 
 - a message over ``max_message_bytes`` (1 MiB by default): close code 1009 (message too big);
-- no client message for ``Limits.idle_timeout_s`` while no response runs: an ``error`` event
-  with code ``session_idle_timeout``, then close code 1000;
+- no client message for ``Limits.idle_timeout_s`` while no response runs: the dialect's
+  idle-timeout error, then close code 1000;
 - server shutdown (SIGTERM or SIGINT to ``voxwire serve``): close code 1012 (service
   restart);
-- a missing or wrong API key: HTTP 401 at the handshake (403 where the ASGI server cannot send
-  a denial response); no session starts.
+- a refused handshake: the dialect's HTTP status and error body (HTTP 403 where the ASGI
+  server cannot send a denial response); no session starts;
+- REST bodies over 64 KiB: HTTP 413.
 """
 
 from __future__ import annotations
@@ -25,207 +31,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hmac
+import json
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from voxwire import agents
 from voxwire.asr import ASR
-from voxwire.dialects import OpenAIDialect
-from voxwire.gate import Gate, Refusal, ServerLimits
-from voxwire.session import Limits, Phase, Session
+from voxwire.dialects.base import (
+    Accept,
+    Handshake,
+    HttpRequest,
+    HttpResponse,
+    Refuse,
+)
+from voxwire.platform import (
+    MAX_KEY_CHARS,
+    MAX_KEYS_PER_HANDSHAKE,
+    Metrics,
+    Platform,
+    ServerConfig,
+    usable_key,
+)
+from voxwire.session import Phase, Session
 from voxwire.session import events as ev
 
 log = logging.getLogger("voxwire.server")
 
-#: Subprotocol prefix browsers use to carry the key (they cannot set headers).
-KEY_SUBPROTOCOL = "openai-insecure-api-key."
-BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-
-
-class Metrics:
-    """Server-wide counters and the inbound latency histogram (exposed at ``/metrics``).
-
-    Inbound latency is the time from a client message's arrival in the session loop to the
-    end of its processing (engine, Rust pipeline, and queueing of the events it caused).
-    ``audio_in_ms`` sums the input audio of finished sessions (to check nothing was dropped).
-    """
-
-    #: Histogram buckets: 1 us to about 100 s, 5% apart.
-    _RATIO = 1.05
-    _N = 380
-    _LOG_RATIO = math.log(_RATIO)
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Start counting afresh."""
-        self.messages_in = 0
-        self.messages_out = 0
-        self.sessions_started = 0
-        self.audio_in_ms = 0
-        self.buckets = [0] * self._N
-        self.cpu_at_reset = time.process_time()
-        self.wall_at_reset = time.monotonic()
-
-    def observe(self, seconds: float) -> None:
-        """Record one inbound message's processing time."""
-        us = max(seconds * 1e6, 1.0)
-        k = min(self._N - 1, int(math.log(us) / self._LOG_RATIO))
-        self.buckets[k] += 1
-        self.messages_in += 1
-
-    def quantile(self, q: float) -> float | None:
-        """The ``q`` quantile of inbound latency in microseconds (upper bucket edge)."""
-        n = sum(self.buckets)
-        if n == 0:
-            return None
-        want, seen = q * n, 0
-        for k, c in enumerate(self.buckets):
-            seen += c
-            if seen >= want:
-                return float(self._RATIO ** (k + 1))
-        return float(self._RATIO**self._N)
-
-    def snapshot(self, sessions: int) -> dict[str, Any]:
-        """Everything, as JSON-ready values."""
-        return {
-            "sessions": sessions,
-            "sessions_started": self.sessions_started,
-            "messages_in": self.messages_in,
-            "messages_out": self.messages_out,
-            "audio_in_ms": self.audio_in_ms,
-            "inbound_latency_us": {
-                "p50": self.quantile(0.5),
-                "p90": self.quantile(0.9),
-                "p99": self.quantile(0.99),
-                "max": self.quantile(1.0),
-            },
-            "cpu_seconds": time.process_time() - self.cpu_at_reset,
-            "wall_seconds": time.monotonic() - self.wall_at_reset,
-        }
+#: Largest REST request body.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class Transport(Protocol):
-    """A message-oriented connection, as :func:`run_session` needs it."""
+    """A message-oriented connection, as :class:`SessionRunner` needs it."""
 
     async def recv(self) -> str | bytes | None:
         """The next message, or None once the client has gone."""
         ...
 
-    async def send(self, text: str) -> None:
-        """Send one text message."""
+    async def send(self, message: str | bytes) -> None:
+        """Send one message: text, or binary for bytes."""
         ...
 
     async def close(self, code: int, reason: str) -> None:
         """Close with a close frame."""
         ...
-
-
-@dataclass
-class ServerConfig:
-    """What a voxwire server needs to know."""
-
-    #: Accepted API keys; empty means no authentication (loopback only, see ``voxwire serve``).
-    api_keys: frozenset[str] = frozenset()
-    #: The agent: a name for :func:`voxwire.agents.load_agent`, or an agent object.
-    agent: str | agents.Agent = "echo"
-    limits: Limits = field(default_factory=Limits)
-    max_message_bytes: int = 1 << 20
-    max_send_queue: int = 256
-    #: A client that does not take a message for this long is dropped (0: never).
-    write_timeout_s: float = 30.0
-    #: Seconds open sessions get to close at shutdown (SIGTERM) before the server exits.
-    shutdown_timeout_s: float = 10.0
-    #: Connections per server and per peer, handshake and failed-authentication rates.
-    server_limits: ServerLimits = field(default_factory=ServerLimits)
-    vad_engine: str = "spectral"
-    model: str = "voxwire-echo"
-    #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
-    #: transcripts. ``voxwire serve`` picks :class:`voxwire.asr.PocketSphinxASR` when it is
-    #: installed (``--asr``).
-    asr: ASR | None = None
-
-    def make_agent(self) -> agents.Agent:
-        """The agent object."""
-        return agents.load_agent(self.agent) if isinstance(self.agent, str) else self.agent
-
-
-def authenticate(
-    keys: Iterable[str],
-    headers: Mapping[str, str],
-    query: Mapping[str, str],
-    subprotocols: Iterable[str],
-) -> bool:
-    """Whether the handshake carries an accepted key.
-
-    Keys come as ``Authorization: Bearer <key>``, ``?api_key=<key>``, or the subprotocol
-    ``openai-insecure-api-key.<key>``. With no keys configured everything is accepted.
-    """
-    keys = list(keys)
-    if not keys:
-        return True
-    offered = offered_keys(headers, query, subprotocols)
-    # Constant-time comparisons, all of them (no early exit on the first match).
-    ok = False
-    for o in offered:
-        for k in keys:
-            ok |= hmac.compare_digest(o.encode(), k.encode())
-    return ok
-
-
-#: At most this many credentials of one handshake are tried; the rest are ignored.
-MAX_KEYS_PER_HANDSHAKE = 8
-#: Longer credentials are not tried.
-MAX_KEY_CHARS = 4096
-
-
-def _usable_key(k: str) -> bool:
-    # Printable ASCII only: a byte outside it (the server decodes such header bytes as
-    # surrogates or Latin-1) cannot match a configured key, and must not reach encode().
-    return 0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k
-
-
-def offered_keys(
-    headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]
-) -> list[str]:
-    """The usable credentials a handshake offers, at most :data:`MAX_KEYS_PER_HANDSHAKE`.
-
-    From ``Authorization: Bearer <key>``, the Azure-style ``api-key`` header, ``?api_key=``,
-    and subprotocols ``openai-insecure-api-key.<key>``.
-    """
-    offered: list[str] = []
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        offered.append(auth[7:].strip())
-    if "api-key" in headers:
-        offered.append(headers["api-key"].strip())
-    if "api_key" in query:
-        offered.append(query["api_key"])
-    for p in subprotocols:
-        if len(offered) >= MAX_KEYS_PER_HANDSHAKE:
-            break
-        if p.startswith(KEY_SUBPROTOCOL):
-            offered.append(p[len(KEY_SUBPROTOCOL) :])
-    return [o for o in offered[:MAX_KEYS_PER_HANDSHAKE] if _usable_key(o)]
-
-
-def wants_beta(headers: Mapping[str, str], subprotocols: Iterable[str]) -> bool:
-    """Whether the client asked for the beta shape (``OpenAI-Beta: realtime=v1``)."""
-    beta = headers.get("openai-beta", "").replace(" ", "")
-    return "realtime=v1" in beta.split(",") or BETA_SUBPROTOCOL in subprotocols
-
-
-def answer_subprotocol(subprotocols: Iterable[str]) -> str | None:
-    """The subprotocol to accept: ``realtime`` when offered (browsers), else none."""
-    return "realtime" if "realtime" in subprotocols else None
 
 
 class SessionRunner:
@@ -266,7 +120,7 @@ class SessionRunner:
         self.write_timeout_s = write_timeout_s
         #: Why the session ended on the server's side ("write timeout", ...), if it did.
         self.ended_by: str | None = None
-        self._out: deque[str | ev.Close] = deque()
+        self._out: deque[str | bytes | ev.Close] = deque()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -550,6 +404,63 @@ async def run_session(
     ).run()
 
 
+async def serve_accepted(
+    transport: Transport, accept: Accept, platform: Platform, peer: str
+) -> None:
+    """Run one accepted WebSocket's session (either driver), counted in the platform."""
+    session = accept.session
+    platform.gate.opened(peer)
+    platform.live.add(session)
+    platform.metrics.sessions_started += 1
+    cfg = platform.config
+    try:
+        if accept.close is not None:
+            with contextlib.suppress(Exception):
+                await transport.close(*accept.close)
+            return
+        await run_session(
+            transport,
+            session,
+            platform.agent,
+            max_send_queue=cfg.max_send_queue,
+            metrics=platform.metrics,
+            asr=cfg.asr,
+            write_timeout_s=cfg.write_timeout_s,
+        )
+    finally:
+        platform.live.discard(session)
+        platform.gate.closed(peer)
+
+
+def _join_headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        k = k.lower()
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
+
+
+def _subprotocols(headers: Mapping[str, str]) -> tuple[str, ...]:
+    raw = headers.get("sec-websocket-protocol", "")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+async def _rest(platform: Platform, req: HttpRequest) -> HttpResponse:
+    """Answer a REST request by the routing table (404, 405 and 500 included)."""
+    found = platform.router.match_http(req.method, req.path)
+    if found is None:
+        return HttpResponse(404, {"error": {"message": f"No route for {req.path}", "code": 404}})
+    if found is False:
+        return HttpResponse(405, {"error": {"message": "Method not allowed", "code": 405}})
+    assert not isinstance(found, bool)
+    route, params = found
+    try:
+        return await route.handler(dataclasses.replace(req, params=params), platform)
+    except Exception:
+        log.exception("REST %s %s failed", req.method, req.path)
+        return HttpResponse(500, {"error": {"message": "Internal server error", "code": 500}})
+
+
 # --------------------------------------------------------------------------------------
 # ASGI (Starlette)
 
@@ -566,165 +477,115 @@ class _StarletteTransport:
         data: bytes | None = m.get("bytes")
         return text if text is not None else data
 
-    async def send(self, text: str) -> None:
-        await self.ws.send_text(text)
+    async def send(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            await self.ws.send_text(message)
+        else:
+            await self.ws.send_bytes(message)
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code, reason)
 
 
-_INVALID_KEY = {
-    "error": {
-        "type": "invalid_request_error",
-        "code": "invalid_api_key",
-        "message": "Incorrect or missing API key.",
-    }
-}
+def _route_path(scope: Mapping[str, Any]) -> str:
+    """The path below the app's mount point (``root_path``), as the routes see it."""
+    path: str = scope.get("path", "/")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
 
 
-def _http_answer(
-    cfg: ServerConfig,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    live: set[Session],
-    metrics: Metrics,
-) -> tuple[int, dict[str, Any]] | None:
-    """The JSON answer to a plain HTTP GET of one of the server's routes, or None.
-
-    ``/metrics`` needs a key when keys are configured; ``?reset=1`` starts its counters
-    afresh (after reading them). Any other path gives None.
-    """
-    path = path.rstrip("/") or "/"
-    if path == "/healthz":
-        return 200, {"status": "ok", "sessions": len(live)}
-    if path == "/v1/models":
-        return 200, {
-            "object": "list",
-            "data": [{"id": cfg.model, "object": "model", "owned_by": "voxwire"}],
-        }
-    if path == "/metrics":
-        if not authenticate(cfg.api_keys, headers, query, []):
-            return 401, {"error": "unauthorized"}
-        snap = metrics.snapshot(len(live))
-        if query.get("reset") in ("1", "true"):
-            metrics.reset()
-        return 200, snap
-    return None
+def _peer(client: Any) -> str:
+    return str(client.host) if client else "?"
 
 
-async def _serve_session(
-    transport: Transport,
-    cfg: ServerConfig,
-    agent: agents.Agent,
-    live: set[Session],
-    metrics: Metrics,
-    headers: Mapping[str, str],
-    protos: Sequence[str],
-    model: str,
-) -> None:
-    """Runs one accepted WebSocket's session (either driver), counted in ``live``."""
-    session = Session(
-        OpenAIDialect(beta=wants_beta(headers, protos)),
-        now=time.monotonic(),
-        model=model,
-        limits=cfg.limits,
-        vad_engine=cfg.vad_engine,
-    )
-    live.add(session)
-    metrics.sessions_started += 1
-    try:
-        await run_session(
-            transport,
-            session,
-            agent,
-            max_send_queue=cfg.max_send_queue,
-            metrics=metrics,
-            asr=cfg.asr,
-            write_timeout_s=cfg.write_timeout_s,
-        )
-    finally:
-        live.discard(session)
+def create_app(config: ServerConfig | None = None, *, platform: Platform | None = None) -> Any:
+    """The ASGI app: every dialect's WebSocket and REST routes, and the platform's.
 
-
-def create_app(config: ServerConfig | None = None) -> Any:
-    """The ASGI app.
-
-    WebSocket ``/v1/realtime`` (also ``/realtime``), ``GET /healthz``, ``GET /v1/models``,
-    ``GET /metrics`` (counters, inbound latency quantiles, CPU seconds; ``?reset=1`` or
-    ``POST /metrics/reset`` starts afresh; both need a key when keys are configured). Mount it in a
-    FastAPI/Starlette app, or serve it with uvicorn (use ``ws="websockets"`` and
-    ``ws_max_size=config.max_message_bytes``).
+    Mount it in a FastAPI/Starlette app under any prefix, or serve it with uvicorn (use
+    ``ws="websockets"`` and ``ws_max_size=config.max_message_bytes``).
     """
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket
 
-    cfg = config or ServerConfig()
-    agent = cfg.make_agent()
-    live: set[Session] = set()
-    metrics = Metrics()
-    gate = Gate(cfg.server_limits)
+    plat = platform or Platform(config or ServerConfig())
 
-    async def http(request: Request) -> JSONResponse:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        query = dict(request.query_params)
-        answer = _http_answer(cfg, request.url.path, query, headers, live, metrics)
-        assert answer is not None  # only the routes below lead here
-        return JSONResponse(answer[1], status_code=answer[0])
+    def to_response(a: HttpResponse) -> Response:
+        if a.raw is not None:
+            return Response(a.raw, a.status, headers=a.headers, media_type=a.content_type)
+        return JSONResponse(a.body, a.status, headers=a.headers)
 
-    async def reset_metrics(request: Request) -> JSONResponse:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        query = {**request.query_params, "reset": "1"}
-        answer = _http_answer(cfg, "/metrics", query, headers, live, metrics)
-        assert answer is not None
-        return JSONResponse(answer[1], status_code=answer[0])
+    async def http(request: Request) -> Response:
+        body = b""
+        if request.method in ("POST", "PUT", "PATCH"):
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    return JSONResponse(
+                        {"error": {"message": "Request body too large", "code": 413}}, 413
+                    )
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        req = HttpRequest(
+            request.method,
+            _route_path(request.scope),
+            {},
+            dict(request.query_params),
+            _join_headers(list(request.headers.items())),
+            body,
+            _peer(request.client),
+        )
+        return to_response(await _rest(plat, req))
 
-    async def deny(ws: WebSocket, status: int, body: dict[str, Any], retry: int = 0) -> None:
+    async def deny(ws: WebSocket, r: Refuse) -> None:
         if "websocket.http.response" in ws.scope.get("extensions", {}):
-            extra = {"Retry-After": str(retry)} if retry else None
-            await ws.send_denial_response(JSONResponse(body, status_code=status, headers=extra))
+            body = r.body if isinstance(r.body, bytes) else json.dumps(r.body).encode()
+            resp = Response(body, r.status, headers=r.headers, media_type="application/json")
+            await ws.send_denial_response(resp)
         else:
             await ws.close(code=1008)  # before accept: the server answers HTTP 403
 
-    async def realtime(ws: WebSocket) -> None:
-        peer = ws.client.host if ws.client else "?"
-        refusal = gate.check(peer)
-        if refusal is not None:
-            await deny(ws, refusal.status, refusal.body(), refusal.retry_after_s)
+    async def websocket(ws: WebSocket) -> None:
+        path = _route_path(ws.scope)
+        peer = _peer(ws.client)
+        found = plat.router.match_ws(path)
+        if found is None:
+            await deny(ws, Refuse(404, {"error": {"message": f"No route for {path}"}}))
             return
-        headers = {k.lower(): v for k, v in ws.headers.items()}
-        protos = list(ws.scope.get("subprotocols", []))
-        if not authenticate(cfg.api_keys, headers, dict(ws.query_params), protos):
-            gate.auth_failed(peer)
-            await deny(ws, 401, _INVALID_KEY)
+        plugin, params = found
+        headers = _join_headers(list(ws.headers.items()))
+        hs = Handshake(
+            path,
+            params,
+            dict(ws.query_params),
+            headers,
+            tuple(ws.scope.get("subprotocols", ())),
+            peer,
+        )
+        result = await plat.handshake(plugin, hs)
+        if isinstance(result, Refuse):
+            await deny(ws, result)
             return
-        await ws.accept(subprotocol=answer_subprotocol(protos))
-        model = ws.query_params.get("model", cfg.model)
-        gate.opened(peer)
-        try:
-            await _serve_session(
-                _StarletteTransport(ws), cfg, agent, live, metrics, headers, protos, model
-            )
-        finally:
-            gate.closed(peer)
+        await ws.accept(subprotocol=result.subprotocol)
+        await serve_accepted(_StarletteTransport(ws), result, plat, peer)
 
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(
         routes=[
-            Route("/healthz", http),
-            Route("/v1/models", http),
-            Route("/metrics", http),
-            Route("/metrics/reset", reset_metrics, methods=["POST"]),
-            WebSocketRoute("/v1/realtime", realtime),
-            WebSocketRoute("/realtime", realtime),
+            Route("/{path:path}", http, methods=methods),
+            WebSocketRoute("/{path:path}", websocket),
         ]
     )
-    app.state.config = cfg
-    app.state.sessions = live
-    app.state.metrics = metrics
-    app.state.gate = gate
+    app.state.platform = plat
+    app.state.config = plat.config
+    app.state.sessions = plat.live
+    app.state.metrics = plat.metrics
+    app.state.gate = plat.gate
     return app
 
 
@@ -750,9 +611,8 @@ def serve(
         raise ValueError(f"unknown driver {driver!r}: use 'websockets' or 'asgi'")
     import uvicorn
 
-    uvicorn_kw.setdefault(
-        "http", _h11_with_handshake_timeout(config.server_limits.handshake_timeout_s)
-    )
+    timeout = config.server_limits.handshake_timeout_s
+    uvicorn_kw.setdefault("http", _h11_with_handshake_timeout(timeout))
     uvicorn.run(
         create_app(config),
         host=host,
@@ -859,8 +719,8 @@ class _WebsocketsTransport:
             return None
         return msg
 
-    async def send(self, text: str) -> None:
-        await self.ws.send(text)
+    async def send(self, message: str | bytes) -> None:
+        await self.ws.send(message)
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code, reason)
@@ -875,19 +735,25 @@ class _WebsocketsTransport:
             transport.abort()
 
 
-async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> Any:
+async def serve_websockets(
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    platform: Platform | None = None,
+) -> Any:
     """The server ``voxwire serve`` runs: the ``websockets`` library's asyncio server.
 
-    The session is at ``/v1/realtime`` (also ``/realtime``) and ``GET /healthz``, ``GET
-    /v1/models`` and ``GET /metrics`` (``?reset=1`` starts afresh) answered as the ASGI app
-    answers them. No ASGI layer in between: per message it costs about what a bare
-    ``websockets`` echo server does (``benches/load.py``).
+    Every dialect's WebSocket routes, and the REST routes that take no body (GET): this
+    server cannot read request bodies, so POST routes answer HTTP 405 here (serve with
+    ``--driver asgi`` for them). No ASGI layer in between: per message it costs about what a
+    bare ``websockets`` echo server does (``benches/load.py``).
 
     Returns the started ``websockets`` Server (``async with`` it, or ``close()`` it: open
-    sessions get close code 1001; :func:`serve` closes them with 1012 instead). The sessions
-    and metrics are on the server object as ``voxwire_sessions`` and ``voxwire_metrics``.
+    sessions get close code 1001; :func:`serve` closes them with 1012 instead). The platform
+    is on the server object as ``voxwire_platform`` (and its sessions and metrics as
+    ``voxwire_sessions`` and ``voxwire_metrics``).
     """
-    import json
     from http import HTTPStatus
     from urllib.parse import parse_qsl, urlsplit
 
@@ -895,67 +761,53 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
     from websockets.http11 import Request, Response
     from websockets.typing import Subprotocol
 
-    agent = config.make_agent()
-    live: set[Session] = set()
-    metrics = Metrics()
-    gate = Gate(config.server_limits)
+    plat = platform or Platform(config)
 
-    def protos(req: Request) -> list[str]:
-        raw = req.headers.get_all("Sec-WebSocket-Protocol")
-        return [p.strip() for h in raw for p in h.split(",") if p.strip()]
-
-    def respond(
-        conn: ServerConnection, status: int, body: dict[str, Any], retry_after: int = 0
-    ) -> Response:
-        r = conn.respond(HTTPStatus(status), json.dumps(body))
+    def respond(conn: ServerConnection, a: HttpResponse) -> Response:
+        body = a.raw if a.raw is not None else json.dumps(a.body).encode()
+        r = conn.respond(HTTPStatus(a.status), "")
+        r.body = body
         del r.headers["Content-Type"]
-        r.headers["Content-Type"] = "application/json"
-        if retry_after:
-            r.headers["Retry-After"] = str(retry_after)
+        del r.headers["Content-Length"]
+        r.headers["Content-Type"] = a.content_type
+        r.headers["Content-Length"] = str(len(body))
+        for k, v in a.headers.items():
+            r.headers[k] = v
         return r
 
     def peer_of(conn: ServerConnection) -> str:
         addr = conn.remote_address
         return str(addr[0]) if addr else "?"
 
-    # What check() parsed of an accepted upgrade, for its handler.
-    parsed: WeakKeyDictionary[ServerConnection, tuple[dict[str, str], list[str], str]]
-    parsed = WeakKeyDictionary()
+    # The handshake's outcome, for select() and the handler.
+    accepted: WeakKeyDictionary[ServerConnection, Accept] = WeakKeyDictionary()
 
-    def check(conn: ServerConnection, req: Request) -> Response | None:
+    async def check(conn: ServerConnection, req: Request) -> Response | None:
         url = urlsplit(req.path)
-        headers = {k.lower(): v for k, v in req.headers.raw_items()}
+        headers = _join_headers(list(req.headers.raw_items()))
         query = dict(parse_qsl(url.query))
-        if "upgrade" not in headers:
-            answer = _http_answer(config, url.path, query, headers, live, metrics)
-            if answer is not None:
-                return respond(conn, *answer)
-        if url.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
-            return respond(conn, 404, {"error": "not found"})
-        peer = peer_of(conn)
-        refusal: Refusal | None = gate.check(peer)
-        if refusal is not None:
-            return respond(conn, refusal.status, refusal.body(), refusal.retry_after_s)
-        offered = protos(req)
-        if not authenticate(config.api_keys, headers, query, offered):
-            gate.auth_failed(peer)
-            return respond(conn, 401, _INVALID_KEY)
-        parsed[conn] = (headers, offered, query.get("model", config.model))
+        path = url.path or "/"
+        found = plat.router.match_ws(path)
+        if "upgrade" not in headers or found is None:
+            hreq = HttpRequest("GET", path, {}, query, headers, b"", peer_of(conn))
+            return respond(conn, await _rest(plat, hreq))
+        plugin, params = found
+        hs = Handshake(path, params, query, headers, _subprotocols(headers), peer_of(conn))
+        result = await plat.handshake(plugin, hs)
+        if isinstance(result, Refuse):
+            return respond(conn, HttpResponse(result.status, result.body, result.headers))
+        accepted[conn] = result
         return None
 
     def select(conn: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
-        return Subprotocol("realtime") if answer_subprotocol(offered) else None
+        a = accepted.get(conn)
+        if a is None or a.subprotocol is None:
+            return None
+        return Subprotocol(a.subprotocol)
 
     async def handler(conn: ServerConnection) -> None:
-        headers, offered, model = parsed.pop(conn)
-        peer = peer_of(conn)
-        gate.opened(peer)
-        try:
-            await _serve_session(
-                _WebsocketsTransport(conn), config, agent, live, metrics, headers, offered, model
-            )
-        finally:
-            gate.closed(peer)
+        accept = accepted.pop(conn)
+        await serve_accepted(_WebsocketsTransport(conn), accept, plat, peer_of(conn))
 
     server = await serve(
         handler,
@@ -967,21 +819,25 @@ async def serve_websockets(config: ServerConfig, host: str = "127.0.0.1", port: 
         compression=None,
         open_timeout=config.server_limits.handshake_timeout_s,
     )
-    setattr(server, "voxwire_sessions", live)  # noqa: B010 (websockets' Server has no slot)
-    setattr(server, "voxwire_metrics", metrics)  # noqa: B010
-    setattr(server, "voxwire_gate", gate)  # noqa: B010
+    setattr(server, "voxwire_platform", plat)  # noqa: B010 (websockets' Server has no slot)
+    setattr(server, "voxwire_sessions", plat.live)  # noqa: B010
+    setattr(server, "voxwire_metrics", plat.metrics)  # noqa: B010
+    setattr(server, "voxwire_gate", plat.gate)  # noqa: B010
     return server
 
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_KEYS_PER_HANDSHAKE",
+    "MAX_KEY_CHARS",
     "Metrics",
     "ServerConfig",
+    "SessionRunner",
     "Transport",
-    "answer_subprotocol",
-    "authenticate",
     "create_app",
     "run_session",
     "serve",
+    "serve_accepted",
     "serve_websockets",
-    "wants_beta",
+    "usable_key",
 ]

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from voxwire.dialects import openai
+from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
+
+#: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
+PLUGINS: list[DialectPlugin] = [openai.PLUGIN]
 
 
 class Dialect(Protocol):
     """What the session engine needs of a dialect."""
 
     name: str
+    #: How audio travels: ``base64`` text in JSON events, or ``raw`` bytes in binary frames.
+    audio_encoding: str
 
     def decode(self, message: str | bytes) -> Intent:
         """One client message as an intent (a BadMessage when it is not valid)."""
         ...
 
-    def encode(self, fact: Fact) -> str | None:
-        """The wire text of a fact, or None when the dialect has no such event."""
+    def encode(self, fact: Fact) -> str | bytes | None:
+        """The wire form of a fact (JSON text or binary), or None when it has none here."""
         ...
 
 
-__all__ = ["Dialect", "OpenAIDialect"]
+__all__ = ["PLUGINS", "Dialect", "DialectPlugin", "OpenAIDialect"]

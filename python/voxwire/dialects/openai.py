@@ -11,11 +11,22 @@ beta session (``input_audio_format``, ``turn_detection``, ``modalities``).
 from __future__ import annotations
 
 import json
-import secrets
 import string
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from voxwire.session import events as ev
+
+if TYPE_CHECKING:
+    from voxwire.dialects.base import (
+        Accept,
+        Handshake,
+        HttpRequest,
+        HttpResponse,
+        HttpRoute,
+        Refuse,
+    )
+    from voxwire.platform import Platform
 
 #: The client event types this dialect takes.
 CLIENT_TYPES = (
@@ -63,10 +74,6 @@ class Invalid(Exception):
         self.code, self.message, self.param = code, message, param
 
 
-def _event_id() -> str:
-    return "event_" + secrets.token_hex(10)
-
-
 def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
     """``d[key]``, which must be present and of ``kind``."""
     if key not in d:
@@ -88,9 +95,12 @@ class OpenAIDialect:
     """Codec for the OpenAI Realtime API; ``beta`` selects the beta names and shapes."""
 
     name = "openai"
+    #: Audio travels as base64 text inside JSON events.
+    audio_encoding = "base64"
 
-    def __init__(self, beta: bool = False) -> None:
+    def __init__(self, beta: bool = False, *, ids: ev.IdFactory = ev.random_id) -> None:
         self.beta = beta
+        self._ids = ids
 
     # ----------------------------------------------------------------------------------
     # decode
@@ -263,7 +273,7 @@ class OpenAIDialect:
                 kw["transcription"] = self._transcription(
                     s["input_audio_transcription"], "session.input_audio_transcription"
                 )
-            return ev.UpdateSession(eid, **kw)
+            return ev.UpdateSession(eid, **self._rates(kw))
         kind = s.get("type", "realtime")
         if kind != "realtime":
             raise Invalid(
@@ -291,13 +301,22 @@ class OpenAIDialect:
             kw["output_format"] = self._format(out["format"], "session.audio.output.format")
         if "voice" in out:
             kw["voice"] = _get(out, "voice", str, "session.audio.output.voice")
-        return ev.UpdateSession(eid, **kw)
+        return ev.UpdateSession(eid, **self._rates(kw))
+
+    @staticmethod
+    def _rates(kw: dict[str, Any]) -> dict[str, Any]:
+        """The wire rates that go with the formats (pcm16 is 24 kHz, G.711 8 kHz)."""
+        if "input_format" in kw:
+            kw["input_rate"] = ev.FORMAT_RATE[kw["input_format"]]
+        if "output_format" in kw:
+            kw["output_rate"] = ev.FORMAT_RATE[kw["output_format"]]
+        return kw
 
     def _item_create(self, o: dict[str, Any], eid: str | None) -> ev.CreateItem:
         it = _get(o, "item", dict, "item")
         prev = _opt(o, "previous_item_id", str, "previous_item_id")
         kind = it.get("type", "message")
-        item_id = _opt(it, "id", str, "item.id") or "item_" + secrets.token_hex(10)
+        item_id = _opt(it, "id", str, "item.id") or self._ids("item")
         if kind == "function_call_output":
             return ev.CreateItem(
                 eid,
@@ -336,7 +355,7 @@ class OpenAIDialect:
             else:
                 raise Invalid("invalid_value", f"Invalid content type: {ct!r}.", f"{path}.type")
         item = ev.Item(item_id, "message", "completed", role, tuple(parts))
-        return ev.CreateItem(eid, item, prev, tuple(audio))
+        return ev.CreateItem(eid, item, prev, tuple(audio), audio_rate=24000)
 
     # ----------------------------------------------------------------------------------
     # encode
@@ -559,7 +578,7 @@ class OpenAIDialect:
         name = self._names(fact)
         if name is None:
             return None
-        d: dict[str, Any] = {"type": name, "event_id": _event_id()}
+        d: dict[str, Any] = {"type": name, "event_id": self._ids("event")}
         match fact:
             case ev.SessionCreated(session=s) | ev.SessionUpdated(session=s):
                 d["session"] = self.session_object(s)
@@ -635,14 +654,256 @@ class OpenAIDialect:
                     for r in fact.rate_limits
                 ]
             case ev.Error():
+                kind, code, message, param = render_error(fact)
                 d["error"] = {
-                    "type": fact.type,
-                    "code": fact.code,
-                    "message": fact.message,
-                    "param": fact.param,
+                    "type": kind,
+                    "code": code,
+                    "message": message,
+                    "param": param,
                     "event_id": fact.event_id,
                 }
         return json.dumps(d, separators=(",", ":"))
 
 
-__all__ = ["CLIENT_TYPES", "Invalid", "OpenAIDialect"]
+#: Subprotocol prefix browsers use to carry the key (they cannot set headers).
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+
+#: The HTTP 401 body of a missing or wrong key.
+INVALID_KEY = {
+    "error": {
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+        "message": "Incorrect or missing API key.",
+    }
+}
+
+
+def credentials(
+    headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]
+) -> list[str]:
+    """The keys a handshake offers, in the ways OpenAI clients send them.
+
+    ``Authorization: Bearer <key>``, the Azure-style ``api-key`` header, ``?api_key=``, and
+    subprotocols ``openai-insecure-api-key.<key>`` (browsers). At most
+    :data:`~voxwire.platform.MAX_KEYS_PER_HANDSHAKE` are returned.
+    """
+    from voxwire.platform import MAX_KEYS_PER_HANDSHAKE
+
+    offered: list[str] = []
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        offered.append(auth[7:].strip())
+    if "api-key" in headers:
+        offered.append(headers["api-key"].strip())
+    if "api_key" in query:
+        offered.append(query["api_key"])
+    for p in subprotocols:
+        if len(offered) >= MAX_KEYS_PER_HANDSHAKE:
+            break
+        if p.startswith(KEY_SUBPROTOCOL):
+            offered.append(p[len(KEY_SUBPROTOCOL) :])
+    return offered[:MAX_KEYS_PER_HANDSHAKE]
+
+
+def wants_beta(headers: Mapping[str, str], subprotocols: Iterable[str]) -> bool:
+    """Whether the client asked for the beta shape (``OpenAI-Beta: realtime=v1``)."""
+    beta = headers.get("openai-beta", "").replace(" ", "")
+    return "realtime=v1" in beta.split(",") or BETA_SUBPROTOCOL in subprotocols
+
+
+class OpenAIPlugin:
+    """The OpenAI Realtime API on the server: ``/v1/realtime`` and ``GET /v1/models``.
+
+    The handshake takes a key from any of :func:`credentials`' places (HTTP 401 with
+    OpenAI's error body when none is accepted), picks the beta shape from the
+    ``OpenAI-Beta: realtime=v1`` header or subprotocol, answers the ``realtime`` subprotocol
+    when a browser offers it, and takes ``?model=``.
+    """
+
+    name = "openai"
+    ws_paths: tuple[str, ...] = ("/v1/realtime", "/realtime")
+
+    def __init__(self) -> None:
+        from voxwire.dialects.base import HttpRoute
+
+        self.http_routes: tuple[HttpRoute, ...] = (HttpRoute("GET", "/v1/models", self._models),)
+
+    async def _models(self, req: HttpRequest, platform: Platform) -> HttpResponse:
+        from voxwire.dialects.base import HttpResponse
+
+        model = platform.config.model
+        return HttpResponse(
+            200,
+            {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "voxwire"}]},
+        )
+
+    async def handshake(self, hs: Handshake, platform: Platform) -> Accept | Refuse:
+        """Authenticate by key and start an OpenAI-dialect session."""
+        from voxwire.dialects.base import Accept, Refuse
+
+        principal = platform.key_principal(credentials(hs.headers, hs.query, hs.subprotocols))
+        if principal is None:
+            return Refuse(401, INVALID_KEY)
+        dialect = OpenAIDialect(beta=wants_beta(hs.headers, hs.subprotocols))
+        session = platform.new_session(dialect, model=hs.query.get("model"))
+        proto = "realtime" if "realtime" in hs.subprotocols else None
+        return Accept(session, subprotocol=proto, principal=principal)
+
+
+PLUGIN = OpenAIPlugin()
+
+
+def render_error(e: ev.Error) -> tuple[str, str | None, str, str | None]:
+    """An engine error in OpenAI's words: ``(type, code, message, param)``."""
+    p = e.params
+    inv = "invalid_request_error"
+    match e.kind:
+        case "bad_message":
+            return inv, p["code"], p["message"], p.get("param")
+        case "idle_timeout":
+            return (
+                inv,
+                "session_idle_timeout",
+                f"No client message for {p['seconds']:g} s; closing.",
+                None,
+            )
+        case "rate_limited":
+            if p["what"] == "messages":
+                msg = (
+                    f"More than {p['limit']} messages in a minute: messages are refused until "
+                    "the minute is over."
+                )
+            else:
+                msg = f"More than {p['limit']} responses in a minute."
+            return inv, "rate_limit_exceeded", msg, None
+        case "audio_empty":
+            return (
+                inv,
+                "invalid_value",
+                "Invalid 'audio'. Expected base64-encoded audio bytes but got empty bytes.",
+                "audio",
+            )
+        case "audio_invalid" | "buffer_full":
+            if e.kind == "buffer_full":
+                code = "input_audio_buffer_full"
+                detail = (
+                    f"the input buffer holds at most {p['max_ms']} ms; commit or clear it first"
+                )
+            else:
+                code, detail = "invalid_value", p["detail"]
+            return (
+                inv,
+                code,
+                f"Invalid 'audio'. Expected base64-encoded {p['format']} audio ({p['rate']} Hz "
+                f"mono) but got an invalid value: {detail}",
+                "audio",
+            )
+        case "commit_too_small":
+            return (
+                inv,
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{p['min_ms']}ms of audio, but buffer only has {p['ms']:.2f}ms of audio.",
+                None,
+            )
+        case "item_exists":
+            return (
+                inv,
+                "item_id_already_exists",
+                f"Item with id '{p['item_id']}' already exists.",
+                "item.id",
+            )
+        case "previous_item_missing":
+            return (
+                inv,
+                "invalid_value",
+                f"Item with id '{p['item_id']}' not found.",
+                "previous_item_id",
+            )
+        case "item_audio_invalid":
+            khz = f"{p['rate'] / 1000:g}kHz"
+            return (
+                inv,
+                "invalid_value",
+                f"Invalid 'audio'. Expected base64-encoded audio bytes (mono PCM16 at {khz}) but "
+                f"got an invalid value: {p['detail']}",
+                f"item.content[{p['index']}].audio",
+            )
+        case "item_missing":
+            i = p["item_id"]
+            if p["op"] == "truncate":
+                return (
+                    inv,
+                    "item_truncate_invalid_item_id",
+                    f"Item with item_id not found: {i}",
+                    "item_id",
+                )
+            if p["op"] == "delete":
+                return (
+                    inv,
+                    "item_delete_invalid_item_id",
+                    f"Error deleting item: the item with id '{i}' does not exist.",
+                    "item_id",
+                )
+            return (
+                inv,
+                "item_retrieve_invalid_item_id",
+                f"Error retrieving item: the item with id '{i}' does not exist.",
+                "item_id",
+            )
+        case "truncate_not_audio":
+            return inv, None, "Only model output audio messages can be truncated", None
+        case "truncate_invalid":
+            return inv, "invalid_value", "Invalid content_index or audio_end_ms.", "audio_end_ms"
+        case "truncate_too_long":
+            return (
+                inv,
+                "invalid_value",
+                f"Audio content of {p['audio_ms']:.0f}ms is already shorter than {p['end_ms']}ms",
+                "audio_end_ms",
+            )
+        case "response_busy":
+            return (
+                inv,
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {p['response_id']}. "
+                "Wait until the response is finished before creating a new one.",
+                None,
+            )
+        case "cancel_not_active":
+            if p.get("response_id") is not None:
+                return (
+                    inv,
+                    "response_cancel_not_active",
+                    f"Cancellation failed: no active response found with id {p['response_id']}",
+                    "response_id",
+                )
+            return (
+                inv,
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                None,
+            )
+        case "agent_notice":
+            return "server_error", p["code"], p["message"], None
+        case "internal":
+            return (
+                "server_error",
+                None,
+                f"The server had an error while processing your request: {p['detail']}",
+                None,
+            )
+    return "server_error", None, f"Error: {e.kind}", None  # pragma: no cover
+
+
+__all__ = [
+    "CLIENT_TYPES",
+    "PLUGIN",
+    "Invalid",
+    "OpenAIDialect",
+    "OpenAIPlugin",
+    "credentials",
+    "render_error",
+    "wants_beta",
+]

@@ -19,7 +19,6 @@ fact and the session goes on. The response lifecycle is the table ``TRANSITIONS`
 from __future__ import annotations
 
 import logging
-import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
-from voxwire.errors import VoxwireError
+from voxwire.errors import BufferFullError, VoxwireError
 from voxwire.session import events as ev
 
 if TYPE_CHECKING:
@@ -111,16 +110,16 @@ class _Resp:
     wire_bytes: int = 0
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
 class Session:
     """One client's session, driven by the caller (see the module docstring).
 
-    ``dialect`` is the wire codec (e.g. :class:`voxwire.dialects.OpenAIDialect`);
-    ``model`` is what ``session.model`` reports; ``vad_engine`` picks the VAD of the input
-    pipeline. ``now`` is the caller's clock in seconds (any monotonic origin).
+    ``dialect`` is the wire codec (e.g. :class:`voxwire.dialects.OpenAIDialect`): it decodes
+    client messages, encodes facts (errors included, from their kinds), and says how audio
+    travels (``audio_encoding``: ``base64`` text or ``raw`` bytes). ``model`` is what
+    ``session.model`` reports; ``vad_engine`` picks the VAD of the input pipeline; ``ids``
+    makes every id (a counter gives reproducible sessions). ``now`` is the caller's clock in
+    seconds (any monotonic origin). ``state`` is the initial configuration (the dialect's
+    audio format and rates, for example).
     """
 
     def __init__(
@@ -131,13 +130,18 @@ class Session:
         model: str = "voxwire-echo",
         limits: Limits | None = None,
         vad_engine: str = "spectral",
+        ids: ev.IdFactory = ev.random_id,
+        state: ev.SessionState | None = None,
     ) -> None:
         self.dialect = dialect
         self.limits = limits or Limits()
         self.vad_engine = vad_engine
-        self.state = ev.SessionState(id=_new_id("sess"), model=model)
+        self._ids = ids
+        self._encoding: str = getattr(dialect, "audio_encoding", "base64")
+        base = state or ev.SessionState(id="", model=model)
+        self.state = replace(base, id=ids("sess"), model=model)
         self.phase = Phase.IDLE
-        self._outbox: list[str] = []
+        self._outbox: list[str | bytes] = []
         self._events: list[ev.Event] = []
         self._items: list[_ItemRec] = []
         self._items_bytes = 0
@@ -166,13 +170,8 @@ class Session:
         self._window_count += 1
         if self._window_count > self.limits.messages_per_minute:
             if self._window_count == self.limits.messages_per_minute + 1:
-                self._emit(
-                    ev.Error(
-                        "invalid_request_error",
-                        "rate_limit_exceeded",
-                        f"More than {self.limits.messages_per_minute} messages in a minute: "
-                        "messages are refused until the minute is over.",
-                    )
+                self._error(
+                    "rate_limited", None, what="messages", limit=self.limits.messages_per_minute
                 )
             return
         intent = self.dialect.decode(message)
@@ -182,13 +181,7 @@ class Session:
         """Let time pass: closes the session once it has been idle too long."""
         self._now = now
         if self.phase is Phase.IDLE and now - self._last_activity >= self.limits.idle_timeout_s:
-            self._emit(
-                ev.Error(
-                    "invalid_request_error",
-                    "session_idle_timeout",
-                    f"No client message for {self.limits.idle_timeout_s:g} s; closing.",
-                )
-            )
+            self._error("idle_timeout", None, seconds=self.limits.idle_timeout_s)
             self._close(1000, "idle timeout")
 
     def next_deadline(self) -> float | None:
@@ -197,7 +190,7 @@ class Session:
             return None
         return self._last_activity + self.limits.idle_timeout_s
 
-    def messages_to_send(self) -> list[str]:
+    def messages_to_send(self) -> list[str | bytes]:
         """Wire messages produced since the last call, in order."""
         out, self._outbox = self._outbox, []
         return out
@@ -268,7 +261,7 @@ class Session:
             return
         idx = len(r.outputs) + 1
         item = ev.Item(
-            _new_id("item"),
+            self._ids("item"),
             "function_call",
             "completed",
             call_id=call_id,
@@ -292,7 +285,7 @@ class Session:
         """
         if self._live(response_id, now) is None:
             return
-        self._emit(ev.Error("server_error", code, message))
+        self._error("agent_notice", None, code=code, message=message)
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
@@ -338,15 +331,7 @@ class Session:
             fn()
         except Exception as e:  # the engine's promise: nothing raises out of it
             log.exception("session %s: internal error", self.state.id)
-            self._emit(
-                ev.Error(
-                    "server_error",
-                    None,
-                    f"The server had an error while processing your request: {e}",
-                    None,
-                    event_id,
-                )
-            )
+            self._error("internal", event_id, detail=str(e))
 
     def _emit(self, e: ev.Event) -> None:
         self._events.append(e)
@@ -367,8 +352,8 @@ class Session:
         self._finish("incomplete", reason="max_output_tokens")
         return True
 
-    def _error(self, code: str | None, message: str, param: str | None, eid: str | None) -> None:
-        self._emit(ev.Error("invalid_request_error", code, message, param, eid))
+    def _error(self, kind: ev.ErrorKind, eid: str | None, **params: Any) -> None:
+        self._emit(ev.Error(kind, params, eid))
 
     def _close(self, code: int, reason: str) -> None:
         self.phase = Phase.CLOSED
@@ -377,10 +362,10 @@ class Session:
     def _make_pipeline(self) -> voxwire.InputPipeline:
         td = self.state.turn_detection
         fmt = self.state.input_format
-        rate = ev.FORMAT_RATE[fmt]
+        rate = self.state.input_rate
         return voxwire.InputPipeline(
             in_rate=rate,
-            encoding="base64",
+            encoding=self._encoding,
             format=fmt,
             vad_rate=16000 if rate > 8000 else 8000,
             engine=self.vad_engine,
@@ -402,7 +387,7 @@ class Session:
     # -- intents ---------------------------------------------------------------------
 
     def _on_bad(self, i: ev.BadMessage, now: float) -> None:
-        self._error(i.code, i.message, i.param, i.event_id)
+        self._error("bad_message", i.event_id, code=i.code, message=i.message, param=i.param)
 
     def _on_update(self, i: ev.UpdateSession, now: float) -> None:
         changes = {
@@ -410,6 +395,8 @@ class Session:
             for k in (
                 "input_format",
                 "output_format",
+                "input_rate",
+                "output_rate",
                 "turn_detection",
                 "modalities",
                 "instructions",
@@ -420,8 +407,9 @@ class Session:
         }
         old = self.state
         self.state = replace(old, **changes)
-        if (old.input_format, old.turn_detection) != (
+        if (old.input_format, old.input_rate, old.turn_detection) != (
             self.state.input_format,
+            self.state.input_rate,
             self.state.turn_detection,
         ):
             # A new pipeline for the new format or VAD settings; the timeline goes on.
@@ -432,25 +420,16 @@ class Session:
 
     def _on_append(self, i: ev.AppendAudio, now: float) -> None:
         if not i.audio:
-            self._error(
-                "invalid_value",
-                "Invalid 'audio'. Expected base64-encoded audio bytes but got empty bytes.",
-                "audio",
-                i.event_id,
-            )
+            self._error("audio_empty", i.event_id)
             return
+        fmt, rate = self.state.input_format, self.state.input_rate
         try:
             turns = self._pipeline.push(i.audio)
+        except BufferFullError as e:
+            self._error("buffer_full", i.event_id, max_ms=e.max_ms, format=fmt, rate=rate)
+            return
         except VoxwireError as e:
-            fmt = self.state.input_format
-            code = "input_audio_buffer_full" if "at most" in str(e) else "invalid_value"
-            self._error(
-                code,
-                f"Invalid 'audio'. Expected base64-encoded {fmt} audio "
-                f"({ev.FORMAT_RATE[fmt]} Hz mono) but got an invalid value: {e}",
-                "audio",
-                i.event_id,
-            )
+            self._error("audio_invalid", i.event_id, detail=str(e), format=fmt, rate=rate)
             return
         for t in turns:
             if isinstance(t, voxwire.SpeechStarted):
@@ -461,7 +440,7 @@ class Session:
     def _speech_started(self, start_ms: int, now: float) -> None:
         td = self.state.turn_detection
         assert td is not None
-        self._speech_item = _new_id("item")
+        self._speech_item = self._ids("item")
         self._speech_start_ms = max(0, start_ms - td.prefix_padding_ms)
         self._emit(ev.SpeechStarted(self._offset_ms + self._speech_start_ms, self._speech_item))
         if self._resp is not None and td.interrupt_response:
@@ -470,7 +449,7 @@ class Session:
     def _speech_stopped(self, end_ms: int, emitted_ms: int, now: float) -> None:
         td = self.state.turn_detection
         assert td is not None
-        item_id = self._speech_item or _new_id("item")
+        item_id = self._speech_item or self._ids("item")
         self._speech_item = None
         self._emit(ev.SpeechStopped(self._offset_ms + emitted_ms, item_id))
         audio = self._pipeline.audio(self._speech_start_ms, emitted_ms)
@@ -485,7 +464,7 @@ class Session:
     def _commit(self, item_id: str, audio: npt.NDArray[np.int16], eid: str | None) -> None:
         prev = self._items[-1].item.id if self._items else None
         item = ev.Item(item_id, "message", "completed", "user", (ev.Content("input_audio"),))
-        rate = ev.FORMAT_RATE[self.state.input_format]
+        rate = self.state.input_rate
         self._add_item(_ItemRec(item, audio=audio.copy(), audio_rate=rate))
         self._emit(ev.AudioCommitted(item_id, prev))
         self._emit(ev.ItemAdded(item, prev))
@@ -493,18 +472,12 @@ class Session:
 
     def _on_commit(self, i: ev.CommitAudio, now: float) -> None:
         _, audio = self._pipeline.buffered()
-        ms = len(audio) * 1000 / ev.FORMAT_RATE[self.state.input_format]
+        ms = len(audio) * 1000 / self.state.input_rate
         if ms < 100:
-            self._error(
-                "input_audio_buffer_commit_empty",
-                "Error committing input audio buffer: buffer too small. Expected at least "
-                f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
-                None,
-                i.event_id,
-            )
+            self._error("commit_too_small", i.event_id, ms=ms, min_ms=100)
             return
         self._pipeline.clear_buffer()
-        item_id = self._speech_item or _new_id("item")
+        item_id = self._speech_item or self._ids("item")
         self._speech_item = None
         self._commit(item_id, audio, i.event_id)
 
@@ -554,21 +527,11 @@ class Session:
 
     def _on_create_item(self, i: ev.CreateItem, now: float) -> None:
         if self._find(i.item.id) is not None:
-            self._error(
-                "item_id_already_exists",
-                f"Item with id '{i.item.id}' already exists.",
-                "item.id",
-                i.event_id,
-            )
+            self._error("item_exists", i.event_id, item_id=i.item.id)
             return
         prev = i.previous_item_id
         if prev not in (None, "root") and self._find(prev) is None:
-            self._error(
-                "invalid_value",
-                f"Item with id '{prev}' not found.",
-                "previous_item_id",
-                i.event_id,
-            )
+            self._error("previous_item_missing", i.event_id, item_id=prev)
             return
         rec = _ItemRec(i.item)
         for idx, b64 in i.audio:
@@ -576,15 +539,11 @@ class Session:
                 pcm = voxwire.b64decode_pcm16(b64)
             except VoxwireError as e:
                 self._error(
-                    "invalid_value",
-                    "Invalid 'audio'. Expected base64-encoded audio bytes (mono PCM16 at "
-                    f"24kHz) but got an invalid value: {e}",
-                    f"item.content[{idx}].audio",
-                    i.event_id,
+                    "item_audio_invalid", i.event_id, index=idx, detail=str(e), rate=i.audio_rate
                 )
                 return
             rec.audio = pcm if rec.audio is None else np.concatenate((rec.audio, pcm))
-            rec.audio_rate = 24000
+            rec.audio_rate = i.audio_rate
         if prev is None:
             before = self._items[-1].item.id if self._items else None
         elif prev == "root":
@@ -595,42 +554,27 @@ class Session:
         self._emit(ev.ItemAdded(i.item, before))
         self._emit(ev.ItemDone(i.item, before))
 
-    def _find_or_error(
-        self, item_id: str, code: str, message: str, eid: str | None
-    ) -> _ItemRec | None:
-        """The item, or None after an error event ``code`` (``message`` with ``{id}``)."""
+    def _find_or_error(self, item_id: str, op: str, eid: str | None) -> _ItemRec | None:
+        """The item, or None after an ``item_missing`` error for operation ``op``."""
         rec = self._find(item_id)
         if rec is None:
-            self._error(code, message.format(id=item_id), "item_id", eid)
+            self._error("item_missing", eid, op=op, item_id=item_id)
         return rec
 
     def _on_truncate(self, i: ev.TruncateItem, now: float) -> None:
-        rec = self._find_or_error(
-            i.item_id,
-            "item_truncate_invalid_item_id",
-            "Item with item_id not found: {id}",
-            i.event_id,
-        )
+        rec = self._find_or_error(i.item_id, "truncate", i.event_id)
         if rec is None:
             return
         it = rec.item
         if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
-            self._error(None, "Only model output audio messages can be truncated", None, i.event_id)
+            self._error("truncate_not_audio", i.event_id)
             return
         if i.content_index != 0 or i.audio_end_ms < 0:
-            self._error(
-                "invalid_value",
-                "Invalid content_index or audio_end_ms.",
-                "audio_end_ms",
-                i.event_id,
-            )
+            self._error("truncate_invalid", i.event_id)
             return
         if i.audio_end_ms > rec.audio_ms + 0.5:
             self._error(
-                "invalid_value",
-                f"Audio content of {rec.audio_ms:.0f}ms is already shorter than {i.audio_end_ms}ms",
-                "audio_end_ms",
-                i.event_id,
+                "truncate_too_long", i.event_id, audio_ms=rec.audio_ms, end_ms=i.audio_end_ms
             )
             return
         rec.audio_ms = float(i.audio_end_ms)
@@ -641,24 +585,14 @@ class Session:
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
-        rec = self._find_or_error(
-            i.item_id,
-            "item_delete_invalid_item_id",
-            "Error deleting item: the item with id '{id}' does not exist.",
-            i.event_id,
-        )
+        rec = self._find_or_error(i.item_id, "delete", i.event_id)
         if rec is None:
             return
         self._remove_item(rec)
         self._emit(ev.ItemDeleted(i.item_id))
 
     def _on_retrieve(self, i: ev.RetrieveItem, now: float) -> None:
-        rec = self._find_or_error(
-            i.item_id,
-            "item_retrieve_invalid_item_id",
-            "Error retrieving item: the item with id '{id}' does not exist.",
-            i.event_id,
-        )
+        rec = self._find_or_error(i.item_id, "retrieve", i.event_id)
         if rec is not None:
             self._emit(ev.ItemRetrieved(rec.item))
 
@@ -670,33 +604,17 @@ class Session:
 
     def _busy_error(self, eid: str | None) -> None:
         assert self._resp is not None
-        self._error(
-            "conversation_already_has_active_response",
-            f"Conversation already has an active response in progress: {self._resp.id}. "
-            "Wait until the response is finished before creating a new one.",
-            None,
-            eid,
-        )
+        self._error("response_busy", eid, response_id=self._resp.id)
 
     def _on_cancel(self, i: ev.CancelResponse, now: float) -> None:
         assert self._resp is not None
         if i.response_id is not None and i.response_id != self._resp.id:
-            self._error(
-                "response_cancel_not_active",
-                f"Cancellation failed: no active response found with id {i.response_id}",
-                "response_id",
-                i.event_id,
-            )
+            self._error("cancel_not_active", i.event_id, response_id=i.response_id)
             return
         self._finish("cancelled", reason="client_cancelled")
 
     def _on_cancel_idle(self, i: ev.CancelResponse, now: float) -> None:
-        self._error(
-            "response_cancel_not_active",
-            "Cancellation failed: no active response found",
-            None,
-            i.event_id,
-        )
+        self._error("cancel_not_active", i.event_id, response_id=i.response_id)
 
     # -- responses -------------------------------------------------------------------
 
@@ -713,19 +631,16 @@ class Session:
             window.popleft()
         if len(window) >= self.limits.responses_per_minute:
             self._error(
-                "rate_limit_exceeded",
-                f"More than {self.limits.responses_per_minute} responses in a minute.",
-                None,
-                eid,
+                "rate_limited", eid, what="responses", limit=self.limits.responses_per_minute
             )
             return
         window.append(t)
         mods = modalities or self.state.modalities
         r = _Resp(
-            _new_id("resp"),
+            self._ids("resp"),
             mods,
             self.state.instructions if instructions is None else instructions,
-            _new_id("item"),
+            self._ids("item"),
         )
         self._resp = r
         self.phase = Phase.RESPONDING
@@ -752,12 +667,14 @@ class Session:
                 it.id,
                 text or None,
                 rec.audio,
-                rec.audio_rate or ev.FORMAT_RATE[self.state.input_format],
+                rec.audio_rate or self.state.input_rate,
                 transcript,
                 r.modalities,
                 r.instructions,
             )
-        return ev.UserTurn(None, None, None, 24000, None, r.modalities, r.instructions)
+        return ev.UserTurn(
+            None, None, None, self.state.input_rate, None, r.modalities, r.instructions
+        )
 
     def _live(self, response_id: str, now: float | None = None) -> _Resp | None:
         if now is not None:
@@ -772,11 +689,11 @@ class Session:
 
     def _audio_out(self, r: _Resp, pcm: npt.NDArray[np.int16], rate: int) -> None:
         fmt = self.state.output_format
-        out_rate = ev.FORMAT_RATE[fmt]
+        out_rate = self.state.output_rate
         if r.out is None or r.out_rate_in != rate:
             if r.out is not None:
                 self._send_audio(r, r.out.flush())
-            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt)
+            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt, encoding=self._encoding)
             r.out_rate_in = rate
         step = max(1, rate * self.limits.max_delta_ms // 1000)
         for k in range(0, len(pcm), step):
@@ -785,11 +702,8 @@ class Session:
     def _send_audio(self, r: _Resp, delta: str | bytes) -> None:
         if not delta:
             return
-        assert isinstance(delta, str)
-        fmt = self.state.output_format
-        # base64 of n bytes is 4 * ceil(n / 3) characters.
-        n_bytes = len(delta) * 3 // 4 - delta[-2:].count("=")
-        r.audio_samples += n_bytes // (2 if fmt == "pcm16" else 1)
+        assert r.out is not None
+        r.audio_samples += r.out.last_samples
         self._emit(ev.AudioDelta(*self._part_fact_args(r), delta=delta))
 
     def _response_view(self, r: _Resp, status: Any, **kw: Any) -> ev.Response:
@@ -827,8 +741,7 @@ class Session:
         if rec is not None:
             self._replace_item(rec, item)
             self._trim_items()
-            out_rate = ev.FORMAT_RATE[self.state.output_format]
-            rec.audio_ms = r.audio_samples * 1000 / out_rate
+            rec.audio_ms = r.audio_samples * 1000 / self.state.output_rate
             k = self._items.index(rec)
             prev = self._items[k - 1].item.id if k > 0 else None
         self._emit(ev.ItemDone(item, prev))

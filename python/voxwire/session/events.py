@@ -17,8 +17,9 @@ docs/session.md maps these to the five seed APIs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +27,32 @@ import numpy.typing as npt
 AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 Modality = Literal["text", "audio"]
 
-#: Sample rate of each wire audio format (pcm16 is 24 kHz in the OpenAI dialect).
+#: Sample rate of each wire audio format in the OpenAI dialect (pcm16 is 24 kHz there; other
+#: dialects set the session's ``input_rate`` / ``output_rate`` themselves).
 FORMAT_RATE: dict[str, int] = {"pcm16": 24000, "g711_ulaw": 8000, "g711_alaw": 8000}
+
+#: Makes ids: ``ids("item")`` -> ``"item_..."``. Injectable (a counter in golden tests).
+IdFactory = Callable[[str], str]
+
+
+def random_id(prefix: str) -> str:
+    """``prefix`` + ``_`` + 20 random hex digits (the default id factory)."""
+    import secrets
+
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class SequentialIds:
+    """A deterministic id factory: ``item_0001``, ``item_0002``, ... (per prefix)."""
+
+    def __init__(self) -> None:
+        self._n: dict[str, int] = {}
+
+    def __call__(self, prefix: str) -> str:
+        """The next id of ``prefix``."""
+        k = self._n.get(prefix, 0) + 1
+        self._n[prefix] = k
+        return f"{prefix}_{k:04d}"
 
 
 # --------------------------------------------------------------------------------------
@@ -53,6 +78,9 @@ class SessionState:
     model: str
     input_format: AudioFormat = "pcm16"
     output_format: AudioFormat = "pcm16"
+    #: Sample rates of the wire audio, in and out (set by the dialect with the formats).
+    input_rate: int = 24000
+    output_rate: int = 24000
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
     modalities: tuple[Modality, ...] = ("audio",)
     instructions: str = ""
@@ -138,6 +166,8 @@ class UpdateSession(Intent):
 
     input_format: AudioFormat | _Unset = UNSET
     output_format: AudioFormat | _Unset = UNSET
+    input_rate: int | _Unset = UNSET
+    output_rate: int | _Unset = UNSET
     turn_detection: TurnDetection | _Unset | None = UNSET
     modalities: tuple[Modality, ...] | _Unset = UNSET
     instructions: str | _Unset = UNSET
@@ -166,13 +196,14 @@ class ClearAudio(Intent):
 class CreateItem(Intent):
     """Add an item.
 
-    ``audio`` holds the base64 audio of ``input_audio`` parts (with their part index);
-    ``previous_item_id`` ``None`` appends, ``"root"`` inserts first.
+    ``audio`` holds the base64 PCM16 audio of ``input_audio`` parts (with their part index)
+    at ``audio_rate``; ``previous_item_id`` ``None`` appends, ``"root"`` inserts first.
     """
 
     item: Item
     previous_item_id: str | None = None
     audio: tuple[tuple[int, str], ...] = ()
+    audio_rate: int = 24000
 
 
 @dataclass(frozen=True)
@@ -405,9 +436,9 @@ class TranscriptDone(PartFact):
 
 @dataclass(frozen=True)
 class AudioDelta(PartFact):
-    """Encoded output audio (base64 text in the JSON dialects)."""
+    """Encoded output audio: base64 text, or raw bytes for dialects with binary audio."""
 
-    delta: str
+    delta: str | bytes
 
 
 @dataclass(frozen=True)
@@ -451,14 +482,57 @@ class RateLimitsUpdated(Fact):
     rate_limits: tuple[RateLimit, ...]
 
 
+#: What went wrong, as the engine knows it; each dialect renders a kind (with its
+#: ``params``) in its own words, codes and shapes. The params of each kind:
+#:
+#: - ``bad_message``: ``code``, ``message``, ``param`` (the dialect's decoder wrote them)
+#: - ``idle_timeout``: ``seconds``
+#: - ``rate_limited``: ``what`` (``messages`` or ``responses``), ``limit`` (per minute)
+#: - ``audio_empty``: none
+#: - ``audio_invalid``: ``detail``, ``format``, ``rate``
+#: - ``buffer_full``: ``max_ms``, ``format``, ``rate``
+#: - ``commit_too_small``: ``ms``, ``min_ms``
+#: - ``item_exists``: ``item_id``
+#: - ``previous_item_missing``: ``item_id``
+#: - ``item_audio_invalid``: ``index``, ``detail``, ``rate``
+#: - ``item_missing``: ``op`` (``truncate``, ``delete``, ``retrieve``), ``item_id``
+#: - ``truncate_not_audio``, ``truncate_invalid``: none
+#: - ``truncate_too_long``: ``audio_ms``, ``end_ms``
+#: - ``response_busy``: ``response_id``
+#: - ``cancel_not_active``: ``response_id`` (None when the client named none)
+#: - ``agent_notice``: ``code``, ``message`` (the agent's own)
+#: - ``internal``: ``detail``
+ErrorKind = Literal[
+    "bad_message",
+    "idle_timeout",
+    "rate_limited",
+    "audio_empty",
+    "audio_invalid",
+    "buffer_full",
+    "commit_too_small",
+    "item_exists",
+    "previous_item_missing",
+    "item_audio_invalid",
+    "item_missing",
+    "truncate_not_audio",
+    "truncate_invalid",
+    "truncate_too_long",
+    "response_busy",
+    "cancel_not_active",
+    "agent_notice",
+    "internal",
+]
+
+
 @dataclass(frozen=True)
 class Error(Fact):
-    """A non-fatal error: the session goes on. ``event_id`` is the client event's id."""
+    """A non-fatal error: the session goes on. ``event_id`` is the client event's id.
 
-    type: Literal["invalid_request_error", "server_error"]
-    code: str | None
-    message: str
-    param: str | None = None
+    The dialect renders ``kind`` and ``params`` (see :data:`ErrorKind`).
+    """
+
+    kind: ErrorKind
+    params: dict[str, Any] = field(default_factory=dict)
     event_id: str | None = None
 
 

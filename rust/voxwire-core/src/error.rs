@@ -19,6 +19,12 @@ pub enum Error {
     },
     /// An argument outside its documented range.
     InvalidArgument(String),
+    /// The input pipeline's buffer would hold more than its `max_buffer_ms`: commit or
+    /// clear it first.
+    BufferFull {
+        /// The buffer's capacity in milliseconds.
+        max_ms: u32,
+    },
 }
 
 /// Result alias for the core.
@@ -34,6 +40,10 @@ impl fmt::Display for Error {
                 write!(f, "PCM16 data must have an even number of bytes, got {len}")
             }
             Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::BufferFull { max_ms } => write!(
+                f,
+                "the input buffer holds at most {max_ms} ms; commit or clear it first"
+            ),
         }
     }
 }

@@ -238,10 +238,9 @@ impl InputPipeline {
             self.trim();
         }
         if self.buf.len() + n > self.max_buf {
-            return Err(Error::InvalidArgument(format!(
-                "the input buffer holds at most {} ms; commit or clear it first",
-                self.cfg.max_buffer_ms
-            )));
+            return Err(Error::BufferFull {
+                max_ms: self.cfg.max_buffer_ms,
+            });
         }
         self.level_db = crate::vad::energy::EnergyVad::level_db(&self.pcm);
         self.buf.extend_from_slice(&self.pcm);

@@ -9,6 +9,7 @@ pyo3::import_exception!(voxwire.errors, InvalidInputError);
 pyo3::import_exception!(voxwire.errors, OddLengthError);
 pyo3::import_exception!(voxwire.errors, Base64DecodeError);
 pyo3::import_exception!(voxwire.errors, DTypeError);
+pyo3::import_exception!(voxwire.errors, BufferFullError);
 
 /// A core error on its way to Python; `?` converts it.
 pub struct CoreError(pub Error);
@@ -26,6 +27,7 @@ impl From<CoreError> for PyErr {
             Error::Base64 { offset, .. } => Base64DecodeError::new_err((msg, offset)),
             Error::OddLength { .. } => OddLengthError::new_err(msg),
             Error::InvalidArgument(_) => InvalidInputError::new_err(msg),
+            Error::BufferFull { max_ms } => BufferFullError::new_err((msg, max_ms)),
         }
     }
 }

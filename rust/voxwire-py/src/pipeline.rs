@@ -296,6 +296,12 @@ impl OutputPipeline {
     fn out_rate(&self) -> u32 {
         self.inner.rates().1
     }
+
+    /// How many samples the last ``push`` or ``flush`` returned (encoded).
+    #[getter]
+    fn last_samples(&self) -> usize {
+        self.inner.samples().len()
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
