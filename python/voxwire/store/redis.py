@@ -265,7 +265,9 @@ class RedisStore(Store):
             return aioredis.Redis.from_url(
                 self.url,
                 decode_responses=True,
-                socket_timeout=self.timeout,
+                # The call's own deadline (asyncio.timeout in _bounded) bounds reads and
+                # writes; a per-socket timeout would add a wait_for task to each command.
+                socket_timeout=None,
                 socket_connect_timeout=self.timeout,
                 # One immediate retry: after a restart of Redis, the pool's old connections
                 # fail once, and the retry reconnects.
@@ -276,7 +278,8 @@ class RedisStore(Store):
 
     async def _bounded(self, aw: Awaitable[_T]) -> _T:
         try:
-            return await asyncio.wait_for(aw, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await aw
         except TimeoutError as e:
             raise StoreUnavailableError(
                 f"the Redis store at {_safe_url(self.url)} did not answer within {self.timeout:g} s"

@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,6 +139,44 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_READ, _WRITE, _CONTROL = 0, 1, 2
+#: At most this many jobs share one transaction.
+_MAX_BATCH = 256
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[..., Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    kind: int
+
+
+def _outcome(
+    fn: Callable[..., Any], conn: sqlite3.Connection | None
+) -> tuple[Any, BaseException | None]:
+    """``fn(conn)``'s result or exception; SQLite's errors become StoreUnavailableError."""
+    try:
+        return fn(conn), None
+    except sqlite3.Error as e:
+        err = StoreUnavailableError(f"SQLite store: {e}")
+        err.__cause__ = e
+        return None, err
+    except Exception as e:
+        return None, e
+
+
+def _settle(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """On the event loop: hand each job its outcome (unless its caller gave up)."""
+    for job, value, err in results:
+        if job.future.done():
+            continue
+        if err is not None:
+            job.future.set_exception(err)
+        else:
+            job.future.set_result(value)
+
+
 class SQLiteStore(Store):
     """The :class:`~voxwire.store.base.Store` on a SQLite file (see the module docstring).
 
@@ -158,7 +197,8 @@ class SQLiteStore(Store):
         self.path = Path(path) if path is not None else default_sqlite_path()
         self.timeout = float(timeout)
         self.purge_interval_s = float(purge_interval_s)
-        self._executor: ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_purge = 0.0
 
@@ -166,53 +206,117 @@ class SQLiteStore(Store):
         return f"SQLiteStore({str(self.path)!r}, timeout={self.timeout})"
 
     # -- plumbing -------------------------------------------------------------------------
+    #
+    # The worker thread takes jobs from a queue in batches: every job queued while it worked
+    # on the previous batch runs in the next one, in one transaction (BEGIN IMMEDIATE when any
+    # job writes, each writing job in its own SAVEPOINT), so N concurrent callers cost one
+    # commit and one wake-up of the event loop, not N. Results are delivered after COMMIT.
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn(conn)`` on the worker thread, bounded by ``timeout``."""
-        executor = self._executor
-        if executor is None:
+    async def _run(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
+        """Run ``fn(conn)`` on the worker thread, bounded by ``timeout``.
+
+        ``write``: ``fn`` writes (the batch then takes the write lock first).
+        """
+        jobs = self._jobs
+        if jobs is None:
             raise StoreUnavailableError("the SQLite store is not open")
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        jobs.put(_Job(fn, future, loop, _WRITE if write else _READ))
         try:
-            future = loop.run_in_executor(executor, self._call, fn)
-        except RuntimeError as e:  # the executor was shut down meanwhile
-            raise StoreUnavailableError("the SQLite store is closed") from e
-        try:
-            return await asyncio.wait_for(future, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await future
         except TimeoutError as e:
             raise StoreUnavailableError(
                 f"the SQLite store did not answer within {self.timeout:g} s"
             ) from e
 
-    def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._conn
-        if conn is None:
-            raise StoreUnavailableError("the SQLite store is closed")
-        try:
-            return fn(conn)
-        except sqlite3.IntegrityError:
-            raise
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
-            # "database is locked" past busy_timeout, disk full, a damaged file: the message
-            # is SQLite's own and names no value.
-            raise StoreUnavailableError(f"SQLite store: {e}") from e
-
     @contextlib.contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[float]:
-        """A ``BEGIN IMMEDIATE`` transaction; yields the time it started (``time.time()``)."""
-        conn.execute("BEGIN IMMEDIATE")
+        """One job's writes, all or none (a savepoint); yields ``time.time()``."""
+        conn.execute("SAVEPOINT job")
         try:
-            now = time.time()
-            if now - self._last_purge >= self.purge_interval_s:
-                for sql in _PURGE:
-                    conn.execute(sql, (now,))
-                self._last_purge = now
-            yield now
+            yield time.time()
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
             raise
         else:
+            conn.execute("RELEASE job")
+
+    def _work(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        """The worker thread's loop: batches of jobs until the ``None`` sentinel."""
+        pending: _Job | None = None
+        while True:
+            job = pending if pending is not None else jobs.get()
+            pending = None
+            if job is None:
+                return
+            if job.kind == _CONTROL:
+                self._deliver([(job, *_outcome(job.fn, None))])
+                continue
+            batch = [job]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None or nxt.kind == _CONTROL:
+                    pending = nxt
+                    if nxt is None:
+                        jobs.put(None)  # handled once this batch is done
+                        pending = None
+                    break
+                batch.append(nxt)
+            self._deliver(self._run_batch(batch))
+
+    def _run_batch(self, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        # A job whose caller gave up (timeout, cancellation) while queued is not run.
+        live = [j for j in batch if not j.future.cancelled()]
+        conn = self._conn
+        if not live:
+            return []
+        if conn is None:
+            err = StoreUnavailableError("the SQLite store is closed")
+            return [(j, None, err) for j in live]
+        write = any(j.kind == _WRITE for j in live)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if write:
+                now = time.time()
+                if now - self._last_purge >= self.purge_interval_s:
+                    for sql in _PURGE:
+                        conn.execute(sql, (now,))
+                    self._last_purge = now
+        except sqlite3.Error as e:
+            # "database is locked" past busy_timeout, disk full, a damaged file: the message
+            # is SQLite's own and names no value.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = StoreUnavailableError(f"SQLite store: {e}")
+            return [(j, None, err) for j in live]
+        done = [(j, *_outcome(j.fn, conn)) for j in live]
+        try:
+            if not conn.in_transaction:  # an error made SQLite roll the whole batch back
+                raise sqlite3.OperationalError("the transaction was rolled back")
             conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = StoreUnavailableError(f"SQLite store: {e}")
+            return [(j, None, err) for j in live]
+        return done
+
+    @staticmethod
+    def _deliver(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]]
+        by_loop = {}
+        for r in results:
+            by_loop.setdefault(r[0].loop, []).append(r)
+        for loop, rs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, rs)
 
     def _connect(self) -> None:
         path = self.path
@@ -247,47 +351,56 @@ class SQLiteStore(Store):
             raise
         self._conn = conn
 
-    def _open_on_worker(self) -> None:
+    def _open_on_worker(self, _conn: sqlite3.Connection | None) -> None:
         try:
             self._connect()
         except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as e:
             raise StoreUnavailableError(f"SQLite store: cannot open {self.path}: {e}") from e
 
-    def _close_on_worker(self) -> None:
+    def _close_on_worker(self, _conn: sqlite3.Connection | None) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    async def _control(self, jobs: queue.SimpleQueue[_Job | None], fn: Callable[..., None]) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        jobs.put(_Job(fn, future, loop, _CONTROL))
+        await future
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Create the folder, the file and the schema; start the worker thread."""
-        if self._executor is not None:
+        if self._jobs is not None:
             return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxwire-sqlite")
-        loop = asyncio.get_running_loop()
+        jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=self._work, args=(jobs,), name="voxwire-sqlite", daemon=True
+        )
+        thread.start()
         try:
-            await asyncio.wait_for(
-                loop.run_in_executor(executor, self._open_on_worker), self.timeout
-            )
-        except TimeoutError as e:
-            executor.shutdown(wait=False)
-            raise StoreUnavailableError(
-                f"the SQLite store did not open within {self.timeout:g} s"
-            ) from e
-        except BaseException:
-            executor.shutdown(wait=False)
+            async with asyncio.timeout(self.timeout):
+                await self._control(jobs, self._open_on_worker)
+        except BaseException as e:
+            jobs.put(None)  # the thread ends once the open job is done
+            if isinstance(e, TimeoutError):
+                raise StoreUnavailableError(
+                    f"the SQLite store did not open within {self.timeout:g} s"
+                ) from e
             raise
-        self._executor = executor
+        self._jobs, self._thread = jobs, thread
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread (waits for a running call)."""
-        executor, self._executor = self._executor, None
-        if executor is None:
+        """Close the connection and stop the worker thread (after the calls queued before)."""
+        jobs, self._jobs = self._jobs, None
+        thread, self._thread = self._thread, None
+        if jobs is None:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(executor, self._close_on_worker)
-        executor.shutdown(wait=True)
+        await self._control(jobs, self._close_on_worker)
+        jobs.put(None)
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
     async def ping(self) -> bool:
         """Whether a trivial query answers within the timeout; never raises."""
@@ -330,13 +443,16 @@ class SQLiteStore(Store):
             cur = conn.execute("INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?, ?, ?)", row)
             return cur.rowcount == 1
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def set_user(self, user: UserRecord) -> None:
         """Create or replace a user (password change)."""
         row = self._user_row(user)
         await self._run(
-            lambda conn: conn.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)", row)
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?, ?)", row
+            ),
+            write=True,
         )
 
     async def get_user(self, name: str) -> UserRecord | None:
@@ -360,7 +476,8 @@ class SQLiteStore(Store):
     async def remove_user(self, name: str) -> bool:
         """Delete a user (their API keys stay unless removed too); False if unknown."""
         return await self._run(
-            lambda conn: conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            lambda conn: conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0,
+            write=True,
         )
 
     # -- API keys -------------------------------------------------------------------------
@@ -389,7 +506,8 @@ class SQLiteStore(Store):
         await self._run(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, ?, ?)", row
-            )
+            ),
+            write=True,
         )
 
     async def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
@@ -415,7 +533,8 @@ class SQLiteStore(Store):
         return await self._run(
             lambda conn: (
                 conn.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,)).rowcount > 0
-            )
+            ),
+            write=True,
         )
 
     # -- single-use tokens ----------------------------------------------------------------
@@ -432,7 +551,7 @@ class SQLiteStore(Store):
                     (token_hash, data, now + ttl_s),
                 )
 
-        await self._run(op)
+        await self._run(op, write=True)
 
     async def consume_token(self, token_hash: str) -> dict[str, Any] | None:
         """Take a token's payload and delete it, atomically across processes."""
@@ -448,7 +567,7 @@ class SQLiteStore(Store):
             payload: dict[str, Any] = json.loads(rows[0][0])
             return payload
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     # -- refresh-token families -----------------------------------------------------------
 
@@ -463,7 +582,7 @@ class SQLiteStore(Store):
                     (family, current, subject, now + ttl_s),
                 )
 
-        await self._run(op)
+        await self._run(op, write=True)
 
     async def rotate_family(self, family: str, presented: str, new: str, ttl_s: float) -> str:
         """Rotate atomically: ``"ok"``, ``"reused"`` (and revoke) or ``"revoked"``."""
@@ -486,7 +605,7 @@ class SQLiteStore(Store):
                 )
                 return "ok"
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def revoke_family(self, family: str) -> None:
         """Revoke a family (logout)."""
@@ -495,7 +614,7 @@ class SQLiteStore(Store):
             with self._write(conn):
                 conn.execute("UPDATE families SET revoked = 1 WHERE family = ?", (family,))
 
-        await self._run(op)
+        await self._run(op, write=True)
 
     # -- conversations --------------------------------------------------------------------
 
@@ -543,7 +662,7 @@ class SQLiteStore(Store):
                 conn.execute("DELETE FROM items WHERE conv_id = ?", (conv.id,))
                 return True
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None:
         """A conversation's metadata."""
@@ -566,19 +685,15 @@ class SQLiteStore(Store):
         args: tuple[Any, ...] = (owner,) if dialect is None else (owner, dialect)
 
         def op(conn: sqlite3.Connection) -> tuple[list[ConversationRecord], int]:
-            # One read transaction, so the page and the count agree.
-            conn.execute("BEGIN")
-            try:
-                total = conn.execute(
-                    f"SELECT COUNT(*) FROM conversations WHERE {where}", args
-                ).fetchone()[0]
-                rows = conn.execute(
-                    f"SELECT {_CONV_COLUMNS} FROM conversations WHERE {where}"
-                    " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
-                    (*args, limit, offset),
-                ).fetchall()
-            finally:
-                conn.execute("COMMIT")
+            # Every batch is one transaction, so the page and the count agree.
+            total = conn.execute(
+                f"SELECT COUNT(*) FROM conversations WHERE {where}", args
+            ).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_CONV_COLUMNS} FROM conversations WHERE {where}"
+                " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
             return [self._conv_from(r) for r in rows], total
 
         return await self._run(op)
@@ -611,7 +726,7 @@ class SQLiteStore(Store):
             with self._write(conn):
                 return conn.execute(sql, args).rowcount > 0
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def append_items(self, conv_id: str, items: list[dict[str, Any]]) -> bool:
         """Append JSON-ready items (and set ``updated_at``); False if unknown."""
@@ -633,7 +748,7 @@ class SQLiteStore(Store):
                 )
                 return True
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def set_items(self, conv_id: str, items: list[dict[str, Any]]) -> bool:
         """Replace all items (and set ``updated_at``); False if unknown."""
@@ -654,7 +769,7 @@ class SQLiteStore(Store):
                 )
                 return True
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def get_items(self, conv_id: str, *, last: int | None = None) -> list[dict[str, Any]]:
         """The items in order (only the ``last`` N when given)."""
@@ -685,7 +800,7 @@ class SQLiteStore(Store):
                 conn.execute("DELETE FROM items WHERE conv_id = ?", (conv_id,))
                 return n > 0
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -705,7 +820,7 @@ class SQLiteStore(Store):
                 )
                 return True
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def renew_lease(self, key: str, holder: str, ttl_s: float) -> bool:
         """Extend one's own unexpired lease; False when it was lost."""
@@ -720,7 +835,7 @@ class SQLiteStore(Store):
                 )
                 return cur.rowcount > 0
 
-        return await self._run(op)
+        return await self._run(op, write=True)
 
     async def release_lease(self, key: str, holder: str) -> None:
         """Give up one's own lease (a no-op for another holder's)."""
@@ -729,7 +844,7 @@ class SQLiteStore(Store):
             with self._write(conn):
                 conn.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
 
-        await self._run(op)
+        await self._run(op, write=True)
 
     # -- rate limits ----------------------------------------------------------------------
 
@@ -754,4 +869,4 @@ class SQLiteStore(Store):
                 reset = window_s if oldest is None else max(0.0, oldest + window_s - now)
                 return RateDecision(allowed=True, remaining=limit - count - 1, reset_s=reset)
 
-        return await self._run(op)
+        return await self._run(op, write=True)
