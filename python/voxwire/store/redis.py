@@ -18,6 +18,8 @@ keys they derive from a conversation's owner).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -29,8 +31,7 @@ from urllib.parse import urlsplit
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from voxwire.errors import InvalidInputError, StoreUnavailableError
 from voxwire.store.base import (
@@ -63,6 +64,14 @@ end
 redis.call('HSET', KEYS[1], 'current', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 'ok'
+"""
+
+# KEYS[1] family; ARGV current, subject, ttl_ms.
+_START = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'current', ARGV[1], 'subject', ARGV[2], 'revoked', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 0
 """
 
 # KEYS[1] family. HSET on a missing (expired) key would create it without expiry: guard.
@@ -214,6 +223,24 @@ return out
 """
 
 
+_SCRIPTS = {
+    "consume": _CONSUME,
+    "start": _START,
+    "rotate": _ROTATE,
+    "revoke": _REVOKE,
+    "acquire": _ACQUIRE,
+    "renew": _RENEW,
+    "release": _RELEASE,
+    "hit": _HIT,
+    "remove_key": _REMOVE_KEY,
+    "create": _CREATE,
+    "update": _UPDATE,
+    "items": _ITEMS,
+    "delete": _DELETE,
+    "list": _LIST,
+}
+
+
 def _check_ttl(ttl_s: float, what: str = "ttl_s") -> None:
     if not ttl_s > 0:
         raise InvalidInputError(f"{what} must be a positive number of seconds")
@@ -251,7 +278,9 @@ class RedisStore(Store):
         self.timeout = float(timeout)
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: dict[str, tuple[str, str]] = {}
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._seq = itertools.count()
         self._tag = os.urandom(6).hex()
 
@@ -276,18 +305,21 @@ class RedisStore(Store):
         except ValueError as e:
             raise InvalidInputError(f"not a Redis URL: {_safe_url(self.url)}") from e
 
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        if isinstance(e, TimeoutError):
+            return StoreUnavailableError(
+                f"the Redis store at {_safe_url(self.url)} did not answer within {self.timeout:g} s"
+            )
+        return StoreUnavailableError(
+            f"the Redis store at {_safe_url(self.url)} is unavailable ({type(e).__name__})"
+        )
+
     async def _bounded(self, aw: Awaitable[_T]) -> _T:
         try:
             async with asyncio.timeout(self.timeout):
                 return await aw
-        except TimeoutError as e:
-            raise StoreUnavailableError(
-                f"the Redis store at {_safe_url(self.url)} did not answer within {self.timeout:g} s"
-            ) from e
-        except RedisError as e:
-            raise StoreUnavailableError(
-                f"the Redis store at {_safe_url(self.url)} is unavailable ({type(e).__name__})"
-            ) from e
+        except (TimeoutError, RedisError) as e:
+            raise self._unavailable(e) from e
 
     @property
     def _r(self) -> aioredis.Redis:
@@ -296,10 +328,61 @@ class RedisStore(Store):
             raise StoreUnavailableError("the Redis store is not open")
         return client
 
+    # Commands are pipelined automatically: every command issued while a pipeline is on the
+    # wire goes out in the next one, on one connection, so N concurrent callers cost one
+    # round trip and one write, not N. Each caller still waits at most ``timeout``.
+
+    async def _call(self, *args: Any) -> Any:
+        """One Redis command (through the automatic pipeline), bounded by ``timeout``."""
+        client = self._r
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((args, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush(client))
+        result = await self._bounded(future)
+        if isinstance(result, RedisError):
+            raise self._unavailable(result) from result
+        return result
+
+    async def _flush(self, client: aioredis.Redis) -> None:
+        try:
+            while self._pending:
+                batch = [(a, f) for a, f in self._pending if not f.done()]
+                self._pending = []
+                if not batch:
+                    continue
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        pipe = client.pipeline(transaction=False)
+                        for args, _ in batch:
+                            pipe.execute_command(*args)
+                        results = await pipe.execute(raise_on_error=False)
+                except BaseException as e:  # the whole pipeline failed: so did each call
+                    err = self._unavailable(e)
+                    err.__cause__ = e
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(err)
+                    if not isinstance(e, Exception):
+                        raise
+                    continue
+                for (_, f), r in zip(batch, results, strict=True):
+                    if not f.done():
+                        f.set_result(r)
+        finally:
+            self._flusher = None
+
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        if self._client is None:
-            raise StoreUnavailableError("the Redis store is not open")
-        return await self._bounded(self._scripts[name](keys=keys, args=args))
+        sha, src = self._scripts[name]
+        try:
+            return await self._call("EVALSHA", sha, len(keys), *keys, *args)
+        except StoreUnavailableError as e:
+            if not isinstance(e.__cause__, NoScriptError):
+                raise
+        # Redis restarted (or its script cache was flushed): load the script and go on.
+        await self._call("SCRIPT", "LOAD", src)
+        return await self._call("EVALSHA", sha, len(keys), *keys, *args)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
@@ -312,22 +395,7 @@ class RedisStore(Store):
             return
         client = self._new_client()
         self._scripts = {
-            name: client.register_script(src)
-            for name, src in (
-                ("consume", _CONSUME),
-                ("rotate", _ROTATE),
-                ("revoke", _REVOKE),
-                ("acquire", _ACQUIRE),
-                ("renew", _RENEW),
-                ("release", _RELEASE),
-                ("hit", _HIT),
-                ("remove_key", _REMOVE_KEY),
-                ("create", _CREATE),
-                ("update", _UPDATE),
-                ("items", _ITEMS),
-                ("delete", _DELETE),
-                ("list", _LIST),
-            )
+            name: (hashlib.sha1(src.encode()).hexdigest(), src) for name, src in _SCRIPTS.items()
         }
         try:
             await self._bounded(client.ping())
@@ -337,15 +405,24 @@ class RedisStore(Store):
         self._client = client
 
     async def close(self) -> None:
-        """Close the client and its connections."""
+        """Close the client and its connections (calls still queued fail)."""
         client, self._client = self._client, None
+        flusher, self._flusher = self._flusher, None
+        pending, self._pending = self._pending, []
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(BaseException):
+                await flusher
+        for _, f in pending:
+            if not f.done():
+                f.set_exception(StoreUnavailableError("the Redis store is closed"))
         if client is not None:
             await client.aclose()
 
     async def ping(self) -> bool:
         """Whether Redis answers PING within the timeout; never raises."""
         try:
-            return bool(await self._bounded(self._r.ping()))
+            return bool(await self._call("PING"))
         except Exception:
             return False
 
@@ -379,26 +456,26 @@ class RedisStore(Store):
     async def add_user(self, user: UserRecord) -> bool:
         """Create a user; False when the name is taken (nothing changes)."""
         data = self._user_json(user)
-        return bool(await self._bounded(self._r.hsetnx(self._k("users"), user.name, data)))
+        return bool(await self._call("HSETNX", self._k("users"), user.name, data))
 
     async def set_user(self, user: UserRecord) -> None:
         """Create or replace a user (password change)."""
         data = self._user_json(user)
-        await self._bounded(self._r.hset(self._k("users"), user.name, data))
+        await self._call("HSET", self._k("users"), user.name, data)
 
     async def get_user(self, name: str) -> UserRecord | None:
         """A user by name."""
-        data = await self._bounded(self._r.hget(self._k("users"), name))
+        data = await self._call("HGET", self._k("users"), name)
         return None if data is None else self._user_from(data)
 
     async def list_users(self) -> list[UserRecord]:
         """Every user, by name."""
-        data = await self._bounded(self._r.hgetall(self._k("users")))
+        data = await self._call("HGETALL", self._k("users"))
         return [self._user_from(data[name]) for name in sorted(data)]
 
     async def remove_user(self, name: str) -> bool:
         """Delete a user (their API keys stay unless removed too); False if unknown."""
-        return bool(await self._bounded(self._r.hdel(self._k("users"), name)))
+        return bool(await self._call("HDEL", self._k("users"), name))
 
     # -- API keys -------------------------------------------------------------------------
 
@@ -426,16 +503,16 @@ class RedisStore(Store):
                 "created_at": key.created_at or time.time(),
             }
         )
-        await self._bounded(self._r.hset(self._k("apikeys"), key.key_hash, data))
+        await self._call("HSET", self._k("apikeys"), key.key_hash, data)
 
     async def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """A key by the sha256 hex of the key."""
-        data = await self._bounded(self._r.hget(self._k("apikeys"), key_hash))
+        data = await self._call("HGET", self._k("apikeys"), key_hash)
         return None if data is None else self._key_from(data)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
         """Every key record, by key id."""
-        data = await self._bounded(self._r.hgetall(self._k("apikeys")))
+        data = await self._call("HGETALL", self._k("apikeys"))
         keys = [self._key_from(v) for v in data.values()]
         return sorted(keys, key=lambda k: (k.key_id, k.key_hash))
 
@@ -449,9 +526,7 @@ class RedisStore(Store):
     async def put_token(self, token_hash: str, payload: dict[str, Any], ttl_s: float) -> None:
         """Keep a single-use token's payload for ``ttl_s`` seconds."""
         _check_ttl(ttl_s)
-        await self._bounded(
-            self._r.set(self._k("tok:", token_hash), _dumps(payload), px=_ms(ttl_s))
-        )
+        await self._call("SET", self._k("tok:", token_hash), _dumps(payload), "PX", _ms(ttl_s))
 
     async def consume_token(self, token_hash: str) -> dict[str, Any] | None:
         """Take a token's payload and delete it, atomically (one script)."""
@@ -466,16 +541,7 @@ class RedisStore(Store):
     async def start_family(self, family: str, current: str, subject: str, ttl_s: float) -> None:
         """A new refresh-token family whose valid token is ``current`` (a token id)."""
         _check_ttl(ttl_s)
-        key = self._k("fam:", family)
-
-        async def run() -> None:
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, mapping={"current": current, "subject": subject, "revoked": "0"})
-                pipe.pexpire(key, _ms(ttl_s))
-                await pipe.execute()
-
-        await self._bounded(run())
+        await self._script("start", [self._k("fam:", family)], [current, subject, _ms(ttl_s)])
 
     async def rotate_family(self, family: str, presented: str, new: str, ttl_s: float) -> str:
         """Rotate atomically: ``"ok"``, ``"reused"`` (and revoke) or ``"revoked"``."""
@@ -530,7 +596,7 @@ class RedisStore(Store):
 
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None:
         """A conversation's metadata."""
-        h = await self._bounded(self._r.hgetall(self._k("conv:", conv_id)))
+        h = await self._call("HGETALL", self._k("conv:", conv_id))
         return self._conv_from(h) if h else None
 
     async def list_conversations(
@@ -591,7 +657,7 @@ class RedisStore(Store):
         if last == 0:
             return []
         start = 0 if last is None else -last
-        data = await self._bounded(self._r.lrange(self._k("items:", conv_id), start, -1))
+        data = await self._call("LRANGE", self._k("items:", conv_id), start, -1)
         return [json.loads(d) for d in data]
 
     async def delete_conversation(self, conv_id: str) -> bool:
