@@ -374,6 +374,29 @@ async def test_rate_limit_zero_refuses(store: Store) -> None:
     assert (d.allowed, d.remaining) == (False, 0)
 
 
+# -- many concurrent callers in one process (batched / pipelined) ------------------------------
+
+
+async def test_concurrent_callers(store: Store) -> None:
+    hits = await asyncio.gather(*(store.hit("burst", limit=150, window_s=60.0) for _ in range(200)))
+    assert sum(d.allowed for d in hits) == 150
+    assert sorted(d.remaining for d in hits if d.allowed) == list(range(150))
+
+    leases = await asyncio.gather(*(store.acquire_lease("one", f"h{i}", 60.0) for i in range(100)))
+    assert sum(leases) == 1
+
+    await asyncio.gather(*(store.put_token(f"c{i}", {"i": i}, 60.0) for i in range(100)))
+    got = await asyncio.gather(*(store.consume_token(f"c{i % 100}") for i in range(200)))
+    assert sorted(g["i"] for g in got if g is not None) == list(range(100))
+
+    created = await asyncio.gather(
+        *(store.create_conversation(conv(f"k{i % 30}")) for i in range(90)),
+        *(store.get_user("nobody") for _ in range(10)),
+    )
+    assert sum(1 for c in created[:90] if c) == 30 and created[90:] == [None] * 10
+    assert (await store.list_conversations("user:bob"))[1] == 30
+
+
 # -- bad arguments ---------------------------------------------------------------------------
 
 

@@ -2,11 +2,13 @@
 
 Every call runs on one worker thread that owns the store's connection, so the event loop never
 waits on the disk or on a lock; the coroutine waits for it at most ``timeout`` seconds (queueing
-included) and raises :class:`~voxwire.errors.StoreUnavailableError` past that. The file is in
-WAL mode (readers never wait for the writer) with a ``busy_timeout`` of the same ``timeout``.
-Operations that must be atomic across processes (consuming a token, rotating a refresh family,
-taking a lease, counting a rate-limit hit) run in ``BEGIN IMMEDIATE`` transactions: the write
-lock is taken before the first read, so two processes cannot both read the old state.
+included) and raises :class:`~voxwire.errors.StoreUnavailableError` past that. Calls queued
+while the thread is busy run together in its next transaction (a savepoint for each call that
+writes, one commit, one wake-up of the event loop). The file is in WAL mode (readers never wait
+for the writer) with a ``busy_timeout`` of the same ``timeout``. A batch that writes starts with
+``BEGIN IMMEDIATE``: the write lock is taken before the first read, so two processes cannot
+both read the old state (consuming a token, rotating a refresh family, taking a lease, counting
+a rate-limit hit are atomic across processes).
 
 Stored times and expiry use this machine's wall clock (``time.time()``); expired rows are
 ignored on read and purged lazily, at most once per ``purge_interval_s`` from a write.
