@@ -524,6 +524,17 @@ async def test_sqlite_lock_times_out_without_blocking_the_loop(tmp_path: Path) -
         assert await s.consume_token("before") == {"n": 0}
 
 
+async def test_sqlite_open_failures(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreUnavailableError):
+        await SQLiteStore(tmp_path / "afile" / "x.db").open()
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    s = SQLiteStore(tmp_path / "garbage.db")
+    with pytest.raises(StoreUnavailableError):
+        await s.open()
+    assert await s.ping() is False
+
+
 async def test_sqlite_purges_expired_rows(tmp_path: Path) -> None:
     path = tmp_path / "purge.db"
     async with SQLiteStore(path, purge_interval_s=0.0) as s:

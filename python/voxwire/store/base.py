@@ -118,7 +118,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def open(self) -> None:
-        """Connect / create the schema. Called once before use."""
+        """Connect / create the schema. Called once before use (again: a no-op).
+
+        Raises StoreUnavailableError when the backend cannot be reached or opened.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -264,14 +264,20 @@ class SQLiteStore(Store):
                     nxt = jobs.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None or nxt.kind == _CONTROL:
-                    pending = nxt
-                    if nxt is None:
-                        jobs.put(None)  # handled once this batch is done
-                        pending = None
+                if nxt is None:
+                    jobs.put(None)  # stop once this batch is done
+                    break
+                if nxt.kind == _CONTROL:
+                    pending = nxt  # runs alone, after this batch
                     break
                 batch.append(nxt)
-            self._deliver(self._run_batch(batch))
+            try:
+                results = self._run_batch(batch)
+            except Exception as e:  # never let the thread die: every later call would hang
+                err = StoreUnavailableError(f"SQLite store: {type(e).__name__}")
+                err.__cause__ = e
+                results = [(j, None, err) for j in batch]
+            self._deliver(results)
 
     def _run_batch(self, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
         # A job whose caller gave up (timeout, cancellation) while queued is not run.
@@ -385,7 +391,10 @@ class SQLiteStore(Store):
             async with asyncio.timeout(self.timeout):
                 await self._control(jobs, self._open_on_worker)
         except BaseException as e:
-            jobs.put(None)  # the thread ends once the open job is done
+            # If the open job still succeeds, close what it opened; then end the thread.
+            orphan: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            jobs.put(_Job(self._close_on_worker, orphan, orphan.get_loop(), _CONTROL))
+            jobs.put(None)
             if isinstance(e, TimeoutError):
                 raise StoreUnavailableError(
                     f"the SQLite store did not open within {self.timeout:g} s"
