@@ -27,13 +27,6 @@ class InvalidInputError(VoxwireError, ValueError):
     """An argument or input value outside what the function documents."""
 
 
-class ConfigError(InvalidInputError):
-    """A configuration value (a store URL, an option) that voxwire cannot use.
-
-    Its message is one line, fit to show an operator as it is.
-    """
-
-
 class OddLengthError(InvalidInputError):
     """PCM16 bytes whose count is odd, so they do not hold whole samples."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import voxwire
-from voxwire.errors import ConfigError, InvalidInputError, StoreUnavailableError
+from voxwire.errors import InvalidInputError, StoreUnavailableError
 from voxwire.store import (
     ApiKeyRecord,
     ConversationRecord,
@@ -446,7 +446,7 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "postgres://u:sekret@h/db",
         "",
     ]:
-        with pytest.raises(ConfigError) as e:
+        with pytest.raises(InvalidInputError) as e:
             open_store(bad)
         msg = str(e.value)
         assert "\n" not in msg and "sekret" not in msg, bad

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from voxwire.errors import ConfigError
+from voxwire.errors import InvalidInputError
 from voxwire.store.base import (
     ApiKeyRecord,
     ConversationRecord,
@@ -40,7 +40,7 @@ def open_store(url: str | None, *, timeout: float = 2.0) -> Store:
       prefix (default ``voxwire:``).
 
     ``timeout`` bounds every call, in seconds. Anything else raises
-    :class:`~voxwire.errors.ConfigError` with a one-line message (which never repeats a
+    :class:`~voxwire.errors.InvalidInputError` with a one-line message (which never repeats a
     password).
     """
     if url is None:
@@ -48,14 +48,16 @@ def open_store(url: str | None, *, timeout: float = 2.0) -> Store:
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ConfigError("store URL must look like sqlite:///path or redis://host:port/db")
+        raise InvalidInputError("store URL must look like sqlite:///path or redis://host:port/db")
     if scheme == "sqlite":
         if rest == "":
             return SQLiteStore(None, timeout=timeout)
         if not rest.startswith("/") or rest.strip("/") == "":
-            raise ConfigError("sqlite store URL needs an absolute path: sqlite:///abs/path.db")
+            raise InvalidInputError(
+                "sqlite store URL needs an absolute path: sqlite:///abs/path.db"
+            )
         if "?" in rest or "#" in rest:
-            raise ConfigError("sqlite store URL takes no query or fragment")
+            raise InvalidInputError("sqlite store URL takes no query or fragment")
         return SQLiteStore(rest, timeout=timeout)
     if scheme in ("redis", "rediss", "unix"):
         parts = urlsplit(url)
@@ -63,14 +65,16 @@ def open_store(url: str | None, *, timeout: float = 2.0) -> Store:
             query = parse_qsl(parts.query, keep_blank_values=True)
             port = parts.port
         except ValueError:
-            raise ConfigError("redis store URL is malformed (host, port or query)") from None
+            raise InvalidInputError("redis store URL is malformed (host, port or query)") from None
         if scheme != "unix" and not parts.hostname:
-            raise ConfigError("redis store URL needs a host: redis://host:port/db")
+            raise InvalidInputError("redis store URL needs a host: redis://host:port/db")
         if port is not None and not 0 < port < 65536:
-            raise ConfigError("redis store URL has an invalid port")
+            raise InvalidInputError("redis store URL has an invalid port")
         db = parts.path.strip("/")
         if scheme != "unix" and db and not db.isdigit():
-            raise ConfigError("redis store URL's database must be a number: redis://host:port/0")
+            raise InvalidInputError(
+                "redis store URL's database must be a number: redis://host:port/0"
+            )
         prefix = "voxwire:"
         kept = []
         for k, v in query:
@@ -82,11 +86,11 @@ def open_store(url: str | None, *, timeout: float = 2.0) -> Store:
         try:
             from voxwire.store.redis import RedisStore
         except ImportError:
-            raise ConfigError(
+            raise InvalidInputError(
                 "the redis store needs redis-py: pip install 'voxwire[server]'"
             ) from None
 
         return RedisStore(clean, timeout=timeout, prefix=prefix)
-    raise ConfigError(
+    raise InvalidInputError(
         f"unknown store URL scheme {scheme[:20]!r}: use sqlite:///path or redis://host:port/db"
     )
