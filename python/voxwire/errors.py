@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "Base64DecodeError",
+    "ConfigError",
     "DTypeError",
     "InvalidInputError",
     "OddLengthError",
@@ -25,6 +26,13 @@ class VoxwireError(Exception):
 
 class InvalidInputError(VoxwireError, ValueError):
     """An argument or input value outside what the function documents."""
+
+
+class ConfigError(InvalidInputError):
+    """A configuration value (a store URL, an option) that voxwire cannot use.
+
+    Its message is one line, fit to show an operator as it is.
+    """
 
 
 class OddLengthError(InvalidInputError):

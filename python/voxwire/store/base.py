@@ -8,13 +8,24 @@ store's ``timeout``: past it, or when the backend cannot be reached, it raises
 
 Secrets are never stored in clear: API keys, single-use tokens and refresh tokens are kept
 under a hash the caller computes (``sha256`` hex of the secret), passwords as a KDF hash.
+
+Times and durations:
+
+- Stored times (``created_at``, ``updated_at``) are wall-clock seconds (``time.time()``) of
+  the calling process. A record passed in with ``created_at == 0.0`` (the default) is stamped
+  by the store; a non-zero value is kept as given (imports, tests).
+- Every duration (``ttl_s``, ``window_s``) is in seconds, a float, and must be positive.
+  Expiry is judged by the backend's clock: the calling machine's wall clock for SQLite, the
+  Redis server's for Redis (``PX`` expiry, ``TIME`` in rate windows), so several hosts agree.
+- Expired rows are never returned; they are purged lazily.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,18 @@ class Store(abc.ABC):
     timeout: float = 2.0
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -172,6 +195,10 @@ class Store(abc.ABC):
         Returns ``"ok"`` when ``presented`` was the family's current token (``new`` now
         is); ``"reused"`` when it was an older one, in which case the family is revoked;
         ``"revoked"`` when the family is unknown, revoked or expired.
+
+        Any ``presented`` id other than the current one counts as reused: token ids are
+        signed into the tokens, so a wrong one is an old one. A revoked family stays known
+        (answering ``"revoked"``) until its ttl runs out. ``ttl_s`` restarts the family's ttl.
         """
 
     @abc.abstractmethod
@@ -181,8 +208,12 @@ class Store(abc.ABC):
     # -- conversations --------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def create_conversation(self, conv: ConversationRecord) -> None:
-        """Create a conversation (its ``item_count`` is ignored: it starts empty)."""
+    async def create_conversation(self, conv: ConversationRecord) -> bool:
+        """Create a conversation (its ``item_count`` is ignored: it starts empty).
+
+        False when the id is taken (nothing changes). A zero ``created_at`` is stamped now;
+        a zero ``updated_at`` becomes ``created_at``.
+        """
 
     @abc.abstractmethod
     async def get_conversation(self, conv_id: str) -> ConversationRecord | None:
@@ -192,7 +223,11 @@ class Store(abc.ABC):
     async def list_conversations(
         self, owner: str, *, dialect: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[list[ConversationRecord], int]:
-        """An owner's conversations, newest (``updated_at``) first, and their total count."""
+        """An owner's conversations, newest (``updated_at``) first, and their total count.
+
+        Ties in ``updated_at`` are ordered by id, descending. The count is of every match,
+        not of the page.
+        """
 
     @abc.abstractmethod
     async def update_conversation(
@@ -204,15 +239,21 @@ class Store(abc.ABC):
         finished: bool | None = None,
         agent_id: str | None = None,
     ) -> bool:
-        """Change the given fields (and ``updated_at``); False if unknown."""
+        """Change the given fields (and ``updated_at``); False if unknown.
+
+        ``metadata`` replaces the whole mapping (it is not merged).
+        """
 
     @abc.abstractmethod
     async def append_items(self, conv_id: str, items: list[dict[str, Any]]) -> bool:
-        """Append JSON-ready items; False if the conversation is unknown."""
+        """Append JSON-ready items (and set ``updated_at``); False if the conversation is unknown.
+
+        Items are JSON-ready dicts: what comes back is ``json.loads(json.dumps(item))``.
+        """
 
     @abc.abstractmethod
     async def set_items(self, conv_id: str, items: list[dict[str, Any]]) -> bool:
-        """Replace all items; False if the conversation is unknown."""
+        """Replace all items (and set ``updated_at``); False if the conversation is unknown."""
 
     @abc.abstractmethod
     async def get_items(self, conv_id: str, *, last: int | None = None) -> list[dict[str, Any]]:
@@ -233,7 +274,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def renew_lease(self, key: str, holder: str, ttl_s: float) -> bool:
-        """Extend one's own lease; False when it was lost (expired and taken, or released)."""
+        """Extend one's own lease to ``ttl_s`` from now.
+
+        False when it was lost: expired (taken by another or not), or released. A holder whose
+        renewal fails calls :meth:`acquire_lease` to try to take it again.
+        """
 
     @abc.abstractmethod
     async def release_lease(self, key: str, holder: str) -> None:
@@ -245,5 +290,6 @@ class Store(abc.ABC):
     async def hit(self, key: str, *, limit: int, window_s: float) -> RateDecision:
         """Count one event against a sliding window of at most ``limit`` events.
 
-        The window is ``window_s`` seconds long. A refused hit is not counted.
+        The window is ``window_s`` seconds long. A refused hit is not counted. Every caller
+        of one ``key`` should pass the same ``limit`` and ``window_s``.
         """
