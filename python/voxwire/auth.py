@@ -412,17 +412,14 @@ class JwtKeys:
 
 
 def default_state_dir() -> Path:
-    """Where voxwire keeps state on this machine (created on demand by its users).
+    """Where voxwire keeps state on this machine: the folder of the default SQLite store.
 
-    ``$VOXWIRE_STATE_DIR``, else ``$XDG_STATE_HOME/voxwire``, else
+    ``$XDG_STATE_HOME/voxwire`` (when that is an absolute path), else
     ``~/.local/state/voxwire``.
     """
-    env = os.environ.get("VOXWIRE_STATE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "voxwire"
+    from voxwire.store.sqlite import default_sqlite_path
+
+    return default_sqlite_path().parent
 
 
 def default_jwt_keys(
@@ -659,7 +656,6 @@ class Authenticator:
                 org=org,
                 scopes=tuple(scopes),
                 user=user,
-                created_at=self.clock(),
             )
         )
         log.info("API key %s added", key_id)
@@ -718,7 +714,6 @@ class Authenticator:
             org=org,
             scopes=tuple(scopes),
             profile=dict(profile or {}),
-            created_at=self.clock(),
         )
         if not await self.store.add_user(rec):
             raise InvalidInputError(f"user {name!r} exists")
@@ -813,6 +808,13 @@ class Authenticator:
         ttl = refresh_ttl_s or self.refresh_ttl_s
         claims = self._claims(principal, "refresh", ttl)
         claims["fam"] = uuid.uuid4().hex
+        if principal.kind == "user":
+            # Tie the family to this incarnation of the user: a user removed and made again
+            # under the same name does not inherit it.
+            u = await self.store.get_user(principal.id)
+            if u is None:
+                raise AuthError("revoked", "the account no longer exists")
+            claims["ucr"] = u.created_at
         await self.store.start_family(claims["fam"], claims["jti"], principal.owner, ttl)
         return access, self.jwt.encode(claims)
 
@@ -881,7 +883,7 @@ class Authenticator:
         fam = claims.get("fam")
         if not isinstance(fam, str):
             raise AuthError("invalid", "token refused")
-        p = await self._current(self._principal_from_claims(claims))
+        p = await self._current(self._principal_from_claims(claims), claims.get("ucr"))
         if p is None:
             await self.store.revoke_family(fam)
             log.info("refresh refused: the principal no longer exists")
@@ -889,6 +891,8 @@ class Authenticator:
         ttl = self.refresh_ttl_s
         new = self._claims(p, "refresh", ttl)
         new["fam"] = fam
+        if "ucr" in claims:
+            new["ucr"] = claims["ucr"]
         outcome = await self.store.rotate_family(fam, claims["jti"], new["jti"], ttl)
         if outcome == "reused":
             log.warning("refresh token reused: family of %s revoked", p.owner)
@@ -915,13 +919,13 @@ class Authenticator:
         if isinstance(fam, str):
             await self.store.revoke_family(fam)
 
-    async def _current(self, p: Principal) -> Principal | None:
+    async def _current(self, p: Principal, created_at: object) -> Principal | None:
         """``p`` as the store has it now (org and scopes), None when it is gone."""
         if p.key_id is not None and not await self._key_exists(p.key_id):
             return None
         if p.kind == "user":
             u = await self.store.get_user(p.id)
-            if u is None:
+            if u is None or u.created_at != created_at:
                 return None
             if p.key_id is not None:
                 return p  # a key acting for a user keeps the key's org and scopes
