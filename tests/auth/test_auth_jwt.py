@@ -152,6 +152,7 @@ def test_algorithm_confusion_refused() -> None:
     pem = ed_pem()
     key = JwtKey.from_pem(pem)
     keys = JwtKeys([key])
+
     # An HS256 token MACed with the public key's PEM (which an attacker knows), under the
     # EdDSA key's kid: the classic confusion when a verifier trusts the header's alg.
     def b64(b: bytes) -> str:
