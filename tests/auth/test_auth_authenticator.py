@@ -138,6 +138,7 @@ async def test_refresh_rotates(auth: Authenticator) -> None:
     assert r2 != r1
     assert await auth.principal_from_bearer(a2) == p
     a3, r3 = await auth.refresh(r2)
+    assert r3 not in (r1, r2)
     assert await auth.principal_from_bearer(a3) == p
     assert (await refused(auth.refresh(a3))).reason == "invalid"  # access as refresh
 
@@ -265,7 +266,7 @@ async def test_sign_in_with_api_key(auth: Authenticator) -> None:
         assert (await refused(auth.sign_in_with_api_key(org_key, **kwargs))).reason == "invalid"
     assert (await refused(auth.sign_in_with_api_key("vxk_nope"))).reason == "invalid"
     uid, ukey = await auth.add_api_key(user="alice")
-    assert (await auth.sign_in_with_api_key(ukey, user="alice")).id == "alice"
+    assert (await auth.sign_in_with_api_key(ukey, user="alice")).key_id == uid
     assert (await refused(auth.sign_in_with_api_key(ukey, user="eve"))).reason == "invalid"
 
 

@@ -28,6 +28,7 @@ def test_salted_and_self_describing() -> None:
     assert a != b  # different salts
     alg, n, r, p, salt, digest = a.split("$")
     assert (alg, n, r, p) == ("scrypt", "1024", "8", "1")
+    assert (len(salt), len(digest)) == (22, 43)  # 16 and 32 bytes, base64 without padding
     assert "same" not in a
     assert verify_password("same", a) and verify_password("same", b)
     assert password_needs_rehash(a)  # not today's defaults
