@@ -74,32 +74,13 @@ def register(subparsers: Any) -> None:
 
 
 def open_store(url: str | None) -> Store:
-    """A store, not yet opened, for a URL.
+    """The store of ``--store URL``, not yet opened; ``$VOXWIRE_STORE`` when no URL is given.
 
-    ``sqlite:///PATH``, ``sqlite://`` (the default file), a bare path, or ``redis://...``.
-    Raises ConfigError for anything else.
+    See :func:`voxwire.store.open_store` (raises ConfigError for an unusable URL).
     """
-    url = url if url is not None else os.environ.get("VOXWIRE_STORE") or "sqlite://"
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        import importlib
+    from voxwire.store import open_store as store_from_url
 
-        try:
-            redis_store = importlib.import_module("voxwire.store.redis")
-        except ImportError:
-            raise ConfigError("the Redis store is not available in this build") from None
-        cls: Any = getattr(redis_store, "RedisStore", None)
-        if cls is None:
-            raise ConfigError("the Redis store is not available in this build")
-        store: Store = cls(url)
-        return store
-    from voxwire.store.sqlite import SQLiteStore
-
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
-        return SQLiteStore(path or None)
-    if "://" in url:
-        raise ConfigError(f"unknown store URL scheme in {url.split('://')[0]!r}")
-    return SQLiteStore(url)
+    return store_from_url(url if url is not None else os.environ.get("VOXWIRE_STORE") or None)
 
 
 def read_password(*, stdin: TextIO | None = None) -> str:

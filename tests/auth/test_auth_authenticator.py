@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from voxwire.auth import Authenticator, JwtKeys, Principal, StaticKey
 from voxwire.errors import AuthError, InvalidInputError
-from voxwire.store.sqlite import SQLiteStore
+from voxwire.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -18,20 +17,6 @@ async def refused(coro: object) -> AuthError:
     with pytest.raises(AuthError) as e:
         await coro  # type: ignore[misc]
     return e.value
-
-
-def dump_sqlite(path: Path) -> str:
-    """Every value of every table of the store file, as text (what an attacker reading it sees)."""
-    conn = sqlite3.connect(path)
-    try:
-        out = []
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for t in tables:
-            for row in conn.execute(f'SELECT * FROM "{t}"'):
-                out.append(repr(row))
-        return "\n".join(out)
-    finally:
-        conn.close()
 
 
 # -- principals -----------------------------------------------------------------------------
@@ -91,9 +76,11 @@ async def test_add_user_errors(auth: Authenticator) -> None:
         await auth.add_user("carol", "")
 
 
-async def test_password_stored_hashed_and_changed(auth: Authenticator, store: SQLiteStore) -> None:
+async def test_password_stored_hashed_and_changed(
+    auth: Authenticator, store: Store, dump: Callable[[Store], str]
+) -> None:
     await auth.add_user("alice", "first-password")
-    text = dump_sqlite(store.path)
+    text = dump(store)
     assert "first-password" not in text and "scrypt$" in text
     assert await auth.set_password("alice", "second-password")
     assert (await refused(auth.login("alice", "first-password"))).reason == "invalid"
@@ -115,7 +102,7 @@ async def test_access_token_resolves(auth: Authenticator) -> None:
     assert e.reason == "invalid"
 
 
-async def test_expired_access_token(store: SQLiteStore, jwt_keys: JwtKeys) -> None:
+async def test_expired_access_token(store: Store, jwt_keys: JwtKeys) -> None:
     past = Authenticator(store, jwt=jwt_keys, clock=lambda: time.time() - 3600)
     now = Authenticator(store, jwt=jwt_keys)
     token, exp = past.issue_access(Principal(kind="key", id="k"))
@@ -123,7 +110,7 @@ async def test_expired_access_token(store: SQLiteStore, jwt_keys: JwtKeys) -> No
     assert (await refused(now.principal_from_bearer(token))).reason == "expired"
 
 
-async def test_token_from_another_deployment_refused(store: SQLiteStore) -> None:
+async def test_token_from_another_deployment_refused(store: Store) -> None:
     a = Authenticator(store, jwt=JwtKeys.hs256(b"a" * 32))
     b = Authenticator(store, jwt=JwtKeys.hs256(b"b" * 32))
     token, _ = a.issue_access(Principal(kind="key", id="k"))
@@ -158,7 +145,7 @@ async def test_reused_refresh_token_revokes_the_family(auth: Authenticator) -> N
 
 
 async def test_refresh_refused_after_logout_or_user_removal(
-    auth: Authenticator, store: SQLiteStore
+    auth: Authenticator, store: Store
 ) -> None:
     await auth.add_user("alice", "pw", org="old-org")
     p = await auth.login("alice", "pw")
@@ -178,14 +165,14 @@ async def test_refresh_refused_after_logout_or_user_removal(
     assert (await auth.principal_from_bearer(a)).org == "new-org"
 
 
-async def test_expired_refresh_token(store: SQLiteStore, jwt_keys: JwtKeys) -> None:
+async def test_expired_refresh_token(store: Store, jwt_keys: JwtKeys) -> None:
     past = Authenticator(store, jwt=jwt_keys, clock=lambda: time.time() - 7200, refresh_ttl_s=60)
     now = Authenticator(store, jwt=jwt_keys)
     _, r = await past.issue_tokens(Principal(kind="key", id="k"))
     assert (await refused(now.refresh(r))).reason == "expired"
 
 
-async def test_refresh_of_a_removed_key_refused(auth: Authenticator, store: SQLiteStore) -> None:
+async def test_refresh_of_a_removed_key_refused(auth: Authenticator, store: Store) -> None:
     key_id, key = await auth.add_api_key(org="acme")
     p = await auth.principal_from_key(key)
     assert p is not None
@@ -208,7 +195,7 @@ async def test_concurrent_refreshes_one_wins(auth: Authenticator) -> None:
 # -- API keys -------------------------------------------------------------------------------
 
 
-async def test_static_keys(store: SQLiteStore, jwt_keys: JwtKeys) -> None:
+async def test_static_keys(store: Store, jwt_keys: JwtKeys) -> None:
     auth = Authenticator(
         store,
         jwt=jwt_keys,
@@ -229,13 +216,15 @@ async def test_static_keys(store: SQLiteStore, jwt_keys: JwtKeys) -> None:
         Authenticator(store, jwt=jwt_keys, api_keys=["has space"])
 
 
-async def test_stored_keys_are_hashed(auth: Authenticator, store: SQLiteStore) -> None:
+async def test_stored_keys_are_hashed(
+    auth: Authenticator, store: Store, dump: Callable[[Store], str]
+) -> None:
     key_id, key = await auth.add_api_key(org="acme", scopes=["realtime"])
     assert key.startswith("vxk_") and key_id.startswith("k_")
     p = await auth.principal_from_key(key)
     assert p == Principal(kind="key", id=key_id, org="acme", scopes=("realtime",), key_id=key_id)
     assert await auth.principal_from_bearer(key) == p
-    text = dump_sqlite(store.path)
+    text = dump(store)
     assert key not in text and key[4:] not in text and key[4:20] not in text
     assert key_id in text
     assert all(k.key_hash != key for k in await store.list_api_keys())
@@ -243,7 +232,7 @@ async def test_stored_keys_are_hashed(auth: Authenticator, store: SQLiteStore) -
     assert await auth.principal_from_key(key) is None
 
 
-async def test_key_for_a_user(auth: Authenticator, store: SQLiteStore) -> None:
+async def test_key_for_a_user(auth: Authenticator, store: Store) -> None:
     await auth.add_user("alice", "pw", org="acme", scopes=["u"])
     key_id, key = await auth.add_api_key(user="alice")
     p = await auth.principal_from_key(key)
@@ -288,12 +277,14 @@ async def test_authenticate_reports_the_last_failure(auth: Authenticator) -> Non
 # -- single-use tokens ------------------------------------------------------------------------
 
 
-async def test_single_use_token_consumed_once(auth: Authenticator, store: SQLiteStore) -> None:
+async def test_single_use_token_consumed_once(
+    auth: Authenticator, store: Store, dump: Callable[[Store], str]
+) -> None:
     p = Principal(kind="key", id="k_1", org="acme", key_id="k_1")
     payload = {"agent_id": "echo", "mode": "webcall", "variables": {"name": "Ada"}}
     token = await auth.issue_single_use(p, payload)
     assert token.startswith("wct_") and len(token) == 40
-    assert token not in dump_sqlite(store.path)
+    assert token not in dump(store)
     assert await auth.consume_single_use(token) == (p, payload)
     assert await auth.consume_single_use(token) is None
     other = await auth.issue_single_use(p, {}, prefix="tok-")

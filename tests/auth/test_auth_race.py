@@ -89,4 +89,4 @@ def test_two_processes_race_on_a_sqlite_file(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_two_processes_race_on_redis(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue("redis_url")
-    race(url, tmp_path)
+    race(f"{url}?prefix=auth-race-{os.urandom(4).hex()}:", tmp_path)
