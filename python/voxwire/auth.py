@@ -63,6 +63,7 @@ __all__ = [
     "default_jwt_keys",
     "default_state_dir",
     "hash_password",
+    "jwt_keys_from_config",
     "offered_credentials",
     "password_needs_rehash",
     "sha256_hex",
@@ -442,6 +443,73 @@ def default_jwt_keys(
         return JwtKeys.hs256(secret, **kwargs)
     d = Path(state_dir) if state_dir is not None else default_state_dir()
     return JwtKeys.hs256(_state_secret(d / "jwt-secret"), **kwargs)
+
+
+def jwt_keys_from_config(
+    table: Mapping[str, Any],
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> JwtKeys:
+    """The JWT keys of a configuration table (``[auth.jwt]`` of ``voxwire.toml``).
+
+    Keys: ``issuer`` (default ``"voxwire"``), ``leeway_s`` (30), ``signing_kid`` (default: the
+    first key that can sign), and ``keys``, a list of tables each with an optional ``kid`` and
+    exactly one of ``secret_env`` (the name of an environment variable holding an HS256
+    secret), ``secret_file`` (a file holding one) or ``pem_file`` (an Ed25519 / P-256 PEM
+    key: private signs and verifies, public only verifies). Without ``keys`` it is
+    :func:`default_jwt_keys`. Secrets are never written in the table itself. Raises
+    ConfigError with a one-line message.
+    """
+    from voxwire.errors import ConfigError
+
+    env = os.environ if environ is None else environ
+    known = {"issuer", "leeway_s", "signing_kid", "keys"}
+    if unknown := set(table) - known:
+        raise ConfigError(f"unknown [auth.jwt] setting(s): {', '.join(sorted(unknown))}")
+    issuer = table.get("issuer", "voxwire")
+    leeway = table.get("leeway_s", 30.0)
+    signing_kid = table.get("signing_kid")
+    if not isinstance(issuer, str) or not issuer:
+        raise ConfigError("[auth.jwt] issuer must be a non-empty string")
+    if isinstance(leeway, bool) or not isinstance(leeway, int | float) or not 0 <= leeway <= 600:
+        raise ConfigError("[auth.jwt] leeway_s must be a number of seconds from 0 to 600")
+    if signing_kid is not None and not isinstance(signing_kid, str):
+        raise ConfigError("[auth.jwt] signing_kid must be a string")
+    opts: dict[str, Any] = {"issuer": issuer, "leeway_s": float(leeway)}
+    entries = table.get("keys", [])
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise ConfigError("[auth.jwt] keys must be a list of tables")
+    if not entries:
+        return default_jwt_keys(state_dir=state_dir, environ=env, **opts)
+    keys: list[JwtKey] = []
+    for i, e in enumerate(entries):
+        where = f"[auth.jwt] keys[{i}]"
+        sources = [s for s in ("secret_env", "secret_file", "pem_file") if s in e]
+        if len(sources) != 1 or set(e) - {"kid", *sources}:
+            raise ConfigError(f"{where}: give kid and one of secret_env, secret_file, pem_file")
+        kid, src = e.get("kid"), e[sources[0]]
+        if (kid is not None and not isinstance(kid, str)) or not isinstance(src, str):
+            raise ConfigError(f"{where}: kid and {sources[0]} are strings")
+        try:
+            if sources[0] == "secret_env":
+                if not env.get(src):
+                    raise ConfigError(f"{where}: environment variable {src} is not set")
+                keys.append(JwtKey.hs256(env[src], kid=kid))
+            elif sources[0] == "secret_file":
+                keys.append(JwtKey.hs256(Path(src).read_text("utf-8").strip(), kid=kid))
+            else:
+                keys.append(JwtKey.from_pem(Path(src).read_bytes(), kid=kid))
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot read {src}: {err.strerror}") from None
+        except ConfigError:
+            raise
+        except InvalidInputError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    try:
+        return JwtKeys(keys, signing_kid=signing_kid, **opts)
+    except InvalidInputError as err:
+        raise ConfigError(f"[auth.jwt]: {err}") from None
 
 
 def _state_secret(path: Path) -> str:

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from voxwire.auth import JwtKey, JwtKeys, default_jwt_keys
-from voxwire.errors import AuthError, InvalidInputError
+from voxwire.auth import JwtKey, JwtKeys, default_jwt_keys, jwt_keys_from_config
+from voxwire.errors import AuthError, ConfigError, InvalidInputError
 
 NOW = int(time.time())
 
@@ -245,3 +245,55 @@ def test_workers_starting_together_share_one_secret(tmp_path: Path) -> None:
     kids = {p.communicate(timeout=50)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(kids) == 1 and kids != {""}
+
+
+def test_keys_from_a_config_table(tmp_path: Path) -> None:
+    pem = ed_pem()
+    (tmp_path / "new.pem").write_bytes(pem)
+    old_pem = ec_pem()
+    (tmp_path / "old.pub").write_bytes(public_pem(old_pem))
+    (tmp_path / "hs").write_text("h" * 40 + "\n")
+    table = {
+        "issuer": "vx-test",
+        "leeway_s": 5,
+        "keys": [
+            {"kid": "new", "pem_file": str(tmp_path / "new.pem")},
+            {"kid": "old", "pem_file": str(tmp_path / "old.pub")},
+            {"kid": "hs", "secret_file": str(tmp_path / "hs")},
+            {"kid": "env", "secret_env": "JWT_ENV_SECRET"},
+        ],
+    }
+    keys = jwt_keys_from_config(table, environ={"JWT_ENV_SECRET": "e" * 40})
+    assert keys.signing_key.kid == "new" and keys.issuer == "vx-test" and keys.leeway_s == 5
+    old = JwtKeys([JwtKey.from_pem(old_pem, kid="old")], issuer="vx-test")
+    assert keys.decode(old.encode(claims()), typ="access")["sub"] == "alice"
+    env_signed = JwtKeys([JwtKey.hs256("e" * 40, kid="env")], issuer="vx-test")
+    assert keys.decode(env_signed.encode(claims()), typ="access")["sub"] == "alice"
+    switched = jwt_keys_from_config(
+        {**table, "signing_kid": "hs"}, environ={"JWT_ENV_SECRET": "e" * 40}
+    )
+    assert switched.signing_key.kid == "hs"
+    # No keys: the default secret of the state directory.
+    a = jwt_keys_from_config({}, state_dir=tmp_path / "st", environ={})
+    b = default_jwt_keys(state_dir=tmp_path / "st", environ={})
+    assert a.signing_key.kid == b.signing_key.kid
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"leeway_s": -1}, "leeway_s"),
+        ({"keys": [{"secret": "x" * 40}]}, "keys[0]"),
+        ({"keys": [{"secret_env": "NOPE"}]}, "NOPE"),
+        ({"keys": [{"secret_env": "SHORT"}]}, "32 bytes"),
+        ({"keys": [{"pem_file": "/nonexistent/k.pem"}]}, "cannot read"),
+        ({"keys": [{"secret_env": "GOOD", "secret_file": "/x"}]}, "one of"),
+        ({"keys": [{"secret_env": "GOOD"}], "signing_kid": "missing"}, "signing key"),
+    ],
+)
+def test_bad_config_tables(table: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        jwt_keys_from_config(table, environ={"SHORT": "s", "GOOD": "g" * 40})
+    assert says in str(e.value) and "\n" not in str(e.value)
+    assert "g" * 40 not in str(e.value)
