@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -303,3 +304,37 @@ async def test_single_use_token_racing_in_one_process(auth: Authenticator) -> No
     token = await auth.issue_single_use(Principal(kind="key", id="k"), {"n": 1})
     got = await asyncio.gather(*(auth.consume_single_use(token) for _ in range(8)))
     assert sum(g is not None for g in got) == 1
+
+
+async def test_nothing_secret_logged(auth: Authenticator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await auth.add_user("alice", "alice-password")
+    key_id, key = await auth.add_api_key(org="acme")
+    p = await auth.login("alice", "alice-password")
+    _, r1 = await auth.issue_tokens(p)
+    await auth.refresh(r1)
+    token = await auth.issue_single_use(p, {})
+    await auth.consume_single_use(token)
+    for attempt in (
+        auth.login("alice", "wrong-password"),
+        auth.login("typed-my-password-here", "x"),
+        auth.refresh(r1),
+        auth.principal_from_bearer("vxk_not-a-key"),
+    ):
+        with pytest.raises(AuthError):
+            await attempt
+    assert await auth.consume_single_use(token) is None
+    assert await auth.principal_from_key(key + "x") is None
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refresh token reused" in text and key_id in text  # it does log, by public id
+    for secret in (
+        "alice-password",
+        "wrong-password",
+        "typed-my-password-here",
+        key,
+        key[4:],
+        r1,
+        token,
+        "vxk_not-a-key",
+    ):
+        assert secret not in text
