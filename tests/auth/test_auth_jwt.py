@@ -19,15 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from voxwire.auth import JwtKey, JwtKeys, default_jwt_keys, jwt_keys_from_config
 from voxwire.errors import AuthError, ConfigError, InvalidInputError
 
-NOW = int(time.time())
-
 
 def claims(typ: str = "access", *, exp_in: int = 600, **extra: object) -> dict[str, object]:
+    now = int(time.time())
     return {
         "sub": "alice",
         "typ": typ,
-        "iat": NOW,
-        "exp": NOW + exp_in,
+        "iat": now,
+        "exp": now + exp_in,
         "jti": "j1",
         **extra,
     }
