@@ -458,58 +458,62 @@ def jwt_keys_from_config(
     exactly one of ``secret_env`` (the name of an environment variable holding an HS256
     secret), ``secret_file`` (a file holding one) or ``pem_file`` (an Ed25519 / P-256 PEM
     key: private signs and verifies, public only verifies). Without ``keys`` it is
-    :func:`default_jwt_keys`. Secrets are never written in the table itself. Raises
-    ConfigError with a one-line message.
-    """
-    from voxwire.errors import ConfigError
+    :func:`default_jwt_keys`. Secrets are never written in the table itself.
 
+    Raises InvalidInputError with a one-line message that starts with the key at fault,
+    relative to the table (``keys[1].pem_file: ...``), for the config loader to wrap in a
+    ConfigError naming the file and table.
+    """
     env = os.environ if environ is None else environ
     known = {"issuer", "leeway_s", "signing_kid", "keys"}
     if unknown := set(table) - known:
-        raise ConfigError(f"unknown [auth.jwt] setting(s): {', '.join(sorted(unknown))}")
+        raise InvalidInputError(f"{sorted(unknown)[0]}: unknown setting")
     issuer = table.get("issuer", "voxwire")
     leeway = table.get("leeway_s", 30.0)
     signing_kid = table.get("signing_kid")
     if not isinstance(issuer, str) or not issuer:
-        raise ConfigError("[auth.jwt] issuer must be a non-empty string")
+        raise InvalidInputError("issuer: expected a non-empty string")
     if isinstance(leeway, bool) or not isinstance(leeway, int | float) or not 0 <= leeway <= 600:
-        raise ConfigError("[auth.jwt] leeway_s must be a number of seconds from 0 to 600")
+        raise InvalidInputError("leeway_s: expected a number of seconds from 0 to 600")
     if signing_kid is not None and not isinstance(signing_kid, str):
-        raise ConfigError("[auth.jwt] signing_kid must be a string")
+        raise InvalidInputError("signing_kid: expected a string")
     opts: dict[str, Any] = {"issuer": issuer, "leeway_s": float(leeway)}
     entries = table.get("keys", [])
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise ConfigError("[auth.jwt] keys must be a list of tables")
+        raise InvalidInputError("keys: expected an array of tables")
     if not entries:
         return default_jwt_keys(state_dir=state_dir, environ=env, **opts)
     keys: list[JwtKey] = []
     for i, e in enumerate(entries):
-        where = f"[auth.jwt] keys[{i}]"
         sources = [s for s in ("secret_env", "secret_file", "pem_file") if s in e]
         if len(sources) != 1 or set(e) - {"kid", *sources}:
-            raise ConfigError(f"{where}: give kid and one of secret_env, secret_file, pem_file")
-        kid, src = e.get("kid"), e[sources[0]]
-        if (kid is not None and not isinstance(kid, str)) or not isinstance(src, str):
-            raise ConfigError(f"{where}: kid and {sources[0]} are strings")
+            raise InvalidInputError(
+                f"keys[{i}]: expected kid and one of secret_env, secret_file, pem_file"
+            )
+        source = sources[0]
+        where = f"keys[{i}].{source}"
+        kid, src = e.get("kid"), e[source]
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidInputError(f"keys[{i}].kid: expected a string")
+        if not isinstance(src, str):
+            raise InvalidInputError(f"{where}: expected a string")
+        if source == "secret_env" and not env.get(src):
+            raise InvalidInputError(f"{where}: environment variable {src} is not set")
         try:
-            if sources[0] == "secret_env":
-                if not env.get(src):
-                    raise ConfigError(f"{where}: environment variable {src} is not set")
+            if source == "secret_env":
                 keys.append(JwtKey.hs256(env[src], kid=kid))
-            elif sources[0] == "secret_file":
+            elif source == "secret_file":
                 keys.append(JwtKey.hs256(Path(src).read_text("utf-8").strip(), kid=kid))
             else:
                 keys.append(JwtKey.from_pem(Path(src).read_bytes(), kid=kid))
         except OSError as err:
-            raise ConfigError(f"{where}: cannot read {src}: {err.strerror}") from None
-        except ConfigError:
-            raise
+            raise InvalidInputError(f"{where}: cannot read {src}: {err.strerror}") from None
         except InvalidInputError as err:
-            raise ConfigError(f"{where}: {err}") from None
+            raise InvalidInputError(f"{where}: {err}") from None
     try:
         return JwtKeys(keys, signing_kid=signing_kid, **opts)
     except InvalidInputError as err:
-        raise ConfigError(f"[auth.jwt]: {err}") from None
+        raise InvalidInputError(f"keys: {err}") from None
 
 
 def _state_secret(path: Path) -> str:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from voxwire.errors import ConfigError, VoxwireError
+from voxwire.errors import InvalidInputError, VoxwireError
 
 if TYPE_CHECKING:
     from voxwire.auth import Authenticator
@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
 def open_store(url: str | None) -> Store:
     """The store of ``--store URL``, not yet opened; ``$VOXWIRE_STORE`` when no URL is given.
 
-    See :func:`voxwire.store.open_store` (raises ConfigError for an unusable URL).
+    See :func:`voxwire.store.open_store` (raises a ConfigError for an unusable URL).
     """
     from voxwire.store import open_store as store_from_url
 
@@ -86,21 +86,21 @@ def open_store(url: str | None) -> Store:
 def read_password(*, stdin: TextIO | None = None) -> str:
     """The new password: prompted twice on a terminal, else one line read from stdin.
 
-    Raises ConfigError when it is empty, when the two entries differ, or when stdin ends
+    Raises InvalidInputError when it is empty, when the two entries differ, or when stdin ends
     first.
     """
     stdin = stdin if stdin is not None else sys.stdin
     if stdin.isatty():
         pw = getpass.getpass("Password: ")
         if pw != getpass.getpass("Password (again): "):
-            raise ConfigError("the passwords differ")
+            raise InvalidInputError("the passwords differ")
     else:
         line = stdin.readline()
         if not line:
-            raise ConfigError("no password on stdin")
+            raise InvalidInputError("no password on stdin")
         pw = line.removesuffix("\n").removesuffix("\r")
     if not pw:
-        raise ConfigError("empty password")
+        raise InvalidInputError("empty password")
     return pw
 
 
@@ -117,7 +117,7 @@ async def _admin(args: argparse.Namespace, auth: Authenticator, store: Store) ->
     elif cmd == ("users", "passwd"):
         password = read_password()
         if not await auth.set_password(args.name, password):
-            raise ConfigError(f"no user named {args.name!r}")
+            raise InvalidInputError(f"no user named {args.name!r}")
         print(f"voxwire: password of {args.name!r} changed")
     elif cmd == ("users", "list"):
         for u in await store.list_users():
@@ -125,7 +125,7 @@ async def _admin(args: argparse.Namespace, auth: Authenticator, store: Store) ->
             print(f"{u.name}\torg={u.org or '-'}\tscopes={scopes}\tcreated={_when(u.created_at)}")
     elif cmd == ("users", "remove"):
         if not await store.remove_user(args.name):
-            raise ConfigError(f"no user named {args.name!r}")
+            raise InvalidInputError(f"no user named {args.name!r}")
         removed = [k.key_id for k in await store.list_api_keys() if k.user == args.name]
         for key_id in removed:
             await store.remove_api_key(key_id)
@@ -144,7 +144,7 @@ async def _admin(args: argparse.Namespace, auth: Authenticator, store: Store) ->
             )
     elif cmd == ("keys", "remove"):
         if not await store.remove_api_key(args.key_id):
-            raise ConfigError(f"no API key with id {args.key_id!r}")
+            raise InvalidInputError(f"no API key with id {args.key_id!r}")
         print(f"voxwire: API key {args.key_id} removed")
     else:  # pragma: no cover - argparse only lets known commands through
         raise AssertionError(cmd)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from voxwire.auth import JwtKey, JwtKeys, default_jwt_keys, jwt_keys_from_config
-from voxwire.errors import AuthError, ConfigError, InvalidInputError
+from voxwire.errors import AuthError, InvalidInputError
 
 
 def claims(typ: str = "access", *, exp_in: int = 600, **extra: object) -> dict[str, object]:
@@ -283,16 +283,17 @@ def test_keys_from_a_config_table(tmp_path: Path) -> None:
     [
         ({"bogus": 1}, "bogus"),
         ({"leeway_s": -1}, "leeway_s"),
-        ({"keys": [{"secret": "x" * 40}]}, "keys[0]"),
+        ({"keys": [{"secret": "x" * 40}]}, "keys[0]: expected"),
         ({"keys": [{"secret_env": "NOPE"}]}, "NOPE"),
         ({"keys": [{"secret_env": "SHORT"}]}, "32 bytes"),
         ({"keys": [{"pem_file": "/nonexistent/k.pem"}]}, "cannot read"),
         ({"keys": [{"secret_env": "GOOD", "secret_file": "/x"}]}, "one of"),
         ({"keys": [{"secret_env": "GOOD"}], "signing_kid": "missing"}, "signing key"),
+        ({"keys": [{"pem_file": 5}]}, "keys[0].pem_file: expected a string"),
     ],
 )
 def test_bad_config_tables(table: dict[str, object], says: str) -> None:
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(InvalidInputError) as e:
         jwt_keys_from_config(table, environ={"SHORT": "s", "GOOD": "g" * 40})
     assert says in str(e.value) and "\n" not in str(e.value)
     assert "g" * 40 not in str(e.value)
