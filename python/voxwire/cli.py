@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from voxwire import cli_admin
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="websockets: the websockets library's server (default, the cheapest per "
         "message); asgi: the ASGI app (Starlette) on uvicorn",
     )
+    cli_admin.register(sub)
     return p
 
 
@@ -200,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench.main(quick=args.quick, json_path=args.json, runs=args.runs)
     if args.command == "serve":
         return serve(args)
+    if args.command in cli_admin.COMMANDS:
+        return cli_admin.run(args)
     if args.command == "demo":
         from voxwire import demo
 

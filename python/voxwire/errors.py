@@ -8,6 +8,7 @@ those keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "Base64DecodeError",
     "BufferFullError",
     "ConfigError",
@@ -89,3 +90,25 @@ class ConfigError(VoxwireError, ValueError):
 
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str | None, str, str]]:
         return (type(self), (self.path, self.where, self.problem))
+class AuthError(VoxwireError, PermissionError):
+    """A credential was refused (see :mod:`voxwire.auth`).
+
+    ``reason`` is machine-readable, one of :data:`AUTH_REASONS`: ``"invalid"`` (malformed,
+    bad signature, wrong password, unknown user: these are not told apart), ``"expired"``,
+    ``"revoked"`` (a refresh family logged out or revoked, a removed user), ``"reused"`` (a
+    refresh token presented a second time: its whole family is now revoked) or ``"unknown"``
+    (no credential offered, or an API key nobody issued). The message never holds the secret.
+    """
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        if reason not in AUTH_REASONS:
+            raise ValueError(f"unknown AuthError reason {reason!r}")
+        super().__init__(message or f"authentication failed ({reason})")
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[AuthError], tuple[str, str]]:
+        return (type(self), (self.reason, str(self)))
+
+
+#: The values of :attr:`AuthError.reason`.
+AUTH_REASONS = frozenset({"invalid", "expired", "revoked", "reused", "unknown"})

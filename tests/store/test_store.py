@@ -624,9 +624,12 @@ async def test_redis_hung_server_times_out(redis_server_factory: Any) -> None:
 
 
 async def test_redis_unreachable_open_and_secret_free_messages() -> None:
-    from conftest import free_port
+    import socket
 
-    s = open_store(f"redis://:sekret@127.0.0.1:{free_port()}/0", timeout=0.5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = open_store(f"redis://:sekret@127.0.0.1:{port}/0", timeout=0.5)
     with pytest.raises(StoreUnavailableError) as e:
         await s.open()
     assert "sekret" not in str(e.value) and "\n" not in str(e.value)
