@@ -90,6 +90,8 @@ class ConfigError(VoxwireError, ValueError):
 
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str | None, str, str]]:
         return (type(self), (self.path, self.where, self.problem))
+
+
 class AuthError(VoxwireError, PermissionError):
     """A credential was refused (see :mod:`voxwire.auth`).
 
