@@ -175,6 +175,8 @@ def voxwire_server(logdir: Path, vad: str, driver: str = "websockets") -> Iterat
     port = free_port()
     log = logdir / f"voxwire-{driver}-{port}.log"
     cmd = [sys.executable, "-m", "voxwire", "serve", "--port", str(port), "--vad", vad]
+    # Every client comes from 127.0.0.1: lift the per-address limits.
+    cmd += ["--max-connections-per-peer", "100000", "--max-handshakes-per-peer", "100000"]
     with log.open("wb") as f:
         proc = subprocess.Popen(
             [*cmd, "--driver", driver],

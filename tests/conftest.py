@@ -3,12 +3,17 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The servers the tests start keep their default state (the SQLite store, the JWT secret)
+# under the state directory: a fresh one per test run, never the user's own.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="voxwire-test-state-")
 from hypothesis import settings
 
 # Property tests check results, not speed: no per-example deadline (a loaded machine, such as

@@ -41,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="accepted API key (repeatable; also VOXWIRE_API_KEYS, comma-separated)",
     )
+    s.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="voxwire.toml: agents, voices, orgs and [server] settings (also VOXWIRE_CONFIG); "
+        "options given here win over the file",
+    )
+    s.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="state store: sqlite:///path or redis://host:port/db (also VOXWIRE_STORE; "
+        "default: a SQLite file in the user's state directory)",
+    )
     s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
@@ -57,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         metavar="N",
         help="open sessions per client address; more get HTTP 429 (default 64)",
+    )
+    s.add_argument(
+        "--max-handshakes-per-peer",
+        type=int,
+        default=600,
+        metavar="N",
+        help="WebSocket handshakes per client address per minute; more get HTTP 429 (default 600)",
     )
     s.add_argument(
         "--max-failed-auth",
@@ -131,17 +152,64 @@ def _setup_logging() -> None:
     logging.getLogger("websockets.server").addFilter(_OneLineHandshakeFailures())
 
 
-def serve(args: argparse.Namespace) -> int:
+#: ``voxwire serve`` options that a config file's ``[server]`` table may also set:
+#: option dest -> ServerSettings field. An option given on the command line wins.
+_SETTINGS = {
+    "host": "host",
+    "port": "port",
+    "vad": "vad",
+    "idle_timeout": "idle_timeout",
+    "max_message_bytes": "max_message_bytes",
+    "max_connections": "max_connections",
+    "max_connections_per_peer": "max_connections_per_peer",
+    "max_failed_auth": "max_failed_auth",
+    "handshake_timeout": "handshake_timeout",
+    "write_timeout": "write_timeout",
+    "asr": "asr",
+    "driver": "driver",
+    "store": "store",
+}
+
+
+def _explicit(argv: Sequence[str] | None) -> set[str]:
+    """The ``serve`` options given on the command line (not defaulted)."""
+    p = build_parser()
+    for action in p._subparsers._group_actions if p._subparsers else []:
+        for sp in getattr(action, "choices", {}).values():
+            for a in sp._actions:
+                a.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def serve(args: argparse.Namespace, explicit: set[str] | None = None) -> int:
     """``voxwire serve``."""
     import os
     import sys
 
     from voxwire.asr import load_asr
+    from voxwire.config import Config, load_config
+    from voxwire.errors import ConfigError
     from voxwire.gate import ServerLimits
     from voxwire.platform import ServerConfig, usable_key
     from voxwire.session import Limits
 
-    keys = list(args.api_key)
+    explicit = explicit if explicit is not None else set(vars(args))
+    config_path = args.config or os.environ.get("VOXWIRE_CONFIG") or None
+    file_cfg: Config | None = None
+    if config_path:
+        try:
+            file_cfg = load_config(config_path)
+        except ConfigError as e:
+            print(f"voxwire serve: {e}", file=sys.stderr)
+            return 2
+    st = file_cfg.server if file_cfg is not None else None
+    if st is not None:
+        for dest, name in _SETTINGS.items():
+            if dest not in explicit and getattr(st, name) is not None:
+                setattr(args, dest, getattr(st, name))
+    if args.store is None:
+        args.store = os.environ.get("VOXWIRE_STORE") or None
+    keys = list(args.api_key) + (list(st.api_keys) if st is not None else [])
     keys += [k.strip() for k in os.environ.get("VOXWIRE_API_KEYS", "").split(",") if k.strip()]
     for k in keys:
         if not usable_key(k):
@@ -160,7 +228,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     if not keys:
-        print("voxwire serve: no API key configured: serving loopback only, without auth.")
+        print("voxwire serve: no API key given: loopback only; keys or users in the store apply.")
     try:
         asr = load_asr(args.asr)
     except ImportError:
@@ -170,20 +238,37 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    base = st or (file_cfg or Config.default()).server
+    limits = Limits(
+        idle_timeout_s=args.idle_timeout,
+        max_buffer_ms=base.max_buffer_ms,
+        max_items=base.max_items,
+        max_conversation_bytes=base.max_conversation_bytes,
+        max_response_events=base.max_response_events,
+        max_response_bytes=base.max_response_bytes,
+        responses_per_minute=base.responses_per_minute,
+        messages_per_minute=base.messages_per_minute,
+        max_delta_ms=base.max_delta_ms,
+    )
     cfg = ServerConfig(
         api_keys=frozenset(keys),
         agent=args.agent,
-        limits=Limits(idle_timeout_s=args.idle_timeout),
+        limits=limits,
         max_message_bytes=args.max_message_bytes,
+        max_send_queue=base.max_send_queue,
         write_timeout_s=args.write_timeout,
         server_limits=ServerLimits(
             max_connections=args.max_connections,
             max_connections_per_peer=args.max_connections_per_peer,
             failed_auth_per_peer_per_minute=args.max_failed_auth,
+            handshakes_per_peer_per_minute=args.max_handshakes_per_peer,
             handshake_timeout_s=args.handshake_timeout,
         ),
         vad_engine=args.vad,
+        model=base.model,
         asr=asr,
+        store_url=args.store,
+        config_file=file_cfg,
     )
     from voxwire.server import serve as run_server
 
@@ -202,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench.main(quick=args.quick, json_path=args.json, runs=args.runs)
     if args.command == "serve":
-        return serve(args)
+        return serve(args, _explicit(argv))
     if args.command in cli_admin.COMMANDS:
         return cli_admin.run(args)
     if args.command == "demo":

@@ -7,15 +7,17 @@ plugins (:mod:`voxwire.dialects.base`) get it in their handshakes and REST handl
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from voxwire import agents
 from voxwire.asr import ASR
+from voxwire.auth import Authenticator, Principal
 from voxwire.dialects.base import (
     DialectPlugin,
     Handshake,
@@ -24,11 +26,17 @@ from voxwire.dialects.base import (
     HttpRoute,
     Router,
 )
+from voxwire.errors import AuthError, StoreUnavailableError
 from voxwire.gate import Gate, ServerLimits
 from voxwire.session import Limits, Session
+from voxwire.store import Store
 
 if TYPE_CHECKING:
+    from voxwire.config import Config
     from voxwire.dialects.base import Accept, Refuse
+    from voxwire.registry import Registry
+
+log = logging.getLogger("voxwire.platform")
 
 
 class Metrics:
@@ -173,6 +181,13 @@ class ServerConfig:
     asr: ASR | None = None
     #: The dialects served; None: every built-in one (:data:`voxwire.dialects.PLUGINS`).
     plugins: tuple[DialectPlugin, ...] | None = None
+    #: The state store's URL (``sqlite:///path``, ``redis://host:port/db``); None: the
+    #: default SQLite file under the user's state directory.
+    store_url: str | None = field(default=None, repr=False)
+    #: A store object to use instead of ``store_url`` (tests, embedding).
+    store: Store | None = None
+    #: The loaded ``voxwire.toml`` (agents, voices, orgs...); None: embedded defaults.
+    config_file: Config | None = None
 
     def make_agent(self) -> agents.Agent:
         """The agent object."""
@@ -194,21 +209,9 @@ def usable_key(k: str) -> bool:
     return 0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who a client is: an API key (``kind`` ``key``) or a user, with their organisation."""
-
-    kind: str
-    id: str
-    org: str = ""
-
-    @property
-    def owner(self) -> str:
-        """The id stored conversations and leases are keyed by (``key:ID``, ``user:NAME``)."""
-        return f"{self.kind}:{self.id}"
-
-
-ANONYMOUS = Principal("anonymous", "local")
+#: Who a client is when the server needs no credential (no key configured or stored:
+#: loopback only, see ``voxwire serve``).
+ANONYMOUS = Principal(kind="key", id="anonymous")
 
 
 class Platform:
@@ -216,6 +219,7 @@ class Platform:
 
     def __init__(self, config: ServerConfig) -> None:
         from voxwire.dialects import PLUGINS
+        from voxwire.store import open_store
 
         self.config = config
         self.agent = config.make_agent()
@@ -224,35 +228,57 @@ class Platform:
         self.gate = Gate(config.server_limits)
         self.plugins: tuple[DialectPlugin, ...] = config.plugins or tuple(PLUGINS)
         self.router = Router([_CorePlugin(), *self.plugins])
-        self._keys = sorted(config.api_keys)
+        self.store: Store = config.store or open_store(config.store_url)
+        self.auth = Authenticator(self.store, api_keys=sorted(config.api_keys))
+        #: The agents, voices, orgs... (built at :meth:`start`, off the event loop).
+        self.registry: Registry | None = None
+        #: Whether handshakes need a credential: keys configured, or users or keys stored.
+        self.auth_required = bool(config.api_keys)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and build the registry (once; every driver calls it lazily too)."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            from voxwire.registry import Registry
+
+            await self.store.open()
+            self.registry = await asyncio.to_thread(Registry, self.config.config_file)
+            if not self.auth_required:
+                users = await self.store.list_users()
+                keys = await self.store.list_api_keys()
+                self.auth_required = bool(users or keys)
+            self._started = True
+
+    async def stop(self) -> None:
+        """Close the store."""
+        if self._started:
+            self._started = False
+            await self.store.close()
 
     # -- credentials ------------------------------------------------------------------
 
-    def key_principal(self, candidates: Iterable[str]) -> Principal | None:
-        """The principal of the first accepted key among ``candidates`` (None: none is).
+    async def authenticate(self, candidates: Sequence[str]) -> Principal | None:
+        """The principal of the first accepted credential (None: none is).
 
-        With no keys configured, everyone is :data:`ANONYMOUS` (loopback only: ``voxwire
-        serve`` refuses other addresses without keys). Every candidate is compared with every
-        key in constant time, with no early exit.
+        With no credential configured or stored, everyone is :data:`ANONYMOUS` (loopback
+        only: ``voxwire serve`` refuses other addresses without keys). A store that does not
+        answer raises :class:`~voxwire.errors.StoreUnavailableError` (HTTP 503, not 401).
         """
-        if not self._keys:
+        await self.start()
+        if not self.auth_required:
             return ANONYMOUS
-        found: str | None = None
-        tried = 0
-        for c in candidates:
-            if tried >= MAX_KEYS_PER_HANDSHAKE:
-                break
-            if not usable_key(c):
-                continue
-            tried += 1
-            for k in self._keys:
-                if hmac.compare_digest(c.encode(), k.encode()) and found is None:
-                    found = k
-        if found is None:
+        usable = [c for c in candidates if usable_key(c)][:MAX_KEYS_PER_HANDSHAKE]
+        try:
+            return await self.auth.authenticate(usable)
+        except AuthError:
             return None
-        import hashlib
-
-        return Principal("key", "cfg-" + hashlib.sha256(found.encode()).hexdigest()[:12])
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -279,12 +305,24 @@ class Platform:
 
     async def handshake(self, plugin: DialectPlugin, hs: Handshake) -> Accept | Refuse:
         """Admission, then the dialect's own handshake."""
+        from voxwire.dialects.base import Refuse
+
         refused = await self.check_admission(hs)
         if refused is not None:
             return refused
-        result = await plugin.handshake(hs, self)
-        from voxwire.dialects.base import Refuse
-
+        try:
+            await self.start()
+            result = await plugin.handshake(hs, self)
+        except StoreUnavailableError:
+            log.warning("store unavailable during a %s handshake", plugin.name)
+            body = {
+                "error": {
+                    "type": "server_error",
+                    "code": "store_unavailable",
+                    "message": "The server's state store is unavailable; retry.",
+                }
+            }
+            return Refuse(503, body, {"Retry-After": "2"})
         if isinstance(result, Refuse) and result.status in (401, 403):
             self.gate.auth_failed(hs.peer)
         return result
@@ -314,20 +352,29 @@ async def _healthz(req: HttpRequest, p: Platform) -> HttpResponse:
 
 
 async def _readyz(req: HttpRequest, p: Platform) -> HttpResponse:
-    return HttpResponse(200, {"status": "ready", "store": "none"})
+    try:
+        await p.start()
+    except StoreUnavailableError:
+        return HttpResponse(503, {"status": "unavailable", "store": False})
+    ok = await p.store.ping()
+    body = {"status": "ready" if ok else "unavailable", "store": ok}
+    return HttpResponse(200 if ok else 503, body)
 
 
-def _metrics_allowed(req: HttpRequest, p: Platform) -> bool:
+async def _metrics_allowed(req: HttpRequest, p: Platform) -> bool:
     from voxwire.dialects.openai import credentials
 
-    return p.key_principal(credentials(req.headers, req.query, ())) is not None
+    try:
+        return await p.authenticate(credentials(req.headers, req.query, ())) is not None
+    except StoreUnavailableError:
+        return False
 
 
 _UNAUTHORIZED = HttpResponse(401, {"error": "unauthorized"})
 
 
 async def _metrics(req: HttpRequest, p: Platform) -> HttpResponse:
-    if not _metrics_allowed(req, p):
+    if not await _metrics_allowed(req, p):
         return _UNAUTHORIZED
     return HttpResponse(
         200, raw=p.metrics.prometheus(len(p.live)), content_type="text/plain; version=0.0.4"
@@ -335,7 +382,7 @@ async def _metrics(req: HttpRequest, p: Platform) -> HttpResponse:
 
 
 async def _metrics_json(req: HttpRequest, p: Platform) -> HttpResponse:
-    if not _metrics_allowed(req, p):
+    if not await _metrics_allowed(req, p):
         return _UNAUTHORIZED
     snap = p.metrics.snapshot(len(p.live))
     if req.query.get("reset") in ("1", "true"):
@@ -344,7 +391,7 @@ async def _metrics_json(req: HttpRequest, p: Platform) -> HttpResponse:
 
 
 async def _metrics_reset(req: HttpRequest, p: Platform) -> HttpResponse:
-    if not _metrics_allowed(req, p):
+    if not await _metrics_allowed(req, p):
         return _UNAUTHORIZED
     snap = p.metrics.snapshot(len(p.live))
     p.metrics.reset()

@@ -574,12 +574,22 @@ def create_app(config: ServerConfig | None = None, *, platform: Platform | None 
         await ws.accept(subprotocol=result.subprotocol)
         await serve_accepted(_StarletteTransport(ws), result, plat, peer)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        # Mounted sub-apps get no lifespan events: the platform also starts lazily.
+        await plat.start()
+        try:
+            yield
+        finally:
+            await plat.stop()
+
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(
         routes=[
             Route("/{path:path}", http, methods=methods),
             WebSocketRoute("/{path:path}", websocket),
-        ]
+        ],
+        lifespan=lifespan,
     )
     app.state.platform = plat
     app.state.config = plat.config
@@ -700,6 +710,7 @@ async def _run_websockets(
             len(server.connections),
             config.shutdown_timeout_s,
         )
+    await server.voxwire_platform.stop()
 
 
 # --------------------------------------------------------------------------------------
@@ -762,6 +773,7 @@ async def serve_websockets(
     from websockets.typing import Subprotocol
 
     plat = platform or Platform(config)
+    await plat.start()
 
     def respond(conn: ServerConnection, a: HttpResponse) -> Response:
         body = a.raw if a.raw is not None else json.dumps(a.body).encode()

@@ -742,7 +742,7 @@ class OpenAIPlugin:
         """Authenticate by key and start an OpenAI-dialect session."""
         from voxwire.dialects.base import Accept, Refuse
 
-        principal = platform.key_principal(credentials(hs.headers, hs.query, hs.subprotocols))
+        principal = await platform.authenticate(credentials(hs.headers, hs.query, hs.subprotocols))
         if principal is None:
             return Refuse(401, INVALID_KEY)
         dialect = OpenAIDialect(beta=wants_beta(hs.headers, hs.subprotocols))

@@ -1,0 +1,146 @@
+"""The platform behind `voxwire serve` (issue 18): state in the store, on SQLite and Redis.
+
+Real servers, a real redis-server, the official openai SDK, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from voxwire.demo import spawn_server
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def add_key(store: str) -> str:
+    r = subprocess.run(
+        [sys.executable, "-m", "voxwire", "keys", "add", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return r.stdout.strip()
+
+
+def get(port: int, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def text_turn(port: int, key: str, text: str) -> str:
+    client = OpenAI(api_key=key, base_url=f"http://127.0.0.1:{port}/v1")
+    with client.realtime.connect(model="gpt-realtime") as conn:
+        conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            }
+        )
+        conn.response.create()
+        for _ in range(500):
+            e = conn.recv()
+            if e.type == "response.done":
+                out = e.response.output[0]
+                return str(out.content[0].text)  # type: ignore[union-attr]
+    raise AssertionError("no response.done")
+
+
+def refused(port: int, key: str) -> int:
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(
+            f"ws://127.0.0.1:{port}/v1/realtime",
+            additional_headers={"Authorization": f"Bearer {key}"},
+            open_timeout=10,
+        )
+    return int(e.value.response.status_code)
+
+
+def test_stored_keys_are_required_and_survive_a_restart(tmp_path: Path) -> None:
+    """A key made with `voxwire keys add` is accepted; a server with stored keys asks for one
+    (no --api-key given); after a restart on the same SQLite file it still works."""
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    key = add_key(store)
+    assert key.startswith("sk-") or len(key) >= 20
+    db = (tmp_path / "state.db").read_bytes()
+    assert key.encode() not in db  # stored hashed
+    for _ in range(2):  # the second time is a restart
+        with spawn_server("--store", store) as (port, _):
+            assert text_turn(port, key, "stored key") == "stored key"
+            assert refused(port, "not-a-key") == 401
+            assert get(port, "/readyz") == (200, {"status": "ready", "store": True})
+
+
+@contextlib.contextmanager
+def open_session(port: int, key: str) -> Iterator[Any]:
+    with ws_connect(
+        f"ws://127.0.0.1:{port}/v1/realtime",
+        additional_headers={"Authorization": f"Bearer {key}"},
+        open_timeout=10,
+    ) as ws:
+        assert json.loads(ws.recv(10))["type"] == "session.created"
+        yield ws
+
+
+def ws_text_turn(ws: Any, text: str) -> str:
+    ws.send(
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": text}],
+                },
+            }
+        )
+    )
+    ws.send(json.dumps({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+    for _ in range(500):
+        m = json.loads(ws.recv(10))
+        if m["type"] == "response.done":
+            return str(m["response"]["output"][0]["content"][0]["text"])
+    raise AssertionError("no response.done")
+
+
+def test_redis_restart_mid_run(redis_server_factory: Any) -> None:
+    """Redis goes away: open sessions go on, new handshakes get 503 and /readyz says so;
+    once Redis is back (same port, empty: the key is added again), handshakes work again."""
+    redis = redis_server_factory()
+    redis.start()
+    store = redis.url
+    key = add_key(store)
+    with spawn_server("--store", store) as (port, _), open_session(port, key) as ws:
+        assert ws_text_turn(ws, "before") == "before"
+        redis.kill()
+        assert ws_text_turn(ws, "during") == "during"  # the audio/text path never needs Redis
+        assert refused(port, key) == 503
+        assert get(port, "/readyz")[0] == 503
+        redis.start()
+        key2 = add_key(store)  # the restarted Redis kept nothing (no persistence)
+        deadline = time.monotonic() + 20
+        while get(port, "/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get(port, "/readyz") == (200, {"status": "ready", "store": True})
+        with open_session(port, key2) as ws2:
+            assert ws_text_turn(ws2, "after") == "after"
+        assert ws_text_turn(ws, "still") == "still"
