@@ -144,3 +144,36 @@ def test_redis_restart_mid_run(redis_server_factory: Any) -> None:
         with open_session(port, key2) as ws2:
             assert ws_text_turn(ws2, "after") == "after"
         assert ws_text_turn(ws, "still") == "still"
+
+
+def test_workers_share_one_port_and_one_store(tmp_path: Path) -> None:
+    """`--workers 2`: two processes answer on one port (SO_REUSEPORT), both accept a key from
+    the shared SQLite store; a worker killed with SIGKILL is restarted; SIGTERM to the
+    supervisor stops them all."""
+    import os
+    import signal
+
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    key = add_key(store)
+    with spawn_server("--workers", "2", "--store", store) as (port, proc):
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids.add(get(port, "/healthz")[1]["pid"])
+        assert len(pids) == 2, pids
+        for _ in range(4):
+            assert text_turn(port, key, "worker") == "worker"
+        victim = next(iter(pids))
+        os.kill(victim, signal.SIGKILL)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                seen.add(get(port, "/healthz")[1]["pid"])
+            if len(seen - {victim}) == 2:
+                break
+            time.sleep(0.05)
+        assert victim not in seen
+        assert len(seen) == 2  # the survivor and the replacement
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0

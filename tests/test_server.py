@@ -289,7 +289,8 @@ def test_both_drivers(driver: str) -> None:
     """`voxwire serve` runs the websockets driver by default; `--driver asgi` serves the
     Starlette app on uvicorn. Both answer the same HTTP routes, sessions and shutdown."""
     with server("--driver", driver, "--api-key", KEY) as (port, proc):
-        assert _get(port, "/healthz") == (200, {"status": "ok", "sessions": 0})
+        status, health = _get(port, "/healthz")
+        assert (status, health["status"], health["sessions"]) == (200, "ok", 0)
         assert _get(port, "/v1/models")[1]["data"][0]["owned_by"] == "voxwire"
         assert _get(port, "/metrics")[0] == 401
         assert _get(port, "/nope")[0] == 404

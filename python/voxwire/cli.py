@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from voxwire import cli_admin
@@ -55,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="state store: sqlite:///path or redis://host:port/db (also VOXWIRE_STORE; "
         "default: a SQLite file in the user's state directory)",
     )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes on the one port (SO_REUSEPORT; default 1); share state with --store",
+    )
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
@@ -181,8 +190,10 @@ def _explicit(argv: Sequence[str] | None) -> set[str]:
     return set(vars(p.parse_args(argv)))
 
 
-def serve(args: argparse.Namespace, explicit: set[str] | None = None) -> int:
-    """``voxwire serve``."""
+def serve(
+    args: argparse.Namespace, explicit: set[str] | None = None, argv: Sequence[str] = ()
+) -> int:
+    """``voxwire serve`` (``argv``: its own arguments, for the workers of ``--workers``)."""
     import os
     import sys
 
@@ -238,6 +249,13 @@ def serve(args: argparse.Namespace, explicit: set[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers < 1:
+        print("voxwire serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        from voxwire.supervisor import supervise
+
+        return supervise(argv, host=args.host, port=args.port, workers=args.workers)
     base = st or (file_cfg or Config.default()).server
     limits = Limits(
         idle_timeout_s=args.idle_timeout,
@@ -275,7 +293,9 @@ def serve(args: argparse.Namespace, explicit: set[str] | None = None) -> int:
     def ready(port: int) -> None:
         print(f"voxwire: serving ws://{args.host}:{port}/v1/realtime", flush=True)
 
-    run_server(cfg, args.host, args.port, driver=args.driver, ready=ready)
+    run_server(
+        cfg, args.host, args.port, driver=args.driver, ready=ready, reuse_port=args.reuse_port
+    )
     return 0
 
 
@@ -287,7 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench.main(quick=args.quick, json_path=args.json, runs=args.runs)
     if args.command == "serve":
-        return serve(args, _explicit(argv))
+        raw = list(sys.argv[1:] if argv is None else argv)
+        own = raw[raw.index("serve") + 1 :] if "serve" in raw else []
+        return serve(args, _explicit(argv), own)
     if args.command in cli_admin.COMMANDS:
         return cli_admin.run(args)
     if args.command == "demo":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -348,7 +349,7 @@ class _CorePlugin:
 
 
 async def _healthz(req: HttpRequest, p: Platform) -> HttpResponse:
-    return HttpResponse(200, {"status": "ok", "sessions": len(p.live)})
+    return HttpResponse(200, {"status": "ok", "sessions": len(p.live), "pid": os.getpid()})
 
 
 async def _readyz(req: HttpRequest, p: Platform) -> HttpResponse:

@@ -605,6 +605,8 @@ def serve(
     port: int = 8000,
     driver: str = "websockets",
     ready: Callable[[int], None] | None = None,
+    *,
+    reuse_port: bool = False,
     **uvicorn_kw: Any,
 ) -> None:
     """Serve until SIGTERM or SIGINT (blocks); open sessions are then closed with 1012.
@@ -612,10 +614,11 @@ def serve(
     ``driver="websockets"`` (the default) runs :func:`serve_websockets`; ``"asgi"`` serves
     :func:`create_app` with uvicorn and its websockets implementation (``uvicorn_kw`` go to
     ``uvicorn.run``). ``ready`` is called with the bound port once the server listens (the
-    websockets driver only).
+    websockets driver only). ``reuse_port`` binds with SO_REUSEPORT (the workers of
+    ``voxwire serve --workers``).
     """
     if driver == "websockets":
-        asyncio.run(_run_websockets(config, host, port, ready))
+        asyncio.run(_run_websockets(config, host, port, ready, reuse_port))
         return
     if driver != "asgi":
         raise ValueError(f"unknown driver {driver!r}: use 'websockets' or 'asgi'")
@@ -623,10 +626,18 @@ def serve(
 
     timeout = config.server_limits.handshake_timeout_s
     uvicorn_kw.setdefault("http", _h11_with_handshake_timeout(timeout))
+    if reuse_port:
+        import socket
+
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        uvicorn_kw["fd"] = sock.fileno()
+    else:
+        uvicorn_kw["host"], uvicorn_kw["port"] = host, port
     uvicorn.run(
         create_app(config),
-        host=host,
-        port=port,
         ws="websockets",
         ws_max_size=config.max_message_bytes,
         ws_ping_interval=20.0,
@@ -677,11 +688,15 @@ def _h11_with_handshake_timeout(seconds: float) -> type:
 
 
 async def _run_websockets(
-    config: ServerConfig, host: str, port: int, ready: Callable[[int], None] | None
+    config: ServerConfig,
+    host: str,
+    port: int,
+    ready: Callable[[int], None] | None,
+    reuse_port: bool = False,
 ) -> None:
     import signal
 
-    server = await serve_websockets(config, host, port)
+    server = await serve_websockets(config, host, port, reuse_port=reuse_port)
     if ready is not None:
         ready(next(iter(server.sockets)).getsockname()[1])
     stop = asyncio.Event()
@@ -752,6 +767,7 @@ async def serve_websockets(
     port: int = 8000,
     *,
     platform: Platform | None = None,
+    reuse_port: bool = False,
 ) -> Any:
     """The server ``voxwire serve`` runs: the ``websockets`` library's asyncio server.
 
@@ -830,6 +846,7 @@ async def serve_websockets(
         max_size=config.max_message_bytes,
         compression=None,
         open_timeout=config.server_limits.handshake_timeout_s,
+        reuse_port=reuse_port or None,
     )
     setattr(server, "voxwire_platform", plat)  # noqa: B010 (websockets' Server has no slot)
     setattr(server, "voxwire_sessions", plat.live)  # noqa: B010
