@@ -388,3 +388,38 @@ def test_slow_handshakes_are_cut_off(driver: str) -> None:
         s.close()
         assert cut
         assert time.monotonic() - t0 < 8
+
+
+def test_rss_returns_after_sessions_close() -> None:
+    """12 sessions hold about 12 MiB of conversation each at once (~150 MB), then close: the
+    server's RSS comes back near where it started (closed sessions are freed at once, and
+    their large buffers go back to the OS)."""
+    from websockets.sync.client import connect
+
+    big = "y" * ((1 << 20) - 200)
+    with spawn_server() as (port, proc):
+        url = f"ws://127.0.0.1:{port}/v1/realtime"
+        with connect(url, max_size=None) as ws:  # warm up: imports, first allocations
+            ws.recv(5)
+            ws.send(text_item(big, "item_warm"))
+            ws.recv(5)
+        time.sleep(0.5)
+        base = rss_kb(proc.pid)
+        with contextlib.ExitStack() as stack:
+            conns = [stack.enter_context(connect(url, max_size=None)) for _ in range(12)]
+            for c in conns:
+                c.recv(5)
+            for k in range(12):
+                for n, c in enumerate(conns):
+                    c.send(text_item(big, f"item_{n}_{k}"))
+            for c in conns:
+                for _ in range(24):
+                    c.recv(10)
+            peak = rss_kb(proc.pid)
+        assert wait_sessions(port, 0) == 0
+        time.sleep(0.5)
+        after = rss_kb(proc.pid)
+    grew = (peak - base) / 1024
+    left = (after - base) / 1024
+    assert grew > 100, grew  # the sessions really held the memory
+    assert left < 25, (base, peak, after)

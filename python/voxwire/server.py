@@ -430,6 +430,45 @@ async def serve_accepted(
     finally:
         platform.live.discard(session)
         platform.gate.closed(peer)
+        _trim_soon()
+
+
+_trim_at = 0.0
+_trim_pending = False
+_malloc_trim: Any = None
+
+
+def _trim_soon() -> None:
+    """Give freed heap memory back to the OS, at most once a second (glibc only).
+
+    A closed session's buffers are freed at once, but glibc keeps large freed blocks in its
+    heap (its mmap threshold rises after the first large free), so without a trim RSS stays
+    at its peak after big sessions end. The trim runs in a worker thread (ctypes releases the
+    GIL), 0.2 s after a session ends, and once for all sessions that end within a second.
+    """
+    global _trim_pending, _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        try:
+            _malloc_trim = ctypes.CDLL(name).malloc_trim if name else False
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if not _malloc_trim or _trim_pending:
+        return
+    _trim_pending = True
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        global _trim_at, _trim_pending
+        _trim_pending = False
+        _trim_at = time.monotonic()
+        loop.run_in_executor(None, _malloc_trim, 0)
+
+    delay = max(0.2, _trim_at + 1.0 - time.monotonic())
+    loop.call_later(delay, run)
 
 
 def _join_headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
