@@ -10,11 +10,16 @@ from __future__ import annotations
 __all__ = [
     "Base64DecodeError",
     "DTypeError",
+    "InputTooLargeError",
     "InvalidInputError",
     "OddLengthError",
+    "OutputLimitError",
     "StoreUnavailableError",
     "VoxwireError",
     "WebRtcVadError",
+    "WorkerBusyError",
+    "WorkerError",
+    "WorkerTimeoutError",
 ]
 
 
@@ -24,6 +29,13 @@ class VoxwireError(Exception):
 
 class InvalidInputError(VoxwireError, ValueError):
     """An argument or input value outside what the function documents."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """Input over a documented size limit; nothing was done with it.
+
+    For example audio too long to transcribe or text too long to speak.
+    """
 
 
 class OddLengthError(InvalidInputError):
@@ -58,3 +70,22 @@ class WebRtcVadError(VoxwireError):
 
 class StoreUnavailableError(VoxwireError):
     """The state store did not answer in time or cannot be reached (see ``voxwire.store``)."""
+
+
+class WorkerError(VoxwireError, RuntimeError):
+    """Work done in a worker process or subprocess (ASR, TTS) failed.
+
+    The worker could not start, died, or the work itself raised (see :mod:`voxwire.workers`).
+    """
+
+
+class WorkerTimeoutError(WorkerError, TimeoutError):
+    """A worker took longer than its time limit; it was killed (and is replaced on demand)."""
+
+
+class WorkerBusyError(WorkerError):
+    """Every worker is busy and the queue of waiting calls is full: refused at once."""
+
+
+class OutputLimitError(WorkerError):
+    """A worker produced more output than its limit allows; it was killed."""

@@ -371,8 +371,16 @@ class SessionRunner:
         """The turn with the ASR's transcript (None: the response is gone meanwhile)."""
         session, asr = self.session, self.asr
         assert asr is not None and turn.audio is not None and turn.item_id is not None
+        from voxwire.asr import transcribe
+        from voxwire.errors import VoxwireError
+
         try:
-            text = await asyncio.to_thread(asr.transcribe, turn.audio, turn.sample_rate)
+            # An async ASR (voxwire.workers.IsolatedASR: a worker process, killed if this
+            # task is cancelled) is awaited; a blocking one runs in a thread.
+            text = await transcribe(asr, turn.audio, turn.sample_rate)
+        except VoxwireError as e:  # a limit, a timeout, a dead worker: one line is enough
+            log.warning("ASR failed in response %s: %s: %s", rid, type(e).__name__, e)
+            return turn
         except Exception:  # no transcript: the agent answers without one
             log.exception("ASR failed in response %s", rid)
             return turn
