@@ -270,16 +270,24 @@ class _Worker:
         self.pid: int = self.proc.pid
         self.ready = False
         self.dead = False
+        self.busy = False  # a call uses the socket
 
     def kill(self) -> None:
-        """SIGKILL the worker (if it still runs), close its socket, reap it soon."""
+        """SIGKILL the worker (if it still runs) and reap it soon.
+
+        A call waiting on its socket then reads end of file (WorkerError); the socket is
+        closed here unless a call uses it (that call closes it when it ends).
+        """
         if self.dead:
             return
         self.dead = True
-        self.sock.close()
         if self.proc.poll() is None:
             with contextlib.suppress(OSError):
                 self.proc.kill()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if not self.busy:
+            self.sock.close()
         _reap(self.proc)
 
     def retire(self) -> None:
@@ -287,7 +295,8 @@ class _Worker:
         if self.dead:
             return
         self.dead = True
-        self.sock.close()
+        if not self.busy:
+            self.sock.close()
         _reap(self.proc)
 
     async def _read_exact(self, n: int) -> bytes:
@@ -525,8 +534,17 @@ class IsolatedASR:
     async def _run(self, data: bytes, rate: int) -> str:
         if self._closed:
             raise WorkerError("this IsolatedASR is closed")
-        w = self._idle.pop() if self._idle else self._spawn()
+        w = None
+        while self._idle:
+            w = self._idle.pop()
+            if w.proc.poll() is None:
+                break
+            w.kill()  # it died while idle (killed from outside, out of memory...)
+            w = None
+        if w is None:
+            w = self._spawn()
         self._busy[w.pid] = w
+        w.busy = True
         keep = False
         try:
             if not w.ready:
@@ -558,13 +576,17 @@ class IsolatedASR:
                 keep = False
                 raise WorkerError(f"unexpected reply from the ASR worker (status {status})")
             return text
+        except WorkerError:  # (a TimeoutError, so an OSError too)
+            raise
         except OSError as e:
             raise WorkerError(f"the ASR worker's connection broke: {type(e).__name__}") from None
         finally:
             # Anything but a complete exchange (a timeout, a cancellation, a broken worker)
             # leaves the worker mid-request: it is killed, and replaced by the next call.
             self._busy.pop(w.pid, None)
+            w.busy = False
             if keep and not self._closed:
                 self._idle.append(w)
             else:
                 w.kill()
+                w.sock.close()

@@ -307,9 +307,17 @@ class EspeakTTS:
             if code != 0:
                 raise WorkerError(f"espeak-ng failed (exit code {code})")
         finally:
-            if proc is not None and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()  # at once, before anything can be awaited
+            if proc is not None:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()  # at once, before anything can be awaited
+                # What is left in the pipe of a dead process (at most its capacity), so the
+                # transport sees end of file and closes itself; then the exit status.
+                assert proc.stdout is not None
+                with contextlib.suppress(OSError):  # (TimeoutError: a child keeps it open)
+                    async with asyncio.timeout(self.timeout_s):
+                        while await proc.stdout.read(1 << 16):
+                            pass
                 await proc.wait()
             self._procs.release()
 
