@@ -524,10 +524,10 @@ class IsolatedASR:
                 f"{len(x) / sample_rate:.1f} s of audio is more than the {self.max_audio_s:g} s "
                 f"this ASR accepts"
             )
-        data = x.astype("<i2", copy=False).tobytes()
         await self._slots.acquire()
         try:
-            return await self._run(data, int(sample_rate))
+            # Bytes made once a worker is free: waiting calls hold no second copy.
+            return await self._run(x.astype("<i2", copy=False).tobytes(), int(sample_rate))
         finally:
             self._slots.release()
 
