@@ -23,6 +23,7 @@ from test_server import KEY, append_all, connect, server, talk, until
 
 from voxwire import clips
 from voxwire.asr import PocketSphinxASR, default_asr, load_asr
+from voxwire.workers import IsolatedASR
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,7 +93,12 @@ def test_concurrent_calls_agree(asr: PocketSphinxASR) -> None:
 def test_loading() -> None:
     assert isinstance(default_asr(), PocketSphinxASR)
     assert load_asr("none") is None
-    assert isinstance(load_asr("pocketsphinx"), PocketSphinxASR)
+    # In worker processes unless asked otherwise (no worker starts before the first call).
+    for spec in ("pocketsphinx", "auto"):
+        isolated = load_asr(spec)
+        assert isinstance(isolated, IsolatedASR) and isolated.worker_pids == []
+        assert isolated.factory == "voxwire.asr:PocketSphinxASR"
+    assert isinstance(load_asr("pocketsphinx", isolated=False), PocketSphinxASR)
     with pytest.raises(ValueError):
         load_asr("whisper")
 

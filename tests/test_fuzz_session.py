@@ -6,8 +6,10 @@ plus agent output and time. After every step: nothing escaped (the engine promis
 raise), every wire message is a JSON object with a ``type``, the conversation stays within
 its limits, and the response lifecycle is consistent.
 
-``VOXWIRE_FUZZ_EXAMPLES`` sets how many runs (default 60, a few seconds); the long run:
-``VOXWIRE_FUZZ_EXAMPLES=20000 pytest tests/test_fuzz_session.py -p no:randomly -q``.
+``VOXWIRE_FUZZ_EXAMPLES`` sets how many runs (default 60, a few seconds) and
+``VOXWIRE_FUZZ_STEPS`` the most steps a run (default 40); the long run (10^5 client messages
+and more): ``VOXWIRE_FUZZ_EXAMPLES=8000 VOXWIRE_FUZZ_STEPS=200 pytest -s
+tests/test_fuzz_session.py``.
 """
 
 from __future__ import annotations
@@ -262,7 +264,7 @@ class SessionMachine(RuleBasedStateMachine):
 
 SessionMachine.TestCase.settings = settings(
     max_examples=EXAMPLES,
-    stateful_step_count=40,
+    stateful_step_count=int(os.environ.get("VOXWIRE_FUZZ_STEPS", "40")),
     suppress_health_check=list(HealthCheck),
     deadline=None,
 )

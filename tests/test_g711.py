@@ -1,6 +1,14 @@
+import warnings
+
 import numpy as np
 import pytest
-from conftest import audioop
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import audioop  # stdlib up to 3.12
+    except ImportError:  # 3.13+: the audioop-lts backport (test extra)
+        import audioop  # type: ignore[no-redef]
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -177,3 +177,36 @@ def test_workers_share_one_port_and_one_store(tmp_path: Path) -> None:
         assert len(seen) == 2  # the survivor and the replacement
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def post(port: int, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            json.load(r)
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        json.load(e)
+        return int(e.code)
+
+
+@pytest.mark.parametrize("driver", ["websockets", "asgi"])
+def test_rest_posts_on_one_port_with_websockets(driver: str, tmp_path: Path) -> None:
+    """REST requests with bodies are served on the same port as the WebSockets, by both
+    drivers (the websockets library parses GET only: voxwire reads the others with h11)."""
+    import socket
+
+    key = "rest-key-123"
+    with spawn_server("--driver", driver, "--api-key", key) as (port, _):
+        auth = {"Authorization": f"Bearer {key}"}
+        assert post(port, "/metrics/reset", b"{}", auth) == 200
+        assert post(port, "/metrics/reset", b"{}") == 401
+        assert post(port, "/healthz", b"{}") == 405
+        assert post(port, "/no/such/route", b"{}") == 404
+        assert post(port, "/metrics/reset", b"x" * (100 * 1024), auth) == 413
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /metrics/reset HTTP/1.1\r\nthis is not a header\r\n\r\n")
+            assert s.recv(100).split(b" ")[1] == b"400"
+        assert text_turn(port, key, "rest and ws") == "rest and ws"

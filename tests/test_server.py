@@ -166,12 +166,13 @@ def test_bad_inputs_get_errors_and_the_session_stays_usable(port: int, beta: boo
         expect("input_audio_buffer_commit_empty")
         conn.response.cancel()
         expect("response_cancel_not_active")
-        # A response in progress (a long echo), then a second response.create.
+        # A response in progress (a long echo: 2,000 deltas of 64 characters fill the send
+        # queue, so the answer is still going), then a second response.create.
         conn.conversation.item.create(
             item={
                 "type": "message",
                 "role": "user",
-                "content": [{"type": "input_text", "text": "x " * 2000}],
+                "content": [{"type": "input_text", "text": "x " * 64000}],
             }
         )
         conn.response.create()

@@ -1,8 +1,13 @@
 """Speech recognition plugins: user transcripts for audio turns (the ``voxwire[asr]`` extra).
 
-An ASR is any object with a blocking ``transcribe(pcm, sample_rate) -> str``; the server
-calls it in a worker thread (``asyncio.to_thread``) on each committed user utterance, so it
-must be safe to call from several threads at once.
+An ASR is either a :class:`BlockingASR`, any object with a blocking
+``transcribe(pcm, sample_rate) -> str`` (the server calls it in a thread with
+``asyncio.to_thread``, so it must be safe to call from several threads at once), or an
+:class:`AsyncASR`, whose ``transcribe`` is a coroutine, such as
+:class:`voxwire.workers.IsolatedASR`, which runs a blocking ASR in worker processes. A blocking
+ASR that holds the GIL (PocketSphinx does, for the whole decode) stalls every session while it
+runs in a thread: :func:`load_asr`, which ``voxwire serve`` uses, wraps PocketSphinx in an
+IsolatedASR.
 
 Built in: :class:`PocketSphinxASR`, CMU PocketSphinx with the US English acoustic model,
 language model and dictionary that its PyPI wheel ships (``pip install voxwire[asr]``). It
@@ -12,16 +17,20 @@ speech (the bundled eSpeak NG clip comes out with most of its words wrong).
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
+import os
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
 
 import voxwire
+from voxwire.workers import IsolatedASR
 
 
-class ASR(Protocol):
+class BlockingASR(Protocol):
     """A speech recognizer: the text of one whole utterance."""
 
     def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
@@ -30,6 +39,30 @@ class ASR(Protocol):
         Blocking; called from worker threads, possibly several at once.
         """
         ...
+
+
+class AsyncASR(Protocol):
+    """A speech recognizer whose ``transcribe`` is a coroutine (it must not block the loop)."""
+
+    async def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+        """The words of ``pcm`` (int16 mono at ``sample_rate``); "" when there are none."""
+        ...
+
+
+#: What the server accepts as its ASR: either kind.
+ASR: TypeAlias = BlockingASR | AsyncASR
+
+
+async def transcribe(asr: ASR, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+    """Run either kind of ASR from the event loop.
+
+    An async one is awaited, a blocking one runs in a thread (``asyncio.to_thread``).
+    """
+    if inspect.iscoroutinefunction(asr.transcribe):
+        return await cast(AsyncASR, asr).transcribe(pcm, sample_rate)
+    import asyncio
+
+    return await asyncio.to_thread(cast(BlockingASR, asr).transcribe, pcm, sample_rate)
 
 
 class PocketSphinxASR:
@@ -99,23 +132,52 @@ class PocketSphinxASR:
         return str(text)
 
 
-def default_asr() -> ASR | None:
-    """:class:`PocketSphinxASR` when ``pocketsphinx`` imports, else None."""
+def default_asr() -> BlockingASR | None:
+    """:class:`PocketSphinxASR` (in this process) when ``pocketsphinx`` imports, else None."""
     try:
         return PocketSphinxASR()
     except ImportError:
         return None
 
 
-def load_asr(spec: str) -> ASR | None:
-    """An ASR by name: ``pocketsphinx``, ``none``, or ``auto`` (pocketsphinx if installed)."""
+def isolated_pocketsphinx(**kw: Any) -> IsolatedASR:
+    """PocketSphinx in worker processes: a :class:`voxwire.workers.IsolatedASR`.
+
+    Raises ImportError when ``pocketsphinx`` is not installed (checked without importing it
+    here: the model is loaded in the workers only). ``kw`` go to IsolatedASR; by default
+    half the CPUs (1 to 4) decode at once.
+    """
+    if importlib.util.find_spec("pocketsphinx") is None:
+        raise ImportError("pocketsphinx is not installed: pip install 'voxwire[asr]'")
+    kw.setdefault("workers", max(1, min(4, (os.cpu_count() or 2) // 2)))
+    return IsolatedASR("voxwire.asr:PocketSphinxASR", **kw)
+
+
+def load_asr(spec: str, *, isolated: bool = True) -> ASR | None:
+    """An ASR by name: ``pocketsphinx``, ``none``, or ``auto`` (pocketsphinx if installed).
+
+    PocketSphinx runs in worker processes (:func:`isolated_pocketsphinx`); with
+    ``isolated=False`` it runs in this process instead (in the server: in a thread, where it
+    holds the GIL while it decodes; kept for comparison, see ``benches/isolation.py``).
+    """
     if spec == "none":
         return None
     if spec == "auto":
-        return default_asr()
+        if importlib.util.find_spec("pocketsphinx") is None:
+            return None
+        spec = "pocketsphinx"
     if spec == "pocketsphinx":
-        return PocketSphinxASR()
+        return isolated_pocketsphinx() if isolated else PocketSphinxASR()
     raise ValueError(f"unknown ASR {spec!r}: use 'pocketsphinx', 'none' or 'auto'")
 
 
-__all__ = ["ASR", "PocketSphinxASR", "default_asr", "load_asr"]
+__all__ = [
+    "ASR",
+    "AsyncASR",
+    "BlockingASR",
+    "PocketSphinxASR",
+    "default_asr",
+    "isolated_pocketsphinx",
+    "load_asr",
+    "transcribe",
+]

@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--asr",
         choices=("auto", "pocketsphinx", "none"),
         default="auto",
-        help="user transcripts: pocketsphinx (voxwire[asr]), none, or auto (default: "
-        "pocketsphinx when installed)",
+        help="user transcripts: pocketsphinx (voxwire[asr], run in worker processes), none, "
+        "or auto (default: pocketsphinx when installed)",
     )
     s.add_argument(
         "--driver",
@@ -293,9 +293,22 @@ def serve(
     def ready(port: int) -> None:
         print(f"voxwire: serving ws://{args.host}:{port}/v1/realtime", flush=True)
 
-    run_server(
-        cfg, args.host, args.port, driver=args.driver, ready=ready, reuse_port=args.reuse_port
-    )
+    from voxwire.workers import IsolatedASR
+
+    if isinstance(asr, IsolatedASR):
+        asr.start()  # load the model now, not on the first transcription
+    try:
+        run_server(
+            cfg,
+            args.host,
+            args.port,
+            driver=args.driver,
+            ready=ready,
+            reuse_port=args.reuse_port,
+        )
+    finally:
+        if isinstance(asr, IsolatedASR):
+            asr.close()
     return 0
 
 

@@ -13,11 +13,16 @@ __all__ = [
     "BufferFullError",
     "ConfigError",
     "DTypeError",
+    "InputTooLargeError",
     "InvalidInputError",
     "OddLengthError",
+    "OutputLimitError",
     "StoreUnavailableError",
     "VoxwireError",
     "WebRtcVadError",
+    "WorkerBusyError",
+    "WorkerError",
+    "WorkerTimeoutError",
 ]
 
 
@@ -27,6 +32,13 @@ class VoxwireError(Exception):
 
 class InvalidInputError(VoxwireError, ValueError):
     """An argument or input value outside what the function documents."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """Input over a documented size limit; nothing was done with it.
+
+    For example audio too long to transcribe or text too long to speak.
+    """
 
 
 class OddLengthError(InvalidInputError):
@@ -114,3 +126,22 @@ class AuthError(VoxwireError, PermissionError):
 
 #: The values of :attr:`AuthError.reason`.
 AUTH_REASONS = frozenset({"invalid", "expired", "revoked", "reused", "unknown"})
+
+
+class WorkerError(VoxwireError, RuntimeError):
+    """Work done in a worker process or subprocess (ASR, TTS) failed.
+
+    The worker could not start, died, or the work itself raised (see :mod:`voxwire.workers`).
+    """
+
+
+class WorkerTimeoutError(WorkerError, TimeoutError):
+    """A worker took longer than its time limit; it was killed (and is replaced on demand)."""
+
+
+class WorkerBusyError(WorkerError):
+    """Every worker is busy and the queue of waiting calls is full: refused at once."""
+
+
+class OutputLimitError(WorkerError):
+    """A worker produced more output than its limit allows; it was killed."""

@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
@@ -228,8 +228,16 @@ class SessionRunner:
         """The turn with the ASR's transcript (None: the response is gone meanwhile)."""
         session, asr = self.session, self.asr
         assert asr is not None and turn.audio is not None and turn.item_id is not None
+        from voxwire.asr import transcribe
+        from voxwire.errors import VoxwireError
+
         try:
-            text = await asyncio.to_thread(asr.transcribe, turn.audio, turn.sample_rate)
+            # An async ASR (voxwire.workers.IsolatedASR: a worker process, killed if this
+            # task is cancelled) is awaited; a blocking one runs in a thread.
+            text = await transcribe(asr, turn.audio, turn.sample_rate)
+        except VoxwireError as e:  # a limit, a timeout, a dead worker: one line is enough
+            log.warning("ASR failed in response %s: %s: %s", rid, type(e).__name__, e)
+            return turn
         except Exception:  # no transcript: the agent answers without one
             log.exception("ASR failed in response %s", rid)
             return turn
@@ -259,21 +267,32 @@ class SessionRunner:
                 if turn is None:
                     return
             assert turn is not None
-            async for o in self.agent.respond(turn):
-                now = clock()
-                if isinstance(o, agents.TextDelta):
-                    session.agent_text(rid, o.text, now)
-                elif isinstance(o, agents.AudioChunk):
-                    session.agent_audio(rid, o.pcm, o.sample_rate, now)
-                elif isinstance(o, agents.ToolCall):
-                    session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
-                elif isinstance(o, agents.Notice):
-                    session.agent_notice(rid, o.code, o.message, now)
-                self._pump()
-                if session.response_id != rid:
-                    return
-                if not await self._wait_room():  # backpressure from a slow client
-                    return
+            stream = self.agent.respond(turn)
+            # Closed when the response ends however it ends (a cancelled agent's subprocesses
+            # and files go at once, not when the collector finds the generator).
+            closing: Any = (
+                contextlib.aclosing(stream)
+                if hasattr(stream, "aclose")
+                else contextlib.nullcontext()
+            )
+            async with closing:
+                async for o in stream:
+                    now = clock()
+                    if isinstance(o, agents.TextDelta):
+                        session.agent_text(rid, o.text, now)
+                    elif isinstance(o, agents.AudioChunk):
+                        session.agent_audio(rid, o.pcm, o.sample_rate, now)
+                    elif isinstance(o, agents.ToolCall):
+                        session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
+                    elif isinstance(o, agents.Notice):
+                        session.agent_notice(rid, o.code, o.message, now)
+                    elif isinstance(o, agents.EndConversation):
+                        session.agent_end_conversation(rid, o.reason, now)
+                    self._pump()
+                    if session.response_id != rid:
+                        return
+                    if not await self._wait_room():  # backpressure from a slow client
+                        return
             session.agent_done(rid, clock())
         except asyncio.CancelledError:
             raise
@@ -800,6 +819,166 @@ class _WebsocketsTransport:
             transport.abort()
 
 
+def _connection_class(
+    rest: Callable[[HttpRequest], Awaitable[HttpResponse]], max_body: int = MAX_BODY_BYTES
+) -> type:
+    """The websockets library's server connection, which also answers REST requests.
+
+    The library parses GET requests only (a WebSocket upgrade, or a plain GET answered by
+    ``process_request``). This subclass looks at the first bytes of a connection: a request
+    whose method is not GET (POST, PUT, DELETE, ...) is read with h11 (headers, and a body of
+    at most ``max_body`` bytes: 413 beyond), answered by ``rest``, and closed; anything else
+    goes to the library untouched. The opening-handshake timeout covers both.
+    """
+    import h11
+    from websockets.asyncio.server import ServerConnection
+
+    class RestServerConnection(ServerConnection):
+        _vx_mode: str | None = None  # None: undecided; "ws"; "rest"
+        _vx_head = b""
+        _vx_h11: Any = None
+        _vx_decided: asyncio.Future[None] | None = None
+        _vx_done: asyncio.Future[None] | None = None
+        _vx_request: Any = None
+        _vx_body: list[bytes]
+        _vx_size = 0
+        _vx_task: asyncio.Task[None] | None = None
+
+        def _vx_decide(self, mode: str) -> None:
+            self._vx_mode = mode
+            if self._vx_decided is None:
+                self._vx_decided = self.loop.create_future()
+            if not self._vx_decided.done():
+                self._vx_decided.set_result(None)
+
+        def data_received(self, data: bytes) -> None:
+            if self._vx_mode == "ws":
+                super().data_received(data)
+                return
+            if self._vx_mode == "rest":
+                self._vx_feed(data)
+                return
+            self._vx_head += data
+            sp = self._vx_head.find(b" ")
+            if sp < 0 and len(self._vx_head) < 16:
+                return
+            head, self._vx_head = self._vx_head, b""
+            if head[: max(sp, 0)] == b"GET" or sp < 0:
+                self._vx_decide("ws")
+                super().data_received(head)
+                return
+            self._vx_h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
+            self._vx_body = []
+            self._vx_done = self.loop.create_future()
+            self._vx_decide("rest")
+            self._vx_feed(head)
+
+        def eof_received(self) -> None:
+            if self._vx_mode == "rest":
+                if self._vx_h11 is not None:
+                    self._vx_feed(b"")
+                return
+            super().eof_received()
+
+        def _vx_reply(self, status: int, body: dict[str, Any]) -> None:
+            self._vx_send(HttpResponse(status, body))
+
+        def _vx_send(self, a: HttpResponse) -> None:
+            conn = self._vx_h11
+            payload = a.raw if a.raw is not None else json.dumps(a.body).encode()
+            headers = [
+                ("Content-Type", a.content_type),
+                ("Content-Length", str(len(payload))),
+                ("Connection", "close"),
+                *a.headers.items(),
+            ]
+            try:
+                out = conn.send(h11.Response(status_code=a.status, headers=headers))
+                out += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
+            except h11.LocalProtocolError:
+                out = b""
+            self.transport.write(out)
+            self.transport.close()
+            if self._vx_done is not None and not self._vx_done.done():
+                self._vx_done.set_result(None)
+
+        def _vx_feed(self, data: bytes) -> None:
+            conn = self._vx_h11
+            if conn is None or conn.our_state is not h11.IDLE:
+                return
+            try:
+                conn.receive_data(data)
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA or event is h11.PAUSED:
+                        return
+                    if isinstance(event, h11.Request):
+                        self._vx_request = event
+                    elif isinstance(event, h11.Data):
+                        self._vx_size += len(event.data)
+                        if self._vx_size > max_body:
+                            self._vx_reply(413, {"error": {"message": "Request body too large"}})
+                            return
+                        self._vx_body.append(event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        self._vx_task = self.loop.create_task(self._vx_answer())
+                        return
+                    elif isinstance(event, h11.ConnectionClosed):
+                        self.transport.close()
+                        return
+            except h11.RemoteProtocolError as e:
+                self._vx_reply(400, {"error": {"message": f"Bad request: {e}"}})
+
+        async def _vx_answer(self) -> None:
+            from urllib.parse import parse_qsl, urlsplit
+
+            r = self._vx_request
+            url = urlsplit(r.target.decode("latin-1"))
+            headers = _join_headers(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in r.headers]
+            )
+            addr = self.remote_address
+            req = HttpRequest(
+                r.method.decode("latin-1"),
+                url.path or "/",
+                {},
+                dict(parse_qsl(url.query)),
+                headers,
+                b"".join(self._vx_body),
+                str(addr[0]) if addr else "?",
+            )
+            try:
+                answer = await rest(req)
+            except Exception:
+                log.exception("REST %s %s failed", req.method, req.path)
+                answer = HttpResponse(500, {"error": {"message": "Internal server error"}})
+            self._vx_send(answer)
+
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            if self._vx_decided is None:
+                self._vx_decided = self.loop.create_future()
+            await asyncio.wait(
+                [self._vx_decided, self.connection_lost_waiter],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if self._vx_mode == "rest":
+                assert self._vx_done is not None
+                await asyncio.wait(
+                    [self._vx_done, self.connection_lost_waiter],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                # Let the answer go out before the library aborts the (non-WebSocket)
+                # connection.
+                for _ in range(200):
+                    if self.transport.is_closing() and self.connection_lost_waiter.done():
+                        break
+                    await asyncio.sleep(0.005)
+                return
+            await super().handshake(*args, **kwargs)
+
+    return RestServerConnection
+
+
 async def serve_websockets(
     config: ServerConfig,
     host: str = "127.0.0.1",
@@ -810,9 +989,9 @@ async def serve_websockets(
 ) -> Any:
     """The server ``voxwire serve`` runs: the ``websockets`` library's asyncio server.
 
-    Every dialect's WebSocket routes, and the REST routes that take no body (GET): this
-    server cannot read request bodies, so POST routes answer HTTP 405 here (serve with
-    ``--driver asgi`` for them). No ASGI layer in between: per message it costs about what a
+    Every dialect's WebSocket and REST routes: GET requests go through the library's own
+    parser; other methods (POST, ...) are read with h11 on the same port (see
+    :func:`_connection_class`). No ASGI layer in between: per message it costs about what a
     bare ``websockets`` echo server does (``benches/load.py``).
 
     Returns the started ``websockets`` Server (``async with`` it, or ``close()`` it: open
@@ -876,10 +1055,14 @@ async def serve_websockets(
         accept = accepted.pop(conn)
         await serve_accepted(_WebsocketsTransport(conn), accept, plat, peer_of(conn))
 
+    async def rest(req: HttpRequest) -> HttpResponse:
+        return await _rest(plat, req)
+
     server = await serve(
         handler,
         host,
         port,
+        create_connection=_connection_class(rest),
         process_request=check,
         select_subprotocol=select,
         max_size=config.max_message_bytes,

@@ -94,3 +94,26 @@ def test_speech_turn_from_real_speech() -> None:
     assert (
         facts.index("SpeechStarted") < facts.index("SpeechStopped") < facts.index("ResponseCreated")
     )
+
+
+def test_agent_turns_carry_history_context_and_greetings() -> None:
+    ids = ev.SequentialIds()
+    ctx = ev.SessionContext(principal="user:ann", agent_id="echo", variables={"name": "Ann"})
+    s = Session(IdentityDialect(ids), now=0.0, ids=ids, context=ctx)
+    s.greet(0.0)
+    start = [e for e in s.events() if isinstance(e, ev.StartResponse)]
+    assert start[0].turn.kind == "greeting"
+    assert start[0].turn.context.variables == {"name": "Ann"}
+    assert start[0].turn.history == ()
+    rid = start[0].response_id
+    s.agent_text(rid, "Hello Ann", 0.1)
+    s.agent_done(rid, 0.2)
+    s.receive(json.dumps({"intent": "CreateText", "text": "first"}), 1.0)
+    s.receive(json.dumps({"intent": "CreateResponse", "modalities": ["text"]}), 1.0)
+    start = [e for e in s.events() if isinstance(e, ev.StartResponse)]
+    turn = start[0].turn
+    assert (turn.kind, turn.text) == ("user", "first")
+    assert [(h.role, h.text) for h in turn.history] == [("assistant", "Hello Ann")]
+    assert turn.context.principal == "user:ann"
+    s.agent_end_conversation(start[0].response_id, "goodbye", 1.1)
+    assert [m["reason"] for m in sent(s) if m["fact"] == "ConversationEnded"] == ["goodbye"]

@@ -15,17 +15,28 @@ asked for a text turn it speaks the text through a TTS plugin (:class:`EspeakTTS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 import voxwire
+from voxwire.errors import (
+    InputTooLargeError,
+    InvalidInputError,
+    OutputLimitError,
+    VoxwireError,
+    WorkerError,
+    WorkerTimeoutError,
+)
 from voxwire.session.events import UserTurn
+from voxwire.workers import Slots
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,14 @@ class Notice:
     message: str
 
 
-AgentOutput = TextDelta | AudioChunk | ToolCall | Notice
+@dataclass(frozen=True)
+class EndConversation:
+    """The agent ends the conversation (after this response); ``reason`` says why."""
+
+    reason: str = "ended"
+
+
+AgentOutput = TextDelta | AudioChunk | ToolCall | Notice | EndConversation
 
 
 class Agent(Protocol):
@@ -79,11 +97,144 @@ class TTS(Protocol):
         ...
 
 
-class EspeakTTS:
-    """Text-to-speech with the ``espeak-ng`` binary (``--stdout`` WAV, 22050 Hz)."""
+@runtime_checkable
+class StreamingTTS(Protocol):
+    """A text-to-speech plugin that gives its audio piece by piece (the first piece early)."""
 
-    def __init__(self, binary: str = "espeak-ng", voice: str = "en-us", wpm: int = 175) -> None:
+    def stream(self, text: str) -> AsyncGenerator[tuple[npt.NDArray[np.int16], int], None]:
+        """Speech for ``text`` as it is made: int16 mono pieces and their sample rate.
+
+        An async generator (``async def`` with ``yield``): the caller closes it when it stops
+        early, and the plugin then stops its work.
+        """
+        ...
+
+
+#: Where a sentence ends: after . ! ? ; or : and white space, or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*")
+
+
+def speech_pieces(text: str, max_chars: int) -> Iterator[str]:
+    """``text`` cut for speech: whole sentences, packed up to ``max_chars`` per piece.
+
+    The first piece is the first sentence alone (so the first audio comes early); a
+    sentence longer than ``max_chars`` is cut at its last space within the limit (or at the
+    limit when it has none). Pieces of white space only are left out.
+    """
+    if max_chars < 1:
+        raise InvalidInputError(f"max_chars must be at least 1, not {max_chars}")
+    buf, first, pos = "", True, 0
+    while pos < len(text):
+        m = _SENTENCE_END.search(text, pos)
+        end, nxt = (m.start(), m.end()) if m else (len(text), len(text))
+        sentence, pos = text[pos:end].strip(), nxt
+        while sentence:
+            if len(sentence) > max_chars:
+                cut = sentence.rfind(" ", 1, max_chars + 1)
+                cut = cut if cut > 0 else max_chars
+                part, sentence = sentence[:cut].strip(), sentence[cut:].strip()
+            else:
+                part, sentence = sentence, ""
+            if buf and len(buf) + 1 + len(part) > max_chars:
+                yield buf
+                buf = ""
+            buf = f"{buf} {part}" if buf else part
+            if first:
+                yield buf
+                buf, first = "", False
+    if buf:
+        yield buf
+
+
+class _WavStream:
+    """Incremental reader of a streamed WAV file (16-bit mono or stereo)."""
+
+    #: A header bigger than this is not a WAV file espeak-ng wrote.
+    MAX_HEADER = 4096
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._carry = b""
+        self.rate = 0
+        self.channels = 0
+        self._in_data = False
+
+    def feed(self, data: bytes) -> npt.NDArray[np.int16]:
+        """The samples in ``data`` (none until the header has been read)."""
+        if not self._in_data:
+            self._head += data
+            data = self._parse()
+        if not data:
+            return np.zeros(0, np.int16)
+        block = 2 * self.channels
+        data = self._carry + data
+        n = len(data) // block * block
+        self._carry = data[n:]
+        x = np.frombuffer(data[:n], dtype="<i2").astype(np.int16)
+        return voxwire.downmix_stereo(x) if self.channels == 2 else x
+
+    def _parse(self) -> bytes:
+        h = self._head
+        if len(h) >= 12 and (h[:4] != b"RIFF" or h[8:12] != b"WAVE"):
+            raise WorkerError("the TTS did not write a WAV file")
+        pos, bits = 12, 0
+        while pos + 8 <= len(h):
+            cid, size = bytes(h[pos : pos + 4]), int.from_bytes(h[pos + 4 : pos + 8], "little")
+            if cid == b"data":
+                if bits != 16 or self.channels not in (1, 2) or self.rate <= 0:
+                    raise WorkerError(f"the TTS wrote {bits}-bit x {self.channels} audio")
+                self._in_data = True
+                rest = bytes(h[pos + 8 :])
+                self._head = bytearray()
+                return rest
+            if cid == b"fmt ":
+                if pos + 8 + 16 > len(h):
+                    break
+                self.channels = int.from_bytes(h[pos + 10 : pos + 12], "little")
+                self.rate = int.from_bytes(h[pos + 12 : pos + 16], "little")
+                bits = int.from_bytes(h[pos + 22 : pos + 24], "little")
+            pos += 8 + size + (size & 1)
+        if len(h) > self.MAX_HEADER:
+            raise WorkerError("the TTS wrote a WAV header without a data chunk")
+        return b""
+
+
+class EspeakTTS:
+    """Text-to-speech with the ``espeak-ng`` binary (``--stdout`` WAV, 22050 Hz).
+
+    Bounded per call: text over ``max_chars`` characters (default 4096, the limit of
+    OpenAI's speech endpoint) is refused with :class:`~voxwire.errors.InputTooLargeError`;
+    the text is spoken a piece at a time (sentences packed up to ``piece_chars``, one
+    espeak-ng process per piece, read as it writes), so memory holds one read of output, not
+    the whole answer, and the first audio comes after the first sentence; past
+    ``max_output_bytes`` of audio (default 32 MiB, about 12 minutes) the process is killed
+    and :class:`~voxwire.errors.OutputLimitError` raised; a process that writes nothing for
+    ``timeout_s`` is killed (:class:`~voxwire.errors.WorkerTimeoutError`). At most
+    ``max_procs`` espeak-ng processes run at once per instance (others wait their turn).
+    When the caller stops (cancellation, closing the stream, an error) the running process
+    is killed and reaped.
+    """
+
+    def __init__(
+        self,
+        binary: str = "espeak-ng",
+        voice: str = "en-us",
+        wpm: int = 175,
+        *,
+        max_chars: int = 4096,
+        piece_chars: int = 400,
+        max_output_bytes: int = 32 << 20,
+        timeout_s: float = 10.0,
+        max_procs: int = 4,
+    ) -> None:
+        if max_chars < 1 or piece_chars < 1 or max_output_bytes < 1 or not timeout_s > 0:
+            raise InvalidInputError("EspeakTTS limits must be positive")
         self.binary, self.voice, self.wpm = binary, voice, wpm
+        self.max_chars = max_chars
+        self.piece_chars = piece_chars
+        self.max_output_bytes = max_output_bytes
+        self.timeout_s = timeout_s
+        self._procs = Slots(max_procs)
 
     @staticmethod
     def available(binary: str = "espeak-ng") -> bool:
@@ -91,23 +242,91 @@ class EspeakTTS:
         return shutil.which(binary) is not None
 
     async def synthesize(self, text: str) -> tuple[npt.NDArray[np.int16], int]:
-        """Runs espeak-ng and reads its WAV output."""
-        proc = await asyncio.create_subprocess_exec(
-            self.binary,
-            "-v",
-            self.voice,
-            "-s",
-            str(self.wpm),
-            "--stdout",
-            "--",
-            text,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {err.decode()[:200]}")
-        return read_wav_bytes(out)
+        """All of :meth:`stream` in one array.
+
+        Prefer ``stream``: its first audio comes sooner and memory holds one piece.
+        """
+        parts, rate = [], 22050
+        async for pcm, piece_rate in self.stream(text):
+            parts.append(pcm)
+            rate = piece_rate
+        return (np.concatenate(parts) if parts else np.zeros(0, np.int16)), rate
+
+    async def stream(self, text: str) -> AsyncGenerator[tuple[npt.NDArray[np.int16], int], None]:
+        """Speech for ``text`` as espeak-ng makes it: int16 mono pieces and their rate."""
+        if len(text) > self.max_chars:
+            raise InputTooLargeError(
+                f"{len(text)} characters is more than the {self.max_chars} this TTS speaks"
+            )
+        left = self.max_output_bytes
+        for piece in speech_pieces(text, self.piece_chars):
+            if left <= 0:
+                raise OutputLimitError(
+                    f"more than {self.max_output_bytes} bytes of audio for one answer"
+                )
+            async with contextlib.aclosing(self._speak(piece, left)) as pieces:
+                async for pcm, rate in pieces:
+                    left -= 2 * len(pcm)
+                    yield pcm, rate
+
+    async def _speak(
+        self, text: str, budget: int
+    ) -> AsyncGenerator[tuple[npt.NDArray[np.int16], int], None]:
+        """One espeak-ng process for one piece; killed and reaped however this ends."""
+        await self._procs.acquire()
+        proc: asyncio.subprocess.Process | None = None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.binary,
+                "-v",
+                self.voice,
+                "-s",
+                str(self.wpm),
+                "--stdout",
+                "--",
+                text,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            assert proc.stdout is not None
+            wav, got = _WavStream(), 0
+            while True:
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        data = await proc.stdout.read(1 << 16)
+                except TimeoutError:
+                    raise WorkerTimeoutError(
+                        f"espeak-ng wrote nothing for {self.timeout_s:g} s; it was killed"
+                    ) from None
+                if not data:
+                    break
+                got += len(data)
+                if got > budget + _WavStream.MAX_HEADER:
+                    raise OutputLimitError(
+                        f"espeak-ng wrote more than {self.max_output_bytes} bytes of audio "
+                        f"for one answer; it was killed"
+                    )
+                pcm = wav.feed(data)
+                if len(pcm):
+                    yield pcm, wav.rate
+            code = await proc.wait()
+            if code != 0:
+                raise WorkerError(f"espeak-ng failed (exit code {code})")
+        finally:
+            if proc is not None:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()  # at once, before anything can be awaited
+                # What is left in the pipe of a dead process (at most its capacity), so the
+                # transport sees end of file and closes itself; then the exit status.
+                assert proc.stdout is not None
+                with contextlib.suppress(OSError):  # (TimeoutError: a child keeps it open)
+                    async with asyncio.timeout(self.timeout_s):
+                        while await proc.stdout.read(1 << 16):
+                            pass
+                await proc.wait()
+            self._procs.release()
 
 
 def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
@@ -141,16 +360,48 @@ def default_tts() -> TTS | None:
     return EspeakTTS() if EspeakTTS.available() else None
 
 
+def text_deltas(text: str, max_chars: int = 64) -> Iterator[str]:
+    """``text`` in pieces of at most ``max_chars``, cut before a space where there is one.
+
+    Joined, the pieces are ``text`` exactly.
+    """
+    if max_chars < 1:
+        raise InvalidInputError(f"max_chars must be at least 1, not {max_chars}")
+    k, n = 0, len(text)
+    while k < n:
+        end = k + max_chars
+        if end >= n:
+            yield text[k:]
+            return
+        cut = text.rfind(" ", k + 1, end + 1)
+        cut = cut if cut > k else end
+        yield text[k:cut]
+        k = cut
+
+
 class EchoAgent:
     """Answers text with the same text, and audio with the user's own utterance audio.
 
     ``pace`` is how many times faster than real time audio is produced (0: all at once), so
     that an answer is "in progress" for a while, as a real model's is; ``chunk_ms`` is the
-    size of each audio piece. ``tts`` speaks text answers when audio is asked for.
+    size of each audio piece. ``tts`` speaks text answers when audio is asked for (piece by
+    piece when it is a :class:`StreamingTTS`). Text goes out in deltas of up to
+    ``delta_chars`` characters, cut at spaces (not one event per word: a megabyte of
+    one-letter words would be half a million events).
     """
 
-    def __init__(self, tts: TTS | None = None, pace: float = 2.0, chunk_ms: int = 100) -> None:
+    def __init__(
+        self,
+        tts: TTS | None = None,
+        pace: float = 2.0,
+        chunk_ms: int = 100,
+        *,
+        delta_chars: int = 64,
+    ) -> None:
+        if delta_chars < 1:
+            raise InvalidInputError(f"delta_chars must be at least 1, not {delta_chars}")
         self.tts, self.pace, self.chunk_ms = tts, pace, chunk_ms
+        self.delta_chars = delta_chars
 
     async def _stream(self, pcm: npt.NDArray[np.int16], rate: int) -> AsyncIterator[AgentOutput]:
         step = max(1, rate * self.chunk_ms // 1000)
@@ -158,6 +409,28 @@ class EchoAgent:
             yield AudioChunk(pcm[k : k + step], rate)
             if self.pace > 0:
                 await asyncio.sleep(self.chunk_ms / 1000 / self.pace)
+
+    async def _speak(self, text: str) -> AsyncGenerator[AgentOutput, None]:
+        """The TTS's audio for ``text``, paced; a TTS failure ends it with a Notice."""
+        tts = self.tts
+        assert tts is not None
+        try:
+            if isinstance(tts, StreamingTTS):
+                async with contextlib.aclosing(tts.stream(text)) as pieces:
+                    async for pcm, rate in pieces:
+                        async for out in self._stream(pcm, rate):
+                            yield out
+            else:
+                pcm, rate = await tts.synthesize(text)
+                async for out in self._stream(pcm, rate):
+                    yield out
+        except InputTooLargeError as e:
+            yield Notice(
+                "audio_unavailable",
+                f"The answer is too long to speak ({e}); it comes as its transcript only.",
+            )
+        except VoxwireError as e:
+            yield Notice("audio_truncated", f"Text-to-speech stopped: {e}")
 
     async def respond(self, turn: UserTurn) -> AsyncIterator[AgentOutput]:
         """The echo."""
@@ -176,9 +449,8 @@ class EchoAgent:
                 )
             return
         text = text or ""
-        for k, word in enumerate(text.split(" ")):
-            # One delta per word, as a streaming model would send them.
-            yield TextDelta(word if k == 0 else " " + word)
+        for piece in text_deltas(text, self.delta_chars):
+            yield TextDelta(piece)
         if want_audio and text.strip():
             if self.tts is None:
                 yield Notice(
@@ -187,9 +459,9 @@ class EchoAgent:
                     "espeak-ng); the answer comes as its transcript only.",
                 )
                 return
-            pcm, rate = await self.tts.synthesize(text)
-            async for out in self._stream(pcm, rate):
-                yield out
+            async with contextlib.aclosing(self._speak(text)) as audio:
+                async for out in audio:
+                    yield out
 
 
 def load_agent(spec: str) -> Agent:
@@ -214,12 +486,16 @@ __all__ = [
     "AgentOutput",
     "AudioChunk",
     "EchoAgent",
+    "EndConversation",
     "EspeakTTS",
     "Notice",
+    "StreamingTTS",
     "TextDelta",
     "ToolCall",
     "UserTurn",
     "default_tts",
     "load_agent",
     "read_wav_bytes",
+    "speech_pieces",
+    "text_deltas",
 ]

@@ -132,11 +132,14 @@ class Session:
         vad_engine: str = "spectral",
         ids: ev.IdFactory = ev.random_id,
         state: ev.SessionState | None = None,
+        context: ev.SessionContext | None = None,
     ) -> None:
         self.dialect = dialect
         self.limits = limits or Limits()
         self.vad_engine = vad_engine
         self._ids = ids
+        #: Who and what the session is for (the dialect's handshake sets it).
+        self.context = context or ev.SessionContext()
         self._encoding: str = getattr(dialect, "audio_encoding", "base64")
         base = state or ev.SessionState(id="", model=model)
         self.state = replace(base, id=ids("sess"), model=model)
@@ -286,6 +289,21 @@ class Session:
         if self._live(response_id, now) is None:
             return
         self._error("agent_notice", None, code=code, message=message)
+
+    def agent_end_conversation(self, response_id: str, reason: str, now: float) -> None:
+        """The agent ends the conversation; the dialect tells the client its way."""
+        if self._live(response_id, now) is not None:
+            self._emit(ev.ConversationEnded(reason))
+
+    def greet(self, now: float) -> None:
+        """Let the agent speak first (a ``greeting`` turn).
+
+        APIs whose agent opens the conversation call this once the session is set up.
+        Ignored while a response runs.
+        """
+        self._now = now
+        if self.phase is Phase.IDLE:
+            self._guard(lambda: self._start_response(None, None, None, now, kind="greeting"), None)
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
@@ -624,6 +642,7 @@ class Session:
         instructions: str | None,
         eid: str | None,
         now: float,
+        kind: str = "user",
     ) -> None:
         t = now
         window = self._response_times
@@ -654,10 +673,25 @@ class Session:
         self._emit(ev.OutputItemAdded(r.id, 0, item))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-        self._emit(ev.StartResponse(r.id, self._turn(r)))
+        self._emit(ev.StartResponse(r.id, self._turn(r, kind)))
 
-    def _turn(self, r: _Resp) -> ev.UserTurn:
-        for rec in reversed(self._items):
+    def _turn(self, r: _Resp, kind: str = "user") -> ev.UserTurn:
+        extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
+        if kind == "greeting":
+            return ev.UserTurn(
+                None,
+                None,
+                None,
+                self.state.input_rate,
+                None,
+                r.modalities,
+                r.instructions,
+                kind="greeting",
+                history=self._history(len(self._items)),
+                **extra,
+            )
+        for k in range(len(self._items) - 1, -1, -1):
+            rec = self._items[k]
             it = rec.item
             if it.role != "user":
                 continue
@@ -671,10 +705,44 @@ class Session:
                 transcript,
                 r.modalities,
                 r.instructions,
+                history=self._history(k),
+                **extra,
             )
         return ev.UserTurn(
-            None, None, None, self.state.input_rate, None, r.modalities, r.instructions
+            None,
+            None,
+            None,
+            self.state.input_rate,
+            None,
+            r.modalities,
+            r.instructions,
+            history=self._history(len(self._items)),
+            **extra,
         )
+
+    def _history(self, end: int) -> tuple[ev.HistoryItem, ...]:
+        """The conversation's first ``end`` items as the agent sees them (no audio)."""
+        out: list[ev.HistoryItem] = []
+        for rec in self._items[:end]:
+            it = rec.item
+            if it.type == "function_call":
+                out.append(
+                    ev.HistoryItem(
+                        "assistant",
+                        name=it.name,
+                        arguments=it.arguments,
+                        call_id=it.call_id,
+                        item_id=it.id,
+                    )
+                )
+            elif it.type == "function_call_output":
+                out.append(
+                    ev.HistoryItem("tool", call_id=it.call_id, output=it.output, item_id=it.id)
+                )
+            elif it.status != "in_progress":
+                text = " ".join(c.text or c.transcript or "" for c in it.content).strip()
+                out.append(ev.HistoryItem(it.role or "user", text, item_id=it.id))
+        return tuple(out)
 
     def _live(self, response_id: str, now: float | None = None) -> _Resp | None:
         if now is not None:

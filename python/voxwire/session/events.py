@@ -89,6 +89,8 @@ class SessionState:
     #: ``input_audio_transcription``): ``InputTranscriptionCompleted`` facts are sent only
     #: then. Agents get transcripts whenever the server has an ASR.
     transcription: bool = False
+    #: The functions the agent may call.
+    tools: tuple[ToolSpec, ...] = ()
 
 
 #: Marks a setting that an update does not touch.
@@ -466,6 +468,13 @@ class ResponseDone(Fact):
 
 
 @dataclass(frozen=True)
+class ConversationEnded(Fact):
+    """The agent ended the conversation (``reason``: why, in the agent's words)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """One rate limit's state."""
 
@@ -541,11 +550,57 @@ class Error(Fact):
 
 
 @dataclass(frozen=True)
+class HistoryItem:
+    """One item of the conversation so far, as an agent sees it.
+
+    ``role`` is ``user``, ``assistant`` or ``system`` for messages (``text`` holds their text,
+    or the transcript of their audio), ``assistant`` with ``name``/``arguments``/``call_id``
+    for a tool call, and ``tool`` with ``call_id``/``output`` for a tool's result.
+    """
+
+    role: str
+    text: str = ""
+    name: str | None = None
+    arguments: str | None = None
+    call_id: str | None = None
+    output: str | None = None
+    item_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the agent may call: a JSON-schema function definition."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """Who and what a session is for, set by the dialect's handshake.
+
+    ``principal`` is the authenticated client (:class:`voxwire.auth.Principal`), ``agent_id``
+    the registry's agent it talks to, ``variables`` the values the API lets a client pass for
+    the agent's templates, ``conversation_id`` the stored conversation it continues.
+    """
+
+    principal: Any = None
+    agent_id: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
 class UserTurn:
     """What an agent answers.
 
     The latest user input: text, or audio (int16 at ``sample_rate``) with its transcript
-    when an ASR produced one.
+    when an ASR produced one. ``kind`` is ``user`` (an answer to the user), ``greeting``
+    (the agent speaks first, no user input), ``tool_results`` (answer the tools' results,
+    the last ``history`` items) or ``external_event`` (context the client injected).
+    ``history`` is the conversation before this turn's input, oldest first; ``tools`` the
+    functions the agent may call; ``context`` the session's principal, agent and variables.
     """
 
     item_id: str | None
@@ -555,6 +610,10 @@ class UserTurn:
     transcript: str | None
     modalities: tuple[Modality, ...]
     instructions: str
+    kind: Literal["user", "greeting", "tool_results", "external_event"] = "user"
+    history: tuple[HistoryItem, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    context: SessionContext = field(default_factory=SessionContext)
 
 
 @dataclass(frozen=True)
