@@ -44,10 +44,12 @@ from voxwire import agents
 from voxwire.asr import ASR
 from voxwire.dialects.base import (
     Accept,
+    BackgroundTask,
     Handshake,
     HttpRequest,
     HttpResponse,
     Refuse,
+    SessionIO,
 )
 from voxwire.platform import (
     MAX_KEY_CHARS,
@@ -109,6 +111,8 @@ class SessionRunner:
         metrics: Metrics | None = None,
         asr: ASR | None = None,
         write_timeout_s: float = 30.0,
+        accept: Accept | None = None,
+        platform: Platform | None = None,
     ) -> None:
         self.transport = transport
         self.session = session
@@ -134,6 +138,14 @@ class SessionRunner:
         self._in_recv = False
         #: Why the reader's recv was interrupted: "idle" (a deadline) or "sender" (gone).
         self._interrupt: str | None = None
+        #: The dialect's command handler, background tasks and end hook (from its Accept).
+        self._accept = accept
+        self._io: SessionIO | None = (
+            SessionIO(session, platform, self._pump) if platform is not None else None
+        )
+        self._pending: deque[ev.Command] = deque()
+        self._cmd_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -149,6 +161,10 @@ class SessionRunner:
                     t.cancel()
             elif isinstance(e, ev.Close):
                 out.append(e)
+            elif isinstance(e, ev.RunCommand):
+                self._pending.append(e.command)
+                if self._cmd_task is None:
+                    self._cmd_task = asyncio.create_task(self._run_commands())
         if out:
             self._wake.set()
         if len(out) >= self.max_send_queue:
@@ -221,6 +237,37 @@ class SessionRunner:
         elif self._interrupt is None and self._in_recv and self._me is not None:
             self._interrupt = "idle"
             self._me.cancel()
+
+    # -- the dialect's own commands and tasks --------------------------------------------
+
+    async def _run_commands(self) -> None:
+        """Run the dialect's commands one at a time, in arrival order."""
+        handler = self._accept.commands if self._accept is not None else None
+        try:
+            while self._pending:
+                cmd = self._pending.popleft()
+                if handler is None or self._io is None:
+                    log.debug("no handler for command %s", cmd.name)
+                    continue
+                try:
+                    await handler(cmd, self._io)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("command %s failed", cmd.name)
+                self._pump()
+        finally:
+            self._cmd_task = None
+
+    async def _run_background(self, task: BackgroundTask) -> None:
+        assert self._io is not None
+        try:
+            await task(self._io)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session %s: background task failed", self.session.state.id)
+        self._pump()
 
     # -- the agent --------------------------------------------------------------------
 
@@ -316,6 +363,9 @@ class SessionRunner:
         if self.write_timeout_s > 0:
             self._watchdog = loop.call_later(self.write_timeout_s, self._on_watchdog)
         self._pump()  # session.created
+        if self._accept is not None and self._io is not None:
+            for bg in self._accept.background:
+                self._background.append(asyncio.create_task(self._run_background(bg)))
         try:
             while session.phase is not Phase.CLOSED and self._sender_alive():
                 if not await self._wait_room():
@@ -370,6 +420,10 @@ class SessionRunner:
         self._idle_timer = self._watchdog = None
         for t in list(self._tasks.values()):
             t.cancel()
+        for t in self._background:
+            t.cancel()
+        if self._cmd_task is not None:
+            self._cmd_task.cancel()
         send_task = self._send_task
         assert send_task is not None
         if self.session.phase is Phase.CLOSED and not send_task.done():
@@ -382,11 +436,20 @@ class SessionRunner:
         if self.metrics is not None:
             self.metrics.audio_in_ms += self.session.audio_received_ms
         with contextlib.suppress(BaseException):
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+        on_close = self._accept.on_close if self._accept is not None else None
+        if on_close is not None and self._io is not None:
+            try:
+                await asyncio.wait_for(on_close(self._io), 5.0)
+            except Exception:
+                log.exception("session %s: end hook failed", self.session.state.id)
         # Drop what could hold frames (and so this object) in a cycle.
         self._tasks.clear()
+        self._background.clear()
+        self._pending.clear()
         self._out.clear()
-        self._send_task = self._me = None
+        self._send_task = self._me = self._cmd_task = None
+        self._io = self._accept = None
 
 
 async def run_session(
@@ -437,7 +500,7 @@ async def serve_accepted(
             with contextlib.suppress(Exception):
                 await transport.close(*accept.close)
             return
-        await run_session(
+        await SessionRunner(
             transport,
             session,
             platform.agent,
@@ -445,7 +508,9 @@ async def serve_accepted(
             metrics=platform.metrics,
             asr=cfg.asr,
             write_timeout_s=cfg.write_timeout_s,
-        )
+            accept=accept,
+            platform=platform,
+        ).run()
     finally:
         platform.live.discard(session)
         platform.gate.closed(peer)

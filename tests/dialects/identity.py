@@ -49,6 +49,8 @@ class IdentityDialect:
                 return ev.CancelResponse(eid, o.get("response_id"))
             if kind == "DeleteItem":
                 return ev.DeleteItem(eid, o["item_id"])
+            if kind == "Command":
+                return ev.Command(eid, o["name"], o.get("payload"))
             if kind == "UpdateSession":
                 td = o.get("turn_detection", ev.UNSET)
                 if isinstance(td, dict):

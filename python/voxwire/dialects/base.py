@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from voxwire.platform import Platform
     from voxwire.session import Session
+    from voxwire.session.events import Command
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,43 @@ class Handshake:
     peer: str
 
 
+class SessionIO:
+    """What a dialect's command handler and background tasks may do in a running session.
+
+    ``session`` is the engine (call its methods: ``greet``, ``receive``...; set its
+    ``context``); :meth:`send` queues a wire message of the dialect's own making, in order
+    with the engine's; :meth:`close` ends the connection with a close code. ``platform``
+    gives the store, the authenticator, the registry and the configuration.
+    """
+
+    def __init__(self, session: Session, platform: Platform, pump: Callable[[], None]) -> None:
+        self.session = session
+        self.platform = platform
+        self._pump = pump
+
+    def send(self, message: str | bytes) -> None:
+        """Send ``message`` (after everything queued before it)."""
+        self.session.send_raw(message)
+        self._pump()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` after what is queued (ends the session)."""
+        self.session.close(code, reason)
+        self._pump()
+
+    def flush(self) -> None:
+        """Send what session methods called directly have queued."""
+        self._pump()
+
+
+#: A dialect's handler of its own commands (:class:`voxwire.session.events.Command`): run
+#: in arrival order, one at a time per session, with the session's I/O.
+CommandHandler = Callable[["Command", SessionIO], Awaitable[None]]
+#: A coroutine that runs beside a session for its whole life (a heartbeat, say), cancelled
+#: when the session ends.
+BackgroundTask = Callable[[SessionIO], Awaitable[None]]
+
+
 @dataclass
 class Accept:
     """The handshake succeeds: run ``session``, answering ``subprotocol``.
@@ -54,12 +92,18 @@ class Accept:
     ``close``: accept, then close at once with this code and reason (APIs whose browser
     clients cannot see an HTTP status report some refusals as close codes after the upgrade).
     ``principal`` is who the client is (for logs, leases and stored conversations).
+    ``commands`` handles the dialect's own commands; ``background`` tasks run beside the
+    session (both get a :class:`SessionIO`). ``on_close`` runs once the session has ended
+    (release a lease, store the transcript), whatever ended it.
     """
 
     session: Session
     subprotocol: str | None = None
     principal: Any = None
     close: tuple[int, str] | None = None
+    commands: CommandHandler | None = None
+    background: tuple[BackgroundTask, ...] = ()
+    on_close: Callable[[SessionIO], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

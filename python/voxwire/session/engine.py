@@ -193,6 +193,14 @@ class Session:
             return None
         return self._last_activity + self.limits.idle_timeout_s
 
+    def send_raw(self, message: str | bytes) -> None:
+        """Queue a wire message the dialect made itself (a command's answer).
+
+        It goes out in order with the engine's own messages.
+        """
+        if self.phase is not Phase.CLOSED:
+            self._outbox.append(message)
+
     def messages_to_send(self) -> list[str | bytes]:
         """Wire messages produced since the last call, in order."""
         out, self._outbox = self._outbox, []
@@ -403,6 +411,9 @@ class Session:
         handler(self, intent, now)
 
     # -- intents ---------------------------------------------------------------------
+
+    def _on_command(self, i: ev.Command, now: float) -> None:
+        self._events.append(ev.RunCommand(i))
 
     def _on_bad(self, i: ev.BadMessage, now: float) -> None:
         self._error("bad_message", i.event_id, code=i.code, message=i.message, param=i.param)
@@ -846,6 +857,7 @@ _Handler = Callable[[Session, Any, float], None]
 #: phase is any phase that has no entry of its own. CLOSED sessions ignore everything.
 TRANSITIONS: dict[tuple[Phase | None, type[ev.Intent]], _Handler] = {
     (None, ev.BadMessage): Session._on_bad,
+    (None, ev.Command): Session._on_command,
     (None, ev.UpdateSession): Session._on_update,
     (None, ev.AppendAudio): Session._on_append,
     (None, ev.CommitAudio): Session._on_commit,

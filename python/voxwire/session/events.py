@@ -247,6 +247,20 @@ class CancelResponse(Intent):
 
 
 @dataclass(frozen=True)
+class Command(Intent):
+    """A dialect's own command, beyond the engine's vocabulary.
+
+    Signing in, listing agents, continuing a stored conversation...: the engine hands it to
+    the driver, which runs the dialect plugin's async command handler with the platform at
+    hand (see :class:`voxwire.dialects.base.Accept`). ``name`` and ``payload`` are the
+    dialect's.
+    """
+
+    name: str
+    payload: Any = None
+
+
+@dataclass(frozen=True)
 class BadMessage(Intent):
     """A message the dialect could not decode: becomes an :class:`Error` fact."""
 
@@ -639,4 +653,11 @@ class Close:
     reason: str
 
 
-Event = Fact | StartResponse | StopResponse | Close
+@dataclass(frozen=True)
+class RunCommand:
+    """The driver must run the dialect's handler for ``command`` (in arrival order)."""
+
+    command: Command
+
+
+Event = Fact | StartResponse | StopResponse | Close | RunCommand
