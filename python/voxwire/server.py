@@ -328,7 +328,7 @@ class SessionRunner:
                     if isinstance(o, agents.TextDelta):
                         session.agent_text(rid, o.text, now)
                     elif isinstance(o, agents.AudioChunk):
-                        session.agent_audio(rid, o.pcm, o.sample_rate, now)
+                        session.agent_audio(rid, o.pcm, o.sample_rate, now, o.marks)
                     elif isinstance(o, agents.ToolCall):
                         session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
                     elif isinstance(o, agents.Notice):

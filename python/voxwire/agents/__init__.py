@@ -48,10 +48,15 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class AudioChunk:
-    """A piece of the answer's audio: int16 mono at ``sample_rate``."""
+    """A piece of the answer's audio: int16 mono at ``sample_rate``.
+
+    ``marks``: when the TTS says which characters of the answer's text, ``(ms from the start
+    of this chunk, character)`` (they may reach into later chunks); empty when unknown.
+    """
 
     pcm: npt.NDArray[np.int16]
     sample_rate: int
+    marks: tuple[tuple[float, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -356,8 +361,12 @@ def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
 
 
 def default_tts() -> TTS | None:
-    """espeak-ng when it is installed, else None."""
-    return EspeakTTS() if EspeakTTS.available() else None
+    """espeak-ng when it is installed (with word timing when its library loads), else None."""
+    if not EspeakTTS.available():
+        return None
+    from voxwire.tts_marks import EspeakMarksTTS, library_available
+
+    return EspeakMarksTTS() if library_available() else EspeakTTS()
 
 
 def text_deltas(text: str, max_chars: int = 64) -> Iterator[str]:
@@ -415,7 +424,18 @@ class EchoAgent:
         tts = self.tts
         assert tts is not None
         try:
-            if isinstance(tts, StreamingTTS):
+            marked = getattr(tts, "stream_marked", None)
+            if marked is not None:
+                # A TTS with word timing: each piece's first chunk carries its marks.
+                async with contextlib.aclosing(marked(text)) as pieces:
+                    async for pcm, rate, marks in pieces:
+                        first = True
+                        async for out in self._stream(pcm, rate):
+                            if first and isinstance(out, AudioChunk):
+                                out = AudioChunk(out.pcm, out.sample_rate, marks)
+                                first = False
+                            yield out
+            elif isinstance(tts, StreamingTTS):
                 async with contextlib.aclosing(tts.stream(text)) as pieces:
                     async for pcm, rate in pieces:
                         async for out in self._stream(pcm, rate):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from voxwire.dialects import openai
+from voxwire.dialects import amigo, openai
 from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
 
 #: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
-PLUGINS: list[DialectPlugin] = [openai.PLUGIN]
+PLUGINS: list[DialectPlugin] = [openai.PLUGIN, amigo.PLUGIN]
 
 
 class Dialect(Protocol):
@@ -24,12 +24,18 @@ class Dialect(Protocol):
     #: How audio travels: ``base64`` text in JSON events, or ``raw`` bytes in binary frames.
     audio_encoding: str
 
-    def decode(self, message: str | bytes) -> Intent:
-        """One client message as an intent (a BadMessage when it is not valid)."""
+    def decode(self, message: str | bytes) -> Intent | tuple[Intent, ...]:
+        """One client message as an intent (a BadMessage when it is not valid).
+
+        A tuple of intents is handled in order (one message that means several things).
+        """
         ...
 
-    def encode(self, fact: Fact) -> str | bytes | None:
-        """The wire form of a fact (JSON text or binary), or None when it has none here."""
+    def encode(self, fact: Fact) -> str | bytes | list[str | bytes] | None:
+        """The wire form of a fact (JSON text or binary), or None when it has none here.
+
+        A list is several wire messages, sent in order.
+        """
         ...
 
 

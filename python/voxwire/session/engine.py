@@ -108,6 +108,8 @@ class _Resp:
     #: Wire events and bytes this response has sent.
     events: int = 0
     wire_bytes: int = 0
+    #: Audio the agent has produced for this response, ms.
+    agent_audio_ms: float = 0.0
 
 
 class Session:
@@ -177,7 +179,24 @@ class Session:
                     "rate_limited", None, what="messages", limit=self.limits.messages_per_minute
                 )
             return
-        intent = self.dialect.decode(message)
+        decoded = self.dialect.decode(message)
+        # A dialect may decode one message into several intents (a tuple), handled in order.
+        for intent in decoded if isinstance(decoded, tuple) else (decoded,):
+            self._dispatch_guarded(intent, now)
+
+    def _dispatch_guarded(self, intent: ev.Intent, now: float) -> None:
+        if self.phase is not Phase.CLOSED:
+            self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
+
+    def submit(self, intent: ev.Intent, now: float) -> None:
+        """Handle an intent the dialect made itself (never raises).
+
+        For a dialect's command handler: what one of its commands does in engine terms (add
+        an item, start or cancel a response...). Not counted as a client message.
+        """
+        if self.phase is Phase.CLOSED:
+            return
+        self._now = now
         self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
 
     def tick(self, now: float) -> None:
@@ -250,15 +269,31 @@ class Session:
         self._over_budget(r)
 
     def agent_audio(
-        self, response_id: str, pcm: npt.NDArray[np.int16], sample_rate: int, now: float
+        self,
+        response_id: str,
+        pcm: npt.NDArray[np.int16],
+        sample_rate: int,
+        now: float,
+        marks: tuple[tuple[float, str], ...] = (),
     ) -> None:
         """Audio of the response (int16 at ``sample_rate``).
 
-        Sent as deltas in the session's output format; ignored in text responses.
+        Sent as deltas in the session's output format; ignored in text responses. ``marks``:
+        the TTS's timing, ``(ms from the start of this audio, character)``, sent first as a
+        :class:`~voxwire.session.events.SpeechMarks` fact (ms from the response's start).
         """
         r = self._live(response_id, now)
         if r is None or "audio" not in r.modalities:
             return
+        if marks:
+            base = r.agent_audio_ms
+            self._emit(
+                ev.SpeechMarks(
+                    *self._part_fact_args(r), marks=tuple((base + ms, c) for ms, c in marks)
+                )
+            )
+        if sample_rate > 0:
+            r.agent_audio_ms += len(pcm) * 1000 / sample_rate
         self._guard(lambda: self._audio_out(r, pcm, sample_rate), None)
         if self._resp is r:
             self._over_budget(r)
@@ -303,15 +338,19 @@ class Session:
         if self._live(response_id, now) is not None:
             self._emit(ev.ConversationEnded(reason))
 
-    def greet(self, now: float) -> None:
+    def greet(self, now: float, *, text: str | None = None) -> None:
         """Let the agent speak first (a ``greeting`` turn).
 
         APIs whose agent opens the conversation call this once the session is set up.
-        Ignored while a response runs.
+        ``text``: the configured opening line (the turn's ``text``; None: the agent makes
+        its own). Ignored while a response runs.
         """
         self._now = now
         if self.phase is Phase.IDLE:
-            self._guard(lambda: self._start_response(None, None, None, now, kind="greeting"), None)
+            self._guard(
+                lambda: self._start_response(None, None, None, now, kind="greeting", text=text),
+                None,
+            )
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
@@ -362,8 +401,11 @@ class Session:
     def _emit(self, e: ev.Event) -> None:
         self._events.append(e)
         if isinstance(e, ev.Fact):
-            wire = self.dialect.encode(e)
-            if wire is not None:
+            encoded = self.dialect.encode(e)
+            if encoded is None:
+                return
+            # A dialect may answer one fact with several wire messages (a list).
+            for wire in encoded if isinstance(encoded, list) else (encoded,):
                 self._outbox.append(wire)
                 r = self._resp
                 if r is not None:
@@ -626,7 +668,7 @@ class Session:
             self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
-        self._start_response(i.modalities, i.instructions, i.event_id, now)
+        self._start_response(i.modalities, i.instructions, i.event_id, now, kind=i.kind)
 
     def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
         self._busy_error(i.event_id)
@@ -654,6 +696,7 @@ class Session:
         eid: str | None,
         now: float,
         kind: str = "user",
+        text: str | None = None,
     ) -> None:
         t = now
         window = self._response_times
@@ -684,14 +727,14 @@ class Session:
         self._emit(ev.OutputItemAdded(r.id, 0, item))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-        self._emit(ev.StartResponse(r.id, self._turn(r, kind)))
+        self._emit(ev.StartResponse(r.id, self._turn(r, kind, text)))
 
-    def _turn(self, r: _Resp, kind: str = "user") -> ev.UserTurn:
+    def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
         extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
         if kind == "greeting":
             return ev.UserTurn(
                 None,
-                None,
+                text,
                 None,
                 self.state.input_rate,
                 None,
@@ -701,10 +744,12 @@ class Session:
                 history=self._history(len(self._items)),
                 **extra,
             )
+        # An external event's turn answers the latest system item (the injected event).
+        roles = ("system",) if kind == "external_event" else ("user",)
         for k in range(len(self._items) - 1, -1, -1):
             rec = self._items[k]
             it = rec.item
-            if it.role != "user":
+            if it.role not in roles:
                 continue
             text = " ".join(c.text for c in it.content if c.type == "input_text" and c.text)
             transcript = " ".join(c.transcript for c in it.content if c.transcript) or None
@@ -716,6 +761,7 @@ class Session:
                 transcript,
                 r.modalities,
                 r.instructions,
+                kind="external_event" if kind == "external_event" else "user",
                 history=self._history(k),
                 **extra,
             )

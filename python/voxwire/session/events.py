@@ -237,6 +237,9 @@ class CreateResponse(Intent):
 
     modalities: tuple[Modality, ...] | None = None
     instructions: str | None = None
+    #: ``user`` answers the latest user item; ``external_event`` the latest system item (an
+    #: event the client injected).
+    kind: Literal["user", "external_event"] = "user"
 
 
 @dataclass(frozen=True)
@@ -455,6 +458,18 @@ class AudioDelta(PartFact):
     """Encoded output audio: base64 text, or raw bytes for dialects with binary audio."""
 
     delta: str | bytes
+
+
+@dataclass(frozen=True)
+class SpeechMarks(PartFact):
+    """When the answer's audio speaks which characters of its transcript.
+
+    ``marks`` are ``(ms, character)``: ms from the start of the response's audio (as the
+    agent produced it), one per character of the transcript, in order. Sent before the audio
+    they describe, when the agent's TTS reports its timing.
+    """
+
+    marks: tuple[tuple[float, str], ...]
 
 
 @dataclass(frozen=True)
