@@ -191,6 +191,9 @@ class AmigoDialect:
         #: Items to store, oldest first; ``flush`` is set when they should be written.
         self.pending_items: list[dict[str, Any]] = []
         self.flush = asyncio.Event()
+        #: Set while no response runs.
+        self.idle = asyncio.Event()
+        self.idle.set()
         self.restoring = False
         self.conversation_completed = False
         self._cur: _Interaction | None = None
@@ -289,15 +292,7 @@ class AmigoDialect:
         if mtype == "user-message":
             if not text.strip():
                 raise _Bad(BAD_REQUEST, "client.new-text-message: text is empty")
-            item = ev.Item(
-                "item_" + new_id(),
-                "message",
-                "completed",
-                "user",
-                (ev.Content("input_text", text),),
-            )
-            cancel: tuple[ev.Intent, ...] = (ev.CancelResponse(None),) if self.responding else ()
-            return (*cancel, ev.CreateItem(None, item), ev.CreateResponse(None))
+            return ev.Command(None, "text", {"text": text})
         return ev.Command(None, "event", {"text": text, "start_interaction": start})
 
     def _d_audio(self, o: dict[str, Any]) -> ev.Intent | tuple[ev.Intent, ...]:
@@ -421,6 +416,7 @@ class AmigoDialect:
         match fact:
             case ev.ResponseCreated():
                 self.responding = True
+                self.idle.clear()
                 self._cur = _Interaction(new_id(), new_id(), started=self.clock())
                 return None
             case ev.TextDelta():
@@ -547,6 +543,7 @@ class AmigoDialect:
 
     def _done(self, resp: ev.Response) -> list[str]:
         self.responding = False
+        self.idle.set()
         cur, self._cur = self._cur, None
         item_text = _response_text(resp)
         if resp.status != "cancelled" or (cur is not None and cur.sent):
@@ -965,6 +962,23 @@ class _Conn:
             self.codec.restoring = False
         io.send(json.dumps({"type": "server.conversation-retrieved"}))
 
+    async def _text(self, payload: dict[str, Any], io: SessionIO) -> None:
+        s = io.session
+        # A typed message waits for the answer in progress to end (it is not cut off).
+        while s.response_id is not None and s.phase is not Phase.CLOSED:
+            await self.codec.idle.wait()
+            await asyncio.sleep(0)
+        item = ev.Item(
+            "item_" + new_id(),
+            "message",
+            "completed",
+            "user",
+            (ev.Content("input_text", payload["text"]),),
+        )
+        now = time.monotonic()
+        s.submit(ev.CreateItem(None, item), now)
+        s.submit(ev.CreateResponse(None), now)
+
     async def _event(self, payload: dict[str, Any], io: SessionIO) -> None:
         s = io.session
         if payload["start_interaction"] and self.codec.vad_on:
@@ -1097,6 +1111,7 @@ class _Conn:
 _COMMANDS: dict[str, Callable[[_Conn, Any, SessionIO], Awaitable[None]]] = {
     "start": _Conn._start,
     "continue": _Conn._continue,
+    "text": _Conn._text,
     "event": _Conn._event,
     "vad": _Conn._vad,
     "finish": _Conn._finish,

@@ -187,3 +187,71 @@ def chunks(pcm: np.ndarray, ms: int = 40, rate: int = 16000) -> Iterator[bytes]:
 
 
 _ = (contextlib, Agent, ASR, Store)
+
+
+class Client:
+    """A minimal async amigo client on the ``websockets`` library (for close-code tests)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.got: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, url: str, token: str | None) -> Client:
+        from websockets.asyncio.client import connect
+
+        protos = [PREFIX + token] if token is not None else None
+        ws = await connect(url, subprotocols=protos, max_size=None)  # type: ignore[arg-type]
+        return cls(ws)
+
+    async def send(self, **msg: Any) -> None:
+        await self.ws.send(json.dumps(msg))
+
+    async def recv(self, timeout: float = 20.0) -> dict[str, Any]:
+        m = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.got.append(m)
+        return m  # type: ignore[no-any-return]
+
+    async def until(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Read until a message of type ``kind`` (returned); the rest land in ``got``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            m = await self.recv(max(0.1, end - loop.time()))
+            if m["type"] == kind:
+                return m
+
+    async def closed(self, timeout: float = 30.0) -> tuple[int | None, str]:
+        """Read until the server closes; its close code and reason."""
+        from websockets.exceptions import ConnectionClosed
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        try:
+            while True:
+                await self.recv(max(0.1, end - loop.time()))
+        except ConnectionClosed as e:
+            rcvd = e.rcvd
+            return (rcvd.code, rcvd.reason) if rcvd else (None, "")
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.got if m["type"] == kind]
+
+
+async def start(url: str, token: str, service: str = SERVICE, vset: str = "release") -> tuple[Client, str]:
+    """Open, start a conversation, read through the greeting; the client and conversation id."""
+    c = await Client.open(url, token)
+    await c.send(type="client.start-conversation", service_id=service, service_version_set_name=vset)
+    created = await c.until("server.conversation-created")
+    await c.until("server.interaction-complete")
+    return c, created["conversation_id"]
+
+
+def token_of(port: int, env: Env, user: str = "alice", org: str = "acme") -> str:
+    kid, key = env.keys[user]
+    status, body = sign_in(port, org, kid, key, user)
+    assert status == 200, body
+    return str(body["id_token"])
