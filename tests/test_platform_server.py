@@ -210,3 +210,21 @@ def test_rest_posts_on_one_port_with_websockets(driver: str, tmp_path: Path) -> 
             s.sendall(b"POST /metrics/reset HTTP/1.1\r\nthis is not a header\r\n\r\n")
             assert s.recv(100).split(b" ")[1] == b"400"
         assert text_turn(port, key, "rest and ws") == "rest and ws"
+
+
+def test_per_credential_handshake_limit_holds_across_processes(tmp_path: Path) -> None:
+    """Two server processes share one SQLite store: a credential's handshakes are counted
+    across both, and the sixth within the minute is refused with 429 by either."""
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    key = add_key(store)
+    limit = ("--store", store, "--max-handshakes-per-principal", "5")
+    with spawn_server(*limit) as (port_a, _), spawn_server(*limit) as (port_b, _):
+        for port in (port_a, port_b, port_a, port_b, port_a):
+            with open_session(port, key):
+                pass
+        assert refused(port_b, key) == 429
+        assert refused(port_a, key) == 429
+        # Another credential is not affected.
+        other = add_key(store)
+        with open_session(port_b, other):
+            pass

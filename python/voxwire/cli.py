@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="WebSocket handshakes per client address per minute; more get HTTP 429 (default 600)",
     )
     s.add_argument(
+        "--max-handshakes-per-principal",
+        type=int,
+        default=600,
+        metavar="N",
+        help="WebSocket handshakes per user or key per minute, across every process sharing "
+        "the store; more get HTTP 429 (default 600)",
+    )
+    s.add_argument(
         "--max-failed-auth",
         type=int,
         default=20,
@@ -172,6 +180,8 @@ _SETTINGS = {
     "max_connections": "max_connections",
     "max_connections_per_peer": "max_connections_per_peer",
     "max_failed_auth": "max_failed_auth",
+    "max_handshakes_per_peer": "max_handshakes_per_peer",
+    "max_handshakes_per_principal": "max_handshakes_per_principal",
     "handshake_timeout": "handshake_timeout",
     "write_timeout": "write_timeout",
     "asr": "asr",
@@ -280,6 +290,7 @@ def serve(
             max_connections_per_peer=args.max_connections_per_peer,
             failed_auth_per_peer_per_minute=args.max_failed_auth,
             handshakes_per_peer_per_minute=args.max_handshakes_per_peer,
+            handshakes_per_principal_per_minute=args.max_handshakes_per_principal,
             handshake_timeout_s=args.handshake_timeout,
         ),
         vad_engine=args.vad,

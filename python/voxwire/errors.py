@@ -17,6 +17,7 @@ __all__ = [
     "InvalidInputError",
     "OddLengthError",
     "OutputLimitError",
+    "RateLimitedError",
     "StoreUnavailableError",
     "VoxwireError",
     "WebRtcVadError",
@@ -145,3 +146,17 @@ class WorkerBusyError(WorkerError):
 
 class OutputLimitError(WorkerError):
     """A worker produced more output than its limit allows; it was killed."""
+
+
+class RateLimitedError(VoxwireError):
+    """Too many requests in a window (a rate limit held in the store, across processes).
+
+    ``retry_after_s`` is when the window has room again.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type[RateLimitedError], tuple[str, float]]:
+        return (type(self), (str(self), self.retry_after_s))
