@@ -228,3 +228,24 @@ def test_per_credential_handshake_limit_holds_across_processes(tmp_path: Path) -
         other = add_key(store)
         with open_session(port_b, other):
             pass
+
+
+def test_access_log_one_line_per_connection_and_rest_call_without_secrets() -> None:
+    key = "very-secret-key-42"
+    with spawn_server("--api-key", key, "--log-format", "json") as (port, proc):
+        with open_session(port, key) as ws:
+            assert ws_text_turn(ws, "logged") == "logged"
+        get(port, "/healthz")
+        get(port, f"/v1/models?api_key={key}")
+        time.sleep(0.5)
+    lines = [json.loads(x) for x in proc.stderr.read().decode().splitlines() if x.startswith("{")]
+    acc = [x for x in lines if x["logger"] == "voxwire.access"]
+    ws_lines = [x for x in acc if "dialect" in x]
+    assert len(ws_lines) == 1
+    w = ws_lines[0]
+    assert (w["dialect"], w["path"], w["close_code"]) == ("openai", "/v1/realtime", 1000)
+    assert w["principal"].startswith("key:cfg-")
+    assert w["messages_in"] == 2 and w["messages_out"] > 5
+    rest = [x for x in acc if x.get("method") == "GET"]
+    assert {(x["path"], x["status"]) for x in rest} >= {("/healthz", 200), ("/v1/models", 200)}
+    assert key not in proc.stderr.read().decode()

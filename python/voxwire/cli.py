@@ -11,7 +11,11 @@ from voxwire import cli_admin
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
+    from voxwire import __version__
+
     p = argparse.ArgumentParser(prog="voxwire", description="voxwire: realtime voice audio engine")
+    p.add_argument("--version", action="version", version=f"voxwire {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
@@ -64,7 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes on the one port (SO_REUSEPORT; default 1); share state with --store",
     )
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
+    s.add_argument(
+        "--vad",
+        default="spectral",
+        choices=("spectral", "webrtc", "energy"),
+        help="VAD engine (default spectral)",
+    )
+    s.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default info: one access line per connection and REST call)",
+    )
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="log lines as text (default) or one JSON object each",
+    )
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(
@@ -160,12 +181,47 @@ class _OneLineHandshakeFailures:
         return True
 
 
-def _setup_logging() -> None:
+class _JsonFormatter:
+    """One JSON object per log line (``--log-format json``).
+
+    The extra fields of access lines become keys.
+    """
+
+    def format(self, record: object) -> str:
+        import json
+        import logging
+        import time
+
+        assert isinstance(record, logging.LogRecord)
+        out: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = logging.Formatter().formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _setup_logging(level: str = "info", fmt: str = "text") -> None:
     import logging
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())  # type: ignore[arg-type]
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries speak up at WARNING; voxwire's own lines (access lines) follow --log-level.
+    for name in ("websockets", "uvicorn", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("websockets.server").addFilter(_OneLineHandshakeFailures())
 
 
@@ -240,7 +296,7 @@ def serve(
                 file=sys.stderr,
             )
             return 2
-    _setup_logging()
+    _setup_logging(args.log_level, args.log_format)
     if not keys and args.host not in LOOPBACK:
         print(
             f"voxwire serve: no API key configured, so only loopback may be bound, not "

@@ -471,7 +471,20 @@ def load_agent(spec: str) -> Agent:
     mod, _, attr = spec.partition(":")
     if not attr:
         raise ValueError(f"unknown agent {spec!r}: use 'echo' or 'module:attribute'")
-    obj = getattr(importlib.import_module(mod), attr)
+    import os
+    import sys
+
+    # As `python -m` and uvicorn do: a module in the current folder is found.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod)
+    except ImportError as e:
+        raise ValueError(f"cannot import {mod!r} for agent {spec!r}: {e}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module {mod!r} has no attribute {attr!r}") from None
     agent = (
         obj() if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "respond")) else obj
     )
