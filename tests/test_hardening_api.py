@@ -111,9 +111,7 @@ F32_CALLS: dict[str, Callable[[npt.NDArray[np.float32]], object]] = {
     "float32_to_pcm16": voxwire.float32_to_pcm16,
     "resample": lambda x: voxwire.resample(x, 48000, 16000, threads=2),
     "Resampler.process": lambda x: voxwire.Resampler(24000, 16000).process(x),
-    "Resampler.process_stereo": lambda x: voxwire.Resampler(24000, 16000, channels=2).process(
-        x
-    ),
+    "Resampler.process_stereo": lambda x: voxwire.Resampler(24000, 16000, channels=2).process(x),
 }
 
 

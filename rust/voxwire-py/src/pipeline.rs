@@ -241,7 +241,7 @@ impl InputPipeline {
             format: Format::parse(format).py()?,
             vad_rate: rate_arg(vad_rate, "VAD rate")?,
             engine: engine.to_owned(),
-            mode: mode,
+            mode,
             frame_ms: u32_arg(frame_ms, "frame_ms")?,
             quality: Quality::parse(quality).py()?,
             turn: TurnConfig {
