@@ -39,10 +39,10 @@ fn len_from_padding(src: &[u8]) -> Result<usize> {
 
 /// Decodes `src` into `out`, which must be exactly `decoded_len(src)` bytes long.
 ///
-/// The last characters (the quantum where padding is, and up to 64 before it) are copied
-/// before they are decoded, and every decoded length is checked against `out`: so even if
-/// `src` changed during the call (memory another thread writes), the result is an error or
-/// `out` filled, never a panic.
+/// The last characters (the quantum where padding is, and up to 64 before it) are decoded
+/// into a buffer with room for any padding, and every decoded length is checked against
+/// `out`: so even if `src` changed during the call (memory another thread writes), the result
+/// is an error or `out` filled, never a panic.
 pub fn decode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
     let expect = decoded_len(src)?;
     if out.len() != expect {
@@ -78,13 +78,12 @@ pub fn decode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
         }
         done = last;
     }
-    // The tail, at most 68 characters, decoded from a copy.
-    let mut text = [0u8; 68];
+    // The tail, at most 68 characters, into a buffer with room for whatever its padding
+    // says (base64-simd reads the padding again and asserts that the output has room).
     let tail = &src[done..];
-    text[..tail.len()].copy_from_slice(tail);
-    let mut bytes = [0u8; 51];
+    let mut bytes = [MaybeUninit::<u8>::uninit(); 51];
     let o = &mut out[done / 4 * 3..];
-    match STANDARD.decode(&text[..tail.len()], bytes.as_mut_slice().as_out()) {
+    match STANDARD.decode(tail, bytes.as_mut_slice().as_out()) {
         Ok(d) if d.len() == o.len() => {
             o.copy_from_slice(d);
             Ok(())
