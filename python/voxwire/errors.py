@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "DTypeError",
     "InputTooLargeError",
+    "InternalError",
     "InvalidInputError",
     "OddLengthError",
     "OutputLimitError",
@@ -74,6 +75,15 @@ class BufferFullError(InvalidInputError):
 
 class DTypeError(VoxwireError, TypeError):
     """An input of the wrong type or dtype (for example float64 where int16 is expected)."""
+
+
+class InternalError(VoxwireError, RuntimeError):
+    """A bug in voxwire: its Rust core panicked (no input should make it do so).
+
+    The compiled module turns any panic into this exception at the boundary, so ``except
+    Exception`` (and ``except VoxwireError``) catch it, unlike pyo3's ``PanicException``. The
+    object whose method raised it may be left in any state: reset or drop it. Please report it.
+    """
 
 
 class WebRtcVadError(VoxwireError):
