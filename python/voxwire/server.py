@@ -331,6 +331,8 @@ class SessionRunner:
                         session.agent_audio(rid, o.pcm, o.sample_rate, now)
                     elif isinstance(o, agents.ToolCall):
                         session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
+                    elif isinstance(o, agents.ToolResult):
+                        session.agent_tool_result(rid, o.call_id, o.output, now)
                     elif isinstance(o, agents.Notice):
                         session.agent_notice(rid, o.code, o.message, now)
                     elif isinstance(o, agents.EndConversation):
