@@ -430,7 +430,8 @@ class EchoAgent:
     size of each audio piece. ``tts`` speaks text answers when audio is asked for (piece by
     piece when it is a :class:`StreamingTTS`). Text goes out in deltas of up to
     ``delta_chars`` characters, cut at spaces (not one event per word: a megabyte of
-    one-letter words would be half a million events).
+    one-letter words would be half a million events); ``text_delay_s`` (default 0) waits
+    between text deltas, so that a text answer streams for a while as a model's does.
     """
 
     def __init__(
@@ -440,9 +441,13 @@ class EchoAgent:
         chunk_ms: int = 100,
         *,
         delta_chars: int = 64,
+        text_delay_s: float = 0.0,
     ) -> None:
         if delta_chars < 1:
             raise InvalidInputError(f"delta_chars must be at least 1, not {delta_chars}")
+        if not text_delay_s >= 0:
+            raise InvalidInputError(f"text_delay_s must be at least 0, not {text_delay_s}")
+        self.text_delay_s = text_delay_s
         self.tts, self.pace, self.chunk_ms = tts, pace, chunk_ms
         self.delta_chars = delta_chars
 
@@ -499,7 +504,9 @@ class EchoAgent:
             yield ToolCall(name, arguments, call_id)
             result = {"tool": name, "arguments": json.loads(arguments)}
             yield ToolResult(call_id, json.dumps(result, separators=(",", ":")))
-        for piece in text_deltas(text, self.delta_chars):
+        for k, piece in enumerate(text_deltas(text, self.delta_chars)):
+            if k and self.text_delay_s > 0:
+                await asyncio.sleep(self.text_delay_s)
             yield TextDelta(piece)
         if want_audio and text.strip():
             if self.tts is None:
