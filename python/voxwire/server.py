@@ -971,7 +971,13 @@ def _connection_class(
 
         def _vx_feed(self, data: bytes) -> None:
             conn = self._vx_h11
-            if conn is None or conn.our_state is not h11.IDLE:
+            # Until the request has been read (the server's side is IDLE before the request
+            # line and SEND_RESPONSE after it, while the body may still come in pieces).
+            if (
+                conn is None
+                or self._vx_task is not None
+                or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+            ):
                 return
             try:
                 conn.receive_data(data)
