@@ -203,8 +203,13 @@ async def client(server: Server, *, pong: bool = True) -> AsyncIterator[Client]:
 
 def chat(content: str, **kw: Any) -> dict[str, Any]:
     """A chat_message as the seed's example writes it."""
-    return {"type": "chat_message", "content": content, "user_id": "user_001",
-            "agent_id": "agent_001", **kw}
+    return {
+        "type": "chat_message",
+        "content": content,
+        "user_id": "user_001",
+        "agent_id": "agent_001",
+        **kw,
+    }
 
 
 class HistoryAgent:

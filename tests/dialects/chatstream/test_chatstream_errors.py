@@ -65,8 +65,13 @@ def test_everything_but_pong_needs_authorization(tmp_path: Path) -> None:
 
     got = run(main())
     assert got[:4] == [
-        {"type": "error", "error": "Authentication required", "code": None, "id": None,
-         "timestamp": m["timestamp"]}
+        {
+            "type": "error",
+            "error": "Authentication required",
+            "code": None,
+            "id": None,
+            "timestamp": m["timestamp"],
+        }
         for m in got[:4]
     ]
     assert got[4]["type"] == "background_files"
@@ -96,22 +101,40 @@ def test_each_documented_error(tmp_path: Path) -> None:
         ({"type": "fetch_backgrounds", "timestamp": "yesterday"}, "Invalid message format"),
         ({"type": "switch_avatar_config"}, "Invalid message format"),
         ({"type": "interrupt_stream", "turn_id": 3}, "Invalid message format"),
-        ({"type": "chat_message", "agent_id": "a", "user_id": "u"},
-         "Invalid chat message format: content is required and must be a string"),
-        ({"type": "chat_message", "content": "x", "user_id": "u"},
-         "agent_id is required and must be a non-empty string"),
-        ({"type": "chat_message", "content": "x", "agent_id": " ", "user_id": "u"},
-         "agent_id is required and must be a non-empty string"),
-        ({"type": "chat_message", "content": "x", "agent_id": "a"},
-         "user_id is required and must be a non-empty string"),
-        (chat("x", conversation_id="conv-1"),
-         "Invalid chat message format: conversation_id must be a UUID"),
-        (chat("x", limit=-1), "Invalid chat message format: limit must be an integer from 0 to 1000"),
-        (chat("x", images="not a list"),
-         "Invalid chat message format: images must be a list of strings"),
+        (
+            {"type": "chat_message", "agent_id": "a", "user_id": "u"},
+            "Invalid chat message format: content is required and must be a string",
+        ),
+        (
+            {"type": "chat_message", "content": "x", "user_id": "u"},
+            "agent_id is required and must be a non-empty string",
+        ),
+        (
+            {"type": "chat_message", "content": "x", "agent_id": " ", "user_id": "u"},
+            "agent_id is required and must be a non-empty string",
+        ),
+        (
+            {"type": "chat_message", "content": "x", "agent_id": "a"},
+            "user_id is required and must be a non-empty string",
+        ),
+        (
+            chat("x", conversation_id="conv-1"),
+            "Invalid chat message format: conversation_id must be a UUID",
+        ),
+        (
+            chat("x", limit=-1),
+            "Invalid chat message format: limit must be an integer from 0 to 1000",
+        ),
+        (
+            chat("x", images="not a list"),
+            "Invalid chat message format: images must be a list of strings",
+        ),
         (chat("x", metadata=[1]), "Invalid chat message format: metadata must be an object"),
         ({"type": "dance"}, "Unsupported message type: dance"),
-        ({"type": "switch_avatar_config", "file": "ghost.json"}, "Config file not found: ghost.json"),
+        (
+            {"type": "switch_avatar_config", "file": "ghost.json"},
+            "Config file not found: ghost.json",
+        ),
     ]
 
     async def main() -> list[dict[str, Any]]:
@@ -152,17 +175,17 @@ def test_five_consecutive_bad_messages_close_the_connection(tmp_path: Path) -> N
 
 def test_heartbeat_pings_at_once_and_periodically(tmp_path: Path) -> None:
     async def main() -> tuple[int, list[dict[str, Any]]]:
-        async with running(tmp_path, ping_interval_s=0.2, pong_timeout_s=0.15) as srv:
-            async with client(srv) as c:
-                await c.authorize()
-                # Answering every ping keeps the connection up across many intervals.
-                while c.pings < 5:
-                    await c.send({"type": "fetch_backgrounds"})
-                    assert (await c.recv())["type"] == "background_files"
-                    await asyncio.sleep(0.05)
-                await c.send(chat("still here"))
-                turn = await c.until("stream_end")
-                return c.pings, turn
+        srv_cm = running(tmp_path, ping_interval_s=0.2, pong_timeout_s=0.15)
+        async with srv_cm as srv, client(srv) as c:
+            await c.authorize()
+            # Answering every ping keeps the connection up across many intervals.
+            while c.pings < 5:
+                await c.send({"type": "fetch_backgrounds"})
+                assert (await c.recv())["type"] == "background_files"
+                await asyncio.sleep(0.05)
+            await c.send(chat("still here"))
+            turn = await c.until("stream_end")
+            return c.pings, turn
 
     pings, turn = run(main())
     assert pings >= 5 and turn[-1]["content"] == "still here"
@@ -170,11 +193,11 @@ def test_heartbeat_pings_at_once_and_periodically(tmp_path: Path) -> None:
 
 def test_no_pong_closes_4000(tmp_path: Path) -> None:
     async def main() -> tuple[list[dict[str, Any]], int | None, int]:
-        async with running(tmp_path, ping_interval_s=0.3, pong_timeout_s=0.2) as srv:
-            async with client(srv, pong=False) as c:
-                await c.authorize()
-                got, code = await c.closed()
-                return got, code, c.pings
+        srv_cm = running(tmp_path, ping_interval_s=0.3, pong_timeout_s=0.2)
+        async with srv_cm as srv, client(srv, pong=False) as c:
+            await c.authorize()
+            got, code = await c.closed()
+            return got, code, c.pings
 
     got, code, pings = run(main())
     assert got == [] and code == 4000 and pings == 1
@@ -183,10 +206,10 @@ def test_no_pong_closes_4000(tmp_path: Path) -> None:
 def test_late_pong_closes_4000_before_authorization_too(tmp_path: Path) -> None:
     # A client that never authorizes and never answers is also dropped by the heartbeat.
     async def main() -> int | None:
-        async with running(tmp_path, ping_interval_s=0.3, pong_timeout_s=0.2) as srv:
-            async with client(srv, pong=False) as c:
-                _, code = await c.closed()
-                return code
+        srv_cm = running(tmp_path, ping_interval_s=0.3, pong_timeout_s=0.2)
+        async with srv_cm as srv, client(srv, pong=False) as c:
+            _, code = await c.closed()
+            return code
 
     assert run(main()) == 4000
 

@@ -32,7 +32,9 @@ def http(
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -106,8 +108,16 @@ def test_avatar_configs_listed_and_switched(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../secret.json", "/etc/passwd", "..", "avatars/mao.json", "mao.json\x00", "~/mao.json",
-     "C:mao.json", "secret.json"],
+    [
+        "../secret.json",
+        "/etc/passwd",
+        "..",
+        "avatars/mao.json",
+        "mao.json\x00",
+        "~/mao.json",
+        "C:mao.json",
+        "secret.json",
+    ],
 )
 def test_switch_refuses_names_outside_the_folder(tmp_path: Path, name: str) -> None:
     async def main() -> dict[str, Any]:
@@ -218,5 +228,5 @@ def test_tts_request_whose_body_comes_after_its_headers(tmp_path: Path) -> None:
 
     answer = run(main())
     assert answer.startswith(b"HTTP/1.1 200 ")
-    head, _, body = answer.partition(b"\r\n\r\n")
+    _, _, body = answer.partition(b"\r\n\r\n")
     assert json.loads(body)["format"] == "base64"
