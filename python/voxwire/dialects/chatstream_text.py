@@ -154,7 +154,7 @@ class SentenceSplitter:
             s = clean_sentence(raw)
             if s is not None:
                 out.append(s)
-        if len(self._buf) > self.max_chars:
+        while len(self._buf) > self.max_chars:
             cut = self._buf.rfind(" ", 0, self.max_chars)
             cut = cut if cut > 0 else self.max_chars
             raw, self._buf, self._scan = self._buf[:cut], self._buf[cut:], 0
