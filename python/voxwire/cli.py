@@ -31,8 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="stream at 4x real time")
     d.add_argument("--out", default="voxwire-demo.wav", help="WAV file for the answer")
     t = sub.add_parser("talk", help="stream a WAV file to a realtime server, play the answer")
-    t.add_argument("wav", help="PCM16 WAV file (mono or stereo, any supported rate)")
-    t.add_argument("--url", default="ws://127.0.0.1:8000/v1/realtime")
+    t.add_argument(
+        "wav", nargs="?", help="PCM16 WAV file (mono or stereo, any supported rate; openai)"
+    )
+    t.add_argument("--dialect", default="openai", help="openai (default) or chatstream")
+    t.add_argument("--url", default=None, help="server URL (default: the dialect's on :8000)")
+    t.add_argument("--text", default="Hello! How are you today?", help="chatstream: message")
+    t.add_argument("--agent-id", default="echo", help="chatstream: agent_id")
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
@@ -399,7 +404,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
-        return demo.talk(args.wav, args.url, args.api_key, args.out, args.speed)
+        if args.dialect == "chatstream":
+            from voxwire.clients import chatstream
+
+            url = args.url or "ws://127.0.0.1:8000/v1/chat/stream"
+            return chatstream.talk(
+                url, args.api_key, args.text, args.out, args.speed, agent_id=args.agent_id
+            )
+        if args.dialect != "openai" or args.wav is None:
+            print("voxwire talk: give a WAV file (--dialect openai) or --dialect chatstream")
+            return 2
+        url = args.url or "ws://127.0.0.1:8000/v1/realtime"
+        return demo.talk(args.wav, url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through
 
 

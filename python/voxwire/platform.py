@@ -305,13 +305,23 @@ class Platform:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def new_session(self, dialect: Any, *, model: str | None = None, state: Any = None) -> Session:
-        """A session engine for ``dialect`` with the server's limits and VAD."""
+    def new_session(
+        self,
+        dialect: Any,
+        *,
+        model: str | None = None,
+        state: Any = None,
+        limits: Limits | None = None,
+    ) -> Session:
+        """A session engine for ``dialect`` with the server's limits and VAD.
+
+        ``limits`` replaces the server's (a dialect with its own idle timeout, say).
+        """
         return Session(
             dialect,
             now=time.monotonic(),
             model=model or self.config.model,
-            limits=self.config.limits,
+            limits=limits or self.config.limits,
             vad_engine=self.config.vad_engine,
             state=state,
         )

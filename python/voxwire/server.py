@@ -340,6 +340,8 @@ class SessionRunner:
                         session.agent_audio(rid, o.pcm, o.sample_rate, now)
                     elif isinstance(o, agents.ToolCall):
                         session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
+                    elif isinstance(o, agents.ToolResult):
+                        session.agent_tool_result(rid, o.call_id, o.output, now)
                     elif isinstance(o, agents.Notice):
                         session.agent_notice(rid, o.code, o.message, now)
                     elif isinstance(o, agents.EndConversation):
@@ -1048,7 +1050,13 @@ def _connection_class(
 
         def _vx_feed(self, data: bytes) -> None:
             conn = self._vx_h11
-            if conn is None or conn.our_state is not h11.IDLE:
+            # Until the request has been read (the server's side is IDLE before the request
+            # line and SEND_RESPONSE after it, while the body may still come in pieces).
+            if (
+                conn is None
+                or self._vx_task is not None
+                or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+            ):
                 return
             try:
                 conn.receive_data(data)
