@@ -73,6 +73,7 @@ def server(*args: str) -> Iterator[int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxwire", "serve", "--port", str(port),
          "--max-connections-per-peer", "100000", "--max-handshakes-per-peer", "10000000",
+         "--max-handshakes-per-principal", "10000000",
          *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -210,3 +210,42 @@ def test_rest_posts_on_one_port_with_websockets(driver: str, tmp_path: Path) -> 
             s.sendall(b"POST /metrics/reset HTTP/1.1\r\nthis is not a header\r\n\r\n")
             assert s.recv(100).split(b" ")[1] == b"400"
         assert text_turn(port, key, "rest and ws") == "rest and ws"
+
+
+def test_per_credential_handshake_limit_holds_across_processes(tmp_path: Path) -> None:
+    """Two server processes share one SQLite store: a credential's handshakes are counted
+    across both, and the sixth within the minute is refused with 429 by either."""
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    key = add_key(store)
+    limit = ("--store", store, "--max-handshakes-per-principal", "5")
+    with spawn_server(*limit) as (port_a, _), spawn_server(*limit) as (port_b, _):
+        for port in (port_a, port_b, port_a, port_b, port_a):
+            with open_session(port, key):
+                pass
+        assert refused(port_b, key) == 429
+        assert refused(port_a, key) == 429
+        # Another credential is not affected.
+        other = add_key(store)
+        with open_session(port_b, other):
+            pass
+
+
+def test_access_log_one_line_per_connection_and_rest_call_without_secrets() -> None:
+    key = "very-secret-key-42"
+    with spawn_server("--api-key", key, "--log-format", "json") as (port, proc):
+        with open_session(port, key) as ws:
+            assert ws_text_turn(ws, "logged") == "logged"
+        get(port, "/healthz")
+        get(port, f"/v1/models?api_key={key}")
+        time.sleep(0.5)
+    lines = [json.loads(x) for x in proc.stderr.read().decode().splitlines() if x.startswith("{")]
+    acc = [x for x in lines if x["logger"] == "voxwire.access"]
+    ws_lines = [x for x in acc if "dialect" in x]
+    assert len(ws_lines) == 1
+    w = ws_lines[0]
+    assert (w["dialect"], w["path"], w["close_code"]) == ("openai", "/v1/realtime", 1000)
+    assert w["principal"].startswith("key:cfg-")
+    assert w["messages_in"] == 2 and w["messages_out"] > 5
+    rest = [x for x in acc if x.get("method") == "GET"]
+    assert {(x["path"], x["status"]) for x in rest} >= {("/healthz", 200), ("/v1/models", 200)}
+    assert key not in proc.stderr.read().decode()

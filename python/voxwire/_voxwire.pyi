@@ -33,11 +33,17 @@ __all__ = [
 __version__: str
 
 # What the functions read: any buffer (bytes, bytearray, memoryview, mmap, array.array) or a
-# numpy array (numpy's own stubs do not declare ndarray a Buffer).
+# numpy array (numpy's own stubs do not declare ndarray a Buffer). Unaligned int16/float32
+# arrays are copied (results as for aligned input); buffers other than bytes are read with the
+# GIL held, or copied first where the work releases it, so another thread cannot change them
+# mid-call. A panic in the core would raise voxwire.errors.InternalError (an Exception).
 _In = Buffer | np.ndarray[Any, Any]
 
 def b64decode_pcm16(data: str | Buffer) -> npt.NDArray[np.int16]:
-    """Decode strict padded base64 (str or bytes-like) straight into int16 samples."""
+    """Decode strict padded base64 (str or bytes-like) straight into int16 samples.
+
+    Any non-ASCII character (a lone surrogate included) is a Base64DecodeError at its index.
+    """
 
 def b64encode_pcm16(x: _In) -> bytes:
     """Encode PCM16 (int16 array or little-endian bytes) as padded base64."""
@@ -68,7 +74,7 @@ def alaw_decode(codes: _In) -> npt.NDArray[np.int16]:
 
 @final
 class Framer:
-    """Cut a PCM16 stream into frames of exactly ``frame_samples`` samples."""
+    """Cut a PCM16 stream into frames of exactly ``frame_samples`` (1 to 2**22) samples."""
 
     def __new__(cls, frame_samples: int) -> Framer: ...
     def push(self, x: _In) -> npt.NDArray[np.int16]:
@@ -116,6 +122,11 @@ class JitterBuffer:
     ``push`` audio as it arrives, ``pop`` exactly one frame per call (audio, concealment or
     silence), ``mark_end`` when a stream is complete, ``clear`` on barge-in.
     ``adaptive=False`` is the plain pre-buffer client.
+
+    Bounds (else InvalidInputError): ``sample_rate`` one of the resampler's rates,
+    ``frame_ms`` 1-1000 (whole samples), ``max_ms`` ``2 * max(frame_ms, 50)`` to 600000,
+    ``prebuffer_ms`` 0 to ``max_ms``. ``now_ms`` is finite, within ``1e13`` of 0 and never
+    goes backwards; a refused time changes nothing (the buffer stays usable).
     """
 
     def __new__(
@@ -241,7 +252,11 @@ class WebRtcVad:
 
 @final
 class Vad:
-    """Frame-by-frame voice activity detection ("spectral", "webrtc" or "energy" engine)."""
+    """Frame-by-frame voice activity detection ("spectral", "webrtc" or "energy" engine).
+
+    Bounds (else InvalidInputError): ``sample_rate`` 8000-192000 Hz, ``frame_ms`` 1-1000
+    (whole samples).
+    """
 
     def __new__(
         cls, engine: str = "spectral", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
@@ -285,7 +300,12 @@ class SpeechStopped:
 
 @final
 class TurnDetector:
-    """Server-side turn detection (OpenAI server_vad and pipecat VADParams)."""
+    """Server-side turn detection (OpenAI server_vad and pipecat VADParams).
+
+    Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
+    ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` at most
+    60000 ms; ``threshold`` and ``min_volume`` 0-1; ``end_gate_db`` finite and >= 0.
+    """
 
     def __new__(
         cls,
@@ -320,7 +340,12 @@ class TurnDetector:
 
 @final
 class InputPipeline:
-    """Inbound hot path in one call per message: decode, resample, frame, VAD, turns."""
+    """Inbound hot path in one call per message: decode, resample, frame, VAD, turns.
+
+    Bounds (else InvalidInputError): ``in_rate`` one of the resampler's rates, ``vad_rate``
+    and ``frame_ms`` as for :class:`Vad`, the turn parameters as for :class:`TurnDetector`,
+    ``max_buffer_ms`` 0-3600000.
+    """
 
     def __new__(
         cls,
@@ -345,10 +370,15 @@ class InputPipeline:
         """Push one message's audio; return the turn events it causes."""
 
     def audio(self, start_ms: int, end_ms: int) -> npt.NDArray[np.int16]:
-        """Buffered input from ``start_ms`` to ``end_ms`` on the timeline (a copy)."""
+        """Buffered input from ``start_ms`` to ``end_ms`` on the timeline (a copy).
+
+        Both ends are clamped to the buffered span (negative values count as 0), so any
+        values are accepted; the result is empty when they do not overlap it or
+        ``end_ms <= start_ms``.
+        """
 
     def discard_until(self, ms: int) -> None:
-        """Drop buffered input before ``ms``."""
+        """Drop buffered input before ``ms`` (clamped like ``audio``)."""
 
     def buffered(self) -> tuple[int, npt.NDArray[np.int16]]:
         """Everything buffered: ``(start_ms, samples)``."""

@@ -11,7 +11,11 @@ from voxwire import cli_admin
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
+    from voxwire import __version__
+
     p = argparse.ArgumentParser(prog="voxwire", description="voxwire: realtime voice audio engine")
+    p.add_argument("--version", action="version", version=f"voxwire {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
@@ -27,8 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="stream at 4x real time")
     d.add_argument("--out", default="voxwire-demo.wav", help="WAV file for the answer")
     t = sub.add_parser("talk", help="stream a WAV file to a realtime server, play the answer")
-    t.add_argument("wav", help="PCM16 WAV file (mono or stereo, any supported rate)")
-    t.add_argument("--url", default="ws://127.0.0.1:8000/v1/realtime")
+    t.add_argument(
+        "wav", nargs="?", help="PCM16 WAV file (mono or stereo, any supported rate; openai)"
+    )
+    t.add_argument("--dialect", default="openai", help="openai (default) or chatstream")
+    t.add_argument("--url", default=None, help="server URL (default: the dialect's on :8000)")
+    t.add_argument("--text", default="Hello! How are you today?", help="chatstream: message")
+    t.add_argument("--agent-id", default="echo", help="chatstream: agent_id")
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
@@ -64,7 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes on the one port (SO_REUSEPORT; default 1); share state with --store",
     )
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
+    s.add_argument(
+        "--vad",
+        default="spectral",
+        choices=("spectral", "webrtc", "energy"),
+        help="VAD engine (default spectral)",
+    )
+    s.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default info: one access line per connection and REST call)",
+    )
+    s.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="log lines as text (default) or one JSON object each",
+    )
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(
@@ -87,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=600,
         metavar="N",
         help="WebSocket handshakes per client address per minute; more get HTTP 429 (default 600)",
+    )
+    s.add_argument(
+        "--max-handshakes-per-principal",
+        type=int,
+        default=600,
+        metavar="N",
+        help="WebSocket handshakes per user or key per minute, across every process sharing "
+        "the store; more get HTTP 429 (default 600)",
     )
     s.add_argument(
         "--max-failed-auth",
@@ -152,12 +186,47 @@ class _OneLineHandshakeFailures:
         return True
 
 
-def _setup_logging() -> None:
+class _JsonFormatter:
+    """One JSON object per log line (``--log-format json``).
+
+    The extra fields of access lines become keys.
+    """
+
+    def format(self, record: object) -> str:
+        import json
+        import logging
+        import time
+
+        assert isinstance(record, logging.LogRecord)
+        out: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = logging.Formatter().formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _setup_logging(level: str = "info", fmt: str = "text") -> None:
     import logging
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())  # type: ignore[arg-type]
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries speak up at WARNING; voxwire's own lines (access lines) follow --log-level.
+    for name in ("websockets", "uvicorn", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.getLogger("websockets.server").addFilter(_OneLineHandshakeFailures())
 
 
@@ -172,6 +241,8 @@ _SETTINGS = {
     "max_connections": "max_connections",
     "max_connections_per_peer": "max_connections_per_peer",
     "max_failed_auth": "max_failed_auth",
+    "max_handshakes_per_peer": "max_handshakes_per_peer",
+    "max_handshakes_per_principal": "max_handshakes_per_principal",
     "handshake_timeout": "handshake_timeout",
     "write_timeout": "write_timeout",
     "asr": "asr",
@@ -230,7 +301,7 @@ def serve(
                 file=sys.stderr,
             )
             return 2
-    _setup_logging()
+    _setup_logging(args.log_level, args.log_format)
     if not keys and args.host not in LOOPBACK:
         print(
             f"voxwire serve: no API key configured, so only loopback may be bound, not "
@@ -280,6 +351,7 @@ def serve(
             max_connections_per_peer=args.max_connections_per_peer,
             failed_auth_per_peer_per_minute=args.max_failed_auth,
             handshakes_per_peer_per_minute=args.max_handshakes_per_peer,
+            handshakes_per_principal_per_minute=args.max_handshakes_per_principal,
             handshake_timeout_s=args.handshake_timeout,
         ),
         vad_engine=args.vad,
@@ -332,7 +404,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
-        return demo.talk(args.wav, args.url, args.api_key, args.out, args.speed)
+        if args.dialect == "chatstream":
+            from voxwire.clients import chatstream
+
+            url = args.url or "ws://127.0.0.1:8000/v1/chat/stream"
+            return chatstream.talk(
+                url, args.api_key, args.text, args.out, args.speed, agent_id=args.agent_id
+            )
+        if args.dialect != "openai" or args.wav is None:
+            print("voxwire talk: give a WAV file (--dialect openai) or --dialect chatstream")
+            return 2
+        url = args.url or "ws://127.0.0.1:8000/v1/realtime"
+        return demo.talk(args.wav, url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through
 
 

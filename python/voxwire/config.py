@@ -155,6 +155,8 @@ class ServerSettings:
     max_connections: int = 1000
     max_connections_per_peer: int = 64
     max_failed_auth: int = 20
+    max_handshakes_per_peer: int = 600
+    max_handshakes_per_principal: int = 600
     asr: str = "auto"
     driver: str = "websockets"
     #: The model name sessions report (OpenAI's ``session.model``, ``GET /v1/models``).
@@ -660,6 +662,12 @@ class _Loader:
                 "max_connections_per_peer", d.max_connections_per_peer, lo=1, hi=1 << 24
             ),
             max_failed_auth=t.integer("max_failed_auth", d.max_failed_auth, lo=1, hi=1 << 24),
+            max_handshakes_per_peer=t.integer(
+                "max_handshakes_per_peer", d.max_handshakes_per_peer, lo=1, hi=1 << 24
+            ),
+            max_handshakes_per_principal=t.integer(
+                "max_handshakes_per_principal", d.max_handshakes_per_principal, lo=1, hi=1 << 24
+            ),
             asr=t.choice("asr", d.asr, ASR_ENGINES),
             driver=t.choice("driver", d.driver, DRIVERS),
             model=t.text("model", d.model),

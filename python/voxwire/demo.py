@@ -164,15 +164,39 @@ def local_server(*args: str) -> Iterator[int]:
         yield port
 
 
+class _LogReader:
+    """Reads a server's log file from the start (as a pipe would be read after exit)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def read(self) -> bytes:
+        """Everything logged so far."""
+        self.f.seek(0)
+        data: bytes = self.f.read()
+        return data
+
+    def close(self) -> None:
+        """Close the file."""
+        self.f.close()
+
+
 @contextlib.contextmanager
 def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Like :func:`local_server`, also giving the process (to signal it)."""
+    import tempfile
+
     port = _free_port()
+    # The server's log goes to a file, not a pipe: a pipe nobody reads fills up (64 KiB of
+    # access lines) and blocks the server. ``proc.stderr`` reads the file.
+    # Read after the server stops (tests do): closed with the process object.
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    proc.stderr = _LogReader(log)  # type: ignore[assignment]
     try:
         for _ in range(200):  # up to 20 s
             try:

@@ -14,9 +14,11 @@ __all__ = [
     "ConfigError",
     "DTypeError",
     "InputTooLargeError",
+    "InternalError",
     "InvalidInputError",
     "OddLengthError",
     "OutputLimitError",
+    "RateLimitedError",
     "StoreUnavailableError",
     "VoxwireError",
     "WebRtcVadError",
@@ -73,6 +75,15 @@ class BufferFullError(InvalidInputError):
 
 class DTypeError(VoxwireError, TypeError):
     """An input of the wrong type or dtype (for example float64 where int16 is expected)."""
+
+
+class InternalError(VoxwireError, RuntimeError):
+    """A bug in voxwire: its Rust core panicked (no input should make it do so).
+
+    The compiled module turns any panic into this exception at the boundary, so ``except
+    Exception`` (and ``except VoxwireError``) catch it, unlike pyo3's ``PanicException``. The
+    object whose method raised it may be left in any state: reset or drop it. Please report it.
+    """
 
 
 class WebRtcVadError(VoxwireError):
@@ -145,3 +156,17 @@ class WorkerBusyError(WorkerError):
 
 class OutputLimitError(WorkerError):
     """A worker produced more output than its limit allows; it was killed."""
+
+
+class RateLimitedError(VoxwireError):
+    """Too many requests in a window (a rate limit held in the store, across processes).
+
+    ``retry_after_s`` is when the window has room again.
+    """
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type[RateLimitedError], tuple[str, float]]:
+        return (type(self), (str(self), self.retry_after_s))

@@ -29,6 +29,9 @@ class ServerLimits:
     max_connections_per_peer: int = 64
     #: WebSocket handshakes a peer address may open per minute; past it: HTTP 429.
     handshakes_per_peer_per_minute: int = 600
+    #: WebSocket handshakes one principal (user or key) may open per minute, counted in the
+    #: store, so across every process and host; past it: HTTP 429.
+    handshakes_per_principal_per_minute: int = 600
     #: Failed authentications a peer address may have per minute; past it every handshake
     #: of that address gets HTTP 429 until the window has room again.
     failed_auth_per_peer_per_minute: int = 20

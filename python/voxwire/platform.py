@@ -27,7 +27,7 @@ from voxwire.dialects.base import (
     HttpRoute,
     Router,
 )
-from voxwire.errors import AuthError, StoreUnavailableError
+from voxwire.errors import AuthError, RateLimitedError, StoreUnavailableError
 from voxwire.gate import Gate, ServerLimits
 from voxwire.session import Limits, Session
 from voxwire.store import Store
@@ -265,31 +265,63 @@ class Platform:
 
     # -- credentials ------------------------------------------------------------------
 
-    async def authenticate(self, candidates: Sequence[str]) -> Principal | None:
+    async def authenticate(
+        self, candidates: Sequence[str], *, count: bool = True
+    ) -> Principal | None:
         """The principal of the first accepted credential (None: none is).
 
         With no credential configured or stored, everyone is :data:`ANONYMOUS` (loopback
         only: ``voxwire serve`` refuses other addresses without keys). A store that does not
         answer raises :class:`~voxwire.errors.StoreUnavailableError` (HTTP 503, not 401).
+        With ``count`` (handshakes), the principal's handshake rate is counted and checked
+        (:meth:`count_handshake`).
         """
         await self.start()
         if not self.auth_required:
             return ANONYMOUS
         usable = [c for c in candidates if usable_key(c)][:MAX_KEYS_PER_HANDSHAKE]
         try:
-            return await self.auth.authenticate(usable)
+            principal = await self.auth.authenticate(usable)
         except AuthError:
             return None
+        if count:
+            await self.count_handshake(principal)
+        return principal
+
+    async def count_handshake(self, principal: Principal) -> None:
+        """Count a handshake of ``principal`` against its per-minute limit, in the store.
+
+        The limit so holds across processes and hosts.
+
+        Raises :class:`~voxwire.errors.RateLimitedError` past it (the drivers answer HTTP
+        429 with ``Retry-After``).
+        """
+        limit = self.config.server_limits.handshakes_per_principal_per_minute
+        d = await self.store.hit(f"handshakes:{principal.owner}", limit=limit, window_s=60.0)
+        if not d.allowed:
+            raise RateLimitedError(
+                f"more than {limit} connections a minute for this credential", d.reset_s
+            )
 
     # -- sessions ---------------------------------------------------------------------
 
-    def new_session(self, dialect: Any, *, model: str | None = None, state: Any = None) -> Session:
-        """A session engine for ``dialect`` with the server's limits and VAD."""
+    def new_session(
+        self,
+        dialect: Any,
+        *,
+        model: str | None = None,
+        state: Any = None,
+        limits: Limits | None = None,
+    ) -> Session:
+        """A session engine for ``dialect`` with the server's limits and VAD.
+
+        ``limits`` replaces the server's (a dialect with its own idle timeout, say).
+        """
         return Session(
             dialect,
             now=time.monotonic(),
             model=model or self.config.model,
-            limits=self.config.limits,
+            limits=limits or self.config.limits,
             vad_engine=self.config.vad_engine,
             state=state,
         )
@@ -324,6 +356,15 @@ class Platform:
                 }
             }
             return Refuse(503, body, {"Retry-After": "2"})
+        except RateLimitedError as e:
+            body = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "rate_limit_exceeded",
+                    "message": f"Too many connections: {e}.",
+                }
+            }
+            return Refuse(429, body, {"Retry-After": str(max(1, math.ceil(e.retry_after_s)))})
         if isinstance(result, Refuse) and result.status in (401, 403):
             self.gate.auth_failed(hs.peer)
         return result
@@ -366,7 +407,8 @@ async def _metrics_allowed(req: HttpRequest, p: Platform) -> bool:
     from voxwire.dialects.openai import credentials
 
     try:
-        return await p.authenticate(credentials(req.headers, req.query, ())) is not None
+        creds = credentials(req.headers, req.query, ())
+        return await p.authenticate(creds, count=False) is not None
     except StoreUnavailableError:
         return False
 

@@ -63,6 +63,8 @@ from voxwire.session import Phase, Session
 from voxwire.session import events as ev
 
 log = logging.getLogger("voxwire.server")
+#: One line per connection and per REST call (INFO): never secrets, never audio.
+access = logging.getLogger("voxwire.access")
 
 #: Largest REST request body.
 MAX_BODY_BYTES = 64 * 1024
@@ -124,6 +126,11 @@ class SessionRunner:
         self.write_timeout_s = write_timeout_s
         #: Why the session ended on the server's side ("write timeout", ...), if it did.
         self.ended_by: str | None = None
+        #: Messages taken from and given to the client (for the access log).
+        self.messages_in = 0
+        self.messages_out = 0
+        #: The close code the server sent, if it closed the session.
+        self.close_code: int | None = None
         self._out: deque[str | bytes | ev.Close] = deque()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -191,9 +198,11 @@ class SessionRunner:
                 self._room.set()
             self._sending_since = loop.time()
             if isinstance(item, ev.Close):
+                self.close_code = item.code
                 await transport.close(item.code, item.reason)
                 return
             await transport.send(item)
+            self.messages_out += 1
             self._sending_since = None
             if metrics is not None:
                 metrics.messages_out += 1
@@ -331,6 +340,8 @@ class SessionRunner:
                         session.agent_audio(rid, o.pcm, o.sample_rate, now, o.marks)
                     elif isinstance(o, agents.ToolCall):
                         session.agent_tool_call(rid, o.name, o.arguments, o.call_id, now)
+                    elif isinstance(o, agents.ToolResult):
+                        session.agent_tool_result(rid, o.call_id, o.output, now)
                     elif isinstance(o, agents.Notice):
                         session.agent_notice(rid, o.code, o.message, now)
                     elif isinstance(o, agents.EndConversation):
@@ -405,6 +416,7 @@ class SessionRunner:
                         break
                 if msg is None:
                     break
+                self.messages_in += 1
                 t0 = time.perf_counter()
                 session.receive(msg, clock())
                 self._pump()
@@ -487,20 +499,32 @@ async def run_session(
 
 
 async def serve_accepted(
-    transport: Transport, accept: Accept, platform: Platform, peer: str
+    transport: Transport,
+    accept: Accept,
+    platform: Platform,
+    peer: str,
+    *,
+    path: str = "",
+    dialect: str = "",
 ) -> None:
-    """Run one accepted WebSocket's session (either driver), counted in the platform."""
+    """Run one accepted WebSocket's session (either driver), counted in the platform.
+
+    Ends with one access line: peer, path, dialect, principal, close code, duration,
+    messages in and out, seconds of input audio.
+    """
     session = accept.session
     platform.gate.opened(peer)
     platform.live.add(session)
     platform.metrics.sessions_started += 1
     cfg = platform.config
+    t0 = time.monotonic()
+    runner: SessionRunner | None = None
     try:
         if accept.close is not None:
             with contextlib.suppress(Exception):
                 await transport.close(*accept.close)
             return
-        await SessionRunner(
+        runner = SessionRunner(
             transport,
             session,
             platform.agent,
@@ -510,11 +534,47 @@ async def serve_accepted(
             write_timeout_s=cfg.write_timeout_s,
             accept=accept,
             platform=platform,
-        ).run()
+        )
+        await runner.run()
     finally:
         platform.live.discard(session)
         platform.gate.closed(peer)
         _trim_soon()
+        if access.isEnabledFor(logging.INFO):
+            principal = getattr(accept.principal, "owner", None) or "-"
+            code: int | None = accept.close[0] if accept.close else None
+            if runner is not None:
+                code = runner.close_code or _client_close_code(transport)
+            fields = {
+                "peer": peer,
+                "path": path,
+                "dialect": dialect,
+                "principal": principal,
+                "close_code": code,
+                "duration_s": round(time.monotonic() - t0, 3),
+                "messages_in": runner.messages_in if runner else 0,
+                "messages_out": runner.messages_out if runner else 0,
+                "audio_in_s": round(session.audio_received_ms / 1000, 3),
+            }
+            access.info(
+                "%s WS %s %s %s close=%s %.3fs in=%d out=%d audio=%.1fs",
+                peer,
+                path,
+                dialect,
+                principal,
+                code,
+                fields["duration_s"],
+                fields["messages_in"],
+                fields["messages_out"],
+                fields["audio_in_s"],
+                extra={"fields": fields},
+            )
+
+
+def _client_close_code(transport: Transport) -> int | None:
+    ws = getattr(transport, "ws", None)
+    code = getattr(ws, "close_code", None)
+    return code if isinstance(code, int) else None
 
 
 _trim_at = 0.0
@@ -569,6 +629,26 @@ def _subprotocols(headers: Mapping[str, str]) -> tuple[str, ...]:
 
 
 async def _rest(platform: Platform, req: HttpRequest) -> HttpResponse:
+    """Answer a REST request by the routing table, with one access line."""
+    t0 = time.monotonic()
+    answer = await _route_rest(platform, req)
+    if access.isEnabledFor(logging.INFO):
+        dt = round(time.monotonic() - t0, 4)
+        fields: dict[str, Any] = {"peer": req.peer, "method": req.method, "path": req.path}
+        fields |= {"status": answer.status, "duration_s": dt}
+        access.info(
+            "%s %s %s %d %.4fs",
+            req.peer,
+            req.method,
+            req.path,
+            answer.status,
+            dt,
+            extra={"fields": fields},
+        )
+    return answer
+
+
+async def _route_rest(platform: Platform, req: HttpRequest) -> HttpResponse:
     """Answer a REST request by the routing table (404, 405 and 500 included)."""
     found = platform.router.match_http(req.method, req.path)
     if found is None:
@@ -695,7 +775,8 @@ def create_app(config: ServerConfig | None = None, *, platform: Platform | None 
             await deny(ws, result)
             return
         await ws.accept(subprotocol=result.subprotocol)
-        await serve_accepted(_StarletteTransport(ws), result, plat, peer)
+        transport = _StarletteTransport(ws)
+        await serve_accepted(transport, result, plat, peer, path=path, dialect=plugin.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -969,7 +1050,13 @@ def _connection_class(
 
         def _vx_feed(self, data: bytes) -> None:
             conn = self._vx_h11
-            if conn is None or conn.our_state is not h11.IDLE:
+            # Until the request has been read (the server's side is IDLE before the request
+            # line and SEND_RESPONSE after it, while the body may still come in pieces).
+            if (
+                conn is None
+                or self._vx_task is not None
+                or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+            ):
                 return
             try:
                 conn.receive_data(data)
@@ -1092,6 +1179,7 @@ async def serve_websockets(
 
     # The handshake's outcome, for select() and the handler.
     accepted: WeakKeyDictionary[ServerConnection, Accept] = WeakKeyDictionary()
+    routes: WeakKeyDictionary[ServerConnection, tuple[str, str]] = WeakKeyDictionary()
 
     async def check(conn: ServerConnection, req: Request) -> Response | None:
         url = urlsplit(req.path)
@@ -1108,6 +1196,7 @@ async def serve_websockets(
         if isinstance(result, Refuse):
             return respond(conn, HttpResponse(result.status, result.body, result.headers))
         accepted[conn] = result
+        routes[conn] = (path, plugin.name)
         return None
 
     def select(conn: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -1118,7 +1207,9 @@ async def serve_websockets(
 
     async def handler(conn: ServerConnection) -> None:
         accept = accepted.pop(conn)
-        await serve_accepted(_WebsocketsTransport(conn), accept, plat, peer_of(conn))
+        path, name = routes.pop(conn, ("", ""))
+        transport = _WebsocketsTransport(conn)
+        await serve_accepted(transport, accept, plat, peer_of(conn), path=path, dialect=name)
 
     async def rest(req: HttpRequest) -> HttpResponse:
         return await _rest(plat, req)

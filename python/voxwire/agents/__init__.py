@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import re
+import secrets
 import shutil
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -69,6 +71,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolResult:
+    """The result of a tool the agent ran itself (a server-side tool) for call ``call_id``.
+
+    ``output`` is the result as text (JSON text by convention).
+    """
+
+    call_id: str
+    output: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the client should be told (a non-fatal ``error`` event with ``code``)."""
 
@@ -83,7 +96,7 @@ class EndConversation:
     reason: str = "ended"
 
 
-AgentOutput = TextDelta | AudioChunk | ToolCall | Notice | EndConversation
+AgentOutput = TextDelta | AudioChunk | ToolCall | ToolResult | Notice | EndConversation
 
 
 class Agent(Protocol):
@@ -388,15 +401,46 @@ def text_deltas(text: str, max_chars: int = 64) -> Iterator[str]:
         k = cut
 
 
+#: How a user's text asks the echo agent to call a tool: ``tool:NAME`` and, optionally,
+#: the arguments as a JSON object.
+_TOOL_REQUEST = re.compile(r"\Atool:([A-Za-z0-9_.+-]{1,128})(?:\s+(\{.*\}))?\s*\Z", re.DOTALL)
+
+
+def echo_tool_request(text: str, tools: Iterable[str]) -> tuple[str, str] | None:
+    """The tool call a user's text asks the echo agent for: ``(name, arguments JSON)``.
+
+    ``tool:NAME`` or ``tool:NAME {"arg": ...}`` where NAME is one of ``tools`` (the turn's
+    tools) and the arguments, when given, are a JSON object; None for any other text.
+    """
+    m = _TOOL_REQUEST.match(text.strip())
+    if m is None or m.group(1) not in set(tools):
+        return None
+    raw = m.group(2) or "{}"
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(args, dict):
+        return None
+    return m.group(1), json.dumps(args, separators=(",", ":"))
+
+
 class EchoAgent:
     """Answers text with the same text, and audio with the user's own utterance audio.
+
+    Tools (for testing tool events): when the turn offers tools and the user's text is
+    ``tool:NAME`` or ``tool:NAME {json arguments}`` naming one of them, the agent first
+    calls that tool (:class:`ToolCall`), runs it itself as an *echo tool* whose result is
+    ``{"tool": NAME, "arguments": {...}}`` (:class:`ToolResult`), then echoes the text as
+    always. Any other text, or a turn without tools, is answered as before.
 
     ``pace`` is how many times faster than real time audio is produced (0: all at once), so
     that an answer is "in progress" for a while, as a real model's is; ``chunk_ms`` is the
     size of each audio piece. ``tts`` speaks text answers when audio is asked for (piece by
     piece when it is a :class:`StreamingTTS`). Text goes out in deltas of up to
     ``delta_chars`` characters, cut at spaces (not one event per word: a megabyte of
-    one-letter words would be half a million events).
+    one-letter words would be half a million events); ``text_delay_s`` (default 0) waits
+    between text deltas, so that a text answer streams for a while as a model's does.
     """
 
     def __init__(
@@ -406,9 +450,13 @@ class EchoAgent:
         chunk_ms: int = 100,
         *,
         delta_chars: int = 64,
+        text_delay_s: float = 0.0,
     ) -> None:
         if delta_chars < 1:
             raise InvalidInputError(f"delta_chars must be at least 1, not {delta_chars}")
+        if not text_delay_s >= 0:
+            raise InvalidInputError(f"text_delay_s must be at least 0, not {text_delay_s}")
+        self.text_delay_s = text_delay_s
         self.tts, self.pace, self.chunk_ms = tts, pace, chunk_ms
         self.delta_chars = delta_chars
 
@@ -469,7 +517,16 @@ class EchoAgent:
                 )
             return
         text = text or ""
-        for piece in text_deltas(text, self.delta_chars):
+        request = echo_tool_request(text, (t.name for t in turn.tools)) if turn.tools else None
+        if request is not None:
+            name, arguments = request
+            call_id = f"call_{secrets.token_hex(8)}"
+            yield ToolCall(name, arguments, call_id)
+            result = {"tool": name, "arguments": json.loads(arguments)}
+            yield ToolResult(call_id, json.dumps(result, separators=(",", ":")))
+        for k, piece in enumerate(text_deltas(text, self.delta_chars)):
+            if k and self.text_delay_s > 0:
+                await asyncio.sleep(self.text_delay_s)
             yield TextDelta(piece)
         if want_audio and text.strip():
             if self.tts is None:
@@ -491,7 +548,20 @@ def load_agent(spec: str) -> Agent:
     mod, _, attr = spec.partition(":")
     if not attr:
         raise ValueError(f"unknown agent {spec!r}: use 'echo' or 'module:attribute'")
-    obj = getattr(importlib.import_module(mod), attr)
+    import os
+    import sys
+
+    # As `python -m` and uvicorn do: a module in the current folder is found.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod)
+    except ImportError as e:
+        raise ValueError(f"cannot import {mod!r} for agent {spec!r}: {e}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module {mod!r} has no attribute {attr!r}") from None
     agent = (
         obj() if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "respond")) else obj
     )
@@ -512,8 +582,10 @@ __all__ = [
     "StreamingTTS",
     "TextDelta",
     "ToolCall",
+    "ToolResult",
     "UserTurn",
     "default_tts",
+    "echo_tool_request",
     "load_agent",
     "read_wav_bytes",
     "speech_pieces",

@@ -785,9 +785,9 @@ class AmigoPlugin:
             modalities=("audio",) if voice else ("text",),
             transcription=platform.config.asr is not None,
         )
-        session = platform.new_session(codec, state=state)
-        # The dialect's own watchdog closes idle connections with 3008.
-        session.limits = replace(session.limits, idle_timeout_s=365 * 86400.0)
+        # The dialect's own watchdog closes idle connections (3008), not the engine.
+        limits = replace(platform.config.limits, idle_timeout_s=365 * 86400.0)
+        session = platform.new_session(codec, state=state, limits=limits)
 
         def closed(code: int, reason: str) -> Accept:
             return Accept(session, subprotocol=offered, close=(code, reason))
@@ -957,7 +957,7 @@ class _Conn:
             for d in items:
                 item = _stored_to_item(d)
                 if item is not None:
-                    io.session.submit(ev.CreateItem(None, item), now)
+                    io.session.apply(ev.CreateItem(None, item), now)
         finally:
             self.codec.restoring = False
         io.send(json.dumps({"type": "server.conversation-retrieved"}))
@@ -976,8 +976,8 @@ class _Conn:
             (ev.Content("input_text", payload["text"]),),
         )
         now = time.monotonic()
-        s.submit(ev.CreateItem(None, item), now)
-        s.submit(ev.CreateResponse(None), now)
+        s.apply(ev.CreateItem(None, item), now)
+        s.apply(ev.CreateResponse(None), now)
 
     async def _event(self, payload: dict[str, Any], io: SessionIO) -> None:
         s = io.session
@@ -994,10 +994,10 @@ class _Conn:
         )
         now = time.monotonic()
         if payload["start_interaction"] and s.response_id is not None:
-            s.submit(ev.CancelResponse(None), now)
-        s.submit(ev.CreateItem(None, item), now)
+            s.apply(ev.CancelResponse(None), now)
+        s.apply(ev.CreateItem(None, item), now)
         if payload["start_interaction"]:
-            s.submit(ev.CreateResponse(None, kind="external_event"), now)
+            s.apply(ev.CreateResponse(None, kind="external_event"), now)
 
     async def _vad(self, payload: dict[str, Any], io: SessionIO) -> None:
         on = bool(payload["on"])

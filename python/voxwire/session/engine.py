@@ -188,16 +188,23 @@ class Session:
         if self.phase is not Phase.CLOSED:
             self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
 
-    def submit(self, intent: ev.Intent, now: float) -> None:
-        """Handle an intent the dialect made itself (never raises).
+    def apply(self, intent: ev.Intent, now: float) -> None:
+        """Handle an intent a dialect's command handler built (never raises).
 
-        For a dialect's command handler: what one of its commands does in engine terms (add
-        an item, start or cancel a response...). Not counted as a client message.
+        As :meth:`receive` does for a decoded message, without counting a client message
+        (the command that led here was counted when it arrived): a dialect whose own
+        message stands for several engine steps (load a stored conversation, add the user's
+        text, start a response) applies them in order.
         """
         if self.phase is Phase.CLOSED:
             return
         self._now = now
         self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
+
+    @property
+    def items(self) -> tuple[ev.Item, ...]:
+        """The conversation's items, oldest first (as clients see them: no audio)."""
+        return tuple(r.item for r in self._items)
 
     def tick(self, now: float) -> None:
         """Let time pass: closes the session once it has been idle too long."""
@@ -324,6 +331,29 @@ class Session:
         r.outputs.append(item)
         self._over_budget(r)
 
+    def agent_tool_result(self, response_id: str, call_id: str, output: str, now: float) -> None:
+        """The agent ran a tool itself (a server-side tool) and got ``output``.
+
+        It becomes a ``function_call_output`` item after the call's item, and a
+        :class:`~voxwire.session.events.FunctionCallOutputDone` fact (with the call's tool
+        name, when the call is in the conversation).
+        """
+        r = self._live(response_id, now)
+        if r is None:
+            return
+        calls = (x.item for x in self._items if x.item.type == "function_call")
+        call = next((c for c in calls if c.call_id == call_id), None)
+        name = call.name if call is not None else None
+        item = ev.Item(
+            self._ids("item"), "function_call_output", "completed", call_id=call_id, output=output
+        )
+        prev = self._items[-1].item.id if self._items else None
+        self._add_item(_ItemRec(item))
+        self._emit(ev.ItemAdded(item, prev))
+        self._emit(ev.FunctionCallOutputDone(r.id, item.id, call_id, name or "", output))
+        self._emit(ev.ItemDone(item, prev))
+        self._over_budget(r)
+
     def agent_notice(self, response_id: str, code: str, message: str, now: float) -> None:
         """Something the agent wants the client told.
 
@@ -401,16 +431,16 @@ class Session:
     def _emit(self, e: ev.Event) -> None:
         self._events.append(e)
         if isinstance(e, ev.Fact):
-            encoded = self.dialect.encode(e)
-            if encoded is None:
+            wire = self.dialect.encode(e)
+            if wire is None:
                 return
-            # A dialect may answer one fact with several wire messages (a list).
-            for wire in encoded if isinstance(encoded, list) else (encoded,):
-                self._outbox.append(wire)
+            # A dialect may render one fact as several wire messages (a list, in order).
+            for w in wire if isinstance(wire, list) else (wire,):
+                self._outbox.append(w)
                 r = self._resp
                 if r is not None:
                     r.events += 1
-                    r.wire_bytes += len(wire)
+                    r.wire_bytes += len(w)
 
     def _over_budget(self, r: _Resp) -> bool:
         """End ``r`` as incomplete when it has sent too much (True: it has ended)."""

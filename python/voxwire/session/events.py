@@ -490,6 +490,20 @@ class FunctionCallArgumentsDone(Fact):
 
 
 @dataclass(frozen=True)
+class FunctionCallOutputDone(Fact):
+    """A tool the agent ran itself (server side) returned ``output`` for call ``call_id``.
+
+    ``name`` is the called tool's name ("" when the call is no longer in the conversation).
+    """
+
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    output: str
+
+
+@dataclass(frozen=True)
 class ResponseDone(Fact):
     """A response ended: completed, cancelled (with the reason) or failed."""
 

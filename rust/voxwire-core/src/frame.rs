@@ -16,12 +16,14 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// A framer for frames of `frame_samples` samples (at least 1).
+    /// A framer for frames of `frame_samples` samples (1 to
+    /// [`crate::limits::MAX_FRAME_SAMPLES`]).
     pub fn new(frame_samples: usize) -> Result<Self> {
-        if frame_samples == 0 {
-            return Err(Error::InvalidArgument(
-                "frame_samples must be at least 1".into(),
-            ));
+        let max = crate::limits::MAX_FRAME_SAMPLES;
+        if frame_samples == 0 || frame_samples > max {
+            return Err(Error::InvalidArgument(format!(
+                "frame_samples must be between 1 and {max}, got {frame_samples}"
+            )));
         }
         Ok(Self {
             frame: frame_samples,

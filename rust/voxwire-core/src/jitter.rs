@@ -409,9 +409,10 @@ impl JitterBuffer {
             )));
         }
         let frame = (samples / 1000) as usize;
-        if cfg.max_ms < 2 * cfg.frame_ms.max(50) || cfg.max_ms > 600_000 {
+        let max_ms = crate::limits::MAX_JITTER_MS;
+        if cfg.max_ms < 2 * cfg.frame_ms.max(50) || cfg.max_ms > max_ms {
             return Err(Error::InvalidArgument(format!(
-                "max_ms={} must be between {} and 600000",
+                "max_ms={} must be between {} and {max_ms}",
                 cfg.max_ms,
                 2 * cfg.frame_ms.max(50)
             )));
@@ -485,11 +486,14 @@ impl JitterBuffer {
         samples as f64 * 1000.0 / self.rate
     }
 
-    /// Checks and records the caller's clock.
+    /// Checks and records the caller's clock: finite, within
+    /// [`crate::limits::MAX_TIME_MS`] of 0, and not before the last call's. A refused time
+    /// changes nothing.
     fn tick(&mut self, now_ms: f64) -> Result<()> {
-        if !now_ms.is_finite() {
+        let max = crate::limits::MAX_TIME_MS;
+        if !(now_ms.is_finite() && now_ms.abs() <= max) {
             return Err(Error::InvalidArgument(format!(
-                "now_ms must be finite, got {now_ms}"
+                "now_ms must be a finite time between -{max:e} and {max:e} ms, got {now_ms}"
             )));
         }
         if let Some(last) = self.last_now {

@@ -15,6 +15,7 @@ pub mod g711;
 #[cfg(target_arch = "x86_64")]
 mod g711_avx2;
 pub mod jitter;
+pub mod limits;
 
 pub mod pcm;
 pub mod pipeline;

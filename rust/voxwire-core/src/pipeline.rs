@@ -132,7 +132,8 @@ pub struct InputConfig {
     pub turn: TurnConfig,
     /// Whether turns are detected (false: manual commits only; the VAD does not run).
     pub detect_turns: bool,
-    /// Most input audio kept uncommitted, in ms; a push beyond it is refused.
+    /// Most input audio kept uncommitted, in ms (at most
+    /// [`crate::limits::MAX_INPUT_BUFFER_MS`]); a push beyond it is refused.
     pub max_buffer_ms: u32,
 }
 
@@ -182,6 +183,13 @@ impl InputPipeline {
                 resample::RATES
             )));
         }
+        crate::limits::check_range(
+            cfg.max_buffer_ms,
+            0,
+            crate::limits::MAX_INPUT_BUFFER_MS,
+            "max_buffer_ms",
+            " ms",
+        )?;
         let vad = Vad::new(&cfg.engine, cfg.vad_rate, cfg.frame_ms, cfg.mode)?;
         let turn = TurnDetector::new(vad, cfg.turn)?;
         let resampler = if cfg.in_rate == cfg.vad_rate {
@@ -281,18 +289,19 @@ impl InputPipeline {
         }
     }
 
+    /// The input sample at `ms` on the timeline (saturating: any `ms` is accepted).
     fn ms_to_sample(&self, ms: u64) -> u64 {
-        ms * self.cfg.in_rate as u64 / 1000
+        (u128::from(ms) * u128::from(self.cfg.in_rate) / 1000).min(u128::from(u64::MAX)) as u64
     }
 
     /// Input audio (at the input rate) on the timeline from `start_ms` to `end_ms`, as far as
-    /// it is still buffered. Nothing is dropped.
+    /// it is still buffered: both ends are clamped to the buffered span, so any values are
+    /// accepted (an empty slice when the span and the buffer do not overlap, or when
+    /// `end_ms <= start_ms`). Nothing is dropped.
     pub fn audio(&self, start_ms: u64, end_ms: u64) -> &[i16] {
-        let a = self.ms_to_sample(start_ms).max(self.buf_start);
-        let b = self
-            .ms_to_sample(end_ms)
-            .min(self.buf_start + self.buf.len() as u64)
-            .max(a);
+        let end = self.buf_start + self.buf.len() as u64;
+        let a = self.ms_to_sample(start_ms).clamp(self.buf_start, end);
+        let b = self.ms_to_sample(end_ms).clamp(a, end);
         &self.buf[(a - self.buf_start) as usize..(b - self.buf_start) as usize]
     }
 

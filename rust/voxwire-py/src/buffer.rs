@@ -2,6 +2,13 @@
 //! memoryview, array.array, numpy arrays), with the element type checked, and the GIL
 //! released around bulk work.
 //!
+//! Two cases are copied, once per call, into private aligned memory: int16 or float32 items
+//! that are not aligned to their size (`np.frombuffer(b, np.int16, offset=1)`), so the
+//! results are those of aligned input; and memory that other code may write (anything but
+//! an exact `bytes`) when the work is long enough to release the GIL and asks for it
+//! ([`Buf::private`]): another thread cannot change it under the work, so what was checked
+//! (finite floats, base64 padding) stays true. Aligned input of a normal call is never copied.
+//!
 //! `Py_buffer` lives on the stack (pyo3's `PyBuffer` boxes it: one allocation per call).
 
 use crate::errors::dtype_error;
@@ -63,6 +70,11 @@ pub struct Buf {
     ptr: *const u8,
     len: usize,
     pub elem: Elem,
+    /// Whether other code may write the memory while we read it: true for everything but an
+    /// exact `bytes` object and our own copy.
+    shared: bool,
+    /// Our copy (4-aligned), when `ptr` points into it; empty otherwise.
+    copy: Vec<u32>,
 }
 
 impl Buf {
@@ -75,14 +87,65 @@ impl Buf {
                 ptr: s.as_ptr(),
                 len: s.len(),
                 elem: Elem::Bytes,
+                shared: false,
+                copy: Vec::new(),
             });
         }
         if let Ok(a) = obj.cast::<PyUntypedArray>() {
-            if let Some(b) = Self::small_array(a) {
+            if let Some(mut b) = Self::small_array(a) {
+                b.align();
                 return Ok(b);
             }
         }
-        Self::get_buffer(obj, what)
+        let mut b = Self::get_buffer(obj, what)?;
+        b.align();
+        Ok(b)
+    }
+
+    /// Copies int16 or float32 items that are not aligned to their size into `copy`.
+    fn align(&mut self) {
+        let size = match self.elem {
+            Elem::I16 => 2,
+            Elem::F32 => 4,
+            _ => return,
+        };
+        if !(self.ptr as usize).is_multiple_of(size) {
+            self.make_copy();
+        }
+    }
+
+    /// Points `ptr` at a private, 4-aligned copy of the memory.
+    fn make_copy(&mut self) {
+        let mut copy = vec![0u32; self.len.div_ceil(4)];
+        // SAFETY: `copy` holds at least `len` bytes; `ptr` points at `len` readable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr, copy.as_mut_ptr().cast::<u8>(), self.len)
+        };
+        self.ptr = copy.as_ptr().cast::<u8>();
+        self.copy = copy;
+        self.shared = false;
+    }
+
+    /// Makes the memory private before work that releases the GIL: memory that other code
+    /// may write is copied (once) when it is at least [`DETACH_BYTES`] long, the size at
+    /// which [`run`] releases the GIL. For the expensive work (resampling, VAD) whose checks
+    /// of the input (finite floats) must hold while it runs without the GIL.
+    pub fn private(&mut self) {
+        if self.shared && self.len >= DETACH_BYTES {
+            self.make_copy();
+        }
+    }
+
+    /// `n` if work on this memory may release the GIL (the memory is private), else 0: a
+    /// shared buffer (bytearray, numpy array...) is read with the GIL held, so no Python
+    /// thread can change it under the work. For the cheap, memory-bound work (base64, PCM,
+    /// G.711, framing), where a copy would cost as much as the work.
+    pub fn detach_bytes(&self, n: usize) -> usize {
+        if self.shared {
+            0
+        } else {
+            n
+        }
     }
 
     fn small_array(a: &Bound<'_, PyUntypedArray>) -> Option<Self> {
@@ -111,6 +174,8 @@ impl Buf {
             ptr,
             len,
             elem,
+            shared: true,
+            copy: Vec::new(),
         })
     }
 
@@ -134,9 +199,11 @@ impl Buf {
         let view = unsafe { view.assume_init() };
         let mut b = Buf {
             ptr: view.buf as *const u8,
-            len: view.len as usize,
+            len: usize::try_from(view.len).unwrap_or(0),
             view: Some(view),
             elem: Elem::Other,
+            shared: true,
+            copy: Vec::new(),
         };
         if view.ndim > 1 {
             return Err(dtype_error(format!(
@@ -198,12 +265,9 @@ impl Buf {
         if n == 0 {
             return &[];
         }
-        // SAFETY: format `h`, itemsize 2, contiguous; exporters align items of numpy arrays
-        // and array.array; checked below for anything else.
-        assert!(
-            (self.ptr as usize).is_multiple_of(2),
-            "unaligned int16 buffer"
-        );
+        debug_assert!((self.ptr as usize).is_multiple_of(2));
+        // SAFETY: format `h`, itemsize 2, contiguous, and 2-aligned: `get` copied unaligned
+        // int16 items into `copy`.
         unsafe { std::slice::from_raw_parts(self.ptr as *const i16, n) }
     }
 
@@ -214,11 +278,8 @@ impl Buf {
         if n == 0 {
             return &[];
         }
-        assert!(
-            (self.ptr as usize).is_multiple_of(4),
-            "unaligned float32 buffer"
-        );
-        // SAFETY: as for i16s.
+        debug_assert!((self.ptr as usize).is_multiple_of(4));
+        // SAFETY: as for i16s (4-aligned).
         unsafe { std::slice::from_raw_parts(self.ptr as *const f32, n) }
     }
 

@@ -1,7 +1,7 @@
 //! `JitterBuffer`: adaptive playout of audio that arrives in bursts, on the caller's clock.
 
 use crate::buffer::{Buf, Pcm};
-use crate::errors::IntoPyResult;
+use crate::errors::{guard, sat, IntoPyResult};
 use crate::pcm::fill_array;
 use numpy::PyArray1;
 use pyo3::prelude::*;
@@ -25,6 +25,12 @@ use voxwire_core::jitter::{JitterBuffer as Core, JitterConfig};
 /// crossfade. ``adaptive=False`` is the plain pre-buffer client: wait for ``prebuffer_ms`` (or
 /// the end of the stream), play the input exactly, and on an underrun output silence and
 /// pre-buffer again. At most ``max_ms`` of audio is queued; the excess of a push is dropped.
+///
+/// Bounds (else InvalidInputError): ``sample_rate`` one of 8000, 11025, 16000, 22050, 24000,
+/// 32000, 44100, 48000; ``frame_ms`` 1 to 1000 and a whole number of samples; ``max_ms``
+/// ``2 * max(frame_ms, 50)`` to 600000; ``prebuffer_ms`` 0 to ``max_ms``. Times (``now_ms``)
+/// are finite, at most ``1e13`` from 0 (any monotonic clock, or the Unix epoch in ms), and
+/// never go backwards; a refused time changes nothing, so the buffer stays usable.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct JitterBuffer {
     inner: Core,
@@ -34,7 +40,7 @@ fn ms_arg(v: i64, what: &str) -> PyResult<u32> {
     u32::try_from(v)
         .map_err(|_| {
             voxwire_core::Error::InvalidArgument(format!(
-                "{what} must be a non-negative number of ms, got {v}"
+                "{what} must be a non-negative number of ms (within the documented bounds), got {v}"
             ))
         })
         .py()
@@ -45,32 +51,36 @@ impl JitterBuffer {
     #[new]
     #[pyo3(signature = (sample_rate, frame_ms = 10, prebuffer_ms = 250, adaptive = true, max_ms = 60000))]
     fn new(
-        sample_rate: i64,
-        frame_ms: i64,
-        prebuffer_ms: i64,
+        #[pyo3(from_py_with = sat)] sample_rate: i64,
+        #[pyo3(from_py_with = sat)] frame_ms: i64,
+        #[pyo3(from_py_with = sat)] prebuffer_ms: i64,
         adaptive: bool,
-        max_ms: i64,
+        #[pyo3(from_py_with = sat)] max_ms: i64,
     ) -> PyResult<Self> {
-        let cfg = JitterConfig {
-            sample_rate: u32::try_from(sample_rate).unwrap_or(0),
-            frame_ms: ms_arg(frame_ms, "frame_ms")?,
-            prebuffer_ms: ms_arg(prebuffer_ms, "prebuffer_ms")?,
-            adaptive,
-            max_ms: ms_arg(max_ms, "max_ms")?,
-        };
-        Ok(Self {
-            inner: Core::new(cfg).py()?,
+        guard(|| {
+            let cfg = JitterConfig {
+                sample_rate: u32::try_from(sample_rate).unwrap_or(0),
+                frame_ms: ms_arg(frame_ms, "frame_ms")?,
+                prebuffer_ms: ms_arg(prebuffer_ms, "prebuffer_ms")?,
+                adaptive,
+                max_ms: ms_arg(max_ms, "max_ms")?,
+            };
+            Ok(Self {
+                inner: Core::new(cfg).py()?,
+            })
         })
     }
 
     /// Appends audio (int16 array or PCM16 bytes, whole samples) that arrived at ``now_ms``.
     fn push(&mut self, pcm: &Bound<'_, PyAny>, now_ms: f64) -> PyResult<()> {
-        let b = Buf::get(pcm, "pcm")?;
-        match b.whole_pcm("pcm")? {
-            Pcm::Samples(s) => self.inner.push(s, now_ms),
-            Pcm::Bytes(bb) => self.inner.push_bytes(bb, now_ms),
-        }
-        .py()
+        guard(|| {
+            let b = Buf::get(pcm, "pcm")?;
+            match b.whole_pcm("pcm")? {
+                Pcm::Samples(s) => self.inner.push(s, now_ms),
+                Pcm::Bytes(bb) => self.inner.push_bytes(bb, now_ms),
+            }
+            .py()
+        })
     }
 
     /// The current stream is complete: its tail plays without waiting for more.
@@ -80,9 +90,11 @@ impl JitterBuffer {
 
     /// Exactly one frame (int16, ``frame_samples`` long) for playout at ``now_ms``.
     fn pop<'py>(&mut self, py: Python<'py>, now_ms: f64) -> PyResult<Bound<'py, PyArray1<i16>>> {
-        let n = self.inner.frame_samples();
-        let inner = &mut self.inner;
-        fill_array(py, n, 0, |out| inner.pop(now_ms, out))
+        guard(|| {
+            let n = self.inner.frame_samples();
+            let inner = &mut self.inner;
+            fill_array(py, n, 0, |out| inner.pop(now_ms, out))
+        })
     }
 
     /// Barge-in: drops what is queued; returns the ms of the current stream played.

@@ -1,7 +1,7 @@
 //! PCM16, base64 and G.711 functions.
 
 use crate::buffer::{run, Buf, Elem};
-use crate::errors::IntoPyResult;
+use crate::errors::{guard, IntoPyResult};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -22,6 +22,8 @@ pub fn new_array<'py, T: numpy::Element>(py: Python<'py>, n: usize) -> Bound<'py
 /// of it may be alive.
 #[allow(clippy::mut_from_ref)]
 pub unsafe fn slice_mut<'a, T: numpy::Element>(a: &'a Bound<'_, PyArray1<T>>) -> &'a mut [T] {
+    // A fresh 1-D array is contiguous, so this never fails (a failure would be a bug, which
+    // `errors::guard` reports as InternalError).
     unsafe { a.as_slice_mut() }.expect("a fresh array is contiguous")
 }
 
@@ -116,29 +118,53 @@ fn as_bytes_mut(x: &mut [i16]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut u8, x.len() * 2) }
 }
 
+/// The characters of a base64 ``str`` as bytes: its UTF-8, borrowed (ASCII text is its own
+/// UTF-8; a non-ASCII character then fails the decoder's alphabet check at its index, as every
+/// character before it is ASCII). A ``str`` that has no UTF-8 (a lone surrogate) raises
+/// Base64DecodeError at its first offending character.
+pub fn b64_text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    match s.to_cow() {
+        Ok(std::borrow::Cow::Borrowed(t)) => Ok(std::borrow::Cow::Borrowed(t.as_bytes())),
+        Ok(std::borrow::Cow::Owned(t)) => Ok(std::borrow::Cow::Owned(t.into_bytes())),
+        Err(_) => {
+            // Each surrogate becomes U+FFFD, outside the alphabet, and everything before the
+            // first one is unchanged: the first error found is at a character index.
+            let lossy = s.to_string_lossy();
+            Err(b64::diagnose(lossy.as_bytes())).py()
+        }
+    }
+}
+
 /// Decodes base64 (str or bytes-like, standard alphabet, padded) straight into int16 samples.
 ///
-/// Strict: a character outside the alphabet, whitespace, misplaced or missing padding,
-/// non-zero unused bits, or an odd decoded byte count raise
+/// Strict: a character outside the alphabet (any non-ASCII character included), whitespace,
+/// misplaced or missing padding, non-zero unused bits, or an odd decoded byte count raise
 /// :class:`voxwire.errors.Base64DecodeError`, whose ``offset`` says where.
 #[pyfunction]
 fn b64decode_pcm16<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<i16>>> {
-    if let Ok(s) = data.cast::<PyString>() {
-        // Any str that is not ASCII fails the alphabet check; UTF-8 keeps ASCII offsets.
-        let text = s.to_cow().unwrap_or_default();
-        return decode_pcm(py, text.as_bytes());
-    }
-    let b = Buf::get(data, "data")?;
-    if b.elem != Elem::Bytes {
-        return Err(b.wrong("data", "str or bytes"));
-    }
-    decode_pcm(py, b.bytes())
+    guard(|| {
+        if let Ok(s) = data.cast::<PyString>() {
+            // A str is immutable: decoding it may release the GIL.
+            let text = b64_text(s)?;
+            return decode_pcm(py, &text, text.len());
+        }
+        let b = Buf::get(data, "data")?;
+        if b.elem != Elem::Bytes {
+            return Err(b.wrong("data", "str or bytes"));
+        }
+        decode_pcm(py, b.bytes(), b.detach_bytes(b.bytes().len()))
+    })
 }
 
-fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<i16>>> {
+/// Decodes `src`; `work_bytes` is 0 when `src` may change (the GIL stays held).
+fn decode_pcm<'py>(
+    py: Python<'py>,
+    src: &[u8],
+    work_bytes: usize,
+) -> PyResult<Bound<'py, PyArray1<i16>>> {
     let n = b64::decoded_len(src).py()?;
     if n % 2 != 0 {
         // Report a bad character first if there is one (error path: allocating is fine).
@@ -149,7 +175,7 @@ fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<
         })
         .py();
     }
-    fill_array(py, n / 2, src.len(), |out: &mut [i16]| {
+    fill_array(py, n / 2, work_bytes, |out: &mut [i16]| {
         b64::decode_into(src, as_bytes_mut(out))?;
         if cfg!(target_endian = "big") {
             out.iter_mut().for_each(|s| *s = i16::from_le(*s));
@@ -161,12 +187,17 @@ fn decode_pcm<'py>(py: Python<'py>, src: &[u8]) -> PyResult<Bound<'py, PyArray1<
 /// Encodes PCM16 (int16 array or little-endian bytes) as standard padded base64 ``bytes``.
 #[pyfunction]
 fn b64encode_pcm16<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let b = Buf::get(x, "x")?;
-    let p = b.whole_pcm("x")?;
-    let mut scratch = Vec::new();
-    let src = p.le_bytes(&mut scratch);
-    new_bytes(py, b64::encoded_len(src.len()), |out| {
-        run(py, src.len(), || b64::encode_uninit(src, out)).py()
+    guard(|| {
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let src = p.le_bytes(&mut scratch);
+        new_bytes(py, b64::encoded_len(src.len()), |out| {
+            run(py, b.detach_bytes(src.len()), || {
+                b64::encode_uninit(src, out)
+            })
+            .py()
+        })
     })
 }
 
@@ -176,13 +207,15 @@ fn pcm16_to_float32<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let b = Buf::get(x, "x")?;
-    let p = b.whole_pcm("x")?;
-    let mut scratch = Vec::new();
-    let s = p.samples(&mut scratch);
-    fill_array(py, s.len(), s.len() * 2, |out| {
-        pcm::i16_to_f32(s, out);
-        Ok(())
+    guard(|| {
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        fill_array(py, s.len(), b.detach_bytes(s.len() * 2), |out| {
+            pcm::i16_to_f32(s, out);
+            Ok(())
+        })
     })
 }
 
@@ -193,14 +226,16 @@ fn float32_to_pcm16<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<i16>>> {
-    let b = Buf::get(x, "x")?;
-    if b.elem != Elem::F32 {
-        return Err(b.wrong("x", "a float32 array"));
-    }
-    let s = b.f32s();
-    fill_array(py, s.len(), s.len() * 4, |out| {
-        pcm::f32_to_i16(s, out);
-        Ok(())
+    guard(|| {
+        let b = Buf::get(x, "x")?;
+        if b.elem != Elem::F32 {
+            return Err(b.wrong("x", "a float32 array"));
+        }
+        let s = b.f32s();
+        fill_array(py, s.len(), b.detach_bytes(s.len() * 4), |out| {
+            pcm::f32_to_i16(s, out);
+            Ok(())
+        })
     })
 }
 
@@ -211,13 +246,15 @@ fn downmix_stereo<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<i16>>> {
-    let b = Buf::get(x, "x")?;
-    let p = b.whole_pcm("x")?;
-    let mut scratch = Vec::new();
-    let s = p.samples(&mut scratch);
-    // The core refuses an odd sample count before writing anything.
-    fill_array(py, s.len() / 2, s.len() * 2, |out| {
-        pcm::downmix_stereo(s, out)
+    guard(|| {
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        // The core refuses an odd sample count before writing anything.
+        fill_array(py, s.len() / 2, b.detach_bytes(s.len() * 2), |out| {
+            pcm::downmix_stereo(s, out)
+        })
     })
 }
 
@@ -228,14 +265,16 @@ fn apply_gain<'py>(
     x: &Bound<'py, PyAny>,
     db: f64,
 ) -> PyResult<Bound<'py, PyArray1<i16>>> {
-    let factor = pcm::db_to_factor(db).py()?;
-    let b = Buf::get(x, "x")?;
-    let p = b.whole_pcm("x")?;
-    let mut scratch = Vec::new();
-    let s = p.samples(&mut scratch);
-    fill_array(py, s.len(), s.len() * 2, |out| {
-        pcm::apply_gain(s, factor, out);
-        Ok(())
+    guard(|| {
+        let factor = pcm::db_to_factor(db).py()?;
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        fill_array(py, s.len(), b.detach_bytes(s.len() * 2), |out| {
+            pcm::apply_gain(s, factor, out);
+            Ok(())
+        })
     })
 }
 
@@ -244,13 +283,15 @@ fn g711_encode<'py>(
     x: &Bound<'py, PyAny>,
     f: fn(&[i16], &mut [u8]),
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let b = Buf::get(x, "x")?;
-    let p = b.whole_pcm("x")?;
-    let mut scratch = Vec::new();
-    let s = p.samples(&mut scratch);
-    PyBytes::new_with(py, s.len(), |out| {
-        run(py, s.len() * 2, || f(s, out));
-        Ok(())
+    guard(|| {
+        let b = Buf::get(x, "x")?;
+        let p = b.whole_pcm("x")?;
+        let mut scratch = Vec::new();
+        let s = p.samples(&mut scratch);
+        PyBytes::new_with(py, s.len(), |out| {
+            run(py, b.detach_bytes(s.len() * 2), || f(s, out));
+            Ok(())
+        })
     })
 }
 
@@ -259,14 +300,16 @@ fn g711_decode<'py>(
     codes: &Bound<'py, PyAny>,
     f: fn(&[u8], &mut [i16]),
 ) -> PyResult<Bound<'py, PyArray1<i16>>> {
-    let b = Buf::get(codes, "codes")?;
-    if b.elem != Elem::Bytes {
-        return Err(b.wrong("codes", "bytes-like G.711 codes (uint8)"));
-    }
-    let c = b.bytes();
-    fill_array(py, c.len(), c.len() * 2, |out| {
-        f(c, out);
-        Ok(())
+    guard(|| {
+        let b = Buf::get(codes, "codes")?;
+        if b.elem != Elem::Bytes {
+            return Err(b.wrong("codes", "bytes-like G.711 codes (uint8)"));
+        }
+        let c = b.bytes();
+        fill_array(py, c.len(), b.detach_bytes(c.len() * 2), |out| {
+            f(c, out);
+            Ok(())
+        })
     })
 }
 

@@ -1,9 +1,9 @@
 //! `InputPipeline` and `OutputPipeline`: one FFI crossing per WebSocket message.
 
 use crate::buffer::{Buf, Elem};
-use crate::errors::IntoPyResult;
-use crate::pcm::{new_ascii_str, new_bytes, AsciiScratch};
-use crate::vad::events_to_py;
+use crate::errors::{guard, sat, IntoPyResult};
+use crate::pcm::{b64_text, new_ascii_str, new_bytes, AsciiScratch};
+use crate::vad::{events_to_py, u32_or_max};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -12,15 +12,22 @@ use voxwire_core::resample::Quality;
 use voxwire_core::vad::turn::TurnConfig;
 use voxwire_core::Error;
 
+/// A non-negative integer argument; too large saturates to `u32::MAX`, which the core's
+/// range checks refuse with the bounds in the message.
 fn u32_arg(v: i64, what: &str) -> PyResult<u32> {
-    u32::try_from(v)
-        .map_err(|_| Error::InvalidArgument(format!("{what} must be a non-negative integer")))
-        .py()
+    if v < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be a non-negative integer, got {}",
+            v
+        )))
+        .py();
+    }
+    Ok(u32_or_max(v))
 }
 
 fn rate_arg(v: i64, what: &str) -> PyResult<u32> {
     u32::try_from(v)
-        .map_err(|_| Error::InvalidArgument(format!("unsupported {what} {v} Hz")))
+        .map_err(|_| Error::InvalidArgument(format!("unsupported {what} {} Hz", v)))
         .py()
 }
 
@@ -44,6 +51,11 @@ fn rate_arg(v: i64, what: &str) -> PyResult<u32> {
 /// ``silence_duration_ms``) and pipecat's (``start_secs``, ``min_volume``), and
 /// ``end_gate_db`` (see :class:`TurnDetector`); ``engine``,
 /// ``mode`` and ``frame_ms`` choose the VAD (see :class:`Vad`); ``quality`` the resampler.
+///
+/// Bounds (else InvalidInputError): ``in_rate`` one of 8000, 11025, 16000, 22050, 24000,
+/// 32000, 44100, 48000; ``vad_rate`` and ``frame_ms`` as for :class:`Vad` (and ``vad_rate``
+/// one of those rates when it differs from ``in_rate``); the turn parameters as for
+/// :class:`TurnDetector`; ``max_buffer_ms`` 0 to 3600000 (one hour).
 #[pyclass(module = "voxwire._voxwire")]
 pub struct InputPipeline {
     inner: pl::InputPipeline,
@@ -61,6 +73,145 @@ impl InputPipeline {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        #[pyo3(from_py_with = sat)] in_rate: i64,
+        encoding: &str,
+        format: &str,
+        #[pyo3(from_py_with = sat)] vad_rate: i64,
+        engine: &str,
+        #[pyo3(from_py_with = sat)] mode: i64,
+        #[pyo3(from_py_with = sat)] frame_ms: i64,
+        quality: &str,
+        threshold: f32,
+        #[pyo3(from_py_with = sat)] prefix_padding_ms: i64,
+        #[pyo3(from_py_with = sat)] silence_duration_ms: i64,
+        start_secs: f64,
+        min_volume: f32,
+        turn_detection: bool,
+        #[pyo3(from_py_with = sat)] max_buffer_ms: i64,
+        end_gate_db: f32,
+    ) -> PyResult<Self> {
+        guard(|| {
+            Self::new_impl(
+                in_rate,
+                encoding,
+                format,
+                vad_rate,
+                engine,
+                mode,
+                frame_ms,
+                quality,
+                threshold,
+                prefix_padding_ms,
+                silence_duration_ms,
+                start_secs,
+                min_volume,
+                turn_detection,
+                max_buffer_ms,
+                end_gate_db,
+            )
+        })
+    }
+
+    /// Pushes one message's audio; returns the turn events it causes (usually none).
+    fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        chunk: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        guard(|| self.push_impl(py, chunk))
+    }
+
+    /// Input audio (int16 at ``in_rate``, a copy) from ``start_ms`` to ``end_ms`` on the
+    /// timeline, as far as it is still buffered: both ends are clamped to the buffered span
+    /// (negative values count as 0), so any values are accepted; the result is empty when
+    /// the span and the buffer do not overlap or ``end_ms <= start_ms``.
+    fn audio<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = sat)] start_ms: i64,
+        #[pyo3(from_py_with = sat)] end_ms: i64,
+    ) -> PyResult<Bound<'py, PyArray1<i16>>> {
+        let ms = |v: i64| u64::try_from(v).unwrap_or(0);
+        guard(|| {
+            Ok(PyArray1::from_slice(
+                py,
+                self.inner.audio(ms(start_ms), ms(end_ms)),
+            ))
+        })
+    }
+
+    /// Drops buffered input before ``ms`` on the timeline (clamped like ``audio``).
+    fn discard_until(&mut self, #[pyo3(from_py_with = sat)] ms: i64) -> PyResult<()> {
+        let ms = u64::try_from(ms).unwrap_or(0);
+        guard(|| {
+            self.inner.discard_until(ms);
+            Ok(())
+        })
+    }
+
+    /// Everything buffered: ``(start_ms, samples)`` (a copy, int16 at ``in_rate``).
+    fn buffered<'py>(&self, py: Python<'py>) -> (u64, Bound<'py, PyArray1<i16>>) {
+        let (start, x) = self.inner.buffered();
+        (start, PyArray1::from_slice(py, x))
+    }
+
+    /// Drops everything buffered.
+    fn clear_buffer(&mut self) {
+        self.inner.clear_buffer()
+    }
+
+    /// The last finished turn's audio at ``vad_rate`` (prefix padding included), a copy.
+    /// With the default ``quality="vad"`` only the lower half of its band is clean (it feeds
+    /// the VAD); ``audio()`` gives the input as sent, or use ``quality="hq"``.
+    fn last_utterance<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i16>> {
+        PyArray1::from_slice(py, self.inner.last_utterance())
+    }
+
+    /// Starts over: timeline, buffer, VAD and resampler state.
+    fn reset(&mut self) -> PyResult<()> {
+        guard(|| self.inner.reset().py())
+    }
+
+    /// Milliseconds of input buffered (not yet committed or dropped).
+    #[getter]
+    fn buffered_ms(&self) -> u64 {
+        self.inner.buffered_ms()
+    }
+
+    /// Milliseconds of input received: the end of the timeline.
+    #[getter]
+    fn position_ms(&self) -> u64 {
+        self.inner.position_ms()
+    }
+
+    /// RMS level of the last message in dBFS (-120 for digital silence).
+    #[getter]
+    fn level_db(&self) -> f32 {
+        self.inner.level_db()
+    }
+
+    /// Whether a turn is in progress.
+    #[getter]
+    fn speaking(&self) -> bool {
+        self.inner.speaking()
+    }
+
+    /// Input sample rate.
+    #[getter]
+    fn in_rate(&self) -> u32 {
+        self.inner.config().in_rate
+    }
+
+    /// VAD sample rate.
+    #[getter]
+    fn vad_rate(&self) -> u32 {
+        self.inner.config().vad_rate
+    }
+}
+
+impl InputPipeline {
+    #[allow(clippy::too_many_arguments)]
+    fn new_impl(
         in_rate: i64,
         encoding: &str,
         format: &str,
@@ -110,8 +261,7 @@ impl InputPipeline {
         })
     }
 
-    /// Pushes one message's audio; returns the turn events it causes (usually none).
-    fn push<'py>(
+    fn push_impl<'py>(
         &mut self,
         py: Python<'py>,
         chunk: &Bound<'py, PyAny>,
@@ -124,9 +274,10 @@ impl InputPipeline {
                 ))
                 .py();
             }
-            // Non-ASCII text fails the alphabet check; UTF-8 keeps ASCII offsets.
-            let text = s.to_cow().unwrap_or_default();
-            self.inner.push(text.as_bytes(), &mut self.events).py()?;
+            // Non-ASCII text fails the alphabet check; UTF-8 keeps ASCII offsets; a str
+            // with no UTF-8 (a lone surrogate) is refused as base64.
+            let text = b64_text(s)?;
+            self.inner.push(&text, &mut self.events).py()?;
         } else {
             let b = Buf::get(chunk, "chunk")?;
             match b.elem {
@@ -136,76 +287,6 @@ impl InputPipeline {
             }
         }
         events_to_py(py, &self.events)
-    }
-
-    /// Input audio (int16 at ``in_rate``, a copy) from ``start_ms`` to ``end_ms`` on the
-    /// timeline, as far as it is still buffered.
-    fn audio<'py>(&self, py: Python<'py>, start_ms: u64, end_ms: u64) -> Bound<'py, PyArray1<i16>> {
-        PyArray1::from_slice(py, self.inner.audio(start_ms, end_ms))
-    }
-
-    /// Drops buffered input before ``ms`` on the timeline.
-    fn discard_until(&mut self, ms: u64) {
-        self.inner.discard_until(ms)
-    }
-
-    /// Everything buffered: ``(start_ms, samples)`` (a copy, int16 at ``in_rate``).
-    fn buffered<'py>(&self, py: Python<'py>) -> (u64, Bound<'py, PyArray1<i16>>) {
-        let (start, x) = self.inner.buffered();
-        (start, PyArray1::from_slice(py, x))
-    }
-
-    /// Drops everything buffered.
-    fn clear_buffer(&mut self) {
-        self.inner.clear_buffer()
-    }
-
-    /// The last finished turn's audio at ``vad_rate`` (prefix padding included), a copy.
-    /// With the default ``quality="vad"`` only the lower half of its band is clean (it feeds
-    /// the VAD); ``audio()`` gives the input as sent, or use ``quality="hq"``.
-    fn last_utterance<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i16>> {
-        PyArray1::from_slice(py, self.inner.last_utterance())
-    }
-
-    /// Starts over: timeline, buffer, VAD and resampler state.
-    fn reset(&mut self) -> PyResult<()> {
-        self.inner.reset().py()
-    }
-
-    /// Milliseconds of input buffered (not yet committed or dropped).
-    #[getter]
-    fn buffered_ms(&self) -> u64 {
-        self.inner.buffered_ms()
-    }
-
-    /// Milliseconds of input received: the end of the timeline.
-    #[getter]
-    fn position_ms(&self) -> u64 {
-        self.inner.position_ms()
-    }
-
-    /// RMS level of the last message in dBFS (-120 for digital silence).
-    #[getter]
-    fn level_db(&self) -> f32 {
-        self.inner.level_db()
-    }
-
-    /// Whether a turn is in progress.
-    #[getter]
-    fn speaking(&self) -> bool {
-        self.inner.speaking()
-    }
-
-    /// Input sample rate.
-    #[getter]
-    fn in_rate(&self) -> u32 {
-        self.inner.config().in_rate
-    }
-
-    /// VAD sample rate.
-    #[getter]
-    fn vad_rate(&self) -> u32 {
-        self.inner.config().vad_rate
     }
 }
 
@@ -244,40 +325,46 @@ impl OutputPipeline {
     #[new]
     #[pyo3(signature = (in_rate = 24000, out_rate = 24000, encoding = "base64", format = "pcm16", quality = "hq"))]
     fn new(
-        in_rate: i64,
-        out_rate: i64,
+        #[pyo3(from_py_with = sat)] in_rate: i64,
+        #[pyo3(from_py_with = sat)] out_rate: i64,
         encoding: &str,
         format: &str,
         quality: &str,
     ) -> PyResult<Self> {
-        Ok(Self {
-            inner: pl::OutputPipeline::new(
-                rate_arg(in_rate, "input rate")?,
-                rate_arg(out_rate, "output rate")?,
-                Encoding::parse(encoding).py()?,
-                Format::parse(format).py()?,
-                Quality::parse(quality).py()?,
-            )
-            .py()?,
-            text: AsciiScratch::default(),
-            scratch: Vec::new(),
+        guard(|| {
+            Ok(Self {
+                inner: pl::OutputPipeline::new(
+                    rate_arg(in_rate, "input rate")?,
+                    rate_arg(out_rate, "output rate")?,
+                    Encoding::parse(encoding).py()?,
+                    Format::parse(format).py()?,
+                    Quality::parse(quality).py()?,
+                )
+                .py()?,
+                text: AsciiScratch::default(),
+                scratch: Vec::new(),
+            })
         })
     }
 
     /// Resamples and encodes int16 samples (array or PCM16 bytes); returns base64 ``str`` or
     /// raw ``bytes``, per ``encoding``.
     fn push<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let b = Buf::get(x, "x")?;
-        let p = b.whole_pcm("x")?;
-        let s = p.samples(&mut self.scratch);
-        self.inner.process(s).py()?;
-        self.emit(py)
+        guard(|| {
+            let b = Buf::get(x, "x")?;
+            let p = b.whole_pcm("x")?;
+            let s = p.samples(&mut self.scratch);
+            self.inner.process(s).py()?;
+            self.emit(py)
+        })
     }
 
     /// Ends the stream: the resampler's tail, encoded; the next push starts a new stream.
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.flush().py()?;
-        self.emit(py)
+        guard(|| {
+            self.inner.flush().py()?;
+            self.emit(py)
+        })
     }
 
     /// Forgets the stream.

@@ -1,7 +1,7 @@
 //! `Resampler` and `resample`: streaming and one-shot polyphase resampling.
 
 use crate::buffer::{Buf, Elem, Pcm};
-use crate::errors::IntoPyResult;
+use crate::errors::{guard, sat, sat_opt, IntoPyResult};
 use crate::pcm::{fill_array, new_array, slice_mut};
 use pyo3::prelude::*;
 use voxwire_core::resample::{self as rs, Quality};
@@ -14,6 +14,8 @@ enum Samples<'a> {
     F32(&'a [f32]),
 }
 
+/// The samples of `b`, float input checked to be finite. Call [`Buf::private`] first: the
+/// check then holds while the work runs without the GIL.
 fn samples<'a>(b: &'a Buf, what: &str) -> PyResult<Samples<'a>> {
     match b.elem {
         Elem::F32 => {
@@ -70,14 +72,21 @@ fn check_rate(r: i64) -> PyResult<u32> {
 impl Resampler {
     #[new]
     #[pyo3(signature = (in_rate, out_rate, quality = "hq", channels = 1))]
-    fn new(in_rate: i64, out_rate: i64, quality: &str, channels: i64) -> PyResult<Self> {
-        let q = quality_of(quality)?;
-        let (a, b) = (check_rate(in_rate)?, check_rate(out_rate)?);
-        Ok(Self {
-            inner: rs::Resampler::new(a, b, q).py()?,
-            multi: multi_of(a, b, q, channels)?,
-            quality: quality.to_owned(),
-            last_float: false,
+    fn new(
+        #[pyo3(from_py_with = sat)] in_rate: i64,
+        #[pyo3(from_py_with = sat)] out_rate: i64,
+        quality: &str,
+        #[pyo3(from_py_with = sat)] channels: i64,
+    ) -> PyResult<Self> {
+        guard(|| {
+            let q = quality_of(quality)?;
+            let (a, b) = (check_rate(in_rate)?, check_rate(out_rate)?);
+            Ok(Self {
+                inner: rs::Resampler::new(a, b, q).py()?,
+                multi: multi_of(a, b, q, channels)?,
+                quality: quality.to_owned(),
+                last_float: false,
+            })
         })
     }
 
@@ -87,22 +96,25 @@ impl Resampler {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let b = Buf::get(x, "x")?;
-        let s = samples(&b, "x")?;
-        self.last_float = matches!(s, Samples::F32(_));
-        match &mut self.multi {
-            Some(m) => push(py, m, s, false),
-            None => push(py, &mut self.inner, s, false),
-        }
+        guard(|| {
+            let mut b = Buf::get(x, "x")?;
+            b.private();
+            let s = samples(&b, "x")?;
+            self.last_float = matches!(s, Samples::F32(_));
+            match &mut self.multi {
+                Some(m) => push(py, m, s, false),
+                None => push(py, &mut self.inner, s, false),
+            }
+        })
     }
 
     /// Ends the stream: returns the remaining output (dtype of the last ``process`` input,
     /// int16 if none) and resets, ready for a new stream.
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match &mut self.multi {
+        guard(|| match &mut self.multi {
             Some(m) => flush(py, m, self.last_float),
             None => flush(py, &mut self.inner, self.last_float),
-        }
+        })
     }
 
     /// Forgets the stream without returning its tail.
@@ -182,6 +194,19 @@ impl Resampler {
 pub fn resample<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
+    #[pyo3(from_py_with = sat)] in_rate: i64,
+    #[pyo3(from_py_with = sat)] out_rate: i64,
+    quality: &str,
+    #[pyo3(from_py_with = sat)] channels: i64,
+    #[pyo3(from_py_with = sat_opt)] threads: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    guard(|| resample_impl(py, x, in_rate, out_rate, quality, channels, threads))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resample_impl<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
     in_rate: i64,
     out_rate: i64,
     quality: &str,
@@ -200,7 +225,8 @@ pub fn resample<'py>(
             .py()
         }
     };
-    let b = Buf::get(x, "x")?;
+    let mut b = Buf::get(x, "x")?;
+    b.private();
     if let Some(mut m) = multi_of(a, bb, q, channels)? {
         return push(py, &mut m, samples(&b, "x")?, true);
     }

@@ -2,7 +2,7 @@
 //! `voxwire.webrtcvad` module re-exports it as `Vad`).
 
 use crate::buffer::Buf;
-use crate::errors::IntoPyResult;
+use crate::errors::{guard, sat, sat_opt, IntoPyResult};
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use voxwire_core::vad::webrtc;
@@ -31,20 +31,49 @@ pub struct WebRtcVad {
 impl WebRtcVad {
     #[new]
     #[pyo3(signature = (mode = None))]
-    fn new(mode: Option<i64>) -> PyResult<Self> {
-        Ok(Self {
-            inner: webrtc::WebRtcVad::new(mode.unwrap_or(0)).py()?,
+    fn new(#[pyo3(from_py_with = sat_opt)] mode: Option<i64>) -> PyResult<Self> {
+        guard(|| {
+            Ok(Self {
+                inner: webrtc::WebRtcVad::new(mode.unwrap_or(0)).py()?,
+            })
         })
     }
 
     /// Sets the aggressiveness mode, 0 to 3 (ValueError otherwise).
-    fn set_mode(&mut self, mode: i64) -> PyResult<()> {
-        self.inner.set_mode(mode).py()
+    fn set_mode(&mut self, #[pyo3(from_py_with = sat)] mode: i64) -> PyResult<()> {
+        guard(|| self.inner.set_mode(mode).py())
     }
 
     /// Whether the frame (the first ``length`` samples of ``buf``) holds speech.
     #[pyo3(signature = (buf, sample_rate, length = None))]
     fn is_speech(
+        &mut self,
+        buf: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = sat)] sample_rate: i64,
+        #[pyo3(from_py_with = sat_opt)] length: Option<i64>,
+    ) -> PyResult<bool> {
+        guard(|| self.is_speech_impl(buf, sample_rate, length))
+    }
+
+    /// Whether py-webrtcvad (and this detector) accept ``frame_length`` samples at ``rate``.
+    #[staticmethod]
+    fn valid_rate_and_frame_length(
+        #[pyo3(from_py_with = sat)] rate: i64,
+        #[pyo3(from_py_with = sat)] frame_length: i64,
+    ) -> bool {
+        frame_length >= 0
+            && webrtc::WebRtcVad::valid_rate_and_frame_length(rate, frame_length as usize)
+    }
+
+    /// The current mode.
+    #[getter]
+    fn mode(&self) -> usize {
+        self.inner.mode()
+    }
+}
+
+impl WebRtcVad {
+    fn is_speech_impl(
         &mut self,
         buf: &Bound<'_, PyAny>,
         sample_rate: i64,
@@ -75,19 +104,6 @@ impl WebRtcVad {
         }
         self.inner.process(sample_rate, frame).py()
     }
-
-    /// Whether py-webrtcvad (and this detector) accept ``frame_length`` samples at ``rate``.
-    #[staticmethod]
-    fn valid_rate_and_frame_length(rate: i64, frame_length: i64) -> bool {
-        frame_length >= 0
-            && webrtc::WebRtcVad::valid_rate_and_frame_length(rate, frame_length as usize)
-    }
-
-    /// The current mode.
-    #[getter]
-    fn mode(&self) -> usize {
-        self.inner.mode()
-    }
 }
 
 /// Frame-by-frame voice activity detection at one sample rate and frame length.
@@ -101,6 +117,9 @@ impl WebRtcVad {
 ///
 /// Frames are int16 arrays or PCM16 bytes of exactly ``frame_samples`` samples;
 /// ``classify(x)`` takes a long signal and returns one decision per whole frame.
+///
+/// Bounds (else InvalidInputError): ``sample_rate`` 8000 to 192000 Hz, ``frame_ms`` 1 to
+/// 1000 and a whole number of samples.
 #[pyclass(module = "voxwire._voxwire", name = "Vad")]
 pub struct Vad {
     inner: voxwire_core::vad::Vad,
@@ -111,29 +130,44 @@ pub struct Vad {
 impl Vad {
     #[new]
     #[pyo3(signature = (engine = "spectral", sample_rate = 16000, frame_ms = 10, mode = 0))]
-    fn new(engine: &str, sample_rate: i64, frame_ms: i64, mode: i64) -> PyResult<Self> {
-        let rate = u32::try_from(sample_rate).unwrap_or(0);
-        let ms = u32::try_from(frame_ms).unwrap_or(0);
-        Ok(Self {
-            inner: voxwire_core::vad::Vad::new(engine, rate, ms, mode).py()?,
-            engine: engine.to_owned(),
+    fn new(
+        engine: &str,
+        #[pyo3(from_py_with = sat)] sample_rate: i64,
+        #[pyo3(from_py_with = sat)] frame_ms: i64,
+        #[pyo3(from_py_with = sat)] mode: i64,
+    ) -> PyResult<Self> {
+        guard(|| {
+            Ok(Self {
+                inner: voxwire_core::vad::Vad::new(
+                    engine,
+                    u32_or_max(sample_rate),
+                    u32_or_max(frame_ms),
+                    mode,
+                )
+                .py()?,
+                engine: engine.to_owned(),
+            })
         })
     }
 
     /// Whether the frame holds speech.
     fn is_speech(&mut self, frame: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let b = Buf::get(frame, "frame")?;
-        let p = b.whole_pcm("frame")?;
-        let mut scratch = Vec::new();
-        self.inner.is_speech(p.samples(&mut scratch)).py()
+        guard(|| {
+            let b = Buf::get(frame, "frame")?;
+            let p = b.whole_pcm("frame")?;
+            let mut scratch = Vec::new();
+            self.inner.is_speech(p.samples(&mut scratch)).py()
+        })
     }
 
     /// Speech probability of the frame, in [0, 1].
     fn probability(&mut self, frame: &Bound<'_, PyAny>) -> PyResult<f32> {
-        let b = Buf::get(frame, "frame")?;
-        let p = b.whole_pcm("frame")?;
-        let mut scratch = Vec::new();
-        self.inner.probability(p.samples(&mut scratch)).py()
+        guard(|| {
+            let b = Buf::get(frame, "frame")?;
+            let p = b.whole_pcm("frame")?;
+            let mut scratch = Vec::new();
+            self.inner.probability(p.samples(&mut scratch)).py()
+        })
     }
 
     /// One decision per whole frame of ``x`` (a trailing partial frame is ignored).
@@ -142,13 +176,16 @@ impl Vad {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<bool>>> {
-        let b = Buf::get(x, "x")?;
-        let p = b.whole_pcm("x")?;
-        let mut scratch = Vec::new();
-        let s = p.samples(&mut scratch);
-        let n = s.len() / self.inner.frame_samples();
-        let inner = &mut self.inner;
-        crate::pcm::fill_array(py, n, s.len() * 2, |out| inner.classify(s, out))
+        guard(|| {
+            let mut b = Buf::get(x, "x")?;
+            b.private();
+            let p = b.whole_pcm("x")?;
+            let mut scratch = Vec::new();
+            let s = p.samples(&mut scratch);
+            let n = s.len() / self.inner.frame_samples();
+            let inner = &mut self.inner;
+            crate::pcm::fill_array(py, n, s.len() * 2, |out| inner.classify(s, out))
+        })
     }
 
     /// Samples per frame.
@@ -168,6 +205,12 @@ impl Vad {
     fn engine(&self) -> &str {
         &self.engine
     }
+}
+
+/// A size or rate argument as `u32`: negative values become 0 and values beyond `u32`
+/// become `u32::MAX`, both of which the core's range checks refuse.
+pub fn u32_or_max(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -227,6 +270,10 @@ impl SpeechStopped {
 /// (milliseconds since the first sample pushed), not the wall clock. After a stop,
 /// ``last_utterance()`` returns the turn's audio: prefix padding, speech and the silence that
 /// ended it. ``reset()`` starts over (between sessions).
+///
+/// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
+/// ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` 0 to
+/// 60000 ms (60 s); ``threshold`` and ``min_volume`` 0 to 1; ``end_gate_db`` finite, >= 0.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct TurnDetector {
     inner: voxwire_core::vad::turn::TurnDetector,
@@ -242,59 +289,46 @@ impl TurnDetector {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        sample_rate: i64,
-        frame_ms: i64,
+        #[pyo3(from_py_with = sat)] sample_rate: i64,
+        #[pyo3(from_py_with = sat)] frame_ms: i64,
         engine: &str,
         threshold: f32,
-        prefix_padding_ms: i64,
-        silence_duration_ms: Option<i64>,
+        #[pyo3(from_py_with = sat)] prefix_padding_ms: i64,
+        #[pyo3(from_py_with = sat_opt)] silence_duration_ms: Option<i64>,
         start_secs: f64,
         stop_secs: Option<f64>,
         min_volume: f32,
-        mode: i64,
+        #[pyo3(from_py_with = sat)] mode: i64,
         end_gate_db: f32,
     ) -> PyResult<Self> {
-        let bad = |what: &str| {
-            voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
-        };
-        let nonneg_ms = |v: i64, what: &str| u32::try_from(v).map_err(|_| bad(what));
-        let secs_ms = |v: f64, what: &str| {
-            if v.is_finite() && v >= 0.0 {
-                Ok((v * 1000.0).round() as u32)
-            } else {
-                Err(bad(what))
-            }
-        };
-        let silence = match (silence_duration_ms, stop_secs) {
-            (Some(ms), _) => nonneg_ms(ms, "silence_duration_ms").py()?,
-            (None, Some(s)) => secs_ms(s, "stop_secs").py()?,
-            (None, None) => 500,
-        };
-        let cfg = voxwire_core::vad::turn::TurnConfig {
-            threshold,
-            prefix_padding_ms: nonneg_ms(prefix_padding_ms, "prefix_padding_ms").py()?,
-            silence_duration_ms: silence,
-            start_ms: secs_ms(start_secs, "start_secs").py()?,
-            min_volume,
-            end_gate_db,
-        };
-        let rate = u32::try_from(sample_rate).unwrap_or(0);
-        let ms = u32::try_from(frame_ms).unwrap_or(0);
-        let vad = voxwire_core::vad::Vad::new(engine, rate, ms, mode).py()?;
-        Ok(Self {
-            inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
+        guard(|| {
+            Self::new_impl(
+                u32_or_max(sample_rate),
+                u32_or_max(frame_ms),
+                engine,
+                threshold,
+                prefix_padding_ms,
+                silence_duration_ms,
+                start_secs,
+                stop_secs,
+                min_volume,
+                mode,
+                end_gate_db,
+            )
         })
     }
 
     /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
     fn push<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
-        let b = Buf::get(x, "x")?;
-        let p = b.whole_pcm("x")?;
-        let mut scratch = Vec::new();
-        let s = p.samples(&mut scratch);
-        let mut events = Vec::new();
-        self.inner.push(s, &mut events).py()?;
-        events_to_py(py, &events)
+        guard(|| {
+            let b = Buf::get(x, "x")?;
+            let p = b.whole_pcm("x")?;
+            let mut scratch = Vec::new();
+            let s = p.samples(&mut scratch);
+            let mut events = Vec::new();
+            self.inner.push(s, &mut events).py()?;
+            events_to_py(py, &events)
+        })
     }
 
     /// The audio of the last finished turn (a copy), int16.
@@ -316,7 +350,60 @@ impl TurnDetector {
 
     /// Starts over: timeline, VAD state and audio.
     fn reset(&mut self) -> PyResult<()> {
-        self.inner.reset().py()
+        guard(|| self.inner.reset().py())
+    }
+}
+
+impl TurnDetector {
+    #[allow(clippy::too_many_arguments)]
+    fn new_impl(
+        sample_rate: u32,
+        frame_ms: u32,
+        engine: &str,
+        threshold: f32,
+        prefix_padding_ms: i64,
+        silence_duration_ms: Option<i64>,
+        start_secs: f64,
+        stop_secs: Option<f64>,
+        min_volume: f32,
+        mode: i64,
+        end_gate_db: f32,
+    ) -> PyResult<Self> {
+        let bad = |what: &str| {
+            voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
+        };
+        // Too large saturates, for the core's range check to refuse with the bounds.
+        let nonneg_ms = |v: i64, what: &str| {
+            if v < 0 {
+                Err(bad(what))
+            } else {
+                Ok(u32::try_from(v).unwrap_or(u32::MAX))
+            }
+        };
+        let secs_ms = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 {
+                Ok((v * 1000.0).round() as u32)
+            } else {
+                Err(bad(what))
+            }
+        };
+        let silence = match (silence_duration_ms, stop_secs) {
+            (Some(ms), _) => nonneg_ms(ms, "silence_duration_ms").py()?,
+            (None, Some(s)) => secs_ms(s, "stop_secs").py()?,
+            (None, None) => 500,
+        };
+        let cfg = voxwire_core::vad::turn::TurnConfig {
+            threshold,
+            prefix_padding_ms: nonneg_ms(prefix_padding_ms, "prefix_padding_ms").py()?,
+            silence_duration_ms: silence,
+            start_ms: secs_ms(start_secs, "start_secs").py()?,
+            min_volume,
+            end_gate_db,
+        };
+        let vad = voxwire_core::vad::Vad::new(engine, sample_rate, frame_ms, mode).py()?;
+        Ok(Self {
+            inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
+        })
     }
 }
 

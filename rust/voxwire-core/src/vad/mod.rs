@@ -10,6 +10,7 @@ pub mod turn;
 pub mod webrtc;
 
 use crate::error::{Error, Result};
+use crate::limits;
 
 /// Holds a speech decision on for a number of frames after the raw decision drops, so that
 /// word endings and short stops are kept.
@@ -64,9 +65,18 @@ pub struct Vad {
 impl Vad {
     /// A detector. `engine` is "energy" or "webrtc" (with `mode` 0-3); `frame_ms` must give
     /// a whole number of samples (and, for "webrtc", be 10, 20 or 30 ms at 8, 16, 32 or
-    /// 48 kHz).
+    /// 48 kHz). `rate` is [`limits::MIN_VAD_RATE`] to [`limits::MAX_VAD_RATE`] Hz,
+    /// `frame_ms` 1 to [`limits::MAX_FRAME_MS`].
     pub fn new(engine: &str, rate: u32, frame_ms: u32, mode: i64) -> Result<Self> {
-        if rate == 0 || frame_ms == 0 || !(rate as u64 * frame_ms as u64).is_multiple_of(1000) {
+        limits::check_range(
+            rate,
+            limits::MIN_VAD_RATE,
+            limits::MAX_VAD_RATE,
+            "the VAD's sample rate",
+            " Hz",
+        )?;
+        limits::check_range(frame_ms, 1, limits::MAX_FRAME_MS, "frame_ms", " ms")?;
+        if !(rate as u64 * frame_ms as u64).is_multiple_of(1000) {
             return Err(Error::InvalidArgument(format!(
                 "{frame_ms} ms at {rate} Hz is not a whole number of samples"
             )));

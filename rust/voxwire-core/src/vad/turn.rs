@@ -55,8 +55,25 @@ impl Default for TurnConfig {
 }
 
 impl TurnConfig {
-    /// Checks the ranges.
+    /// Checks the ranges: `threshold` and `min_volume` in [0, 1], `end_gate_db` finite and
+    /// non-negative, the times at most [`crate::limits::MAX_TURN_MS`].
     pub fn validate(&self) -> Result<()> {
+        use crate::limits::{check_range, MAX_TURN_MS};
+        check_range(
+            self.prefix_padding_ms,
+            0,
+            MAX_TURN_MS,
+            "prefix_padding_ms",
+            " ms",
+        )?;
+        check_range(
+            self.silence_duration_ms,
+            0,
+            MAX_TURN_MS,
+            "silence_duration_ms",
+            " ms",
+        )?;
+        check_range(self.start_ms, 0, MAX_TURN_MS, "start_ms", " ms")?;
         if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.min_volume) {
             return Err(Error::InvalidArgument(format!(
                 "threshold and min_volume must be in [0, 1], got {} and {}",
