@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "wav", nargs="?", help="PCM16 WAV file (mono or stereo, any supported rate; openai)"
     )
-    t.add_argument("--dialect", default="openai", help="openai (default) or chatstream")
+    t.add_argument("--dialect", default="openai", help="openai (default), chatstream or amigo")
+    t.add_argument("--service", default="default", help="amigo: service_id")
     t.add_argument("--url", default=None, help="server URL (default: the dialect's on :8000)")
     t.add_argument("--text", default="Hello! How are you today?", help="chatstream: message")
     t.add_argument("--agent-id", default="echo", help="chatstream: agent_id")
@@ -410,6 +411,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             url = args.url or "ws://127.0.0.1:8000/v1/chat/stream"
             return chatstream.talk(
                 url, args.api_key, args.text, args.out, args.speed, agent_id=args.agent_id
+            )
+        if args.dialect == "amigo":
+            from voxwire.clients import amigo
+
+            url = args.url or (
+                "ws://127.0.0.1:8000/v1/default/conversation/converse_realtime"
+                "?response_format=voice&audio_format=pcm"
+            )
+            return amigo.talk(
+                url,
+                args.api_key,
+                service=args.service,
+                wav=args.wav,
+                text=args.text,
+                out_wav=args.out,
+                speed=args.speed,
             )
         if args.dialect != "openai" or args.wav is None:
             print("voxwire talk: give a WAV file (--dialect openai) or --dialect chatstream")

@@ -241,10 +241,14 @@ class Client:
         return [m for m in self.got if m["type"] == kind]
 
 
-async def start(url: str, token: str, service: str = SERVICE, vset: str = "release") -> tuple[Client, str]:
+async def start(
+    url: str, token: str, service: str = SERVICE, vset: str = "release"
+) -> tuple[Client, str]:
     """Open, start a conversation, read through the greeting; the client and conversation id."""
     c = await Client.open(url, token)
-    await c.send(type="client.start-conversation", service_id=service, service_version_set_name=vset)
+    await c.send(
+        type="client.start-conversation", service_id=service, service_version_set_name=vset
+    )
     created = await c.until("server.conversation-created")
     await c.until("server.interaction-complete")
     return c, created["conversation_id"]

@@ -20,7 +20,13 @@ from voxwire.dialects.amigo import AmigoSettings
 
 pytestmark = pytest.mark.timeout(120)
 
-PCM_CFG = {"format": "pcm", "sample_rate": 16000, "sample_width": 2, "n_channels": 1, "frame_rate": 16000}
+PCM_CFG = {
+    "format": "pcm",
+    "sample_rate": 16000,
+    "sample_width": 2,
+    "n_channels": 1,
+    "frame_rate": 16000,
+}
 
 
 def pieces_of(c: Client, done: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,7 +37,9 @@ def pieces_of(c: Client, done: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def send_audio(c: Client, pcm: np.ndarray, *, first_config: dict[str, Any] | None = None) -> None:
+async def send_audio(
+    c: Client, pcm: np.ndarray, *, first_config: dict[str, Any] | None = None
+) -> None:
     for k, ch in enumerate(chunks(pcm)):
         msg: dict[str, Any] = {"audio": base64.b64encode(ch).decode()}
         if k == 0 and first_config is not None:
@@ -46,7 +54,11 @@ def test_mp3_output_and_input(tmp_path: Path) -> None:
 
         async def main() -> tuple[Any, ...]:
             c, _ = await start(srv.url(query="response_format=voice&audio_format=mp3"), token)
-            await c.send(type="client.new-text-message", text="Good morning to you.", message_type="user-message")
+            await c.send(
+                type="client.new-text-message",
+                text="Good morning to you.",
+                message_type="user-message",
+            )
             done = await c.until("server.interaction-complete")
             spoken = pieces_of(c, done)
             # MP3 input, push-to-talk.
@@ -59,7 +71,12 @@ def test_mp3_output_and_input(tmp_path: Path) -> None:
             for k in range(0, len(mp3), 2000):
                 msg: dict[str, Any] = {"audio": base64.b64encode(mp3[k : k + 2000]).decode()}
                 if k == 0:
-                    msg["audio_config"] = {"format": "mp3", "bit_rate": 64000, "sample_rate": 16000, "n_channels": 1}
+                    msg["audio_config"] = {
+                        "format": "mp3",
+                        "bit_rate": 64000,
+                        "sample_rate": 16000,
+                        "n_channels": 1,
+                    }
                 await c.send(type="client.new-audio-message", **msg)
             await c.send(type="client.new-audio-message", audio=None)
             done2 = await c.until("server.interaction-complete")
@@ -119,7 +136,9 @@ def test_external_events_in_vad_mode(tmp_path: Path) -> None:
         async def main() -> list[dict[str, Any]]:
             c, _ = await start(srv.url(), token)
             # Without start_interaction an event is context only: the next answer sees it.
-            await c.send(type="client.new-text-message", text="cart emptied", message_type="external-event")
+            await c.send(
+                type="client.new-text-message", text="cart emptied", message_type="external-event"
+            )
             await c.send(type="client.new-text-message", text="hello", message_type="user-message")
             await c.until("server.interaction-complete")
             await c.send(type="client.switch-vad-mode", vad_mode_on=True)
@@ -127,12 +146,20 @@ def test_external_events_in_vad_mode(tmp_path: Path) -> None:
             # The user is speaking (speech from 1.40 s): the event waits for the end of speech.
             await send_audio(c, speech(end_s=2.2), first_config=PCM_CFG)
             await c.until("server.vad-speech-started")
-            await c.send(type="client.new-text-message", text="payment failed", message_type="external-event", start_interaction=True)
+            await c.send(
+                type="client.new-text-message",
+                text="payment failed",
+                message_type="external-event",
+                start_interaction=True,
+            )
             await send_audio(c, speech(start_s=2.2, end_s=4.4))
             await send_audio(c, silence(0.5))
             for _ in range(200):
                 m = await c.recv()
-                if m["type"] == "server.interaction-complete" and "now:external_event" in m["full_message"]:
+                if (
+                    m["type"] == "server.interaction-complete"
+                    and "now:external_event" in m["full_message"]
+                ):
                     break
             await c.close()
             return c.got
@@ -144,7 +171,9 @@ def test_external_events_in_vad_mode(tmp_path: Path) -> None:
     types = [m["type"] for m in got]
     ended = types.index("server.vad-speech-ended")
     event_answer = next(
-        k for k, m in enumerate(got) if m["type"] == "server.new-message" and "now:external_event:payment failed" in m["message"]
+        k
+        for k, m in enumerate(got)
+        if m["type"] == "server.new-message" and "now:external_event:payment failed" in m["message"]
     )
     assert ended < event_answer
     # The event's answer sees the user's speech turn before it.
@@ -159,7 +188,9 @@ def _filler_run(tmp_path: Path, delay: float | None) -> tuple[list[dict[str, Any
 
         async def main() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             c, _ = await start(srv.url(query="response_format=voice&audio_format=pcm"), token)
-            await c.send(type="client.new-text-message", text="Hi there.", message_type="user-message")
+            await c.send(
+                type="client.new-text-message", text="Hi there.", message_type="user-message"
+            )
             done = await c.until("server.interaction-complete")
             await c.close()
             return pieces_of(c, done), done
@@ -182,7 +213,7 @@ def test_audio_filler_when_the_agent_is_late(tmp_path: Path) -> None:
 
 
 def test_no_filler_when_off(tmp_path: Path) -> None:
-    pieces, done = _filler_run(tmp_path, None)
+    pieces, _ = _filler_run(tmp_path, None)
     assert pieces and all(p["message_metadata"] == [] for p in pieces)
     align = [a for p in pieces for a in (p["transcript_alignment"] or [])]
     assert align[0][0] == 0

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 from amigo_agents import HistoryAgent
 from amigo_helpers import SERVICE, Client, ServerThread, make_env, start, token_of
+from websockets.exceptions import ConnectionClosed
 
 from voxwire.store import open_store
 
@@ -85,7 +85,9 @@ def test_continue_after_a_restart_sqlite(tmp_path: Path) -> None:
 
 
 @contextmanager
-def amigo_server(store_url: str, config: Path, ttl: float, agent: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def amigo_server(
+    store_url: str, config: Path, ttl: float, agent: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), *sys.path])
     proc = subprocess.Popen(

@@ -66,7 +66,11 @@ def test_quick_start_python_example(tmp_path: Path) -> None:
                 # 4. Send a message
                 ws.send(
                     json.dumps(
-                        {"type": "client.new-text-message", "text": "Hello!", "message_type": "user-message"}
+                        {
+                            "type": "client.new-text-message",
+                            "text": "Hello!",
+                            "message_type": "user-message",
+                        }
                     )
                 )
             done_ = [m for m in got if m["type"] == "server.interaction-complete"]
@@ -132,7 +136,9 @@ def test_quick_start_python_example(tmp_path: Path) -> None:
             sent_ms += len(base64.b64decode(p["message"])) / 48
 
 
-def _recv_until(ws: websocket.WebSocket, kind: str, got: list[dict[str, Any]], n: int = 2000) -> dict[str, Any]:
+def _recv_until(
+    ws: websocket.WebSocket, kind: str, got: list[dict[str, Any]], n: int = 2000
+) -> dict[str, Any]:
     for _ in range(n):
         m = json.loads(ws.recv())
         got.append(m)
@@ -151,23 +157,41 @@ def test_documented_flow_audio_vad_bargein_event_finish(tmp_path: Path) -> None:
         )
         got: list[dict[str, Any]] = []
         try:
-            ws.send(json.dumps({"type": "client.start-conversation", "service_id": SERVICE, "service_version_set_name": "release"}))
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "client.start-conversation",
+                        "service_id": SERVICE,
+                        "service_version_set_name": "release",
+                    }
+                )
+            )
             _recv_until(ws, "server.conversation-created", got)
             _recv_until(ws, "server.interaction-complete", got)
 
             # Push-to-talk audio: audio_config on the first chunk, then audio: null.
             utt = speech(start_s=1.3, end_s=3.9)
             for k, c in enumerate(chunks(utt)):
-                msg: dict[str, Any] = {"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}
+                msg: dict[str, Any] = {
+                    "type": "client.new-audio-message",
+                    "audio": base64.b64encode(c).decode(),
+                }
                 if k == 0:
-                    msg["audio_config"] = {"format": "pcm", "sample_rate": 16000, "sample_width": 2, "n_channels": 1, "frame_rate": 16000}
+                    msg["audio_config"] = {
+                        "format": "pcm",
+                        "sample_rate": 16000,
+                        "sample_width": 2,
+                        "n_channels": 1,
+                        "frame_rate": 16000,
+                    }
                 ws.send(json.dumps(msg))
             ws.send(json.dumps({"type": "client.new-audio-message", "audio": None}))
             done = _recv_until(ws, "server.interaction-complete", got)
             answer = b"".join(
                 base64.b64decode(m["message"])
                 for m in got
-                if m["type"] == "server.new-message" and m["interaction_id"] == done["interaction_id"]
+                if m["type"] == "server.new-message"
+                and m["interaction_id"] == done["interaction_id"]
             )
             # The echo agent answers with the user's audio: as long, at 24 kHz.
             assert abs(len(answer) / 2 / 24000 - len(utt) / 16000) < 0.1
@@ -180,7 +204,11 @@ def test_documented_flow_audio_vad_bargein_event_finish(tmp_path: Path) -> None:
             assert zero["timestamp"] == pytest.approx(len(utt) / 16000, abs=0.05)
             audio = np.concatenate([speech(start_s=0.0, end_s=4.3)])
             for c in chunks(audio):
-                ws.send(json.dumps({"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}))
+                ws.send(
+                    json.dumps(
+                        {"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}
+                    )
+                )
             started = _recv_until(ws, "server.vad-speech-started", got)
             ended = _recv_until(ws, "server.vad-speech-ended", got)
             # clean.wav: speech from 1.40 s to 3.76 s (seconds since the reset).
@@ -191,7 +219,11 @@ def test_documented_flow_audio_vad_bargein_event_finish(tmp_path: Path) -> None:
             first = _recv_until(ws, "server.new-message", got)
             # Barge-in: the user speaks again while the answer streams.
             for c in chunks(speech(start_s=4.3, end_s=7.6)):
-                ws.send(json.dumps({"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}))
+                ws.send(
+                    json.dumps(
+                        {"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}
+                    )
+                )
             _recv_until(ws, "server.vad-speech-started", got)
             cut = [m for m in got if m.get("interaction_id") == first["interaction_id"]]
             # The interrupted answer ends at once: its last piece says stop, then it completes.
@@ -201,7 +233,10 @@ def test_documented_flow_audio_vad_bargein_event_finish(tmp_path: Path) -> None:
                 got.append(m)
                 if m.get("interaction_id") == first["interaction_id"]:
                     rest.append(m)
-                if m["type"] == "server.interaction-complete" and m["interaction_id"] == first["interaction_id"]:
+                if (
+                    m["type"] == "server.interaction-complete"
+                    and m["interaction_id"] == first["interaction_id"]
+                ):
                     break
             pieces = [m for m in cut + rest if m["type"] == "server.new-message"]
             assert pieces[-1]["stop"] is True
@@ -211,9 +246,24 @@ def test_documented_flow_audio_vad_bargein_event_finish(tmp_path: Path) -> None:
 
             # An external event with start_interaction while the user is silent: answered now.
             for c in chunks(silence(0.3)):
-                ws.send(json.dumps({"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}))
-            event = json.dumps({"event": "payment.failed", "amount": 100.0, "error": "Card declined"})
-            ws.send(json.dumps({"type": "client.new-text-message", "message_type": "external-event", "text": event, "start_interaction": True}))
+                ws.send(
+                    json.dumps(
+                        {"type": "client.new-audio-message", "audio": base64.b64encode(c).decode()}
+                    )
+                )
+            event = json.dumps(
+                {"event": "payment.failed", "amount": 100.0, "error": "Card declined"}
+            )
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "client.new-text-message",
+                        "message_type": "external-event",
+                        "text": event,
+                        "start_interaction": True,
+                    }
+                )
+            )
             for _ in range(3000):
                 m = json.loads(ws.recv())
                 got.append(m)
