@@ -49,7 +49,7 @@ def test_client_plays_answers_and_stops_on_speech(tmp_path: Path) -> None:
                 [conv, greeting.text, first["interaction_id"], str(stats["cleared_ms"])],
             )
 
-        c, player, (conv, greeting, _, cleared) = asyncio.run(main())
+        c, _, (conv, greeting, _, cleared) = asyncio.run(main())
     assert len(conv) == 24 and greeting == "Hello, I am Echo."
     assert c.barge_ins and float(cleared) > 0  # queued answer audio was dropped
     assert c.close_code == 1000
@@ -93,8 +93,9 @@ def test_voxwire_talk_dialect_amigo(tmp_path: Path) -> None:
     with ServerThread(env.server_config()) as srv:
         key = env.keys["alice"][1]
         url = srv.url(query="response_format=voice&audio_format=pcm")
-        cmd = [sys.executable, "-m", "voxwire", "talk", str(wav), "--dialect", "amigo", "--url", url,
-               "--api-key", key, "--service", SERVICE, "--speed", "0", "--out", str(out)]  # fmt: skip
+        cmd = [sys.executable, "-m", "voxwire", "talk", str(wav), "--dialect", "amigo",
+               "--url", url, "--api-key", key, "--service", SERVICE, "--speed", "0",
+               "--out", str(out)]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=dict(os.environ))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "server.vad-speech-started" in done.stdout
