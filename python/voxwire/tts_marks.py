@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from voxwire.agents import EspeakTTS, _WavStream, speech_pieces
+from voxwire.agents import EspeakTTS, speech_pieces
 from voxwire.errors import InputTooLargeError, OutputLimitError, WorkerError, WorkerTimeoutError
 
 __all__ = ["EspeakMarksTTS", "char_marks", "library_available", "speak_with_marks"]
@@ -289,8 +289,6 @@ def _child(voice: str, wpm: int, text: str) -> int:
     out.flush()
     return 0
 
-
-_ = _WavStream
 
 if __name__ == "__main__":
     if len(sys.argv) != 4:

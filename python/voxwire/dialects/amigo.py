@@ -36,7 +36,6 @@ import binascii
 import contextlib
 import json
 import logging
-import re
 import secrets
 import time
 from collections import deque
@@ -55,7 +54,7 @@ from voxwire.dialects.base import (
     Refuse,
     SessionIO,
 )
-from voxwire.errors import AuthError, InvalidInputError, StoreUnavailableError
+from voxwire.errors import AuthError, StoreUnavailableError
 from voxwire.session import Phase
 from voxwire.session import events as ev
 from voxwire.store.base import ConversationRecord
@@ -468,7 +467,9 @@ class AmigoDialect:
                 self._keep_item(fact.item)
                 return None
             case ev.ConversationEnded():
+                # The agent ended it: marked finished in the store; later messages get 4009.
                 self.conversation_completed = True
+                self.finished = True
                 return None
             case ev.Error():
                 return self._error(fact)
@@ -1132,8 +1133,6 @@ def _stored_to_item(d: dict[str, Any]) -> ev.Item | None:
         (ev.Content(kind, text),),  # type: ignore[arg-type]
     )
 
-
-_ = (InvalidInputError, re)
 
 #: The plugin ``voxwire serve`` runs.
 PLUGIN = AmigoPlugin()

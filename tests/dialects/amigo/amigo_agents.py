@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from voxwire.agents import AgentOutput, EchoAgent, TextDelta
+from voxwire.agents import AgentOutput, EchoAgent, EndConversation, TextDelta
 from voxwire.session.events import UserTurn
 
 
@@ -32,5 +32,17 @@ class SlowEcho(EchoAgent):
     async def respond(self, turn: UserTurn) -> AsyncIterator[AgentOutput]:
         if turn.kind != "greeting":
             await asyncio.sleep(self.delay)
+        async for out in super().respond(turn):
+            yield out
+
+
+class Goodbye(HistoryAgent):
+    """Ends the conversation when the user says ``bye``."""
+
+    async def respond(self, turn: UserTurn) -> AsyncIterator[AgentOutput]:
+        if turn.text == "bye":
+            yield TextDelta("Goodbye.")
+            yield EndConversation("the user said bye")
+            return
         async for out in super().respond(turn):
             yield out

@@ -172,3 +172,35 @@ def test_two_processes_share_conversations_and_leases_redis(
     assert out["answer"].endswith(" | now:user:and now?")
     assert out["held"][0] == 4009
     assert out["after"] == {"type": "server.conversation-retrieved"}
+
+
+def test_agent_ends_the_conversation(tmp_path: Path) -> None:
+    from amigo_agents import Goodbye
+
+    env = make_env(tmp_path)
+    with ServerThread(env.server_config(agent=Goodbye())) as srv:
+        token = token_of(srv.port, env)
+
+        async def main() -> tuple[dict[str, Any], tuple[int | None, str], str]:
+            c, conv = await start(srv.url(), token)
+            await c.send(type="client.new-text-message", text="bye", message_type="user-message")
+            done = await c.until("server.interaction-complete")
+            await c.send(type="client.new-text-message", text="hello?", message_type="user-message")
+            closed = await c.closed()
+            return done, closed, conv
+
+        done, closed, conv = asyncio.run(main())
+
+        async def stored() -> bool:
+            store = open_store(env.store_url)
+            await store.open()
+            try:
+                rec = await store.get_conversation(conv)
+                return rec is not None and rec.finished
+            finally:
+                await store.close()
+
+        finished = asyncio.run(stored())
+    assert done["full_message"] == "Goodbye." and done["conversation_completed"] is True
+    assert closed[0] == 4009
+    assert finished
