@@ -76,6 +76,8 @@ RATE_LIMITED = 4029
 
 #: The sample rates PCM input may have.
 MIN_RATE, MAX_RATE = 8000, 48000
+#: A push-to-talk utterance shorter than this is refused (the engine's minimum commit).
+MIN_UTTERANCE_MS = 100
 #: Scope prefix that restricts a principal to named services (``amigo:service:<id>``).
 SERVICE_SCOPE = "amigo:service:"
 
@@ -177,6 +179,8 @@ class AmigoDialect:
         self.input_kind: str | None = None
         self.input_rate = 16000
         self._mp3_in = bytearray()
+        #: Audio buffered for the push-to-talk utterance in progress, ms.
+        self._utt_ms = 0.0
         #: Input audio taken in, ms (the engine's timeline); the VAD clock's zero on it.
         self.received_ms = 0.0
         self.zero_ms = 0.0
@@ -326,7 +330,9 @@ class AmigoDialect:
             raise _Bad(BAD_REQUEST, "PCM16 audio with an odd number of bytes")
         if not data:
             return tuple(out)
-        self.received_ms += len(data) / 2 * 1000 / self.input_rate
+        ms = len(data) / 2 * 1000 / self.input_rate
+        self.received_ms += ms
+        self._utt_ms += ms
         out.append(ev.AppendAudio(None, data))
         return tuple(out)
 
@@ -337,6 +343,8 @@ class AmigoDialect:
         if fmt == "mp3":
             if self.vad_on:
                 raise _Bad(UNSUPPORTED_MEDIA, "MP3 input is not supported in VAD mode; use PCM")
+            if (self.input_kind, self.input_rate) != ("mp3", 16000):
+                self._utt_ms = 0.0
             self.input_kind, self.input_rate = "mp3", 16000
             return [ev.UpdateSession(None, input_format="pcm16", input_rate=16000)]
         if fmt != "pcm":
@@ -353,6 +361,8 @@ class AmigoDialect:
             raise _Bad(UNSUPPORTED_MEDIA, "PCM sample_width must be 2 (16-bit)")
         if channels != 1:
             raise _Bad(UNSUPPORTED_MEDIA, "PCM audio must be mono (n_channels 1)")
+        if (self.input_kind, self.input_rate) != ("pcm", rate):
+            self._utt_ms = 0.0  # a new rate: the engine's new pipeline starts empty
         self.input_kind, self.input_rate = "pcm", rate
         return [ev.UpdateSession(None, input_format="pcm16", input_rate=rate)]
 
@@ -366,8 +376,15 @@ class AmigoDialect:
                 pcm = _decode_mp3(data, self.input_rate)
                 if pcm is None:
                     raise _Bad(UNSUPPORTED_MEDIA, "the MP3 audio could not be decoded")
-                self.received_ms += len(pcm) / 2 * 1000 / self.input_rate
+                ms = len(pcm) / 2 * 1000 / self.input_rate
+                self.received_ms += ms
+                self._utt_ms += ms
                 out.append(ev.AppendAudio(None, pcm))
+        utt_ms, self._utt_ms = self._utt_ms, 0.0
+        if utt_ms < MIN_UTTERANCE_MS:
+            # Too short: the engine refuses the commit (a server.error); nothing is answered
+            # and the scrap is dropped.
+            return (*out, ev.CommitAudio(None), ev.ClearAudio(None))
         if self.responding:
             out.insert(0, ev.CancelResponse(None))
         return (*out, ev.CommitAudio(None), ev.CreateResponse(None))
@@ -388,6 +405,7 @@ class AmigoDialect:
             if on:
                 self.zero_ms = self.received_ms
             self.speaking = False
+            self._utt_ms = 0.0  # the engine's new pipeline starts empty
         intents.append(ev.Command(None, "vad", {"on": on, "changed": on != was}))
         return tuple(intents)
 

@@ -220,3 +220,25 @@ def test_no_filler_when_off(tmp_path: Path) -> None:
 
 
 _ = json
+
+
+def test_push_to_talk_too_short_is_refused_not_answered(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    with ServerThread(env.server_config(agent=HistoryAgent())) as srv:
+        token = token_of(srv.port, env)
+
+        async def main() -> list[dict[str, Any]]:
+            c, _ = await start(srv.url(), token)
+            await send_audio(c, silence(0.04), first_config=PCM_CFG)
+            await c.send(type="client.new-audio-message", audio=None)
+            err = await c.until("server.error")
+            await c.send(type="client.new-text-message", text="next", message_type="user-message")
+            done = await c.until("server.interaction-complete")
+            await c.close()
+            return [err, done]
+
+        err, done = asyncio.run(main())
+    assert err["http_error_code"] == 400 and "too short" in err["error_description"]
+    # The short utterance was neither answered nor kept: the next answer is to "next".
+    assert done["full_message"].endswith("now:user:next")
+    assert "user:" not in done["full_message"].replace("now:user:next", "")
