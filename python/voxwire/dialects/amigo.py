@@ -658,6 +658,8 @@ class AmigoDialect:
         cur, delay = self._cur, self.settings.filler_delay_s
         if cur is None or delay is None or cur.output or cur.filler_taken or not self.voice:
             return None
+        if self._speech_end is not None:
+            return None  # the transcript comes first (vad-speech-ended precedes the answer)
         if self.clock() - cur.started < delay:
             return None
         cur.filler_taken = True
