@@ -969,7 +969,13 @@ def _connection_class(
 
         def _vx_feed(self, data: bytes) -> None:
             conn = self._vx_h11
-            if conn is None or conn.our_state is not h11.IDLE:
+            # Once the request is in, our state is SEND_RESPONSE: a body that comes in later
+            # segments is still read; nothing is read once the answer is on its way.
+            if (
+                conn is None
+                or self._vx_task is not None
+                or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+            ):
                 return
             try:
                 conn.receive_data(data)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from voxwire.dialects import openai
+from voxwire.dialects import atoms, openai
 from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
 
 #: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
-PLUGINS: list[DialectPlugin] = [openai.PLUGIN]
+PLUGINS: list[DialectPlugin] = [openai.PLUGIN, atoms.PLUGIN]
 
 
 class Dialect(Protocol):
@@ -28,8 +28,11 @@ class Dialect(Protocol):
         """One client message as an intent (a BadMessage when it is not valid)."""
         ...
 
-    def encode(self, fact: Fact) -> str | bytes | None:
-        """The wire form of a fact (JSON text or binary), or None when it has none here."""
+    def encode(self, fact: Fact) -> str | bytes | list[str | bytes] | None:
+        """The wire form of a fact (JSON text or binary), or None when it has none here.
+
+        A list is several wire messages for one fact, sent in order.
+        """
         ...
 
 

@@ -303,15 +303,30 @@ class Session:
         if self._live(response_id, now) is not None:
             self._emit(ev.ConversationEnded(reason))
 
-    def greet(self, now: float) -> None:
+    def greet(self, now: float, *, text: str | None = None) -> None:
         """Let the agent speak first (a ``greeting`` turn).
 
         APIs whose agent opens the conversation call this once the session is set up.
-        Ignored while a response runs.
+        ``text`` is what the agent is configured to say first (the registry agent's rendered
+        ``greeting``), passed to the agent as the turn's ``text``. Ignored while a response
+        runs.
         """
         self._now = now
         if self.phase is Phase.IDLE:
-            self._guard(lambda: self._start_response(None, None, None, now, kind="greeting"), None)
+            self._guard(
+                lambda: self._start_response(None, None, None, now, kind="greeting", text=text),
+                None,
+            )
+
+    def submit(self, intent: ev.Intent, now: float) -> None:
+        """Handle an intent a dialect made itself (in a command handler).
+
+        As :meth:`receive` handles a decoded client message: never raises; not rate-limited.
+        """
+        if self.phase is Phase.CLOSED:
+            return
+        self._last_activity = self._now = now
+        self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
@@ -363,12 +378,15 @@ class Session:
         self._events.append(e)
         if isinstance(e, ev.Fact):
             wire = self.dialect.encode(e)
-            if wire is not None:
-                self._outbox.append(wire)
+            if wire is None:
+                return
+            # A dialect may answer one fact with several wire messages (a list, in order).
+            for w in wire if isinstance(wire, list) else (wire,):
+                self._outbox.append(w)
                 r = self._resp
                 if r is not None:
                     r.events += 1
-                    r.wire_bytes += len(wire)
+                    r.wire_bytes += len(w)
 
     def _over_budget(self, r: _Resp) -> bool:
         """End ``r`` as incomplete when it has sent too much (True: it has ended)."""
@@ -431,6 +449,7 @@ class Session:
                 "instructions",
                 "voice",
                 "transcription",
+                "tools",
             )
             if getattr(i, k) is not ev.UNSET
         }
@@ -626,7 +645,7 @@ class Session:
             self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
-        self._start_response(i.modalities, i.instructions, i.event_id, now)
+        self._start_response(i.modalities, i.instructions, i.event_id, now, kind=i.kind)
 
     def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
         self._busy_error(i.event_id)
@@ -654,6 +673,7 @@ class Session:
         eid: str | None,
         now: float,
         kind: str = "user",
+        text: str | None = None,
     ) -> None:
         t = now
         window = self._response_times
@@ -684,20 +704,22 @@ class Session:
         self._emit(ev.OutputItemAdded(r.id, 0, item))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-        self._emit(ev.StartResponse(r.id, self._turn(r, kind)))
+        self._emit(ev.StartResponse(r.id, self._turn(r, kind, text)))
 
-    def _turn(self, r: _Resp, kind: str = "user") -> ev.UserTurn:
+    def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
         extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
-        if kind == "greeting":
+        if kind != "user":
+            # No user input: a greeting (``text``: what to say first), the tools' results
+            # or an external event (the last history items).
             return ev.UserTurn(
                 None,
-                None,
+                text,
                 None,
                 self.state.input_rate,
                 None,
                 r.modalities,
                 r.instructions,
-                kind="greeting",
+                kind=kind,  # type: ignore[arg-type]
                 history=self._history(len(self._items)),
                 **extra,
             )
