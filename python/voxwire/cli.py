@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
+    t.add_argument(
+        "--dialect", choices=("openai", "atoms"), default="openai", help="the server's API"
+    )
+    t.add_argument("--agent-id", default="echo", help="atoms: the agent to call")
     s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -332,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
+        if args.dialect == "atoms":
+            return demo.talk_atoms(
+                args.wav, args.url, args.api_key, args.agent_id, args.out, args.speed
+            )
         return demo.talk(args.wav, args.url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through
 

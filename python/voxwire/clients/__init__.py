@@ -1,0 +1,1 @@
+"""Clients of the dialects voxwire serves, one module each (``voxwire.clients.atoms``...)."""
