@@ -34,10 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "wav", nargs="?", help="PCM16 WAV file (mono or stereo, any supported rate; openai)"
     )
-    t.add_argument("--dialect", default="openai", help="openai (default) or chatstream")
+    t.add_argument(
+        "--dialect",
+        choices=("openai", "chatstream", "atoms"),
+        default="openai",
+        help="the server's API (default openai)",
+    )
     t.add_argument("--url", default=None, help="server URL (default: the dialect's on :8000)")
     t.add_argument("--text", default="Hello! How are you today?", help="chatstream: message")
-    t.add_argument("--agent-id", default="echo", help="chatstream: agent_id")
+    t.add_argument("--agent-id", default="echo", help="chatstream, atoms: the agent")
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
@@ -411,9 +416,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return chatstream.talk(
                 url, args.api_key, args.text, args.out, args.speed, agent_id=args.agent_id
             )
-        if args.dialect != "openai" or args.wav is None:
-            print("voxwire talk: give a WAV file (--dialect openai) or --dialect chatstream")
+        if args.wav is None:
+            print("voxwire talk: give a WAV file (or --dialect chatstream --text ...)")
             return 2
+        if args.dialect == "atoms":
+            return demo.talk_atoms(
+                args.wav,
+                args.url or "http://127.0.0.1:8000",
+                args.api_key,
+                args.agent_id,
+                args.out,
+                args.speed,
+            )
         url = args.url or "ws://127.0.0.1:8000/v1/realtime"
         return demo.talk(args.wav, url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through

@@ -344,15 +344,20 @@ class Session:
         if self._live(response_id, now) is not None:
             self._emit(ev.ConversationEnded(reason))
 
-    def greet(self, now: float) -> None:
+    def greet(self, now: float, *, text: str | None = None) -> None:
         """Let the agent speak first (a ``greeting`` turn).
 
         APIs whose agent opens the conversation call this once the session is set up.
-        Ignored while a response runs.
+        ``text`` is what the agent is configured to say first (the registry agent's rendered
+        ``greeting``), passed to the agent as the turn's ``text``. Ignored while a response
+        runs.
         """
         self._now = now
         if self.phase is Phase.IDLE:
-            self._guard(lambda: self._start_response(None, None, None, now, kind="greeting"), None)
+            self._guard(
+                lambda: self._start_response(None, None, None, now, kind="greeting", text=text),
+                None,
+            )
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
@@ -475,6 +480,7 @@ class Session:
                 "instructions",
                 "voice",
                 "transcription",
+                "tools",
             )
             if getattr(i, k) is not ev.UNSET
         }
@@ -670,7 +676,7 @@ class Session:
             self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
-        self._start_response(i.modalities, i.instructions, i.event_id, now)
+        self._start_response(i.modalities, i.instructions, i.event_id, now, kind=i.kind)
 
     def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
         self._busy_error(i.event_id)
@@ -698,6 +704,7 @@ class Session:
         eid: str | None,
         now: float,
         kind: str = "user",
+        text: str | None = None,
     ) -> None:
         t = now
         window = self._response_times
@@ -728,20 +735,22 @@ class Session:
         self._emit(ev.OutputItemAdded(r.id, 0, item))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-        self._emit(ev.StartResponse(r.id, self._turn(r, kind)))
+        self._emit(ev.StartResponse(r.id, self._turn(r, kind, text)))
 
-    def _turn(self, r: _Resp, kind: str = "user") -> ev.UserTurn:
+    def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
         extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
-        if kind == "greeting":
+        if kind != "user":
+            # No user input: a greeting (``text``: what to say first), the tools' results
+            # or an external event (the last history items).
             return ev.UserTurn(
                 None,
-                None,
+                text,
                 None,
                 self.state.input_rate,
                 None,
                 r.modalities,
                 r.instructions,
-                kind="greeting",
+                kind=kind,  # type: ignore[arg-type]
                 history=self._history(len(self._items)),
                 **extra,
             )

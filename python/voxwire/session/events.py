@@ -175,6 +175,8 @@ class UpdateSession(Intent):
     instructions: str | _Unset = UNSET
     voice: str | _Unset = UNSET
     transcription: bool | _Unset = UNSET
+    #: The functions the agent may call (replacing the session's).
+    tools: tuple[ToolSpec, ...] | _Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,9 @@ class CreateResponse(Intent):
 
     modalities: tuple[Modality, ...] | None = None
     instructions: str | None = None
+    #: What the agent answers: the latest ``user`` input, or ``tool_results`` /
+    #: ``external_event`` (the last history items; see :class:`UserTurn`).
+    kind: Literal["user", "tool_results", "external_event"] = "user"
 
 
 @dataclass(frozen=True)
