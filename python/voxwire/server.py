@@ -327,6 +327,8 @@ class SessionRunner:
                     now = clock()
                     if isinstance(o, agents.TextDelta):
                         session.agent_text(rid, o.text, now)
+                    elif isinstance(o, agents.Thought):
+                        session.agent_thought(rid, o.text, now)
                     elif isinstance(o, agents.AudioChunk):
                         session.agent_audio(rid, o.pcm, o.sample_rate, now)
                     elif isinstance(o, agents.ToolCall):
@@ -489,17 +491,37 @@ async def run_session(
 async def serve_accepted(
     transport: Transport, accept: Accept, platform: Platform, peer: str
 ) -> None:
-    """Run one accepted WebSocket's session (either driver), counted in the platform."""
-    session = accept.session
+    """Run one accepted WebSocket's session (either driver), counted in the platform.
+
+    With ``accept.attach`` the connection is handed to the dialect instead (it runs its
+    session itself, see :class:`~voxwire.dialects.base.Accept`).
+    """
     platform.gate.opened(peer)
-    platform.live.add(session)
-    platform.metrics.sessions_started += 1
-    cfg = platform.config
     try:
         if accept.close is not None:
             with contextlib.suppress(Exception):
                 await transport.close(*accept.close)
             return
+        if accept.attach is not None:
+            await accept.attach(transport)
+            return
+        await run_accepted(transport, accept, platform)
+    finally:
+        platform.gate.closed(peer)
+        _trim_soon()
+
+
+async def run_accepted(transport: Transport, accept: Accept, platform: Platform) -> None:
+    """Run ``accept.session`` over ``transport`` until it ends, counted in the platform.
+
+    The drivers call it for every accepted connection; a dialect whose sessions outlive
+    their connections (``Accept.attach``) calls it with a transport of its own.
+    """
+    session = accept.session
+    platform.live.add(session)
+    platform.metrics.sessions_started += 1
+    cfg = platform.config
+    try:
         await SessionRunner(
             transport,
             session,
@@ -513,8 +535,6 @@ async def serve_accepted(
         ).run()
     finally:
         platform.live.discard(session)
-        platform.gate.closed(peer)
-        _trim_soon()
 
 
 _trim_at = 0.0
@@ -1151,6 +1171,7 @@ __all__ = [
     "SessionRunner",
     "Transport",
     "create_app",
+    "run_accepted",
     "run_session",
     "serve",
     "serve_accepted",

@@ -47,6 +47,13 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class Thought:
+    """A piece of the agent's reasoning, shown apart from the answer where the API can."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     """A piece of the answer's audio: int16 mono at ``sample_rate``."""
 
@@ -78,7 +85,7 @@ class EndConversation:
     reason: str = "ended"
 
 
-AgentOutput = TextDelta | AudioChunk | ToolCall | Notice | EndConversation
+AgentOutput = TextDelta | Thought | AudioChunk | ToolCall | Notice | EndConversation
 
 
 class Agent(Protocol):
@@ -491,6 +498,7 @@ __all__ = [
     "Notice",
     "StreamingTTS",
     "TextDelta",
+    "Thought",
     "ToolCall",
     "UserTurn",
     "default_tts",

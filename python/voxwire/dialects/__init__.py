@@ -6,15 +6,16 @@ A dialect has ``decode(message) -> Intent`` and ``encode(fact) -> str | None``; 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from voxwire.dialects import openai
+from voxwire.dialects import openai, rtguide
 from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
 
 #: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
-PLUGINS: list[DialectPlugin] = [openai.PLUGIN]
+PLUGINS: list[DialectPlugin] = [openai.PLUGIN, rtguide.PLUGIN]
 
 
 class Dialect(Protocol):
@@ -28,8 +29,11 @@ class Dialect(Protocol):
         """One client message as an intent (a BadMessage when it is not valid)."""
         ...
 
-    def encode(self, fact: Fact) -> str | bytes | None:
-        """The wire form of a fact (JSON text or binary), or None when it has none here."""
+    def encode(self, fact: Fact) -> str | bytes | Sequence[str | bytes] | None:
+        """The wire form of a fact (JSON text or binary), or None when it has none here.
+
+        A list or tuple of messages when the API answers one fact with several events.
+        """
         ...
 
 

@@ -201,6 +201,18 @@ class Session:
         if self.phase is not Phase.CLOSED:
             self._outbox.append(message)
 
+    def submit(self, intent: ev.Intent, now: float) -> None:
+        """Handle an intent the dialect made itself (never raises).
+
+        A dialect's command handler may turn one wire message into several engine intents
+        (add the user's text, then ask for a response); they go through the same
+        transitions as decoded client messages, without counting against the message rate.
+        """
+        if self.phase is Phase.CLOSED:
+            return
+        self._last_activity = self._now = now
+        self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
+
     def messages_to_send(self) -> list[str | bytes]:
         """Wire messages produced since the last call, in order."""
         out, self._outbox = self._outbox, []
@@ -262,6 +274,17 @@ class Session:
         self._guard(lambda: self._audio_out(r, pcm, sample_rate), None)
         if self._resp is r:
             self._over_budget(r)
+
+    def agent_thought(self, response_id: str, text: str, now: float) -> None:
+        """A piece of the agent's reasoning (a :class:`~voxwire.session.events.ThoughtDelta`).
+
+        It is not kept in the conversation.
+        """
+        r = self._live(response_id, now)
+        if r is None or not text:
+            return
+        self._emit(ev.ThoughtDelta(r.id, r.item_id, text))
+        self._over_budget(r)
 
     def agent_tool_call(
         self, response_id: str, name: str, arguments: str, call_id: str, now: float
@@ -363,12 +386,15 @@ class Session:
         self._events.append(e)
         if isinstance(e, ev.Fact):
             wire = self.dialect.encode(e)
-            if wire is not None:
-                self._outbox.append(wire)
+            if wire is None:
+                return
+            # A dialect may answer one fact with several wire messages (a list or tuple).
+            for w in (wire,) if isinstance(wire, str | bytes) else wire:
+                self._outbox.append(w)
                 r = self._resp
                 if r is not None:
                     r.events += 1
-                    r.wire_bytes += len(wire)
+                    r.wire_bytes += len(w)
 
     def _over_budget(self, r: _Resp) -> bool:
         """End ``r`` as incomplete when it has sent too much (True: it has ended)."""
