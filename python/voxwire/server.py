@@ -989,7 +989,9 @@ def _connection_class(
 
         def _vx_feed(self, data: bytes) -> None:
             conn = self._vx_h11
-            if conn is None or conn.our_state is not h11.IDLE:
+            # Until we answer: IDLE, then SEND_RESPONSE once the request line and headers
+            # are in (a body arriving in later segments is still read).
+            if conn is None or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
                 return
             try:
                 conn.receive_data(data)
