@@ -25,7 +25,7 @@ def claims(token: str) -> dict[str, Any]:
 
 
 def tampered(token: str) -> str:
-    head, payload, sig = token.split(".")
+    head, _payload, sig = token.split(".")
     c = claims(token)
     c["sub"] = "bob"
     raw = base64.urlsafe_b64encode(json.dumps(c).encode()).rstrip(b"=").decode()
