@@ -166,6 +166,15 @@ class Client:
             self.events.append(e)
             return e
 
+    async def audio_frame(self, timeout: float = 10.0) -> bytes:
+        """The next binary frame (JSON events meanwhile are kept in :attr:`events`)."""
+        while True:
+            m = await asyncio.wait_for(self.ws.recv(), timeout)
+            if isinstance(m, bytes):
+                self.audio.append(m)
+                return m
+            self.events.append(json.loads(m))
+
     async def until(self, kind: str, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Every event up to and including the next one of type ``kind``."""
         got = []
