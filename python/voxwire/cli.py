@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 from voxwire import cli_admin
 
+#: ``voxwire talk``'s default server (the OpenAI dialect's WebSocket).
+TALK_URL = "ws://127.0.0.1:8000/v1/realtime"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
@@ -28,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="voxwire-demo.wav", help="WAV file for the answer")
     t = sub.add_parser("talk", help="stream a WAV file to a realtime server, play the answer")
     t.add_argument("wav", help="PCM16 WAV file (mono or stereo, any supported rate)")
-    t.add_argument("--url", default="ws://127.0.0.1:8000/v1/realtime")
+    t.add_argument("--url", default=TALK_URL, help="rtguide: http://host:port")
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
+    t.add_argument("--dialect", choices=("openai", "rtguide"), default="openai")
+    t.add_argument("--username", default=None, help="rtguide: the user to log in as")
+    t.add_argument("--voice", default="en-us", help="rtguide: the answer's voice")
     s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -332,6 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
+        if args.dialect == "rtguide":
+            from voxwire.clients import rtguide
+
+            url = args.url if args.url != TALK_URL else "http://127.0.0.1:8000"
+            import os
+
+            password = os.environ.get("VOXWIRE_PASSWORD")
+            if not args.username or password is None:
+                print("voxwire talk --dialect rtguide: give --username and $VOXWIRE_PASSWORD")
+                return 2
+            return rtguide.talk(
+                args.wav, url, args.username, password, args.out, args.speed, voice=args.voice
+            )
         return demo.talk(args.wav, args.url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through
 

@@ -1,0 +1,1 @@
+"""Clients of the dialects beyond the OpenAI one (which is :mod:`voxwire.client`)."""
