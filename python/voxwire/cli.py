@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from voxwire import cli_admin
 
+#: ``voxwire talk``'s default server (the OpenAI dialect's WebSocket).
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--dialect",
-        choices=("openai", "chatstream", "atoms"),
+        choices=("openai", "chatstream", "atoms", "rtguide"),
         default="openai",
         help="the server's API (default openai)",
     )
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
+    t.add_argument("--username", default=None, help="rtguide: the user to log in as")
+    t.add_argument("--voice", default="en-us", help="rtguide: the answer's voice")
     s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -409,6 +413,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
+        if args.dialect == "rtguide":
+            import os
+
+            from voxwire.clients import rtguide
+
+            password = os.environ.get("VOXWIRE_PASSWORD")
+            if args.wav is None or not args.username or password is None:
+                print(
+                    "voxwire talk --dialect rtguide: give a WAV file, --username and "
+                    "$VOXWIRE_PASSWORD"
+                )
+                return 2
+            return rtguide.talk(
+                args.wav,
+                args.url or "http://127.0.0.1:8000",
+                args.username,
+                password,
+                args.out,
+                args.speed,
+                voice=args.voice,
+            )
         if args.dialect == "chatstream":
             from voxwire.clients import chatstream
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from voxwire.dialects import atoms, chatstream, openai
+from voxwire.dialects import atoms, chatstream, openai, rtguide
 from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
 
 #: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
-PLUGINS: list[DialectPlugin] = [openai.PLUGIN, chatstream.PLUGIN, atoms.PLUGIN]
+PLUGINS: list[DialectPlugin] = [openai.PLUGIN, chatstream.PLUGIN, atoms.PLUGIN, rtguide.PLUGIN]
 
 
 class Dialect(Protocol):

@@ -281,6 +281,17 @@ class Session:
         if self._resp is r:
             self._over_budget(r)
 
+    def agent_thought(self, response_id: str, text: str, now: float) -> None:
+        """A piece of the agent's reasoning (a :class:`~voxwire.session.events.ThoughtDelta`).
+
+        It is not kept in the conversation.
+        """
+        r = self._live(response_id, now)
+        if r is None or not text:
+            return
+        self._emit(ev.ThoughtDelta(r.id, r.item_id, text))
+        self._over_budget(r)
+
     def agent_tool_call(
         self, response_id: str, name: str, arguments: str, call_id: str, now: float
     ) -> None:
@@ -411,8 +422,8 @@ class Session:
             wire = self.dialect.encode(e)
             if wire is None:
                 return
-            # A dialect may render one fact as several wire messages (a list, in order).
-            for w in wire if isinstance(wire, list) else (wire,):
+            # A dialect may answer one fact with several wire messages (a list or tuple).
+            for w in (wire,) if isinstance(wire, str | bytes) else wire:
                 self._outbox.append(w)
                 r = self._resp
                 if r is not None:

@@ -468,6 +468,18 @@ class AudioDone(PartFact):
 
 
 @dataclass(frozen=True)
+class ThoughtDelta(Fact):
+    """A piece of the agent's reasoning ("thinking"), apart from its answer.
+
+    Not part of the conversation: dialects whose API shows reasoning send it, others drop it.
+    """
+
+    response_id: str
+    item_id: str
+    delta: str
+
+
+@dataclass(frozen=True)
 class FunctionCallArgumentsDone(Fact):
     """The agent called a tool with these arguments."""
 
