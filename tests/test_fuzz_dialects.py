@@ -74,6 +74,22 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"type": "fetch_avatar_configs"},
         {"type": "switch_avatar_config", "file": "a.json"},
     ],
+    "rtguide": [
+        {"type": "ping"},
+        {"type": "get_agents"},
+        {"type": "set_agent", "agent_key": "echo"},
+        {"type": "get_voices"},
+        {"type": "set_agent_voice", "voice_id": "none"},
+        {"type": "get_tool_catalog"},
+        {"type": "set_agent_tools", "tools": []},
+        {"type": "text_input", "text": "hi there"},
+        {"type": "new_chat_session"},
+        {"type": "get_user_sessions", "offset": 0, "limit": 5},
+        {"type": "set_chat_session_name", "session_name": "fuzz"},
+        {"type": "set_session_metadata", "meta": {"a": 1}},
+        {"type": "resume_chat_session", "session_id": "nope"},
+        {"type": "client_wants_cancel"},
+    ],
     "atoms": [
         {"type": "input_audio_buffer.append", "audio": PCM},
         {"type": "input_audio_buffer.commit"},
@@ -237,12 +253,32 @@ def random_messages(dialect: str, n: int, seed: int) -> list[str | bytes]:
             out.append(rnd.randbytes(rnd.randrange(1, 40)))
         else:
             out.append("".join(chr(rnd.randrange(32, 0x2FFF)) for _ in range(rnd.randrange(30))))
+    if dialect == "rtguide":  # binary frames are audio there: some real PCM too
+        pcm = base64.b64decode(PCM)
+        out += [pcm[: rnd.randrange(0, len(pcm))] for _ in range(n // 10)]
+        rnd.shuffle(out)
     return out
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("dialect", ["openai", "chatstream", "atoms"])
-def test_random_messages_on_a_real_server(dialect: str) -> None:
+def rtguide_token(port: int) -> str:
+    import urllib.request
+
+    body = json.dumps({"username": "fuzzer", "password": "fuzz-password-1"}).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/rt/login",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(json.load(r)["agent_c_token"])
+
+
+@pytest.mark.parametrize("dialect", ["openai", "chatstream", "atoms", "rtguide"])
+def test_random_messages_on_a_real_server(dialect: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
     import time
     import urllib.request
 
@@ -251,13 +287,25 @@ def test_random_messages_on_a_real_server(dialect: str) -> None:
 
     from voxwire.demo import spawn_server
 
-    path = {
-        "openai": "/v1/realtime",
-        "chatstream": "/v1/chat/stream",
-        "atoms": "/atoms/v1/agent/connect?agent_id=echo&mode=webcall",
-    }[dialect]
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    args = ["--max-connections-per-peer", "1000", "--store", store]
+    if dialect == "rtguide":
+        subprocess.run(
+            [sys.executable, "-m", "voxwire", "users", "add", "fuzzer", "--store", store],
+            input="fuzz-password-1\n",
+            text=True,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     codes: list[int | None] = []
-    with spawn_server("--max-connections-per-peer", "1000") as (port, proc):
+    with spawn_server(*args) as (port, proc):
+        path = {
+            "openai": "/v1/realtime",
+            "chatstream": "/v1/chat/stream",
+            "atoms": "/atoms/v1/agent/connect?agent_id=echo&mode=webcall",
+            "rtguide": "/api/rt/ws?token=" + (rtguide_token(port) if dialect == "rtguide" else ""),
+        }[dialect]
         for run in range(3):
             msgs = random_messages(dialect, MESSAGES // 3, seed=run)
             try:
