@@ -37,6 +37,8 @@ from voxwire.session import events as ev
 EXAMPLES = int(os.environ.get("VOXWIRE_FUZZ_EXAMPLES", "40"))
 STEPS = int(os.environ.get("VOXWIRE_FUZZ_STEPS", "30"))
 MESSAGES = int(os.environ.get("VOXWIRE_FUZZ_MESSAGES", "150"))
+#: Client messages the state machines sent, per dialect (printed by the last test, ``-s``).
+SENT_D: dict[str, int] = {}
 
 PCM = base64.b64encode((np.sin(np.arange(960) * 0.1) * 5000).astype(np.int16).tobytes()).decode()
 
@@ -183,6 +185,7 @@ def machine(dialect: str) -> type[RuleBasedStateMachine]:
         @rule(data=st.data())
         def client_sends(self, data: st.DataObject) -> None:
             msg = data.draw(client_message(dialect))
+            SENT_D[dialect] = SENT_D.get(dialect, 0) + 1
             decoded = self.session.dialect.decode(msg)
             assert isinstance(decoded, ev.Intent)
             self.now += 0.05
@@ -233,6 +236,12 @@ TestOpenAIDecoder = machine("openai").TestCase
 TestOpenAIBetaDecoder = machine("openai-beta").TestCase
 TestChatstreamDecoder = machine("chatstream").TestCase
 TestAtomsDecoder = machine("atoms").TestCase
+
+
+def test_zz_report() -> None:
+    """Prints how many client messages each machine sent (run with ``-s``)."""
+    print(f"\nfuzz: {EXAMPLES} runs per dialect, messages {SENT_D}, no failure")
+    assert sum(SENT_D.values()) > 0
 
 
 # -- part 2: on a real server ------------------------------------------------------------
