@@ -423,3 +423,48 @@ def test_rss_returns_after_sessions_close() -> None:
     left = (after - base) / 1024
     assert grew > 100, grew  # the sessions really held the memory
     assert left < 25, (base, peak, after)
+
+
+def test_manual_commits_keep_at_most_the_conversation_budget() -> None:
+    """Turn detection off, 14 manual commits of 60 s of audio each (2.9 MB each, 40 MB in
+    all; fifteen-minute commits used to take 500 MB in 2.4 s): past 32 MiB the oldest turns
+    are dropped, and the server's RSS stays bounded."""
+    from websockets.sync.client import connect
+
+    second = base64.b64encode(bytes(24000 * 2)).decode()  # 1 s of silence at 24 kHz
+    append = json.dumps({"type": "input_audio_buffer.append", "audio": second})
+    with (
+        spawn_server() as (port, proc),
+        connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None) as ws,
+    ):
+        ws.recv(5)
+        ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+                }
+            )
+        )
+        assert json.loads(ws.recv(5))["type"] == "session.updated"
+        before = rss_kb(proc.pid)
+        committed: list[str] = []
+        for _ in range(14):
+            for _ in range(60):
+                ws.send(append)
+            ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            for _ in range(10):
+                m = json.loads(ws.recv(10))
+                if m["type"] == "input_audio_buffer.committed":
+                    committed.append(m["item_id"])
+                if m["type"] == "conversation.item.done":
+                    break
+        grew_mb = (rss_kb(proc.pid) - before) / 1024
+        ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": committed[0]}))
+        first = json.loads(ws.recv(5))
+        ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": committed[-1]}))
+        last = json.loads(ws.recv(5))
+    assert len(committed) == 14
+    assert first["type"] == "error"
+    assert last["type"] == "conversation.item.retrieved"
+    assert grew_mb < 80, grew_mb

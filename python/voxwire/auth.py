@@ -859,13 +859,23 @@ class Authenticator:
             claims["akid"] = p.key_id
         return claims
 
-    def issue_access(self, principal: Principal, *, ttl_s: float | None = None) -> tuple[str, int]:
+    def issue_access(
+        self,
+        principal: Principal,
+        *,
+        ttl_s: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[str, int]:
         """An access token for ``principal`` and its expiry (Unix seconds).
 
         ``ttl_s`` defaults to ``access_ttl_s``. Access tokens are not stored: they are
-        valid until they expire (keep them short).
+        valid until they expire (keep them short). ``extra``: more claims an API puts in its
+        tokens (rtguide's public ``user`` object); they cannot replace the claims above, and
+        must never hold a secret (a JWT is signed, not encrypted).
         """
         claims = self._claims(principal, "access", ttl_s or self.access_ttl_s)
+        for k, v in (extra or {}).items():
+            claims.setdefault(k, v)
         return self.jwt.encode(claims), claims["exp"]
 
     async def issue_tokens(

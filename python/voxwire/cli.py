@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from voxwire import cli_admin
 
+#: ``voxwire talk``'s default server (the OpenAI dialect's WebSocket).
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voxwire`` command."""
@@ -34,14 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "wav", nargs="?", help="PCM16 WAV file (mono or stereo, any supported rate; openai)"
     )
-    t.add_argument("--dialect", default="openai", help="openai (default), chatstream or amigo")
+    t.add_argument(
+        "--dialect",
+        choices=("openai", "chatstream", "atoms", "rtguide", "amigo"),
+        default="openai",
+        help="the server's API (default openai)",
+    )
     t.add_argument("--service", default="default", help="amigo: service_id")
     t.add_argument("--url", default=None, help="server URL (default: the dialect's on :8000)")
     t.add_argument("--text", default="Hello! How are you today?", help="chatstream: message")
-    t.add_argument("--agent-id", default="echo", help="chatstream: agent_id")
+    t.add_argument("--agent-id", default="echo", help="chatstream, atoms: the agent")
     t.add_argument("--api-key", default=None)
     t.add_argument("--out", default="answer.wav", help="WAV file for the answer")
     t.add_argument("--speed", type=float, default=1.0, help="x real time (0: no pacing)")
+    t.add_argument("--username", default=None, help="rtguide: the user to log in as")
+    t.add_argument("--voice", default="en-us", help="rtguide: the answer's voice")
     s = sub.add_parser("serve", help="serve the realtime API (OpenAI dialect) over WebSocket")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -405,6 +414,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "talk":
         from voxwire import demo
 
+        if args.dialect == "rtguide":
+            import os
+
+            from voxwire.clients import rtguide
+
+            password = os.environ.get("VOXWIRE_PASSWORD")
+            if args.wav is None or not args.username or password is None:
+                print(
+                    "voxwire talk --dialect rtguide: give a WAV file, --username and "
+                    "$VOXWIRE_PASSWORD"
+                )
+                return 2
+            return rtguide.talk(
+                args.wav,
+                args.url or "http://127.0.0.1:8000",
+                args.username,
+                password,
+                args.out,
+                args.speed,
+                voice=args.voice,
+            )
         if args.dialect == "chatstream":
             from voxwire.clients import chatstream
 
@@ -428,9 +458,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out_wav=args.out,
                 speed=args.speed,
             )
-        if args.dialect != "openai" or args.wav is None:
-            print("voxwire talk: give a WAV file (--dialect openai) or --dialect chatstream")
+        if args.wav is None:
+            print("voxwire talk: give a WAV file (or --dialect chatstream --text ...)")
             return 2
+        if args.dialect == "atoms":
+            return demo.talk_atoms(
+                args.wav,
+                args.url or "http://127.0.0.1:8000",
+                args.api_key,
+                args.agent_id,
+                args.out,
+                args.speed,
+            )
         url = args.url or "ws://127.0.0.1:8000/v1/realtime"
         return demo.talk(args.wav, url, args.api_key, args.out, args.speed)
     raise AssertionError(args.command)  # argparse only lets known commands through

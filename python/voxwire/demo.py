@@ -306,3 +306,35 @@ def talk(
     for e in rep.errors:
         print(f"error: {e}")
     return 0 if rep.status == "completed" else 1
+
+
+def talk_atoms(
+    path: str, url: str, api_key: str | None, agent_id: str, out_wav: str | None, speed: float
+) -> int:
+    """``voxwire talk --dialect atoms``: one webcall with a WAV file as the user's turn.
+
+    Register-call, connect, play the greeting and the answer (250 ms pre-buffer), print the
+    transcripts; the played audio goes to ``out_wav``.
+    """
+    from voxwire.client import read_wav
+    from voxwire.clients.atoms import talk as atoms_talk
+
+    x, rate = read_wav(path)
+    log = asyncio.run(atoms_talk(url, x, rate, api_key=api_key, agent_id=agent_id, speed=speed))
+    for role, text in log.transcripts:
+        print(f"{role}: {text}")
+    for e in log.errors:
+        print(f"error: {e.get('code')}: {e.get('message')}")
+    if log.interruptions:
+        print(f"interruptions: {log.interruptions}")
+    played = log.played_audio()
+    if out_wav:
+        import wave
+
+        with wave.open(out_wav, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(log.session.get("sample_rate", 24000)))
+            w.writeframes(played.astype("<i2").tobytes())
+    answered = any(role == "assistant" for role, _ in log.transcripts)
+    return 0 if answered and not log.errors else 1

@@ -336,6 +336,8 @@ class SessionRunner:
                     now = clock()
                     if isinstance(o, agents.TextDelta):
                         session.agent_text(rid, o.text, now)
+                    elif isinstance(o, agents.Thought):
+                        session.agent_thought(rid, o.text, now)
                     elif isinstance(o, agents.AudioChunk):
                         session.agent_audio(rid, o.pcm, o.sample_rate, now, o.marks)
                     elif isinstance(o, agents.ToolCall):
@@ -509,14 +511,12 @@ async def serve_accepted(
 ) -> None:
     """Run one accepted WebSocket's session (either driver), counted in the platform.
 
-    Ends with one access line: peer, path, dialect, principal, close code, duration,
-    messages in and out, seconds of input audio.
+    With ``accept.attach`` the connection is handed to the dialect instead (it runs its
+    session itself, see :class:`~voxwire.dialects.base.Accept`). Ends with one access line:
+    peer, path, dialect, principal, close code, duration, messages in and out, seconds of
+    input audio.
     """
-    session = accept.session
     platform.gate.opened(peer)
-    platform.live.add(session)
-    platform.metrics.sessions_started += 1
-    cfg = platform.config
     t0 = time.monotonic()
     runner: SessionRunner | None = None
     try:
@@ -524,51 +524,99 @@ async def serve_accepted(
             with contextlib.suppress(Exception):
                 await transport.close(*accept.close)
             return
+        if accept.attach is not None:
+            await accept.attach(transport)
+            return
         runner = SessionRunner(
             transport,
-            session,
+            accept.session,
             platform.agent,
-            max_send_queue=cfg.max_send_queue,
+            max_send_queue=platform.config.max_send_queue,
             metrics=platform.metrics,
-            asr=cfg.asr,
-            write_timeout_s=cfg.write_timeout_s,
+            asr=platform.config.asr,
+            write_timeout_s=platform.config.write_timeout_s,
             accept=accept,
             platform=platform,
         )
-        await runner.run()
+        await run_accepted(transport, accept, platform, runner=runner)
     finally:
-        platform.live.discard(session)
         platform.gate.closed(peer)
         _trim_soon()
         if access.isEnabledFor(logging.INFO):
-            principal = getattr(accept.principal, "owner", None) or "-"
-            code: int | None = accept.close[0] if accept.close else None
-            if runner is not None:
-                code = runner.close_code or _client_close_code(transport)
-            fields = {
-                "peer": peer,
-                "path": path,
-                "dialect": dialect,
-                "principal": principal,
-                "close_code": code,
-                "duration_s": round(time.monotonic() - t0, 3),
-                "messages_in": runner.messages_in if runner else 0,
-                "messages_out": runner.messages_out if runner else 0,
-                "audio_in_s": round(session.audio_received_ms / 1000, 3),
-            }
-            access.info(
-                "%s WS %s %s %s close=%s %.3fs in=%d out=%d audio=%.1fs",
-                peer,
-                path,
-                dialect,
-                principal,
-                code,
-                fields["duration_s"],
-                fields["messages_in"],
-                fields["messages_out"],
-                fields["audio_in_s"],
-                extra={"fields": fields},
+            _access_line(accept, runner, transport, peer, path, dialect, t0)
+
+
+async def run_accepted(
+    transport: Transport,
+    accept: Accept,
+    platform: Platform,
+    *,
+    runner: SessionRunner | None = None,
+) -> None:
+    """Run ``accept.session`` over ``transport`` until it ends, counted in the platform.
+
+    The drivers call it for every accepted connection; a dialect whose sessions outlive
+    their connections (``Accept.attach``) calls it with a transport of its own.
+    """
+    session = accept.session
+    platform.live.add(session)
+    platform.metrics.sessions_started += 1
+    cfg = platform.config
+    try:
+        if runner is None:
+            runner = SessionRunner(
+                transport,
+                session,
+                platform.agent,
+                max_send_queue=cfg.max_send_queue,
+                metrics=platform.metrics,
+                asr=cfg.asr,
+                write_timeout_s=cfg.write_timeout_s,
+                accept=accept,
+                platform=platform,
             )
+        await runner.run()
+    finally:
+        platform.live.discard(session)
+
+
+def _access_line(
+    accept: Accept,
+    runner: SessionRunner | None,
+    transport: Transport,
+    peer: str,
+    path: str,
+    dialect: str,
+    t0: float,
+) -> None:
+    principal = getattr(accept.principal, "owner", None) or "-"
+    code: int | None = accept.close[0] if accept.close else None
+    if runner is not None:
+        code = runner.close_code or _client_close_code(transport)
+    fields = {
+        "peer": peer,
+        "path": path,
+        "dialect": dialect,
+        "principal": principal,
+        "close_code": code,
+        "duration_s": round(time.monotonic() - t0, 3),
+        "messages_in": runner.messages_in if runner else 0,
+        "messages_out": runner.messages_out if runner else 0,
+        "audio_in_s": round(accept.session.audio_received_ms / 1000, 3),
+    }
+    access.info(
+        "%s WS %s %s %s close=%s %.3fs in=%d out=%d audio=%.1fs",
+        peer,
+        path,
+        dialect,
+        principal,
+        code,
+        fields["duration_s"],
+        fields["messages_in"],
+        fields["messages_out"],
+        fields["audio_in_s"],
+        extra={"fields": fields},
+    )
 
 
 def _client_close_code(transport: Transport) -> int | None:
@@ -1242,6 +1290,7 @@ __all__ = [
     "SessionRunner",
     "Transport",
     "create_app",
+    "run_accepted",
     "run_session",
     "serve",
     "serve_accepted",

@@ -122,3 +122,34 @@ def test_plugin_routes_commands_background_and_end_hook(tmp_path: Path) -> None:
     assert codes == [4000]
     assert rest == (201, {"room": "kitchen", "got": {"x": 1}})
     assert plugin.closed == ["kitchen"]
+
+
+def test_rest_body_in_a_later_segment(tmp_path: Path) -> None:
+    """A POST whose body arrives after its headers (urllib writes them apart) is answered."""
+    plugin = IdentityPlugin()
+
+    async def main() -> bytes:
+        cfg = ServerConfig(plugins=(plugin,), store=SQLiteStore(tmp_path / "s.db"))
+        server = await serve_websockets(cfg, "127.0.0.1", 0)
+        port = next(iter(server.sockets)).getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            body = b'{"x": 2}'
+            writer.write(
+                b"POST /identity/den/note HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the headers are read alone first
+            writer.write(body)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return answer
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    answer = asyncio.run(main())
+    assert answer.split(b" ")[1] == b"201"
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"room": "den", "got": {"x": 2}}

@@ -49,6 +49,13 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class Thought:
+    """A piece of the agent's reasoning, shown apart from the answer where the API can."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     """A piece of the answer's audio: int16 mono at ``sample_rate``.
 
@@ -96,7 +103,7 @@ class EndConversation:
     reason: str = "ended"
 
 
-AgentOutput = TextDelta | AudioChunk | ToolCall | ToolResult | Notice | EndConversation
+AgentOutput = TextDelta | Thought | AudioChunk | ToolCall | ToolResult | Notice | EndConversation
 
 
 class Agent(Protocol):
@@ -581,6 +588,7 @@ __all__ = [
     "Notice",
     "StreamingTTS",
     "TextDelta",
+    "Thought",
     "ToolCall",
     "ToolResult",
     "UserTurn",

@@ -1,1 +1,1 @@
-"""Clients of the dialects beyond OpenAI's (:mod:`voxwire.client` is the OpenAI one)."""
+"""Clients of the dialects voxwire serves, one module each (``voxwire.clients.atoms``...)."""

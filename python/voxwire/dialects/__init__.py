@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from voxwire.dialects import amigo, chatstream, openai
+from voxwire.dialects import amigo, atoms, chatstream, openai, rtguide
 from voxwire.dialects.base import DialectPlugin
 from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session.events import Fact, Intent
 
 #: The dialects ``voxwire serve`` speaks, on one port: adding one is a module and a line here.
-PLUGINS: list[DialectPlugin] = [openai.PLUGIN, chatstream.PLUGIN, amigo.PLUGIN]
+PLUGINS: list[DialectPlugin] = [
+    openai.PLUGIN,
+    chatstream.PLUGIN,
+    atoms.PLUGIN,
+    rtguide.PLUGIN,
+    amigo.PLUGIN,
+]
 
 
 class Dialect(Protocol):

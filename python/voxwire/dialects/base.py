@@ -95,6 +95,13 @@ class Accept:
     ``commands`` handles the dialect's own commands; ``background`` tasks run beside the
     session (both get a :class:`SessionIO`). ``on_close`` runs once the session has ended
     (release a lease, store the transcript), whatever ended it.
+
+    ``attach``: for sessions that outlive their connection (a client re-attaching to a live
+    session after a network drop). When set, the driver does not run ``session`` itself: it
+    hands the accepted connection's transport (:class:`voxwire.server.Transport`) to
+    ``attach`` and keeps the connection open until the coroutine returns. The dialect runs
+    the session itself over a transport of its own (see :func:`voxwire.server.run_accepted`)
+    and moves it from connection to connection.
     """
 
     session: Session
@@ -104,6 +111,7 @@ class Accept:
     commands: CommandHandler | None = None
     background: tuple[BackgroundTask, ...] = ()
     on_close: Callable[[SessionIO], Awaitable[None]] | None = None
+    attach: Callable[[Any], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

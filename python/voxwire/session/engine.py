@@ -305,6 +305,17 @@ class Session:
         if self._resp is r:
             self._over_budget(r)
 
+    def agent_thought(self, response_id: str, text: str, now: float) -> None:
+        """A piece of the agent's reasoning (a :class:`~voxwire.session.events.ThoughtDelta`).
+
+        It is not kept in the conversation.
+        """
+        r = self._live(response_id, now)
+        if r is None or not text:
+            return
+        self._emit(ev.ThoughtDelta(r.id, r.item_id, text))
+        self._over_budget(r)
+
     def agent_tool_call(
         self, response_id: str, name: str, arguments: str, call_id: str, now: float
     ) -> None:
@@ -372,8 +383,9 @@ class Session:
         """Let the agent speak first (a ``greeting`` turn).
 
         APIs whose agent opens the conversation call this once the session is set up.
-        ``text``: the configured opening line (the turn's ``text``; None: the agent makes
-        its own). Ignored while a response runs.
+        ``text`` is what the agent is configured to say first (the registry agent's rendered
+        ``greeting``), passed to the agent as the turn's ``text``. Ignored while a response
+        runs.
         """
         self._now = now
         if self.phase is Phase.IDLE:
@@ -434,8 +446,8 @@ class Session:
             wire = self.dialect.encode(e)
             if wire is None:
                 return
-            # A dialect may render one fact as several wire messages (a list, in order).
-            for w in wire if isinstance(wire, list) else (wire,):
+            # A dialect may answer one fact with several wire messages (a list or tuple).
+            for w in (wire,) if isinstance(wire, str | bytes) else wire:
                 self._outbox.append(w)
                 r = self._resp
                 if r is not None:
@@ -503,6 +515,7 @@ class Session:
                 "instructions",
                 "voice",
                 "transcription",
+                "tools",
             )
             if getattr(i, k) is not ev.UNSET
         }
@@ -761,7 +774,19 @@ class Session:
 
     def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
         extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
-        if kind == "greeting":
+        if kind != "user":
+            # No user input: a greeting (``text``: what to say first), the tools' results
+            # or an external event (the last history items).
+            if kind == "external_event" and text is None:
+                # The event's own text too: the latest system item's.
+                text = next(
+                    (
+                        " ".join(c.text for c in rec.item.content if c.text)
+                        for rec in reversed(self._items)
+                        if rec.item.role == "system"
+                    ),
+                    None,
+                )
             return ev.UserTurn(
                 None,
                 text,
@@ -770,16 +795,14 @@ class Session:
                 None,
                 r.modalities,
                 r.instructions,
-                kind="greeting",
+                kind=kind,  # type: ignore[arg-type]
                 history=self._history(len(self._items)),
                 **extra,
             )
-        # An external event's turn answers the latest system item (the injected event).
-        roles = ("system",) if kind == "external_event" else ("user",)
         for k in range(len(self._items) - 1, -1, -1):
             rec = self._items[k]
             it = rec.item
-            if it.role not in roles:
+            if it.role != "user":
                 continue
             text = " ".join(c.text for c in it.content if c.type == "input_text" and c.text)
             transcript = " ".join(c.transcript for c in it.content if c.transcript) or None
@@ -791,7 +814,6 @@ class Session:
                 transcript,
                 r.modalities,
                 r.instructions,
-                kind="external_event" if kind == "external_event" else "user",
                 history=self._history(k),
                 **extra,
             )

@@ -175,6 +175,8 @@ class UpdateSession(Intent):
     instructions: str | _Unset = UNSET
     voice: str | _Unset = UNSET
     transcription: bool | _Unset = UNSET
+    #: The functions the agent may call (replacing the session's).
+    tools: tuple[ToolSpec, ...] | _Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -237,9 +239,9 @@ class CreateResponse(Intent):
 
     modalities: tuple[Modality, ...] | None = None
     instructions: str | None = None
-    #: ``user`` answers the latest user item; ``external_event`` the latest system item (an
-    #: event the client injected).
-    kind: Literal["user", "external_event"] = "user"
+    #: What the agent answers: the latest ``user`` input, or ``tool_results`` /
+    #: ``external_event`` (the last history items; see :class:`UserTurn`).
+    kind: Literal["user", "tool_results", "external_event"] = "user"
 
 
 @dataclass(frozen=True)
@@ -475,6 +477,18 @@ class SpeechMarks(PartFact):
 @dataclass(frozen=True)
 class AudioDone(PartFact):
     """An audio answer's audio is complete."""
+
+
+@dataclass(frozen=True)
+class ThoughtDelta(Fact):
+    """A piece of the agent's reasoning ("thinking"), apart from its answer.
+
+    Not part of the conversation: dialects whose API shows reasoning send it, others drop it.
+    """
+
+    response_id: str
+    item_id: str
+    delta: str
 
 
 @dataclass(frozen=True)
