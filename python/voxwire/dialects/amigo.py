@@ -1040,6 +1040,8 @@ class _Conn:
         io.send(json.dumps({"type": "server.conversation-completed"}))
 
     async def _close(self, payload: Any, io: SessionIO) -> None:
+        await self._store_pending()
+        await self._release()
         io.close(1000, "closed by the client")
 
     # -- background tasks ---------------------------------------------------------------
@@ -1050,6 +1052,9 @@ class _Conn:
         while True:
             if codec.close_request is not None:
                 code, reason = codec.close_request
+                # The lease goes before the close frame: a client that reconnects at once
+                # finds the service free.
+                await self._release()
                 io.close(code, reason)
                 return
             left = codec.last_message + self.settings.idle_timeout_s - codec.clock()
@@ -1119,14 +1124,18 @@ class _Conn:
             for frame in codec.filler_frames(cur, pcm, marks):
                 io.send(frame)
 
-    async def end(self, io: SessionIO) -> None:
-        """Store what is left and release the lease."""
-        with contextlib.suppress(Exception):
-            await self._store_pending()
+    async def _release(self) -> None:
+        """Give the lease up (once)."""
         if self.lease is not None:
             key, self.lease = self.lease, None
             with contextlib.suppress(Exception):
                 await self.platform.store.release_lease(key, self.holder)
+
+    async def end(self, io: SessionIO) -> None:
+        """Store what is left and release the lease."""
+        with contextlib.suppress(Exception):
+            await self._store_pending()
+        await self._release()
 
 
 _COMMANDS: dict[str, Callable[[_Conn, Any, SessionIO], Awaitable[None]]] = {
