@@ -868,6 +868,7 @@ class _Conn:
         self.holder = "conn-" + secrets.token_hex(8)
         self.lease: str | None = None
         self.lease_ready = asyncio.Event()
+        self._released = False
         self.conv: ConversationRecord | None = None
         self._filler_k = 0
 
@@ -895,12 +896,22 @@ class _Conn:
         return not allowed or service_id in allowed
 
     async def _take_lease(self, service_id: str) -> bool:
+        if self._released:
+            return False
         key = self._lease_key(service_id)
-        ok = await self.platform.store.acquire_lease(key, self.holder, self.settings.lease_ttl_s)
-        if ok:
-            self.lease = key
-            self.lease_ready.set()
-        return ok
+        # Set before the await: a release (or the end hook) meanwhile covers this key too.
+        self.lease = key
+        store = self.platform.store
+        ok = await store.acquire_lease(key, self.holder, self.settings.lease_ttl_s)
+        if self._released:  # the connection ended while the lease was being taken
+            if ok:
+                await store.release_lease(key, self.holder)
+            return False
+        if not ok:
+            self.lease = None
+            return False
+        self.lease_ready.set()
+        return True
 
     async def _start(self, payload: dict[str, Any], io: SessionIO) -> None:
         registry = self.platform.registry
@@ -1076,10 +1087,14 @@ class _Conn:
                 return
             try:
                 ok = await store.renew_lease(key, self.holder, ttl)
-                if not ok:
+                if not ok and not self._released:
                     ok = await store.acquire_lease(key, self.holder, ttl)
             except StoreUnavailableError:
                 continue  # try again at the next renewal
+            if self._released:  # released meanwhile: what was renewed goes too
+                with contextlib.suppress(StoreUnavailableError):
+                    await store.release_lease(key, self.holder)
+                return
             if not ok:
                 self.codec.request_close(CONFLICT, "conflict: another connection took the service")
                 return
@@ -1125,7 +1140,8 @@ class _Conn:
                 io.send(frame)
 
     async def _release(self) -> None:
-        """Give the lease up (once)."""
+        """Give the lease up, for good (no lease is taken or renewed after this)."""
+        self._released = True
         if self.lease is not None:
             key, self.lease = self.lease, None
             with contextlib.suppress(Exception):

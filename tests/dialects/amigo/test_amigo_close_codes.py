@@ -172,6 +172,13 @@ def test_4000_bad_message(srv: ServerThread, env: Env, msgs: list[str], why: str
     code, reason = run(main())
     assert code == 4000 and why in reason
 
+    async def again() -> str:  # the closed connection left no lease behind
+        c, conv = await start(srv.url(), token)
+        await c.close()
+        return conv
+
+    assert len(run(again())) == 24
+
 
 def test_4000_bad_query(srv: ServerThread, env: Env) -> None:
     token = token_of(srv.port, env)
