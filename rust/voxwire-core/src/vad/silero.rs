@@ -29,8 +29,6 @@ use std::sync::{Arc, OnceLock};
 /// The weights file (see `scripts/silero_weights.py` for its format).
 static WEIGHTS: &[u8] = include_bytes!("silero_weights.bin");
 
-/// Output channels per tile of the matrix products.
-const TILE: usize = 16;
 /// LSTM units.
 const HIDDEN: usize = 128;
 /// STFT frames per window.
@@ -40,78 +38,309 @@ const FRAMES: usize = 4;
 const START_THRESHOLD: f32 = 0.5;
 const END_THRESHOLD: f32 = 0.35;
 
-/// A 1-D convolution (kernel 3, padding 1) with its weights tiled for the kernel:
-/// `w[((tile * c_in + c) * 3 + k) * TILE + j]` is output channel `tile * TILE + j`'s weight
-/// for input channel `c` at tap `k`.
+/// Whether tap `k` of a kernel-3, padding-1 convolution with stride `s` reads inside an
+/// input of `l` positions for any of its `p` output positions.
+const fn tap_used(k: usize, l: usize, p: usize, s: usize) -> bool {
+    let mut i = 0;
+    while i < p {
+        let q = i * s + k;
+        if q >= 1 && q <= l {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The vector unit the matrix products are laid out for (chosen once, when the weights are
+/// parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    /// 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// 8 lanes, with FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Portable code over 8-lane arrays.
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => 16,
+            _ => 8,
+        }
+    }
+}
+
+/// Vectors of output channels per tile, per layer (conv1-4, LSTM) and lane count, so that a
+/// tile's sums (vectors times output positions) fill 8 registers: enough independent FMA
+/// chains to cover the FMA latency without spilling (AVX2 has 16 registers).
+const fn tile_vectors(layer: usize, lanes: usize) -> usize {
+    match (layer, lanes) {
+        (0, _) => 2,      // 4 positions
+        (1, _) => 4,      // 2 positions
+        (2 | 3, 16) => 4, // 1 position, 64 channels (conv3: only 64 outputs)
+        (2 | 3, _) => 8,
+        _ => 8, // LSTM, 1 position
+    }
+}
+
+/// A layer whose output is `relu(b + sum over taps of W_k x)` (or without the ReLU): a 1-D
+/// convolution with kernel 3 and padding 1 over a fixed input length `L`, giving `P`
+/// positions at stride `S`; a matrix-vector product is the case `L = P = 1` (one tap).
+/// Weights are tiled for the kernel: per tile of `tile` output channels, per input channel,
+/// per tap that reads inside the input (the others only ever meet padding and are not
+/// kept), `tile` weights.
 #[derive(Debug)]
-struct Conv {
+struct Layer {
     c_in: usize,
     c_out: usize,
+    taps: usize,
+    tile: usize,
     w: Vec<f32>,
     b: Vec<f32>,
 }
 
-impl Conv {
-    fn new(w: &[f32], b: &[f32], c_out: usize, c_in: usize) -> Self {
-        debug_assert_eq!(c_out % TILE, 0);
-        let mut t = vec![0.0; c_out * c_in * 3];
+impl Layer {
+    /// From PyTorch's `[c_out][c_in][kernel]` weights (`kernel` 3 for a convolution over
+    /// `(l, p, s)`, 1 for a matrix).
+    fn new(
+        w: &[f32],
+        b: Vec<f32>,
+        (c_out, c_in, kernel): (usize, usize, usize),
+        (l, p, s): (usize, usize, usize),
+        tile: usize,
+    ) -> Self {
+        assert_eq!(c_out % tile, 0);
+        let used: Vec<usize> = if kernel == 1 {
+            vec![0]
+        } else {
+            (0..3).filter(|&k| tap_used(k, l, p, s)).collect()
+        };
+        let taps = used.len();
+        let mut t = vec![0.0; c_out * c_in * taps];
         for o in 0..c_out {
             for c in 0..c_in {
-                for k in 0..3 {
-                    t[(((o / TILE) * c_in + c) * 3 + k) * TILE + o % TILE] = w[(o * c_in + c) * 3 + k];
+                for (ti, &k) in used.iter().enumerate() {
+                    t[(((o / tile) * c_in + c) * taps + ti) * tile + o % tile] =
+                        w[(o * c_in + c) * kernel + k];
                 }
             }
         }
         Self {
             c_in,
             c_out,
+            taps,
+            tile,
             w: t,
-            b: b.to_vec(),
+            b,
         }
     }
+}
 
-    /// `y[p * c_out + o] = relu(b[o] + sum_{c,k} w[o][c][k] x[(p * S + k - 1) * c_in + c])`
-    /// for the `P` output positions of an input of `L` positions (outside it: zero).
+/// A vector unit's operations, for the kernel.
+trait Lanes {
+    type V: Copy;
+    const N: usize;
+    /// # Safety
+    /// The unit must be present; `p` must be valid for `N` reads.
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// # Safety
+    /// As `load`, for writes.
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// # Safety
+    /// The unit must be present.
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `a * b + c`.
+    /// # Safety
+    /// The unit must be present.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// # Safety
+    /// The unit must be present.
+    unsafe fn relu(a: Self::V) -> Self::V;
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx512 {
+    type V = std::arch::x86_64::__m512;
+    const N: usize = 16;
     #[inline(always)]
-    fn run<const L: usize, const P: usize, const S: usize>(&self, x: &[f32], y: &mut [f32]) {
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        let x = &x[..L * c_in];
-        let y = &mut y[..P * c_out];
-        for (tile, (wt, bt)) in self
-            .w
-            .chunks_exact(c_in * 3 * TILE)
-            .zip(self.b.chunks_exact(TILE))
-            .enumerate()
-        {
-            let mut acc = [[0.0f32; TILE]; P];
-            for a in acc.iter_mut() {
-                a.copy_from_slice(bt);
+    unsafe fn load(p: *const f32) -> Self::V {
+        std::arch::x86_64::_mm512_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self::V) {
+        std::arch::x86_64::_mm512_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self::V {
+        std::arch::x86_64::_mm512_set1_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::arch::x86_64::_mm512_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn relu(a: Self::V) -> Self::V {
+        std::arch::x86_64::_mm512_max_ps(a, std::arch::x86_64::_mm512_setzero_ps())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    type V = std::arch::x86_64::__m256;
+    const N: usize = 8;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self::V {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self::V) {
+        std::arch::x86_64::_mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self::V {
+        std::arch::x86_64::_mm256_set1_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::arch::x86_64::_mm256_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn relu(a: Self::V) -> Self::V {
+        std::arch::x86_64::_mm256_max_ps(a, std::arch::x86_64::_mm256_setzero_ps())
+    }
+}
+
+/// 8-lane arrays in plain Rust (any target).
+struct Portable;
+impl Lanes for Portable {
+    type V = [f32; 8];
+    const N: usize = 8;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self::V {
+        std::ptr::read_unaligned(p.cast())
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self::V) {
+        std::ptr::write_unaligned(p.cast(), v)
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self::V {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+    #[inline(always)]
+    unsafe fn relu(a: Self::V) -> Self::V {
+        a.map(|v| v.max(0.0))
+    }
+}
+
+/// Runs `layer` on `x` (`L` positions of `c_in`, position-major) into `y` (`P` positions of
+/// `c_out`), `NV` vectors of output channels per tile.
+///
+/// # Safety
+/// The unit `S` must be present. (Sizes are checked.)
+#[inline(always)]
+unsafe fn run_layer<
+    S: Lanes,
+    const L: usize,
+    const P: usize,
+    const ST: usize,
+    const NV: usize,
+    const RELU: bool,
+>(
+    layer: &Layer,
+    x: &[f32],
+    y: &mut [f32],
+    active: &mut Vec<u32>,
+) {
+    let (c_in, c_out, taps) = (layer.c_in, layer.c_out, layer.taps);
+    let t = NV * S::N;
+    assert!(layer.tile == t && x.len() >= L * c_in && y.len() >= P * c_out);
+    assert!(layer.w.len() == c_out * c_in * taps && layer.b.len() == c_out);
+    // The input channels that are not zero at every position (after a ReLU, many are):
+    // the others add exactly nothing, so their weights are not read.
+    active.clear();
+    for c in 0..c_in {
+        if (0..L).any(|q| x[q * c_in + c] != 0.0) {
+            active.push(c as u32);
+        }
+    }
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    for tile in 0..c_out / t {
+        let wt = layer.w.as_ptr().add(tile * c_in * taps * t);
+        let bp = layer.b.as_ptr().add(tile * t);
+        let mut acc = [[S::splat(0.0); NV]; P];
+        for a in acc.iter_mut() {
+            for (i, v) in a.iter_mut().enumerate() {
+                *v = S::load(bp.add(i * S::N));
             }
-            for (c, wc) in wt.chunks_exact(3 * TILE).enumerate() {
-                for k in 0..3 {
-                    let w: &[f32; TILE] = wc[k * TILE..(k + 1) * TILE].try_into().unwrap();
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        // Input position p * S + k - 1, when inside the input.
-                        let q = p * S + k;
-                        if q == 0 || q > L {
-                            continue;
-                        }
-                        let v = x[(q - 1) * c_in + c];
-                        for j in 0..TILE {
-                            a[j] = w[j].mul_add(v, a[j]);
-                        }
+        }
+        for &c in active.iter() {
+            let c = c as usize;
+            let mut wp = wt.add(c * taps * t);
+            for k in 0..3 {
+                let used = if L == 1 && P == 1 {
+                    k == 1
+                } else {
+                    tap_used(k, L, P, ST)
+                };
+                if !used {
+                    continue;
+                }
+                let w: [S::V; NV] = std::array::from_fn(|i| S::load(wp.add(i * S::N)));
+                wp = wp.add(t);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    // Input position p * ST + k - 1, when inside the input.
+                    let q = p * ST + k;
+                    if q == 0 || q > L {
+                        continue;
+                    }
+                    let v = S::splat(*xp.add((q - 1) * c_in + c));
+                    for i in 0..NV {
+                        a[i] = S::fma(w[i], v, a[i]);
                     }
                 }
             }
-            for (p, a) in acc.iter().enumerate() {
-                let out = &mut y[p * c_out + tile * TILE..][..TILE];
-                for j in 0..TILE {
-                    out[j] = a[j].max(0.0);
-                }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            for (i, &v) in a.iter().enumerate() {
+                let v = if RELU { S::relu(v) } else { v };
+                S::store(yp.add(p * c_out + tile * t + i * S::N), v);
             }
         }
     }
 }
+
+/// Per convolution: input positions, output positions, stride.
+const CONV_SHAPES: [(usize, usize, usize); 4] = [(4, 4, 1), (4, 2, 2), (2, 1, 2), (1, 1, 1)];
 
 /// One branch of the model (16 or 8 kHz).
 struct Branch {
@@ -123,13 +352,11 @@ struct Branch {
     /// Periodic Hann window of `n_fft` points.
     hann: Vec<f32>,
     fft: Arc<dyn Fft<f32>>,
-    conv: [Conv; 4],
-    /// The LSTM's input and hidden weights side by side, tiled:
-    /// `lstm_w[(tile * 2H + i) * TILE + j]` is gate row `tile * TILE + j`'s weight for input
-    /// `i` of `[x; h]`. Gate rows are PyTorch's: input, forget, cell, output.
-    lstm_w: Vec<f32>,
-    /// `bias_ih + bias_hh`.
-    lstm_b: Vec<f32>,
+    /// The vector unit the layers are tiled for.
+    isa: Isa,
+    /// conv1 to conv4, then the LSTM's gates as one product: `[W_ih W_hh] [x; h]` with bias
+    /// `b_ih + b_hh`, gate rows in PyTorch's order (input, forget, cell, output).
+    layers: [Layer; 5],
     out_w: Vec<f32>,
     out_b: f32,
 }
@@ -196,33 +423,40 @@ impl Tensors {
 }
 
 impl Branch {
-    fn new(t: &Tensors, rate: u32) -> Result<Self> {
-        let (window, n_fft) = if rate == 16000 { (512, 256) } else { (256, 128) };
+    fn new(t: &Tensors, rate: u32, isa: Isa) -> Result<Self> {
+        let (window, n_fft) = if rate == 16000 {
+            (512, 256)
+        } else {
+            (256, 128)
+        };
         let p = if rate == 16000 { "16k" } else { "8k" };
         let bins = n_fft / 2 + 1;
-        let conv = |i: usize, c_out: usize, c_in: usize| -> Result<Conv> {
-            Ok(Conv::new(
+        let lanes = isa.lanes();
+        let conv = |i: usize, c_out: usize, c_in: usize| -> Result<Layer> {
+            Ok(Layer::new(
                 t.get(&format!("{p}.conv{i}.weight"), &[c_out, c_in, 3])?,
-                t.get(&format!("{p}.conv{i}.bias"), &[c_out])?,
-                c_out,
-                c_in,
+                t.get(&format!("{p}.conv{i}.bias"), &[c_out])?.to_vec(),
+                (c_out, c_in, 3),
+                CONV_SHAPES[i - 1],
+                tile_vectors(i - 1, lanes) * lanes,
             ))
         };
         let w_ih = t.get(&format!("{p}.lstm.weight_ih"), &[4 * HIDDEN, HIDDEN])?;
         let w_hh = t.get(&format!("{p}.lstm.weight_hh"), &[4 * HIDDEN, HIDDEN])?;
         let b_ih = t.get(&format!("{p}.lstm.bias_ih"), &[4 * HIDDEN])?;
         let b_hh = t.get(&format!("{p}.lstm.bias_hh"), &[4 * HIDDEN])?;
-        let mut lstm_w = vec![0.0; 4 * HIDDEN * 2 * HIDDEN];
-        for r in 0..4 * HIDDEN {
-            for i in 0..2 * HIDDEN {
-                let v = if i < HIDDEN {
-                    w_ih[r * HIDDEN + i]
-                } else {
-                    w_hh[r * HIDDEN + i - HIDDEN]
-                };
-                lstm_w[((r / TILE) * 2 * HIDDEN + i) * TILE + r % TILE] = v;
-            }
-        }
+        let w: Vec<f32> = w_ih
+            .chunks_exact(HIDDEN)
+            .zip(w_hh.chunks_exact(HIDDEN))
+            .flat_map(|(a, b)| a.iter().chain(b).copied())
+            .collect();
+        let lstm = Layer::new(
+            &w,
+            b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect(),
+            (4 * HIDDEN, 2 * HIDDEN, 1),
+            (1, 1, 1),
+            tile_vectors(4, lanes) * lanes,
+        );
         let hann = (0..n_fft)
             .map(|n| {
                 (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos()) as f32
@@ -235,14 +469,14 @@ impl Branch {
             hop: n_fft / 2,
             hann,
             fft: FftPlanner::<f32>::new().plan_fft_forward(n_fft),
-            conv: [
+            isa,
+            layers: [
                 conv(1, 128, bins)?,
                 conv(2, 64, 128)?,
                 conv(3, 64, 64)?,
                 conv(4, 128, 64)?,
+                lstm,
             ],
-            lstm_w,
-            lstm_b: b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect(),
             out_w: t.get(&format!("{p}.out.weight"), &[1, HIDDEN, 1])?.to_vec(),
             out_b: t.get(&format!("{p}.out.bias"), &[1])?[0],
         })
@@ -258,17 +492,71 @@ fn branches() -> Result<&'static (Branch, Branch)> {
     static B: OnceLock<std::result::Result<(Branch, Branch), String>> = OnceLock::new();
     B.get_or_init(|| {
         let t = Tensors::parse(WEIGHTS).map_err(|e| e.to_string())?;
+        let isa = Isa::detect();
         Ok((
-            Branch::new(&t, 16000).map_err(|e| e.to_string())?,
-            Branch::new(&t, 8000).map_err(|e| e.to_string())?,
+            Branch::new(&t, 16000, isa).map_err(|e| e.to_string())?,
+            Branch::new(&t, 8000, isa).map_err(|e| e.to_string())?,
         ))
     })
     .as_ref()
     .map_err(|e| Error::InvalidArgument(e.clone()))
 }
 
+/// e^x for |x| < 87 (clamped beyond), within 2 ulp: 2^n times a degree-6 polynomial in
+/// the remainder, in plain arithmetic (no calls, no float-to-int conversion) so that loops
+/// over it vectorise.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 87.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    // ln 2 in two parts (Cody-Waite), so the remainder is exact.
+    let r = n.mul_add(-0.693_145_75, x);
+    let r = n.mul_add(-1.428_606_8e-6, r);
+    let p = 1.987_569_1e-4f32
+        .mul_add(r, 1.398_199_9e-3)
+        .mul_add(r, 8.333_452e-3)
+        .mul_add(r, 4.166_579_6e-2)
+        .mul_add(r, 0.166_666_66)
+        .mul_add(r, 0.5);
+    let e = p.mul_add(r * r, r) + 1.0;
+    // 2^n: n (an integer in [-126, 126]) lands in the low mantissa bits of 1.5 * 2^23 + n.
+    let k = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    e * f32::from_bits(k.wrapping_add(127) << 23)
+}
+
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
+}
+
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    // 1 - 2 / (e^2x + 1): absolute error within a few 1e-8 near 0, as good as needed here.
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+/// The LSTM cell's update from its gates' pre-activations (rows: input, forget, cell,
+/// output), in place on `c` and `h`; leaves `relu(h) * out_w` in the first `HIDDEN` of
+/// `gates` (the output projection's terms). Over whole slices, so that it vectorises.
+#[inline(always)]
+fn lstm_cell(gates: &mut [f32], c: &mut [f32], h: &mut [f32], out_w: &[f32]) {
+    let (gi, rest) = gates[..4 * HIDDEN].split_at_mut(HIDDEN);
+    let (gf, rest) = rest.split_at_mut(HIDDEN);
+    let (gg, go) = rest.split_at_mut(HIDDEN);
+    let (c, h, out_w) = (&mut c[..HIDDEN], &mut h[..HIDDEN], &out_w[..HIDDEN]);
+    for u in 0..HIDDEN {
+        let cu = sigmoid(gf[u]) * c[u] + sigmoid(gi[u]) * tanh(gg[u]);
+        let hu = sigmoid(go[u]) * tanh(cu);
+        c[u] = cu;
+        h[u] = hu;
+        gi[u] = hu.max(0.0) * out_w[u];
+    }
+}
+
+/// The sum of `v` in index order (so the result does not depend on the vector width).
+#[inline(always)]
+fn sum_in_order(v: &[f32]) -> f32 {
+    v.iter().sum()
 }
 
 /// The network's state and working memory for one stream at 8 or 16 kHz.
@@ -293,6 +581,8 @@ pub struct SileroModel {
     a3: Vec<f32>,
     xh: Vec<f32>,
     gates: Vec<f32>,
+    /// A layer's non-zero input channels.
+    active: Vec<u32>,
 }
 
 impl SileroModel {
@@ -308,8 +598,12 @@ impl SileroModel {
                 )))
             }
         };
+        Ok(Self::with_branch(branch))
+    }
+
+    fn with_branch(branch: &'static Branch) -> Self {
         let zero = Complex::new(0.0, 0.0);
-        Ok(Self {
+        Self {
             branch,
             x: vec![0.0; branch.context + branch.window + branch.context],
             fill: 0,
@@ -323,7 +617,8 @@ impl SileroModel {
             a3: vec![0.0; 64],
             xh: vec![0.0; 2 * HIDDEN],
             gates: vec![0.0; 4 * HIDDEN],
-        })
+            active: Vec::with_capacity(2 * HIDDEN),
+        }
     }
 
     /// Samples per window (512 at 16 kHz, 256 at 8 kHz).
@@ -385,34 +680,34 @@ impl SileroModel {
 
     /// Runs the network on the full window in `x`; returns its speech probability.
     fn forward(&mut self) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F (and with it FMA) is present.
-            return unsafe { self.forward_avx512() };
+        match self.branch.isa {
+            // SAFETY: the unit was detected when the layers were laid out for it.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.forward_avx512() },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.forward_avx2() },
+            // SAFETY: portable code.
+            Isa::Portable => unsafe { self.forward_body::<Portable>() },
         }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX2 and FMA are present.
-            return unsafe { self.forward_avx2() };
-        }
-        self.forward_body()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn forward_avx2(&mut self) -> f32 {
-        self.forward_body()
+        self.forward_body::<Avx2>()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn forward_avx512(&mut self) -> f32 {
-        self.forward_body()
+        self.forward_body::<Avx512>()
     }
 
+    /// # Safety
+    /// The unit `S` must be present and the layers tiled for it.
     #[inline(always)]
-    fn forward_body(&mut self) -> f32 {
+    unsafe fn forward_body<S: Lanes>(&mut self) -> f32 {
         let b = self.branch;
         let n = b.n_fft;
         let bins = b.bins();
@@ -436,7 +731,8 @@ impl SileroModel {
                 *z = Complex::new(a * w, c * w);
             }
         }
-        b.fft.process_with_scratch(&mut self.spec, &mut self.scratch);
+        b.fft
+            .process_with_scratch(&mut self.spec, &mut self.scratch);
         // With Z the transform of a + i c: A[k] = (Z[k] + conj Z[n-k]) / 2 and
         // C[k] = (Z[k] - conj Z[n-k]) / 2i, so |A[k]| = |Z[k] + conj Z[n-k]| / 2 and
         // |C[k]| = |Z[k] - conj Z[n-k]| / 2.
@@ -452,41 +748,77 @@ impl SileroModel {
                 mc[k] = 0.5 * (dr * dr + di * di).sqrt();
             }
         }
-        b.conv[0].run::<4, 4, 1>(&self.a0, &mut self.a1);
-        b.conv[1].run::<4, 2, 2>(&self.a1, &mut self.a2);
-        b.conv[2].run::<2, 1, 2>(&self.a2, &mut self.a3);
-        let (xin, hin) = self.xh.split_at_mut(HIDDEN);
-        b.conv[3].run::<1, 1, 1>(&self.a3, xin);
-        hin.copy_from_slice(&self.h);
-        // Gates = W [x; h] + b.
-        for (tile, (wt, g)) in b
-            .lstm_w
-            .chunks_exact(2 * HIDDEN * TILE)
-            .zip(self.gates.chunks_exact_mut(TILE))
-            .enumerate()
-        {
-            let mut acc: [f32; TILE] = b.lstm_b[tile * TILE..(tile + 1) * TILE]
-                .try_into()
-                .unwrap();
-            for (w, &v) in wt.chunks_exact(TILE).zip(self.xh.iter()) {
-                for j in 0..TILE {
-                    acc[j] = w[j].mul_add(v, acc[j]);
-                }
-            }
-            g.copy_from_slice(&acc);
+        let [l1, l2, l3, l4, lstm] = &b.layers;
+        if S::N == 16 {
+            run_layer::<S, 4, 4, 1, { tile_vectors(0, 16) }, true>(
+                l1,
+                &self.a0,
+                &mut self.a1,
+                &mut self.active,
+            );
+            run_layer::<S, 4, 2, 2, { tile_vectors(1, 16) }, true>(
+                l2,
+                &self.a1,
+                &mut self.a2,
+                &mut self.active,
+            );
+            run_layer::<S, 2, 1, 2, { tile_vectors(2, 16) }, true>(
+                l3,
+                &self.a2,
+                &mut self.a3,
+                &mut self.active,
+            );
+            run_layer::<S, 1, 1, 1, { tile_vectors(3, 16) }, true>(
+                l4,
+                &self.a3,
+                &mut self.xh,
+                &mut self.active,
+            );
+        } else {
+            run_layer::<S, 4, 4, 1, { tile_vectors(0, 8) }, true>(
+                l1,
+                &self.a0,
+                &mut self.a1,
+                &mut self.active,
+            );
+            run_layer::<S, 4, 2, 2, { tile_vectors(1, 8) }, true>(
+                l2,
+                &self.a1,
+                &mut self.a2,
+                &mut self.active,
+            );
+            run_layer::<S, 2, 1, 2, { tile_vectors(2, 8) }, true>(
+                l3,
+                &self.a2,
+                &mut self.a3,
+                &mut self.active,
+            );
+            run_layer::<S, 1, 1, 1, { tile_vectors(3, 8) }, true>(
+                l4,
+                &self.a3,
+                &mut self.xh,
+                &mut self.active,
+            );
         }
-        let (gi, rest) = self.gates.split_at(HIDDEN);
-        let (gf, rest) = rest.split_at(HIDDEN);
-        let (gg, go) = rest.split_at(HIDDEN);
-        let mut logit = b.out_b;
-        for u in 0..HIDDEN {
-            let c = sigmoid(gf[u]) * self.c[u] + sigmoid(gi[u]) * gg[u].tanh();
-            let h = sigmoid(go[u]) * c.tanh();
-            self.c[u] = c;
-            self.h[u] = h;
-            logit += b.out_w[u] * h.max(0.0);
+        // The LSTM's input: [conv4's output; h].
+        self.xh[HIDDEN..].copy_from_slice(&self.h);
+        if S::N == 16 {
+            run_layer::<S, 1, 1, 1, { tile_vectors(4, 16) }, false>(
+                lstm,
+                &self.xh,
+                &mut self.gates,
+                &mut self.active,
+            );
+        } else {
+            run_layer::<S, 1, 1, 1, { tile_vectors(4, 8) }, false>(
+                lstm,
+                &self.xh,
+                &mut self.gates,
+                &mut self.active,
+            );
         }
-        sigmoid(logit)
+        lstm_cell(&mut self.gates, &mut self.c, &mut self.h, &b.out_w);
+        sigmoid(b.out_b + sum_in_order(&self.gates[..HIDDEN]))
     }
 }
 
@@ -542,11 +874,16 @@ impl SileroVad {
                     self.staged.resize(want, 0.0);
                 }
                 let n = r
-                    .process_with(frame, resample::conv_i16, &mut self.staged[..want], |y, o| {
-                        for (d, &v) in o.iter_mut().zip(y) {
-                            *d = v * (1.0 / 32768.0);
-                        }
-                    })
+                    .process_with(
+                        frame,
+                        resample::conv_i16,
+                        &mut self.staged[..want],
+                        |y, o| {
+                            for (d, &v) in o.iter_mut().zip(y) {
+                                *d = v * (1.0 / 32768.0);
+                            }
+                        },
+                    )
                     .unwrap_or(0);
                 self.model.push(&self.staged[..n], &mut note);
             }
@@ -611,8 +948,24 @@ mod tests {
 
     /// The reference (the package's ONNX model on onnxruntime) on `golden_signal(_, 2.0)`,
     /// printed by `golden` in scripts/silero_weights.py.
-    const GOLDEN_16K: [f32; 62] = [0.053525, 0.040296, 0.041006, 0.023493, 0.015482, 0.011274, 0.008070, 0.009049, 0.007648, 0.008950, 0.007888, 0.007569, 0.382049, 0.858367, 0.870856, 0.831019, 0.730710, 0.702189, 0.703527, 0.599118, 0.476389, 0.398545, 0.357150, 0.328014, 0.405502, 0.441968, 0.157249, 0.075024, 0.021672, 0.010137, 0.006566, 0.005126, 0.004313, 0.003978, 0.003662, 0.003205, 0.003208, 0.163108, 0.208895, 0.141290, 0.089553, 0.058258, 0.018668, 0.013568, 0.008053, 0.004697, 0.005114, 0.004434, 0.002638, 0.004991, 0.010146, 0.001991, 0.008037, 0.007294, 0.007199, 0.006668, 0.004200, 0.002682, 0.001816, 0.001399, 0.001627, 0.001480];
-    const GOLDEN_8K: [f32; 62] = [0.029880, 0.049860, 0.018694, 0.012753, 0.011989, 0.008593, 0.012825, 0.008927, 0.005917, 0.006079, 0.006809, 0.010987, 0.275115, 0.883349, 0.953757, 0.964949, 0.955707, 0.922193, 0.896159, 0.869543, 0.856526, 0.755114, 0.707891, 0.687071, 0.724653, 0.555310, 0.166615, 0.106788, 0.083900, 0.024671, 0.014894, 0.007881, 0.008784, 0.007985, 0.009587, 0.009897, 0.020733, 0.330247, 0.533552, 0.438083, 0.412915, 0.365608, 0.255666, 0.179900, 0.154893, 0.095611, 0.046477, 0.023670, 0.017752, 0.061445, 0.013167, 0.009793, 0.030280, 0.023757, 0.032819, 0.018539, 0.011137, 0.011973, 0.006976, 0.010931, 0.008226, 0.011816];
+    const GOLDEN_16K: [f32; 62] = [
+        0.053525, 0.040296, 0.041006, 0.023493, 0.015482, 0.011274, 0.008070, 0.009049, 0.007648,
+        0.008950, 0.007888, 0.007569, 0.382049, 0.858367, 0.870856, 0.831019, 0.730710, 0.702189,
+        0.703527, 0.599118, 0.476389, 0.398545, 0.357150, 0.328014, 0.405502, 0.441968, 0.157249,
+        0.075024, 0.021672, 0.010137, 0.006566, 0.005126, 0.004313, 0.003978, 0.003662, 0.003205,
+        0.003208, 0.163108, 0.208895, 0.141290, 0.089553, 0.058258, 0.018668, 0.013568, 0.008053,
+        0.004697, 0.005114, 0.004434, 0.002638, 0.004991, 0.010146, 0.001991, 0.008037, 0.007294,
+        0.007199, 0.006668, 0.004200, 0.002682, 0.001816, 0.001399, 0.001627, 0.001480,
+    ];
+    const GOLDEN_8K: [f32; 62] = [
+        0.029880, 0.049860, 0.018694, 0.012753, 0.011989, 0.008593, 0.012825, 0.008927, 0.005917,
+        0.006079, 0.006809, 0.010987, 0.275115, 0.883349, 0.953757, 0.964949, 0.955707, 0.922193,
+        0.896159, 0.869543, 0.856526, 0.755114, 0.707891, 0.687071, 0.724653, 0.555310, 0.166615,
+        0.106788, 0.083900, 0.024671, 0.014894, 0.007881, 0.008784, 0.007985, 0.009587, 0.009897,
+        0.020733, 0.330247, 0.533552, 0.438083, 0.412915, 0.365608, 0.255666, 0.179900, 0.154893,
+        0.095611, 0.046477, 0.023670, 0.017752, 0.061445, 0.013167, 0.009793, 0.030280, 0.023757,
+        0.032819, 0.018539, 0.011137, 0.011973, 0.006976, 0.010931, 0.008226, 0.011816,
+    ];
 
     fn run(rate: u32, chunk: usize) -> Vec<f32> {
         let x = golden_signal(rate, 2.0);
@@ -635,6 +988,37 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(worst < 1e-4, "{rate} Hz: max difference {worst}");
+        }
+    }
+
+    #[test]
+    fn every_vector_unit_here_matches_the_reference() {
+        let t = Tensors::parse(WEIGHTS).unwrap();
+        let mut units = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                units.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                units.push(Isa::Avx512);
+            }
+        }
+        for isa in units {
+            for (rate, golden) in [(16000, &GOLDEN_16K[..]), (8000, &GOLDEN_8K[..])] {
+                let b: &'static Branch = Box::leak(Box::new(Branch::new(&t, rate, isa).unwrap()));
+                let mut m = SileroModel::with_branch(b);
+                let mut got = Vec::new();
+                m.push_i16(&golden_signal(rate, 2.0), |p| got.push(p));
+                let worst = got
+                    .iter()
+                    .zip(golden)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(worst < 1e-4, "{isa:?} at {rate} Hz: max difference {worst}");
+            }
         }
     }
 
@@ -669,7 +1053,12 @@ mod tests {
         let r = SileroModel::new(16000).unwrap();
         let at = |t: f64| GOLDEN_16K[(t * 16000.0) as usize / r.window() - 1];
         for (frame, t) in [(30, 0.3), (60, 0.6), (100, 1.0)] {
-            assert!((probs[frame] - at(t)).abs() < 0.05, "{} {}", probs[frame], at(t));
+            assert!(
+                (probs[frame] - at(t)).abs() < 0.05,
+                "{} {}",
+                probs[frame],
+                at(t)
+            );
         }
         assert!(probs[60] > 0.6, "{}", probs[60]);
         assert!(SileroVad::new(44100, 441).is_ok());
