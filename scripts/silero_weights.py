@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 MODEL = "silero_vad/data/silero_vad.onnx"
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "rust/voxwire-core/src/vad/silero_weights.bin"
+DEFAULT_OUT = (
+    Path(__file__).resolve().parent.parent / "rust/voxwire-core/src/vad/silero_weights.bin"
+)
 
 # ONNX constant name -> name in the file; per branch ("16k" then "8k").
 NAMES = {
@@ -52,8 +54,11 @@ NAMES = {
 
 
 def model_path() -> Path:
-    """The installed silero-vad package's ONNX model (found without importing the package,
-    whose ``__init__`` imports torch)."""
+    """The installed silero-vad package's ONNX model.
+
+    Found through the distribution's files, without importing the package (its ``__init__``
+    imports torch).
+    """
     dist = importlib.metadata.distribution("silero-vad")
     return Path(str(dist.locate_file(MODEL)))
 
@@ -129,8 +134,11 @@ if __name__ == "__main__":
 
 
 def golden_signal(rate: int, seconds: float) -> np.ndarray:
-    """The test signal of the Rust unit test: 0.4 s of faint noise, then 0.4 s of a harmonic
-    tone (f0 rising segment by segment) over it, repeated; int16."""
+    """The test signal of the Rust unit test (int16).
+
+    0.4 s of faint noise, then 0.4 s of a harmonic tone (f0 rising segment by segment) over
+    it, repeated.
+    """
     n = int(rate * seconds)
     r = 12345
     noise = np.empty(n)

@@ -241,7 +241,7 @@ class WebRtcVad:
 
 @final
 class Vad:
-    """Frame-by-frame voice activity detection ("spectral", "webrtc" or "energy" engine)."""
+    """Frame-by-frame voice activity detection ("spectral", "silero", "webrtc" or "energy")."""
 
     def __new__(
         cls, engine: str = "spectral", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
@@ -254,6 +254,12 @@ class Vad:
 
     def classify(self, x: _In) -> npt.NDArray[np.bool_]:
         """One decision per whole frame of ``x``."""
+
+    def probabilities(self, x: _In) -> npt.NDArray[np.float32]:
+        """One speech probability per whole frame of ``x``."""
+
+    def reset(self) -> None:
+        """Forgets the stream: the next frame starts a new one."""
 
     @property
     def frame_samples(self) -> int:

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="state store: sqlite:///path or redis://host:port/db (also VOXWIRE_STORE; "
         "default: a SQLite file in the user's state directory)",
     )
-    s.add_argument("--vad", default="spectral", help="VAD engine: spectral, webrtc or energy")
+    s.add_argument(
+        "--vad", default="spectral", help="VAD engine: spectral, silero, webrtc or energy"
+    )
     s.add_argument("--idle-timeout", type=float, default=300.0, help="seconds (default 300)")
     s.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (1 MiB)")
     s.add_argument(

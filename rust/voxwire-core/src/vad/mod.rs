@@ -191,6 +191,30 @@ impl Vad {
         }
     }
 
+    /// One probability per whole frame of `x` (a trailing partial frame is not used).
+    pub fn probabilities(&mut self, x: &[i16], out: &mut [f32]) -> Result<usize> {
+        let n = x.len() / self.frame;
+        if out.len() < n {
+            return Err(Error::InvalidArgument(format!(
+                "output holds {} probabilities, the input has {n} frames",
+                out.len()
+            )));
+        }
+        for (o, f) in out.iter_mut().zip(x.chunks_exact(self.frame)) {
+            *o = self.probability(f)?;
+        }
+        Ok(n)
+    }
+
+    /// Roughly how much work a frame is next to a byte copy of it (for the Python binding's
+    /// choice to release the GIL).
+    pub fn work_factor(&self) -> usize {
+        match self.engine {
+            Engine::Silero(_) => 64,
+            _ => 1,
+        }
+    }
+
     /// One decision per whole frame of `x` (a trailing partial frame is not classified).
     pub fn classify(&mut self, x: &[i16], out: &mut [bool]) -> Result<usize> {
         let n = x.len() / self.frame;
