@@ -16,9 +16,12 @@
 //!
 //! The weights (`silero_weights.bin`, extracted from the ONNX graph by
 //! `scripts/silero_weights.py`) are compiled in, parsed once and shared by every detector.
-//! The matrix products run over output tiles of 16 channels, accumulated in registers with
-//! fused multiply-adds; with AVX2 or AVX-512 the same code is compiled for those units and
-//! chosen at run time. Nothing is allocated per window.
+//! The convolutions and the LSTM's gate product run as one kernel over tiles of output
+//! channels whose sums stay in registers (fused multiply-adds, 8 independent sums), for
+//! AVX-512, AVX2+FMA or portable code, chosen once at run time; the weights are laid out for
+//! the chosen unit when parsed. Input channels that a ReLU zeroed at every position are
+//! skipped (their weights are not read: adding 0 changes nothing). Nothing is allocated per
+//! window.
 
 use crate::error::{Error, Result};
 use crate::resample::{self, Quality, Resampler};
