@@ -275,7 +275,11 @@ BAD = [
     ("[server]\nport = 70000", "server.port", "got 70000"),
     ("[server]\nidle_timeout = 'x'", "server.idle_timeout", "expected a number"),
     ("[server]\nidle_timeout = nan", "server.idle_timeout", "got nan"),
-    ("[server]\nvad = 'magic'", "server.vad", "expected one of 'spectral', 'webrtc', 'energy'"),
+    (
+        "[server]\nvad = 'magic'",
+        "server.vad",
+        "expected one of 'spectral', 'silero', 'webrtc', 'energy'",
+    ),
     ("[server]\napi_keys = 'k'", "server.api_keys", "expected an array of API keys"),
     ("server = 3", "server", "expected a table, got an integer"),
     ("agents = 3", "agents", "expected an array of tables"),

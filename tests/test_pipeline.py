@@ -182,7 +182,7 @@ def test_bad_messages_raise_and_change_nothing() -> None:
         {"encoding": "hex"},
         {"format": "mp3"},
         {"quality": "best"},
-        {"engine": "silero"},
+        {"engine": "tenvad"},
         {"threshold": 1.5},
         {"silence_duration_ms": -1},
         {"start_secs": float("nan")},

@@ -389,3 +389,23 @@ def test_voice_turn_on_recorded_speech(
         assert abs(started[0].audio_start_ms - (start - 300)) <= 100, (started, start)
         assert abs(stopped[0].audio_end_ms - (end + 500)) <= 100, (stopped, end)
         assert evs[-1].response.status == "completed"
+
+
+@pytest.mark.skipif(not VAD_DEV.exists(), reason="../shared/data/vad-dev is not beside the repo")
+def test_serve_with_the_silero_vad() -> None:
+    """`voxwire serve --vad silero`: the server-VAD turn on recorded speech runs on the native
+    Silero engine, and its events land within 100 ms of the labelled bounds plus the padding
+    and the silence."""
+    with wave.open(str(VAD_DEV / "clean.wav")) as w:
+        x16 = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    (a, b), (s0, s1) = (11300, 17000), (12940, 15190)
+    x = voxwire.resample(x16[a * 16 : b * 16], 16000, 24000)
+    with server("--vad", "silero", "--api-key", KEY) as (p, _), connect(p, False) as conn:
+        until(conn, "session.created")
+        append_all(conn, x)
+        evs = until(conn, "response.done")
+        started = [e for e in evs if e.type == "input_audio_buffer.speech_started"]
+        stopped = [e for e in evs if e.type == "input_audio_buffer.speech_stopped"]
+        assert len(started) == len(stopped) == 1
+        assert abs(started[0].audio_start_ms - (s0 - a - 300)) <= 100, (started, s0 - a)
+        assert abs(stopped[0].audio_end_ms - (s1 - a + 500)) <= 100, (stopped, s1 - a)

@@ -78,7 +78,7 @@ def test_probability_range_and_properties() -> None:
 
 def test_bad_input() -> None:
     with pytest.raises(InvalidInputError):
-        voxwire.Vad("silero")
+        voxwire.Vad("tenvad")
     with pytest.raises(InvalidInputError):
         voxwire.Vad("webrtc", 44100, 10)
     with pytest.raises(InvalidInputError):

@@ -252,7 +252,7 @@ class WebRtcVad:
 
 @final
 class Vad:
-    """Frame-by-frame voice activity detection ("spectral", "webrtc" or "energy" engine).
+    """Frame-by-frame voice activity detection ("spectral", "silero", "webrtc" or "energy").
 
     Bounds (else InvalidInputError): ``sample_rate`` 8000-192000 Hz, ``frame_ms`` 1-1000
     (whole samples).
@@ -269,6 +269,12 @@ class Vad:
 
     def classify(self, x: _In) -> npt.NDArray[np.bool_]:
         """One decision per whole frame of ``x``."""
+
+    def probabilities(self, x: _In) -> npt.NDArray[np.float32]:
+        """One speech probability per whole frame of ``x``."""
+
+    def reset(self) -> None:
+        """Forgets the stream: the next frame starts a new one."""
 
     @property
     def frame_samples(self) -> int:

@@ -211,6 +211,7 @@ def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
     cases += _resampler_cases(x, size)
     if size == "20 ms":
         cases += _vad_cases(x)
+        cases += _silero_cases()
         cases += _pipeline_cases()
     if size == "20 ms":
         framer = voxwire.Framer(320)
@@ -296,6 +297,69 @@ def _vad_cases(x24: npt.NDArray[np.int16]) -> list[Case]:
                 _bind(theirs.is_speech, frame, 16000),
                 target,
             )
+        )
+    return cases
+
+
+def _silero_model() -> str | None:
+    """The silero-vad package's ONNX model file, if the package is installed.
+
+    Found without importing the package (its ``__init__`` imports torch).
+    """
+    import importlib.metadata
+    from pathlib import Path
+
+    try:
+        dist = importlib.metadata.distribution("silero-vad")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file("silero_vad/data/silero_vad.onnx")))
+    return str(path) if path.is_file() else None
+
+
+def _silero_cases() -> list[Case]:
+    """The native Silero engine against its model on onnxruntime, one window per call.
+
+    onnxruntime is driven as silero-vad's ``OnnxWrapper`` drives it, at 16 and 8 kHz; the rows
+    are there only when onnxruntime and ``pip install --no-deps silero-vad`` are.
+    """
+    path = _silero_model()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    if path is None:
+        return []
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    cases: list[Case] = []
+    for rate, win, ctx in ((16000, 512, 64), (8000, 256, 32)):
+        x = _talk(20.0, rate)
+        frames = [x[i : i + win] for i in range(0, len(x) - win + 1, win)]
+        vad = voxwire.Vad("silero", sample_rate=rate, frame_ms=32)
+        ours_next = _cycle(frames)
+        peer_next = _cycle(frames)
+        st: dict[str, Any] = {
+            "state": np.zeros((2, 1, 128), np.float32),
+            "ctx": np.zeros((1, ctx), np.float32),
+            "sr": np.array(rate, np.int64),
+        }
+
+        def ours(vad: voxwire.Vad = vad, nxt: Callable[[], Any] = ours_next) -> object:
+            return vad.probability(nxt())
+
+        def peer(st: dict[str, Any] = st, nxt: Callable[[], Any] = peer_next) -> object:
+            f = nxt().astype(np.float32)[None] / 32768.0
+            inp = np.concatenate([st["ctx"], f], axis=1)
+            out, st["state"] = sess.run(None, {"input": inp, "state": st["state"], "sr": st["sr"]})
+            st["ctx"] = inp[:, -st["ctx"].shape[1] :]
+            return out
+
+        op = f"Silero VAD, one {win}-sample window at {rate // 1000} kHz"
+        cases.append(
+            (op, "window", "silero-vad ONNX on onnxruntime (OnnxWrapper)", ours, peer, 10.0)
         )
     return cases
 

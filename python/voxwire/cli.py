@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--vad",
         default="spectral",
-        choices=("spectral", "webrtc", "energy"),
+        choices=("spectral", "silero", "webrtc", "energy"),
         help="VAD engine (default spectral)",
     )
     s.add_argument(

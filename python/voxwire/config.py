@@ -62,7 +62,7 @@ _IMPLEMENTATION = re.compile(
 )
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-VAD_ENGINES = ("spectral", "webrtc", "energy")
+VAD_ENGINES = ("spectral", "silero", "webrtc", "energy")
 ASR_ENGINES = ("auto", "pocketsphinx", "none")
 DRIVERS = ("websockets", "asgi")
 STORE_SCHEMES = ("sqlite", "redis", "rediss", "unix")

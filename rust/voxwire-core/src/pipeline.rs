@@ -120,7 +120,7 @@ pub struct InputConfig {
     pub format: Format,
     /// Rate the VAD runs at (and the utterance is kept at, if asked for).
     pub vad_rate: u32,
-    /// VAD engine name ("spectral", "webrtc" or "energy") and WebRTC mode.
+    /// VAD engine name ("spectral", "silero", "webrtc" or "energy") and WebRTC mode.
     pub engine: String,
     pub mode: i64,
     /// VAD frame length.

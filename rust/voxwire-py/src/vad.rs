@@ -111,12 +111,22 @@ impl WebRtcVad {
 /// Engines:
 /// ``"spectral"`` (default): a statistical model-based detector (Sohn et al. 1999) with the
 /// noise spectrum tracked by minimum statistics, over 100-4000 Hz; any rate, any frame length.
+/// ``"silero"``: the Silero VAD network (the model of the ``silero-vad`` package's
+/// ``silero_vad.onnx``, MIT licence), run natively: no onnxruntime or torch. It runs on
+/// windows of 512 samples at 16 kHz (256 at 8 kHz) with the reference's 64 (32) context
+/// samples, its LSTM state carried across calls; other rates are resampled to 16 kHz.
+/// Frames may have any length: a frame's probability is the highest of the windows it
+/// completes, or the last window's if it completes none (0 before the first), so with
+/// ``frame_ms=32`` at 8 or 16 kHz each frame is one window and its probability is the
+/// reference model's. ``is_speech`` uses Silero's hysteresis (speech from 0.5, until under
+/// 0.35).
 /// ``"webrtc"``: the WebRTC GMM detector (``mode`` 0-3), decisions identical to py-webrtcvad;
 /// its probability is 0 or 1; 10, 20 or 30 ms at 8, 16, 32 or 48 kHz.
 /// ``"energy"``: level above an adaptive noise floor; any rate and frame length.
 ///
 /// Frames are int16 arrays or PCM16 bytes of exactly ``frame_samples`` samples;
-/// ``classify(x)`` takes a long signal and returns one decision per whole frame.
+/// ``classify(x)`` and ``probabilities(x)`` take a long signal and return one value per
+/// whole frame. ``reset()`` starts a new stream.
 ///
 /// Bounds (else InvalidInputError): ``sample_rate`` 8000 to 192000 Hz, ``frame_ms`` 1 to
 /// 1000 and a whole number of samples.
@@ -183,9 +193,36 @@ impl Vad {
             let mut scratch = Vec::new();
             let s = p.samples(&mut scratch);
             let n = s.len() / self.inner.frame_samples();
+            let work = s.len() * 2 * self.inner.work_factor();
             let inner = &mut self.inner;
-            crate::pcm::fill_array(py, n, s.len() * 2, |out| inner.classify(s, out))
+            crate::pcm::fill_array(py, n, work, |out| inner.classify(s, out))
         })
+    }
+
+    /// One speech probability per whole frame of ``x`` (float32; a trailing partial frame
+    /// is ignored).
+    fn probabilities<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
+        guard(|| {
+            let mut b = Buf::get(x, "x")?;
+            b.private();
+            let p = b.whole_pcm("x")?;
+            let mut scratch = Vec::new();
+            let s = p.samples(&mut scratch);
+            let n = s.len() / self.inner.frame_samples();
+            let work = s.len() * 2 * self.inner.work_factor();
+            let inner = &mut self.inner;
+            crate::pcm::fill_array(py, n, work, |out| inner.probabilities(s, out))
+        })
+    }
+
+    /// Forgets the stream (detector state, and for "silero" its network state, context and
+    /// partial window): the next frame starts a new one.
+    fn reset(&mut self) -> PyResult<()> {
+        guard(|| self.inner.reset().py())
     }
 
     /// Samples per frame.

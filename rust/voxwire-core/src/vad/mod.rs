@@ -2,9 +2,11 @@
 //!
 //! - `webrtc`: reproduces the WebRTC VAD (py-webrtcvad's) decisions frame for frame.
 //! - `energy`: an adaptive-noise-floor energy detector, the baseline.
+//! - `silero`: the Silero VAD network (8 and 16 kHz; other rates resampled), run natively.
 //! - [`Vad`]: one interface over the engines, for a fixed rate and frame length.
 
 pub mod energy;
+pub mod silero;
 pub mod spectral;
 pub mod turn;
 pub mod webrtc;
@@ -52,6 +54,8 @@ pub enum Engine {
     WebRtc(Box<webrtc::WebRtcVad>),
     /// Statistical model-based detector (Sohn et al.) with minimum-statistics noise.
     Spectral(Box<spectral::SpectralVad>),
+    /// The Silero VAD network.
+    Silero(Box<silero::SileroVad>),
 }
 
 /// Voice activity detection over fixed-length frames at one sample rate.
@@ -63,10 +67,12 @@ pub struct Vad {
 }
 
 impl Vad {
-    /// A detector. `engine` is "energy" or "webrtc" (with `mode` 0-3); `frame_ms` must give
-    /// a whole number of samples (and, for "webrtc", be 10, 20 or 30 ms at 8, 16, 32 or
-    /// 48 kHz). `rate` is [`limits::MIN_VAD_RATE`] to [`limits::MAX_VAD_RATE`] Hz,
-    /// `frame_ms` 1 to [`limits::MAX_FRAME_MS`].
+    /// A detector. `engine` is "spectral", "silero", "energy" or "webrtc" (with `mode`
+    /// 0-3); `frame_ms` must give a whole number of samples (and, for "webrtc", be 10, 20 or
+    /// 30 ms at 8, 16, 32 or 48 kHz; "silero" takes any rate the resampler does, and frames of
+    /// any length: it runs its network on every 32 ms window the frames complete). `rate` is
+    /// [`limits::MIN_VAD_RATE`] to [`limits::MAX_VAD_RATE`] Hz, `frame_ms` 1 to
+    /// [`limits::MAX_FRAME_MS`].
     pub fn new(engine: &str, rate: u32, frame_ms: u32, mode: i64) -> Result<Self> {
         limits::check_range(
             rate,
@@ -85,6 +91,16 @@ impl Vad {
         let engine = match engine {
             "energy" => Engine::Energy(energy::EnergyVad::new(rate, frame)),
             "spectral" => Engine::Spectral(Box::new(spectral::SpectralVad::new(rate, frame))),
+            "silero" => {
+                if rate != 8000 && rate != 16000 && !crate::resample::RATES.contains(&rate) {
+                    return Err(Error::InvalidArgument(format!(
+                        "the silero engine takes 8000 or 16000 Hz, or a rate it resamples \
+                         from ({:?}), not {rate} Hz",
+                        crate::resample::RATES
+                    )));
+                }
+                Engine::Silero(Box::new(silero::SileroVad::new(rate, frame)?))
+            }
             "webrtc" => {
                 if !webrtc::WebRtcVad::valid_rate_and_frame_length(rate as i64, frame) {
                     return Err(Error::InvalidArgument(format!(
@@ -96,7 +112,8 @@ impl Vad {
             }
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown VAD engine {other:?}: use \"spectral\", \"webrtc\" or \"energy\""
+                    "unknown VAD engine {other:?}: use \"spectral\", \"silero\", \"webrtc\" or \
+                     \"energy\""
                 )))
             }
         };
@@ -112,6 +129,7 @@ impl Vad {
         let (name, mode) = match &self.engine {
             Engine::Energy(_) => ("energy", 0),
             Engine::Spectral(_) => ("spectral", 0),
+            Engine::Silero(_) => ("silero", 0),
             Engine::WebRtc(w) => ("webrtc", w.mode() as i64),
         };
         Self::new(
@@ -120,6 +138,25 @@ impl Vad {
             (self.frame as u64 * 1000 / self.rate as u64) as u32,
             mode,
         )
+    }
+
+    /// Forgets the stream: the next frame is the first of a new one.
+    pub fn reset(&mut self) -> Result<()> {
+        match &mut self.engine {
+            Engine::Silero(s) => s.reset(),
+            _ => *self = self.fresh()?,
+        }
+        Ok(())
+    }
+
+    /// The engine's name.
+    pub fn engine_name(&self) -> &'static str {
+        match &self.engine {
+            Engine::Energy(_) => "energy",
+            Engine::Spectral(_) => "spectral",
+            Engine::Silero(_) => "silero",
+            Engine::WebRtc(_) => "webrtc",
+        }
     }
 
     /// Samples per frame.
@@ -149,6 +186,7 @@ impl Vad {
         Ok(match &mut self.engine {
             Engine::Energy(e) => e.probability(frame),
             Engine::Spectral(s) => s.probability(frame),
+            Engine::Silero(s) => s.probability(frame),
             Engine::WebRtc(w) => f32::from(u8::from(w.process(self.rate as i64, frame)?)),
         })
     }
@@ -159,7 +197,32 @@ impl Vad {
         match &mut self.engine {
             Engine::Energy(e) => Ok(e.is_speech(frame)),
             Engine::Spectral(s) => Ok(s.is_speech(frame)),
+            Engine::Silero(s) => Ok(s.is_speech(frame)),
             Engine::WebRtc(w) => w.process(self.rate as i64, frame),
+        }
+    }
+
+    /// One probability per whole frame of `x` (a trailing partial frame is not used).
+    pub fn probabilities(&mut self, x: &[i16], out: &mut [f32]) -> Result<usize> {
+        let n = x.len() / self.frame;
+        if out.len() < n {
+            return Err(Error::InvalidArgument(format!(
+                "output holds {} probabilities, the input has {n} frames",
+                out.len()
+            )));
+        }
+        for (o, f) in out.iter_mut().zip(x.chunks_exact(self.frame)) {
+            *o = self.probability(f)?;
+        }
+        Ok(n)
+    }
+
+    /// Roughly how much work a frame is next to a byte copy of it (for the Python binding's
+    /// choice to release the GIL).
+    pub fn work_factor(&self) -> usize {
+        match self.engine {
+            Engine::Silero(_) => 64,
+            _ => 1,
         }
     }
 

@@ -117,7 +117,7 @@ enum State {
 fn speech_fraction(vad: &mut Vad) -> f32 {
     match &mut vad.engine {
         super::Engine::Spectral(s) => s.speech_fraction(),
-        super::Engine::Energy(_) | super::Engine::WebRtc(_) => 1.0,
+        super::Engine::Energy(_) | super::Engine::WebRtc(_) | super::Engine::Silero(_) => 1.0,
     }
 }
 
@@ -127,7 +127,7 @@ fn speech_fraction(vad: &mut Vad) -> f32 {
 fn high_band_energy(vad: &Vad) -> f32 {
     match &vad.engine {
         super::Engine::Spectral(s) => s.high_band_energy(),
-        super::Engine::Energy(_) | super::Engine::WebRtc(_) => 0.0,
+        super::Engine::Energy(_) | super::Engine::WebRtc(_) | super::Engine::Silero(_) => 0.0,
     }
 }
 
