@@ -20,7 +20,12 @@ Needs: pip install "voxwire[plot]" for --plot.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +51,15 @@ class Scenario:
     to_bad_per_s: float = 0.0
     to_good_per_s: float = 2.0
     barge_in_p: float = 0.0
+    # Start-up of a response (drawn per turn only when enabled, so the other scenarios'
+    # traces do not change): TTS warm-up, the first `warmup_ms` of audio generated at
+    # `warmup_rate` x real time, in `warmup_p` of the turns; a generation stall of
+    # `first_stall_ms` between the first and the second chunk, in `first_stall_p` of them.
+    warmup_p: float = 0.0
+    warmup_ms: tuple[int, int] = (100, 400)
+    warmup_rate: tuple[float, float] = (0.6, 1.0)
+    first_stall_p: float = 0.0
+    first_stall_ms: tuple[int, int] = (100, 500)
 
 
 SCENARIOS = [
@@ -90,6 +104,36 @@ SCENARIOS = [
         to_good_per_s=1.5,
         barge_in_p=0.3,
     ),
+    # Issue 28: the failure mode of short answers, and the two start-up hazards.
+    Scenario(
+        "very short answers + GE 80 ms",
+        (1.5, 3.0),
+        (40, 200),
+        (0.3, 1.2),
+        good_jitter_ms=10.0,
+        bad_jitter_ms=80.0,
+        to_bad_per_s=0.2,
+        to_good_per_s=1.5,
+    ),
+    Scenario(
+        "slow first chunk (TTS warm-up)",
+        (1.2, 3.0),
+        (40, 200),
+        (0.5, 4.0),
+        good_jitter_ms=10.0,
+        bad_jitter_ms=80.0,
+        to_bad_per_s=0.1,
+        to_good_per_s=1.5,
+        warmup_p=0.5,
+    ),
+    Scenario(
+        "stall after the first chunk",
+        (1.5, 3.0),
+        (40, 200),
+        (0.5, 3.0),
+        good_jitter_ms=10.0,
+        first_stall_p=0.2,
+    ),
 ]
 
 
@@ -122,6 +166,12 @@ def make_trace(sc: Scenario, seed: int, turns: int) -> tuple[list[Turn], float]:
         dur_ms = round(rng.uniform(*sc.turn_s) * 1000 / 10) * 10
         audio = voiced(rng, int(dur_ms * RATE / 1000))
         r = rng.uniform(*sc.tts_rate)
+        warm_ms, warm_r = 0.0, r
+        if sc.warmup_p > 0 and rng.random() < sc.warmup_p:
+            warm_ms, warm_r = rng.uniform(*sc.warmup_ms), rng.uniform(*sc.warmup_rate)
+        first_stall = 0.0
+        if sc.first_stall_p > 0 and rng.random() < sc.first_stall_p:
+            first_stall = rng.uniform(*sc.first_stall_ms)
         t_gen = start
         last_arrival = 0.0
         chunks: list[tuple[float, np.ndarray]] = []
@@ -134,8 +184,12 @@ def make_trace(sc: Scenario, seed: int, turns: int) -> tuple[list[Turn], float]:
                 s = rng.uniform(*sc.stall_ms)
                 t_gen += s
                 stalls += s
+            if len(chunks) == 1 and first_stall > 0:
+                t_gen += first_stall
+                stalls += first_stall
             # Generation time of the chunk, with +-20% jitter around its real-time share / r.
-            t_gen += len(piece) * 1000 / RATE / r * rng.uniform(0.8, 1.2)
+            rate = warm_r if pos * 1000 / RATE < warm_ms else r
+            t_gen += len(piece) * 1000 / RATE / rate * rng.uniform(0.8, 1.2)
             # Network state evolves over the time since the last chunk.
             dt = max(t_gen - net_t, 0.0) / 1000
             net_t = t_gen
@@ -163,6 +217,7 @@ def make_trace(sc: Scenario, seed: int, turns: int) -> tuple[list[Turn], float]:
 class Result:
     latencies: list[float] = field(default_factory=list)
     first_audio: list[float] = field(default_factory=list)  # first sample played - first arrival
+    first_audio_turn: list[int] = field(default_factory=list)  # the turn of each first_audio
     underruns: int = 0
     minutes: float = 0.0
     trace_t: list[float] = field(default_factory=list)
@@ -171,8 +226,17 @@ class Result:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> Result:
-    jb = voxwire.JitterBuffer(RATE, FRAME_MS, prebuffer_ms=250, adaptive=adaptive)
+def run(
+    turns: list[Turn],
+    end: float,
+    adaptive: bool,
+    record: bool = False,
+    options: dict[str, int] | None = None,
+) -> Result:
+    """Plays a trace through one buffer (`options`: extra JitterBuffer keyword arguments)."""
+    jb = voxwire.JitterBuffer(
+        RATE, FRAME_MS, prebuffer_ms=250, adaptive=adaptive, **(options or {})
+    )
     res = Result()
     events: list[tuple[float, int, int, int]] = []  # (time, kind, turn, chunk)
     for i, tr in enumerate(turns):
@@ -218,6 +282,7 @@ def run(turns: list[Turn], end: float, adaptive: bool, record: bool = False) -> 
             and s["played_ms"] + offset > (played_target[nxt - 1] if nxt else 0.0) + 1e-6
         ):
             res.first_audio.append(now - turns[nxt].first_arrival)
+            res.first_audio_turn.append(nxt)
             nxt += 1
         while cur < len(turns) and s["played_ms"] + offset >= played_target[cur] - 1e-6:
             tr = turns[cur]
@@ -285,9 +350,51 @@ def main() -> None:
     )
     ap.add_argument("--turns", type=int, default=60)
     ap.add_argument("--plot", nargs="?", const="docs/jitter_buffer.png", default=None)
+    ap.add_argument(
+        "--tune",
+        type=seed_range,
+        default=seed_range("1-50"),
+        help="with --seeds: the seeds the rule was tuned on (the rest are reported apart)",
+    )
+    ap.add_argument("--jobs", type=int, default=1, help="processes for --seeds and --sweep")
+    ap.add_argument(
+        "--cache",
+        default=None,
+        help="directory keeping generated traces and fixed-client results (delete it when "
+        "the traces or the fixed client change)",
+    )
+    ap.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        help="NAME=VALUE: an extra JitterBuffer keyword argument for the adaptive buffer",
+    )
+    ap.add_argument(
+        "--sweep",
+        default=None,
+        help="NAME=V1,V2,...: the trade-off over an option on --seeds (with --plot: a PNG)",
+    )
     args = ap.parse_args()
+    options = {k: int(v) for k, _, v in (o.partition("=") for o in args.option)}
+    if args.sweep:
+        sweep(
+            args.sweep,
+            args.seeds or seed_range("1-50"),
+            args.turns,
+            jobs=args.jobs,
+            cache=args.cache,
+            plot_path=args.plot,
+        )
+        return
     if args.seeds:
-        many(args.seeds, args.turns)
+        many(
+            args.seeds,
+            args.turns,
+            tune=args.tune,
+            jobs=args.jobs,
+            cache=args.cache,
+            options=options,
+        )
         return
 
     head = (
@@ -317,27 +424,282 @@ def main() -> None:
         plot(plots, args.plot)
 
 
-def many(seeds: list[int], turns: int) -> None:
-    """The bar over several seeds: the misses per seed, then the pass count per scenario."""
+@dataclass
+class RunSummary:
+    """What the distribution report needs of one run (one buffer, one scenario, one seed)."""
+
+    underruns: int
+    minutes: float
+    lat_mean: float
+    lat_p95: float
+    first_audio: dict[int, float]  # turn -> first sample played - first arrival, ms
+
+    @staticmethod
+    def of(r: Result) -> RunSummary:
+        lat = np.array(r.latencies)
+        return RunSummary(
+            r.underruns,
+            r.minutes,
+            float(lat.mean()),
+            float(np.percentile(lat, 95)),
+            dict(zip(r.first_audio_turn, r.first_audio, strict=True)),
+        )
+
+    def fa_mean(self) -> float:
+        return float(np.mean(list(self.first_audio.values())))
+
+    def fa_p95(self) -> float:
+        return float(np.percentile(list(self.first_audio.values()), 95))
+
+
+def cached_trace(j: int, seed: int, turns: int, cache: str | None) -> tuple[list[Turn], float]:
+    """Scenario j's trace for a seed, from `cache` (a directory) when it holds it."""
+    sc = SCENARIOS[j]
+    if cache is None:
+        return make_trace(sc, seed * 1000 + j, turns)
+    path = Path(cache) / f"{trace_key(j, seed, turns)}.npz"
+    if path.exists():
+        z = np.load(path)
+        out: list[Turn] = []
+        arr, lens, audio = z["arrivals"], z["lens"], z["audio"]
+        c = p = 0
+        for t in range(len(z["nchunks"])):
+            chunks = []
+            for _ in range(int(z["nchunks"][t])):
+                chunks.append((float(arr[c]), audio[p : p + lens[c]]))
+                p += int(lens[c])
+                c += 1
+            b = float(z["barge"][t])
+            out.append(
+                Turn(float(z["first"][t]), chunks, float(z["dur"][t]), None if np.isnan(b) else b)
+            )
+        return out, float(z["end"])
+    trace, end = make_trace(sc, seed * 1000 + j, turns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        arrivals=np.array([a for tr in trace for a, _ in tr.chunks]),
+        lens=np.array([len(x) for tr in trace for _, x in tr.chunks]),
+        audio=np.concatenate([x for tr in trace for _, x in tr.chunks]),
+        nchunks=np.array([len(tr.chunks) for tr in trace]),
+        first=np.array([tr.first_arrival for tr in trace]),
+        dur=np.array([tr.duration_ms for tr in trace]),
+        barge=np.array([np.nan if tr.barge_in_at is None else tr.barge_in_at for tr in trace]),
+        end=np.array(end),
+    )
+    tmp.replace(path)
+    return trace, end
+
+
+def trace_key(j: int, seed: int, turns: int) -> str:
+    digest = hashlib.sha1(repr(SCENARIOS[j]).encode()).hexdigest()[:10]
+    return f"s{j}-{seed}-{turns}-{digest}"
+
+
+def one_run(
+    task: tuple[int, int, int, str | None, dict[str, int]],
+) -> tuple[int, int, RunSummary, RunSummary]:
+    """Adaptive and fixed summaries of scenario j for a seed (the fixed one cached too)."""
+    seed, j, turns, cache, options = task
+    trace, end = cached_trace(j, seed, turns, cache)
+    ra = RunSummary.of(run(trace, end, adaptive=True, options=options))
+    fpath = Path(cache) / f"{trace_key(j, seed, turns)}.fixed.json" if cache else None
+    if fpath is not None and fpath.exists():
+        d = json.loads(fpath.read_text())
+        d["first_audio"] = {int(k): v for k, v in d["first_audio"].items()}
+        rf = RunSummary(**d)
+    else:
+        rf = RunSummary.of(run(trace, end, adaptive=False))
+        if fpath is not None:
+            fpath.write_text(json.dumps(rf.__dict__))
+    return seed, j, ra, rf
+
+
+Results = dict[tuple[int, int], tuple[RunSummary, RunSummary]]
+
+
+def collect(
+    seeds: list[int], turns: int, *, jobs: int, cache: str | None, options: dict[str, int]
+) -> Results:
+    """Every scenario run for the seeds, on `jobs` processes."""
+    tasks = [(seed, j, turns, cache, options) for seed in seeds for j in range(len(SCENARIOS))]
+    out: Results = {}
+    if jobs > 1:
+        with multiprocessing.Pool(jobs) as pool:
+            for seed, j, ra, rf in pool.imap_unordered(one_run, tasks):
+                out[seed, j] = (ra, rf)
+    else:
+        for t in tasks:
+            seed, j, ra, rf = one_run(t)
+            out[seed, j] = (ra, rf)
+    return out
+
+
+def pct(v: list[float], q: float) -> float:
+    return float(np.percentile(v, q))
+
+
+def worse_underruns(ra: RunSummary, rf: RunSummary) -> bool:
+    return ra.underruns > rf.underruns
+
+
+def latency_miss(ra: RunSummary, rf: RunSummary) -> bool:
+    return not (ra.lat_mean < rf.lat_mean and ra.lat_p95 < rf.lat_p95)
+
+
+def report(res: Results, seeds: list[int], title: str) -> None:
+    """Per scenario over the seeds: the runs that miss the bar, and the distributions (over
+    runs) of mean and p95 added latency and of mean and p95 time to first audio, p50 / p95
+    of the runs, adaptive against fixed."""
+    n = len(seeds)
+    print(f"\n### {title} ({n} seeds)\n")
+    print(
+        "| scenario | runs with more underruns than fixed | runs missing the latency bar "
+        "| underruns a / f (all runs) | mean added ms a / f (p50, p95 of runs) "
+        "| p95 added ms a / f | first audio mean ms a / f | first audio p95 ms a / f "
+        "| turns whose first audio came later than fixed's |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for j, sc in enumerate(SCENARIOS):
+        rows = [res[s, j] for s in seeds if (s, j) in res]
+        wu = [s for s in seeds if (s, j) in res and worse_underruns(*res[s, j])]
+        wl = [s for s in seeds if (s, j) in res and latency_miss(*res[s, j])]
+        later = sum(
+            1
+            for a, f in rows
+            for t, v in a.first_audio.items()
+            if t in f.first_audio and v > f.first_audio[t] + 1e-6
+        )
+        nturns = sum(len(a.first_audio) for a, _ in rows)
+
+        def two(get: Callable[[RunSummary], float], rows: list = rows) -> str:
+            a = [get(r[0]) for r in rows]
+            f = [get(r[1]) for r in rows]
+            return f"{pct(a, 50):.0f}, {pct(a, 95):.0f} / {pct(f, 50):.0f}, {pct(f, 95):.0f}"
+
+        def seeds_of(v: list[int]) -> str:
+            if not v:
+                return "0"
+            more = "..." if len(v) > 8 else ""
+            return f"{len(v)} (seeds {', '.join(map(str, v[:8]))}{more})"
+
+        print(
+            f"| {sc.name} | {seeds_of(wu)} | {seeds_of(wl)} "
+            f"| {sum(a.underruns for a, _ in rows)} / {sum(f.underruns for _, f in rows)} "
+            f"| {two(lambda r: r.lat_mean)} | {two(lambda r: r.lat_p95)} "
+            f"| {two(RunSummary.fa_mean)} | {two(RunSummary.fa_p95)} | {later} of {nturns} |"
+        )
+
+
+def many(
+    seeds: list[int],
+    turns: int,
+    *,
+    tune: list[int],
+    jobs: int,
+    cache: str | None,
+    options: dict[str, int],
+) -> Results:
+    """The bar over several seeds: the misses per seed, then the distributions over the
+    tuning seeds, the held-out seeds and all of them."""
+    res = collect(seeds, turns, jobs=jobs, cache=cache, options=options)
     count = [0] * len(SCENARIOS)
     every = 0
     for seed in seeds:
         misses = []
-        for j, (sc, ra, rf) in enumerate(evaluate(seed, turns)):
-            if passes(ra, rf):
+        for j, sc in enumerate(SCENARIOS):
+            ra, rf = res[seed, j]
+            if not (worse_underruns(ra, rf) or latency_miss(ra, rf)):
                 count[j] += 1
                 continue
-            ma, pa, ua = summary(ra)
-            mf, pf, uf = summary(rf)
             misses.append(
-                f"{sc.name} ({ma:.0f}/{pa:.0f} vs {mf:.0f}/{pf:.0f} ms, {ua:.2f} vs {uf:.2f}/min)"
+                f"{sc.name} ({ra.lat_mean:.0f}/{ra.lat_p95:.0f} vs {rf.lat_mean:.0f}/"
+                f"{rf.lat_p95:.0f} ms, {ra.underruns} vs {rf.underruns} underruns)"
             )
         every += not misses
-        print(f"seed {seed:3}: " + ("ok" if not misses else "MISSED " + "; ".join(misses)))
+        if misses:
+            print(f"seed {seed:3}: MISSED " + "; ".join(misses))
     print(f"\npasses per scenario over {len(seeds)} seeds:")
     for sc, c in zip(SCENARIOS, count, strict=True):
         print(f"  {sc.name:32} {c:3} / {len(seeds)}")
     print(f"seeds with the bar held in every scenario: {every} / {len(seeds)}")
+    held = [s for s in seeds if s not in tune]
+    tuned = [s for s in seeds if s in tune]
+    if tuned and held:
+        report(res, tuned, "tuning seeds")
+        report(res, held, "held-out seeds")
+    report(res, seeds, "all seeds")
+    return res
+
+
+def sweep(
+    spec: str,
+    seeds: list[int],
+    turns: int,
+    *,
+    jobs: int,
+    cache: str | None,
+    plot_path: str | None,
+) -> None:
+    """The trade-off over one JitterBuffer option (`name=v1,v2,...`): per value, the runs
+    with more underruns than fixed, the runs missing the latency bar, and the mean time to
+    first audio and added latency (means over runs), against the fixed client."""
+    name, _, values = spec.partition("=")
+    vals = [int(v) for v in values.split(",")]
+    print(
+        f"\n| {name} | runs with more underruns than fixed | runs missing the latency bar "
+        "| first audio mean ms a / f | mean added ms a / f |"
+    )
+    print("|---|---|---|---|---|")
+    rows = []
+    for v in vals:
+        res = collect(seeds, turns, jobs=jobs, cache=cache, options={name: v})
+        wu = sum(worse_underruns(a, f) for a, f in res.values())
+        wl = sum(latency_miss(a, f) for a, f in res.values())
+        fa_a = float(np.mean([a.fa_mean() for a, _ in res.values()]))
+        fa_f = float(np.mean([f.fa_mean() for _, f in res.values()]))
+        la = float(np.mean([a.lat_mean for a, _ in res.values()]))
+        lf = float(np.mean([f.lat_mean for _, f in res.values()]))
+        per = [sum(worse_underruns(*res[s, j]) for s in seeds) for j in range(len(SCENARIOS))]
+        rows.append((v, wu, wl, fa_a, fa_f, la, lf, per))
+        print(
+            f"| {v} | {wu} of {len(res)} ({', '.join(map(str, per))}) | {wl} "
+            f"| {fa_a:.0f} / {fa_f:.0f} | {la:.0f} / {lf:.0f} |",
+            flush=True,
+        )
+    if plot_path:
+        plot_sweep(name, rows, len(seeds), plot_path)
+
+
+def plot_sweep(name: str, rows: list, nseeds: int, path: str) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r[0] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.plot(x, [r[1] for r in rows], "o-", color="C3", label="runs with more underruns than fixed")
+    ax.plot(x, [r[2] for r in rows], "s--", color="C1", label="runs missing the latency bar")
+    ax.set_xlabel(f"{name} (ms)")
+    ax.set_ylabel(f"runs (of {nseeds} seeds x {len(SCENARIOS)} scenarios)")
+    ax2 = ax.twinx()
+    ax2.plot(x, [r[3] for r in rows], "^-", color="C0", label="adaptive: first audio, mean")
+    ax2.plot(x, [r[4] for r in rows], ":", color="C0", label="fixed 250 ms: first audio, mean")
+    ax2.plot(x, [r[5] for r in rows], "v-", color="C2", label="adaptive: added latency, mean")
+    ax2.plot(x, [r[6] for r in rows], ":", color="C2", label="fixed 250 ms: added latency, mean")
+    ax2.set_ylabel("ms (mean over runs)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center")
+    ax.set_title("Start rule trade-off over the tuning seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def plot(plots: list[tuple[Scenario, Result, Result]], path: str) -> None:

@@ -247,12 +247,13 @@ def test_expand_keeps_the_pitch(f0: float) -> None:
 
 def test_adaptive_starts_a_fast_stream_sooner_than_the_prebuffer() -> None:
     # Warm up on streams arriving at 3x real time in 120 ms chunks: the start-up rule trusts
-    # the session's evidence once four streams have been seen, so the fifth starts sooner.
+    # the session's evidence once four streams have been seen, and waives `min_start_ms`
+    # once 128 gaps without a stall have been seen, so the twelfth starts sooner.
     x = harmonic(160, RATE * 3 // 2)
     jb = voxwire.JitterBuffer(RATE, prebuffer_ms=250)
     fixed = voxwire.JitterBuffer(RATE, prebuffer_ms=250, adaptive=False)
     t0 = 0.0
-    for _ in range(5):
+    for _ in range(12):
         pushes = steady(x, 1920, 40.0, t0)
         a = drive(jb, pushes, t0 + 2500, start_ms=t0)
         f = drive(fixed, pushes, t0 + 2500, start_ms=t0)
@@ -260,6 +261,39 @@ def test_adaptive_starts_a_fast_stream_sooner_than_the_prebuffer() -> None:
     assert jb.target_ms < 100
     assert np.flatnonzero(a)[0] < np.flatnonzero(f)[0]
     assert jb.stats()["underruns"] == 0
+
+
+def stall_after_first_chunk(first_ms: int, stall_ms: float) -> tuple[np.ndarray, list]:
+    """1.5 s of audio: a `first_ms` chunk, nothing for `stall_ms`, then 20 ms every 10 ms."""
+    x = harmonic(170, RATE * 3 // 2)
+    n = first_ms * RATE // 1000
+    rest = [(stall_ms + 10.0 * i, c) for i, (_, c) in enumerate(steady(x[n:], 320, 10.0))]
+    return x, [(0.0, x[:n]), *rest]
+
+
+@pytest.mark.parametrize(("first_ms", "stall_ms"), [(145, 600.0), (75, 593.0)])
+def test_a_stall_right_after_the_first_chunk_underruns_no_more_than_the_fixed_client(
+    first_ms: int, stall_ms: float
+) -> None:
+    # Traces where the previous start rule (min_start_ms=0) ran dry and the fixed client,
+    # still waiting for 250 ms queued, did not: now the adaptive buffer waits too, and its
+    # first audio comes no later than the fixed client's.
+    _, pushes = stall_after_first_chunk(first_ms, stall_ms)
+    old = voxwire.JitterBuffer(RATE, min_start_ms=0)
+    drive(old, pushes, 3000)
+    assert old.stats()["underruns"] == 1
+    new = drive(voxwire.JitterBuffer(RATE), pushes, 3000)
+    fixed_jb = voxwire.JitterBuffer(RATE, adaptive=False)
+    fixed = drive(fixed_jb, pushes, 3000)
+    assert fixed_jb.stats()["underruns"] == 0
+    assert np.flatnonzero(new)[0] <= np.flatnonzero(fixed)[0]
+
+
+def test_min_start_ms_is_validated_and_keyword_only() -> None:
+    with pytest.raises(InvalidInputError):
+        voxwire.JitterBuffer(RATE, min_start_ms=-1)
+    with pytest.raises(TypeError):
+        voxwire.JitterBuffer(RATE, 10, 250, True, 60000, 100)  # type: ignore[misc]
 
 
 # -- stats and errors -----------------------------------------------------------------------

@@ -121,7 +121,9 @@ class JitterBuffer:
 
     ``push`` audio as it arrives, ``pop`` exactly one frame per call (audio, concealment or
     silence), ``mark_end`` when a stream is complete, ``clear`` on barge-in.
-    ``adaptive=False`` is the plain pre-buffer client.
+    ``adaptive=False`` is the plain pre-buffer client. ``min_start_ms`` (adaptive mode): the
+    least audio a new stream needs queued to start before ``prebuffer_ms`` is (default:
+    ``prebuffer_ms``), waived once the session's last 128+ arrival gaps hold no stall.
 
     Bounds (else InvalidInputError): ``sample_rate`` one of the resampler's rates,
     ``frame_ms`` 1-1000 (whole samples), ``max_ms`` ``2 * max(frame_ms, 50)`` to 600000,
@@ -136,6 +138,8 @@ class JitterBuffer:
         prebuffer_ms: int = 250,
         adaptive: bool = True,
         max_ms: int = 60000,
+        *,
+        min_start_ms: int | None = None,
     ) -> JitterBuffer: ...
     def push(self, pcm: _In, now_ms: float) -> None:
         """Append audio (int16 array or PCM16 bytes) that arrived at ``now_ms``."""

@@ -26,6 +26,12 @@
 //!   of its first chunk: consecutive slow chunks add up, which the gap alone does not see.
 //!   Until four streams have been seen, that lateness is taken as `prebuffer_ms`.
 //!
+//! A new stream also needs `min_start_ms` queued (default `prebuffer_ms`: the fixed client's
+//! start) unless the last `CALM_GAPS` (128) or more arrival gaps hold no stall. Before the
+//! fixed client starts it cannot underrun, whatever the next gap; a stream started earlier on
+//! a small queue can, and no statistic bounds a stall the session has not seen yet (issue 28,
+//! docs/design/jitter.md: the trade-off over `min_start_ms`).
+//!
 //! It starts at once when the stream has ended. A rejoin after an underrun needs only the
 //! condition on the gaps (or `prebuffer_ms` queued). While playing:
 //!
@@ -36,7 +42,9 @@
 //!   stalls and bad spells say how much longer it is likely to take, so a queue that outlasts
 //!   that adds no latency and a shorter one is stretched rather than run dry. Beyond the
 //!   session's experience: when the queue falls below half of what is needed until the next
-//!   push is due, or below the target once a push is overdue;
+//!   push is due, or below the target once a push is overdue. And once a push is overdue
+//!   (beyond the target), whenever the queue is below half of what the fixed client would
+//!   hold of the stream: stretched at half speed it then lasts as long as the fixed client's;
 //! - *accelerate* (remove one pitch period) when playback lags its schedule (`(now - t0) -
 //!   played`) by more than the target and the queue holds the target plus what is needed
 //!   (twice the target after an underrun), removing delay that stalls or expansion added. The
@@ -86,6 +94,10 @@ const LATE_ADD_MS: f64 = 20.0;
 /// session's experience and the fallback rule applies).
 const RESIDUAL_SEEN: usize = 32;
 const RESIDUAL_TAIL: usize = 8;
+/// Default `min_start_ms`, as a fraction of `prebuffer_ms`.
+pub const DEFAULT_MIN_START: f64 = 1.0;
+/// Gaps a session must have shown, none of them a stall, before `min_start_ms` is waived.
+const CALM_GAPS: usize = 128;
 /// Correlation above which a segment counts as periodic enough to stretch.
 const VOICED: f32 = 0.6;
 /// RMS below which a segment is quiet enough to stretch whatever its periodicity.
@@ -104,6 +116,11 @@ pub struct JitterConfig {
     pub adaptive: bool,
     /// Most audio the queue holds; pushes beyond it are dropped (and counted).
     pub max_ms: u32,
+    /// Adaptive mode: the least audio a stream must have queued to start (or resume after
+    /// an underrun) before `prebuffer_ms` is queued, whatever the session's evidence says;
+    /// `None`: [`DEFAULT_MIN_START`] of `prebuffer_ms`. At `prebuffer_ms` or above, streams
+    /// start exactly when the fixed client would. See the module documentation.
+    pub min_start_ms: Option<u32>,
 }
 
 impl Default for JitterConfig {
@@ -114,6 +131,7 @@ impl Default for JitterConfig {
             prebuffer_ms: 250,
             adaptive: true,
             max_ms: 60_000,
+            min_start_ms: None,
         }
     }
 }
@@ -259,6 +277,8 @@ struct Estimator {
     worst_prior: f64,
     /// The longest gap in the window that is not a stall (recomputed per push).
     worst: f64,
+    /// Stalls (gaps above `STALL_K` times the `STALL_Q` quantile) in the window.
+    stalls: usize,
     /// The window sorted, and `suffix[i]` = sum of `sorted[i..n]` (recomputed per push).
     sorted: [f64; WINDOW],
     suffix: [f64; WINDOW + 1],
@@ -274,6 +294,7 @@ impl Estimator {
             needed: prior,
             worst_prior,
             worst: worst_prior,
+            stalls: 0,
             sorted: [0.0; WINDOW],
             suffix: [0.0; WINDOW + 1],
         }
@@ -291,6 +312,7 @@ impl Estimator {
         let kk = ((STALL_Q * self.n as f64).ceil() as usize).clamp(1, self.n) - 1;
         let lim = v[kk] * STALL_K;
         let worst = v.iter().copied().filter(|&g| g <= lim).fold(0.0, f64::max);
+        self.stalls = v.iter().filter(|&&g| g > lim).count();
         self.suffix[self.n] = 0.0;
         for i in (0..self.n).rev() {
             self.suffix[i] = self.suffix[i + 1] + self.sorted[i];
@@ -371,6 +393,8 @@ pub struct JitterBuffer {
     /// The open stream's first chunk (ms) and its start-up lateness so far.
     open_first: f64,
     open_late: f64,
+    /// When the open stream had `prebuffer_ms` pushed (the fixed client would start), if it has.
+    open_full_at: Option<f64>,
     stats: Counters,
 }
 
@@ -463,6 +487,7 @@ impl JitterBuffer {
             lates_next: 0,
             open_first: 0.0,
             open_late: 0.0,
+            open_full_at: None,
             est: Estimator::new(
                 PRIOR_MS.min(cfg.prebuffer_ms as f64),
                 cfg.prebuffer_ms as f64,
@@ -515,7 +540,7 @@ impl JitterBuffer {
         }
         self.begin_push(now_ms);
         let n = self.ring.push(x);
-        self.end_push(x.len(), n);
+        self.end_push(x.len(), n, now_ms);
         Ok(())
     }
 
@@ -532,7 +557,7 @@ impl JitterBuffer {
         let n = self.ring.push_with(x.len() / 2, |i| {
             i16::from_le_bytes([x[2 * i], x[2 * i + 1]])
         });
-        self.end_push(x.len() / 2, n);
+        self.end_push(x.len() / 2, n, now_ms);
         Ok(())
     }
 
@@ -545,6 +570,7 @@ impl JitterBuffer {
                 self.lates_n = (self.lates_n + 1).min(STREAMS);
             }
             self.open_late = 0.0;
+            self.open_full_at = None;
             self.open = true;
             self.open_t0 = now;
             self.open_pushed = 0;
@@ -580,11 +606,16 @@ impl JitterBuffer {
         }
     }
 
-    fn end_push(&mut self, wanted: usize, pushed: usize) {
+    fn end_push(&mut self, wanted: usize, pushed: usize, now: f64) {
         if self.open_pushed == 0 {
             self.open_first = self.ms_of(wanted as u64);
         }
         self.open_pushed += wanted as u64;
+        if self.open_full_at.is_none()
+            && self.ms_of(self.open_pushed) >= self.cfg.prebuffer_ms as f64
+        {
+            self.open_full_at = Some(now);
+        }
         self.stats.dropped += (wanted - pushed) as u64;
         self.stats.max_buffered = self.stats.max_buffered.max(self.ring.len);
     }
@@ -741,12 +772,16 @@ impl JitterBuffer {
             // A new stream also needs the target queued, unless the next push is already
             // later than any regular gap (waiting on would not be backed by the statistics;
             // playback then starts by stretching, see `wants_expand`).
+            // And it needs `min_start_ms` queued (unless the session has been calm): before
+            // the fixed client starts, nothing bounds the next gap.
             let trusted = b >= self.target_ms() || need == 0.0;
             b >= self.cfg.prebuffer_ms as f64
                 || (b >= need.max(self.floor_ms())
                     && (after_underrun
                         || self.boundary.is_some()
-                        || (trusted && now - self.open_t0 >= self.late_need())))
+                        || (trusted
+                            && b >= self.min_start_ms()
+                            && now - self.open_t0 >= self.late_need())))
         };
         if !ready {
             return;
@@ -792,6 +827,32 @@ impl JitterBuffer {
         m * LATE_MARGIN + LATE_ADD_MS - self.open_first
     }
 
+    /// What the fixed pre-buffer client would have queued of the open stream: all of it
+    /// until `prebuffer_ms` has arrived, then less what it has played since (ignoring its
+    /// own underruns).
+    fn fixed_queue_ms(&self, now: f64) -> f64 {
+        let pushed = self.ms_of(self.open_pushed);
+        match self.open_full_at {
+            None => pushed,
+            Some(t) => (pushed - (now - t)).max(0.0),
+        }
+    }
+
+    /// The least queue a new stream starts with before `prebuffer_ms` is queued:
+    /// `min_start_ms` (at most `prebuffer_ms`), waived once the last `CALM_GAPS` or more
+    /// gaps hold no stall.
+    fn min_start_ms(&self) -> f64 {
+        if self.est.n >= CALM_GAPS && self.est.stalls == 0 {
+            // A session without stalls in its recent gaps starts on the evidence alone.
+            return 0.0;
+        }
+        let pre = self.cfg.prebuffer_ms as f64;
+        self.cfg
+            .min_start_ms
+            .map_or(DEFAULT_MIN_START * pre, |m| m as f64)
+            .min(pre)
+    }
+
     /// The least queue to start or rejoin with: a frame and two pitch periods.
     fn floor_ms(&self) -> f64 {
         self.ms_of((self.frame + 2 * self.pitch.tmax) as u64)
@@ -814,6 +875,14 @@ impl JitterBuffer {
             return false;
         }
         let e = now - self.last_arrival;
+        // A push is overdue: keep at least half of what the fixed client would hold, so
+        // that stretching at half speed lasts as long as its queue would.
+        if self.boundary.is_none()
+            && e > self.target_ms()
+            && buffered < 0.5 * self.fixed_queue_ms(now)
+        {
+            return true;
+        }
         let wait = match self.est.remaining(e) {
             Some(r) => r,
             None if e > self.target_ms() => self.target_ms(),
@@ -1028,6 +1097,7 @@ mod tests {
             prebuffer_ms: 100,
             adaptive,
             max_ms: 2000,
+            min_start_ms: None,
         }
     }
 
@@ -1169,7 +1239,12 @@ mod tests {
     /// Plays streams of a 40 ms chunk at `t`, another `late` ms later and 200 ms more right
     /// after, and returns the time the first audio of one more 40 ms stream plays.
     fn start_after_history(late: f64) -> f64 {
-        let mut jb = JitterBuffer::new(cfg(true)).unwrap();
+        // The lateness rule alone (no `min_start_ms` floor).
+        let mut jb = JitterBuffer::new(JitterConfig {
+            min_start_ms: Some(0),
+            ..cfg(true)
+        })
+        .unwrap();
         let x = vec![1000i16; 640];
         let mut f = vec![0i16; 160];
         let mut t = 0.0;
@@ -1191,7 +1266,7 @@ mod tests {
         let played = jb.stats().played_ms;
         jb.push(&x, t).unwrap();
         let mut now = t;
-        while jb.stats().played_ms == played {
+        while jb.stats().played_ms == played && now < t + 2000.0 {
             jb.pop(now, &mut f).unwrap();
             now += 10.0;
         }
@@ -1206,6 +1281,136 @@ mod tests {
         let late = start_after_history(150.0);
         assert!(late >= 110.0 * 1.2 + 20.0 - 40.0 - 10.0, "{prompt} {late}");
         assert!(late > prompt + 50.0, "{prompt} {late}");
+    }
+
+    /// A stream at 16 kHz: a `first` ms chunk at `t0`, nothing for `stall` ms, then 20 ms
+    /// chunks every 10 ms up to `total` ms. Returns (underruns, first-audio wait in ms).
+    fn stall_after_first_chunk(
+        jb: &mut JitterBuffer,
+        t0: f64,
+        first: usize,
+        stall: f64,
+        total: usize,
+    ) -> (u64, f64) {
+        let x: Vec<i16> = (0..16 * total)
+            .map(|i| ((i as f32 * 0.06).sin() * 8000.0) as i16)
+            .collect();
+        let mut pushes = vec![(t0, 0, 16 * first)];
+        let mut p = 16 * first;
+        let mut t = t0 + stall;
+        while p < x.len() {
+            let q = (p + 320).min(x.len());
+            pushes.push((t, p, q));
+            p = q;
+            t += 10.0;
+        }
+        let u0 = jb.stats().underruns;
+        let played0 = jb.stats().played_ms;
+        let mut f = vec![0i16; 160];
+        let mut k = 0;
+        let mut first_audio = f64::NAN;
+        for tick in 0..(total as u64 / 10 + stall as u64 / 10 + 200) {
+            let now = t0 + tick as f64 * 10.0;
+            while k < pushes.len() && pushes[k].0 <= now {
+                let (at, a, b) = pushes[k];
+                jb.push(&x[a..b], at).unwrap();
+                k += 1;
+                if k == pushes.len() {
+                    jb.mark_end();
+                }
+            }
+            jb.pop(now, &mut f).unwrap();
+            if first_audio.is_nan() && jb.stats().played_ms > played0 {
+                first_audio = now - t0;
+            }
+        }
+        (jb.stats().underruns - u0, first_audio)
+    }
+
+    fn cfg250(adaptive: bool, min_start_ms: Option<u32>) -> JitterConfig {
+        JitterConfig {
+            prebuffer_ms: 250,
+            min_start_ms,
+            ..cfg(adaptive)
+        }
+    }
+
+    #[test]
+    fn a_stall_after_a_small_first_chunk_is_waited_out_like_the_fixed_client() {
+        // 145 ms, then nothing for 600 ms (seed 1 of the "stall after the first chunk"
+        // scenario). The old rule (min_start_ms = 0) started on the first chunk and ran dry;
+        // the fixed client waits for 250 ms queued, and so does the adaptive one now.
+        let run =
+            |c| stall_after_first_chunk(&mut JitterBuffer::new(c).unwrap(), 0.0, 145, 600.0, 1500);
+        let (old_u, _) = run(cfg250(true, Some(0)));
+        let (new_u, new_first) = run(cfg250(true, None));
+        let (fixed_u, fixed_first) = run(cfg250(false, None));
+        assert_eq!((old_u, new_u, fixed_u), (1, 0, 0));
+        assert!(new_first <= fixed_first, "{new_first} {fixed_first}");
+    }
+
+    #[test]
+    fn min_start_ms_is_capped_at_the_prebuffer_and_waived_for_calm_sessions() {
+        let jb = JitterBuffer::new(cfg250(true, Some(5000))).unwrap();
+        assert_eq!(jb.min_start_ms(), 250.0);
+        assert_eq!(
+            JitterBuffer::new(cfg250(true, None))
+                .unwrap()
+                .min_start_ms(),
+            250.0
+        );
+        // A calm session: streams of 40 ms chunks every 20 ms, no stall among 128+ gaps.
+        let mut jb = JitterBuffer::new(cfg250(true, None)).unwrap();
+        let x = vec![1000i16; 640];
+        let mut f = vec![0i16; 160];
+        let mut t = 0.0;
+        for _ in 0..8 {
+            for k in 0..20 {
+                jb.push(&x, t + k as f64 * 20.0).unwrap();
+                jb.pop(t + k as f64 * 20.0, &mut f).unwrap();
+            }
+            jb.mark_end();
+            t += 2000.0;
+            jb.pop(t, &mut f).unwrap();
+        }
+        assert_eq!(jb.min_start_ms(), 0.0);
+        // One stall in the window and the floor is back.
+        jb.push(&x, t).unwrap();
+        jb.push(&x, t + 900.0).unwrap();
+        assert_eq!(jb.min_start_ms(), 250.0);
+    }
+
+    #[test]
+    fn overdue_push_expands_to_keep_half_of_the_fixed_clients_queue() {
+        // 215 ms queued within 46 ms, then 320 ms without a push (seed 2 of the very short
+        // answers): a buffer that started early stretches early enough to last it out.
+        let mut jb = JitterBuffer::new(cfg250(true, Some(0))).unwrap();
+        let x: Vec<i16> = (0..16 * 600)
+            .map(|i| ((i as f32 * 0.06).sin() * 8000.0) as i16)
+            .collect();
+        let pushes = [
+            (0.0, 0, 1840),
+            (23.0, 1840, 2704),
+            (46.0, 2704, 3440),
+            (366.0, 3440, 9600),
+        ];
+        let mut f = vec![0i16; 160];
+        let mut k = 0;
+        for tick in 0..120 {
+            let now = tick as f64 * 10.0;
+            while k < pushes.len() && pushes[k].0 <= now {
+                jb.push(&x[pushes[k].1..pushes[k].2], now).unwrap();
+                k += 1;
+            }
+            if k == pushes.len() {
+                jb.mark_end();
+            }
+            jb.pop(now, &mut f).unwrap();
+        }
+        let s = jb.stats();
+        assert_eq!(s.underruns, 0);
+        assert!(s.expanded_ms > 0.0);
+        assert!((s.played_ms - 600.0).abs() < 1e-9);
     }
 
     #[test]

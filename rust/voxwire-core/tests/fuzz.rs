@@ -680,6 +680,7 @@ fn fuzz_jitter_buffer() {
                 prebuffer_ms: pre,
                 adaptive,
                 max_ms: max,
+                min_start_ms: None,
             };
             let Ok(mut jb) = JitterBuffer::new(cfg) else {
                 return Ok(());

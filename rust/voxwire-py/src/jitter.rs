@@ -49,13 +49,14 @@ fn ms_arg(v: i64, what: &str) -> PyResult<u32> {
 #[pymethods]
 impl JitterBuffer {
     #[new]
-    #[pyo3(signature = (sample_rate, frame_ms = 10, prebuffer_ms = 250, adaptive = true, max_ms = 60000))]
+    #[pyo3(signature = (sample_rate, frame_ms = 10, prebuffer_ms = 250, adaptive = true, max_ms = 60000, *, min_start_ms = None))]
     fn new(
         #[pyo3(from_py_with = sat)] sample_rate: i64,
         #[pyo3(from_py_with = sat)] frame_ms: i64,
         #[pyo3(from_py_with = sat)] prebuffer_ms: i64,
         adaptive: bool,
         #[pyo3(from_py_with = sat)] max_ms: i64,
+        min_start_ms: Option<i64>,
     ) -> PyResult<Self> {
         guard(|| {
             let cfg = JitterConfig {
@@ -64,6 +65,9 @@ impl JitterBuffer {
                 prebuffer_ms: ms_arg(prebuffer_ms, "prebuffer_ms")?,
                 adaptive,
                 max_ms: ms_arg(max_ms, "max_ms")?,
+                min_start_ms: min_start_ms
+                    .map(|v| ms_arg(v, "min_start_ms"))
+                    .transpose()?,
             };
             Ok(Self {
                 inner: Core::new(cfg).py()?,
