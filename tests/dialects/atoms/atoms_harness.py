@@ -70,7 +70,10 @@ name = "With a tool of its own"
 tools = [{{ name = "lookup_order", description = "Find an order." }}]
 """
 
-VAD_DEV = Path("/work/shared/data/vad-dev")
+# ../shared beside the repository (where CI lays it), else this machine's copy.
+VAD_DEV = Path(__file__).resolve().parents[4] / "shared" / "data" / "vad-dev"
+if not VAD_DEV.exists():
+    VAD_DEV = Path("/work/shared/data/vad-dev")
 
 
 def speech(rate: int = 24000) -> npt.NDArray[np.int16]:
