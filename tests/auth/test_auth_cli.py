@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import voxwire
 from voxwire.auth import Authenticator, JwtKeys
 from voxwire.store.sqlite import SQLiteStore
 
@@ -24,7 +25,8 @@ class Cli:
         self.url = f"sqlite:///{self.db}"
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT / "python"),
+            # The voxwire these tests import: installed, or the source tree with its build.
+            "PYTHONPATH": str(Path(voxwire.__file__).parent.parent),
             "XDG_STATE_HOME": str(tmp / "state"),
         }
         self.env.pop("VOXWIRE_STORE", None)

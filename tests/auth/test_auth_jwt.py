@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+import voxwire
 from voxwire.auth import JwtKey, JwtKeys, default_jwt_keys, jwt_keys_from_config
 from voxwire.errors import AuthError, InvalidInputError
 
@@ -231,7 +232,7 @@ def test_workers_starting_together_share_one_secret(tmp_path: Path) -> None:
         "import sys; from voxwire.auth import default_jwt_keys; "
         "print(default_jwt_keys(state_dir=sys.argv[1], environ={}).signing_key.kid)"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "python")}
+    env = {**os.environ, "PYTHONPATH": str(Path(voxwire.__file__).parent.parent)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(tmp_path / "s")],

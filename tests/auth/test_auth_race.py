@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import voxwire
 from voxwire.auth import Authenticator, JwtKeys, Principal
 from voxwire.cli_admin import open_store
 
@@ -37,7 +38,8 @@ def issue(url: str, n: int) -> list[str]:
 def race(url: str, tmp: Path) -> None:
     tokens = issue(url, TOKENS)
     (tmp / "tokens.json").write_text(json.dumps(tokens))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{ROOT / 'tests' / 'auth'}"}
+    pkg = Path(voxwire.__file__).parent.parent  # the voxwire these tests import
+    env = {**os.environ, "PYTHONPATH": f"{pkg}{os.pathsep}{ROOT / 'tests' / 'auth'}"}
     go = tmp / "go"
     readies = [tmp / f"ready{i}" for i in range(2)]
     procs = [
