@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import importlib
 import json
 import re
@@ -474,9 +475,23 @@ class EchoAgent:
             if self.pace > 0:
                 await asyncio.sleep(self.chunk_ms / 1000 / self.pace)
 
-    async def _speak(self, text: str) -> AsyncGenerator[AgentOutput, None]:
-        """The TTS's audio for ``text``, paced; a TTS failure ends it with a Notice."""
+    async def _tts_for(self, voice: str) -> TTS | None:
+        """The TTS speaking with ``voice``, when it is an espeak-ng voice of this machine.
+
+        That is a copy of the configured TTS; any other voice gets the configured one.
+        """
         tts = self.tts
+        if not voice or tts is None or getattr(tts, "voice", voice) == voice:
+            return tts
+        if voice not in await _espeak_voice_ids():
+            return tts  # e.g. OpenAI's "alloy": not an espeak-ng voice
+        other = copy.copy(tts)
+        other.voice = voice  # type: ignore[attr-defined]
+        return other
+
+    async def _speak(self, text: str, voice: str = "") -> AsyncGenerator[AgentOutput, None]:
+        """The TTS's audio for ``text``, paced; a TTS failure ends it with a Notice."""
+        tts = await self._tts_for(voice)
         assert tts is not None
         try:
             marked = getattr(tts, "stream_marked", None)
@@ -543,9 +558,23 @@ class EchoAgent:
                     "espeak-ng); the answer comes as its transcript only.",
                 )
                 return
-            async with contextlib.aclosing(self._speak(text)) as audio:
+            async with contextlib.aclosing(self._speak(text, turn.voice)) as audio:
                 async for out in audio:
                     yield out
+
+
+_ESPEAK_VOICES: frozenset[str] | None = None
+
+
+async def _espeak_voice_ids() -> frozenset[str]:
+    """The ids of this machine's espeak-ng voices (listed once, off the event loop)."""
+    global _ESPEAK_VOICES
+    if _ESPEAK_VOICES is None:
+        from voxwire.registry import espeak_voices
+
+        found = await asyncio.to_thread(espeak_voices)
+        _ESPEAK_VOICES = frozenset(v.id for v in found)
+    return _ESPEAK_VOICES
 
 
 def load_agent(spec: str) -> Agent:

@@ -773,7 +773,11 @@ class Session:
         self._emit(ev.StartResponse(r.id, self._turn(r, kind, text)))
 
     def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
-        extra: dict[str, Any] = {"tools": self.state.tools, "context": self.context}
+        extra: dict[str, Any] = {
+            "tools": self.state.tools,
+            "context": self.context,
+            "voice": self.state.voice,
+        }
         if kind != "user":
             # No user input: a greeting (``text``: what to say first), the tools' results
             # or an external event (the last history items).

@@ -671,6 +671,8 @@ class UserTurn:
     history: tuple[HistoryItem, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
     context: SessionContext = field(default_factory=SessionContext)
+    #: The session's voice (a TTS speaks with it when it knows it, else with its own).
+    voice: str = ""
 
 
 @dataclass(frozen=True)
