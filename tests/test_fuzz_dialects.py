@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fuzz_json import json_value
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -153,21 +154,6 @@ CODECS: dict[str, Callable[[], Any]] = {
     "atoms": lambda: AtomsDialect(mode="webcall"),
     "amigo": lambda: AmigoDialect(response_format="voice"),
 }
-
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
 
 
 def mutate(msg: dict[str, Any], rnd: random.Random, value: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import numpy as np
+from fuzz_json import json_leaf, json_value
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -34,20 +35,6 @@ SENT = [0]
 
 LIMITS = Limits(max_items=20, max_conversation_bytes=200_000, max_response_events=300)
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=40),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 
 TYPES = [
     "session.update",

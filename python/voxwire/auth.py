@@ -135,7 +135,7 @@ def sha256_hex(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _well_formed(token: object) -> bool:
+def well_formed(token: object) -> bool:
     """Whether ``token`` may be a credential: printable ASCII without spaces, 1..4096 bytes."""
     return (
         isinstance(token, str)
@@ -376,7 +376,7 @@ class JwtKeys:
         """
         import jwt
 
-        if not _well_formed(token):
+        if not well_formed(token):
             raise AuthError("invalid", "malformed token")
         try:
             header = jwt.get_unverified_header(token)
@@ -577,7 +577,7 @@ def offered_credentials(
     found: list[str] = []
 
     def offer(value: object) -> None:
-        if len(found) < max_keys and _well_formed(value) and value not in found:
+        if len(found) < max_keys and well_formed(value) and value not in found:
             found.append(value)  # type: ignore[arg-type]
 
     for name, value in _pairs(headers):
@@ -657,7 +657,7 @@ class Authenticator:
         statics: list[_Static] = []
         for k in api_keys:
             sk = StaticKey(k) if isinstance(k, str) else k
-            if not _well_formed(sk.key):
+            if not well_formed(sk.key):
                 raise InvalidInputError(
                     "an API key is 1 to 4096 printable ASCII characters without spaces"
                 )
@@ -677,7 +677,7 @@ class Authenticator:
         exit); then the store is asked for the sha256 hex of the key. A key made for a user
         resolves to that user, with ``key_id`` set (None when the user no longer exists).
         """
-        if not _well_formed(key):
+        if not well_formed(key):
             return None
         digest = hashlib.sha256(key.encode("ascii")).digest()
         match: _Static | None = None
@@ -923,7 +923,7 @@ class Authenticator:
         but does not verify (and is no API key either), ``"unknown"`` for an unknown key,
         ``"invalid"`` for a malformed credential.
         """
-        if not _well_formed(token):
+        if not well_formed(token):
             raise AuthError("invalid", "malformed credential")
         error: AuthError | None = None
         if _looks_like_jwt(token):
@@ -1035,7 +1035,7 @@ class Authenticator:
         the token is ``prefix`` and a random UUID (122 random bits), as atoms' ``wct_``.
         """
         token = prefix + str(uuid.uuid4())
-        if not _well_formed(token):
+        if not well_formed(token):
             raise InvalidInputError("a token prefix is printable ASCII without spaces")
         record = {"principal": principal.to_dict(), "payload": dict(payload)}
         json.dumps(record)  # raise here (TypeError), not inside the store
@@ -1048,7 +1048,7 @@ class Authenticator:
         Of any number of racing callers, in any processes, one gets them. None when the
         token is unknown, already used, expired or malformed.
         """
-        if not _well_formed(token):
+        if not well_formed(token):
             return None
         record = await self.store.consume_token(sha256_hex(token))
         if record is None:

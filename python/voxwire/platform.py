@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxwire import agents
 from voxwire.asr import ASR
-from voxwire.auth import Authenticator, Principal
+from voxwire.auth import Authenticator, Principal, well_formed
 from voxwire.dialects.base import (
     DialectPlugin,
     Handshake,
@@ -205,9 +205,10 @@ def usable_key(k: str) -> bool:
     """Whether ``k`` can be a credential: 1-4096 printable ASCII characters, no spaces.
 
     A byte outside that (the drivers decode such header bytes as surrogates or Latin-1)
-    cannot match a configured key, and must not reach ``encode()``.
+    cannot match a configured key, and must not reach ``encode()``. The authenticator's own
+    rule (:func:`voxwire.auth.well_formed`), so both agree.
     """
-    return 0 < len(k) <= MAX_KEY_CHARS and k.isascii() and k.isprintable() and " " not in k
+    return well_formed(k)
 
 
 #: Who a client is when the server needs no credential (no key configured or stored:

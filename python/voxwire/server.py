@@ -527,17 +527,7 @@ async def serve_accepted(
         if accept.attach is not None:
             await accept.attach(transport)
             return
-        runner = SessionRunner(
-            transport,
-            accept.session,
-            platform.agent,
-            max_send_queue=platform.config.max_send_queue,
-            metrics=platform.metrics,
-            asr=platform.config.asr,
-            write_timeout_s=platform.config.write_timeout_s,
-            accept=accept,
-            platform=platform,
-        )
+        runner = _runner(transport, accept, platform)
         await run_accepted(transport, accept, platform, runner=runner)
     finally:
         platform.gate.closed(peer)
@@ -561,23 +551,26 @@ async def run_accepted(
     session = accept.session
     platform.live.add(session)
     platform.metrics.sessions_started += 1
-    cfg = platform.config
     try:
-        if runner is None:
-            runner = SessionRunner(
-                transport,
-                session,
-                platform.agent,
-                max_send_queue=cfg.max_send_queue,
-                metrics=platform.metrics,
-                asr=cfg.asr,
-                write_timeout_s=cfg.write_timeout_s,
-                accept=accept,
-                platform=platform,
-            )
-        await runner.run()
+        await (runner or _runner(transport, accept, platform)).run()
     finally:
         platform.live.discard(session)
+
+
+def _runner(transport: Transport, accept: Accept, platform: Platform) -> SessionRunner:
+    """The runner of an accepted session, with the platform's settings."""
+    cfg = platform.config
+    return SessionRunner(
+        transport,
+        accept.session,
+        platform.agent,
+        max_send_queue=cfg.max_send_queue,
+        metrics=platform.metrics,
+        asr=cfg.asr,
+        write_timeout_s=cfg.write_timeout_s,
+        accept=accept,
+        platform=platform,
+    )
 
 
 def _access_line(

@@ -136,6 +136,33 @@ pub struct Vad {
     engine: String,
 }
 
+impl Vad {
+    /// One value per whole frame of ``x`` from ``f`` (``classify`` or ``probabilities``):
+    /// the input read once (privately), the output written straight into a new array.
+    fn per_frame<'py, T, R>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        f: fn(&mut voxwire_core::vad::Vad, &[i16], &mut [T]) -> voxwire_core::Result<R>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<T>>>
+    where
+        T: numpy::Element + Send,
+        R: Send,
+    {
+        guard(|| {
+            let mut b = Buf::get(x, "x")?;
+            b.private();
+            let p = b.whole_pcm("x")?;
+            let mut scratch = Vec::new();
+            let s = p.samples(&mut scratch);
+            let n = s.len() / self.inner.frame_samples();
+            let work = s.len() * 2 * self.inner.work_factor();
+            let inner = &mut self.inner;
+            crate::pcm::fill_array(py, n, work, |out| f(inner, s, out))
+        })
+    }
+}
+
 #[pymethods]
 impl Vad {
     #[new]
@@ -186,17 +213,7 @@ impl Vad {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<bool>>> {
-        guard(|| {
-            let mut b = Buf::get(x, "x")?;
-            b.private();
-            let p = b.whole_pcm("x")?;
-            let mut scratch = Vec::new();
-            let s = p.samples(&mut scratch);
-            let n = s.len() / self.inner.frame_samples();
-            let work = s.len() * 2 * self.inner.work_factor();
-            let inner = &mut self.inner;
-            crate::pcm::fill_array(py, n, work, |out| inner.classify(s, out))
-        })
+        self.per_frame(py, x, voxwire_core::vad::Vad::classify)
     }
 
     /// One speech probability per whole frame of ``x`` (float32; a trailing partial frame
@@ -206,17 +223,7 @@ impl Vad {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
-        guard(|| {
-            let mut b = Buf::get(x, "x")?;
-            b.private();
-            let p = b.whole_pcm("x")?;
-            let mut scratch = Vec::new();
-            let s = p.samples(&mut scratch);
-            let n = s.len() / self.inner.frame_samples();
-            let work = s.len() * 2 * self.inner.work_factor();
-            let inner = &mut self.inner;
-            crate::pcm::fill_array(py, n, work, |out| inner.probabilities(s, out))
-        })
+        self.per_frame(py, x, voxwire_core::vad::Vad::probabilities)
     }
 
     /// Forgets the stream (detector state, and for "silero" its network state, context and
