@@ -311,6 +311,25 @@ def test_a_worker_killed_from_outside_is_replaced() -> None:
     run(main())
 
 
+def test_a_call_right_after_an_outside_kill_gets_a_fresh_worker() -> None:
+    """The kill is not yet visible (no exit status, the socket may still be open): the call
+    breaks on the dying worker before any answer, and is made once more on a new one."""
+
+    async def main() -> None:
+        asr = IsolatedASR(STAND_IN)
+        try:
+            for _ in range(5):
+                first = int((await asr.transcribe(SECOND, 16000)).split()[1])
+                os.kill(first, signal.SIGKILL)
+                second = int((await asr.transcribe(SECOND, 16000)).split()[1])
+                assert second != first
+                assert await await_until(lambda pid=first: gone(pid))
+        finally:
+            await asr.aclose()
+
+    run(main())
+
+
 def test_close_kills_busy_workers() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"sleep_s": 60})

@@ -240,6 +240,10 @@ _BOOT = "from voxwire.workers import _child_main; _child_main()"
 # The server's side
 
 
+class _StaleWorker(Exception):
+    """A reused worker's connection broke before its answer (it died while idle)."""
+
+
 class _Worker:
     """One worker process and the server's end of its socket."""
 
@@ -527,15 +531,21 @@ class IsolatedASR:
         await self._slots.acquire()
         try:
             # Bytes made once a worker is free: waiting calls hold no second copy.
-            return await self._run(x.astype("<i2", copy=False).tobytes(), int(sample_rate))
+            data = x.astype("<i2", copy=False).tobytes()
+            try:
+                return await self._run(data, int(sample_rate), fresh=False)
+            except _StaleWorker:
+                # An idle worker that was dying (killed from outside; its exit not yet
+                # visible) broke before it answered: once more, on a worker of its own.
+                return await self._run(data, int(sample_rate), fresh=True)
         finally:
             self._slots.release()
 
-    async def _run(self, data: bytes, rate: int) -> str:
+    async def _run(self, data: bytes, rate: int, *, fresh: bool) -> str:
         if self._closed:
             raise WorkerError("this IsolatedASR is closed")
         w = None
-        while self._idle:
+        while self._idle and not fresh:
             w = self._idle.pop()
             if w.proc.poll() is None:
                 break
@@ -545,6 +555,7 @@ class IsolatedASR:
             w = self._spawn()
         self._busy[w.pid] = w
         w.busy = True
+        reused = w.ready
         keep = False
         try:
             if not w.ready:
@@ -560,8 +571,13 @@ class IsolatedASR:
                 w.ready = True
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await w.send(rate, data)
-                    status, retiring, text = await w.read_reply()
+                    try:
+                        await w.send(rate, data)
+                        status, retiring, text = await w.read_reply()
+                    except (ConnectionError, WorkerError):
+                        if reused:
+                            raise _StaleWorker from None
+                        raise
             except TimeoutError:
                 raise WorkerTimeoutError(
                     f"transcription took more than {self.timeout_s:g} s; its worker was killed"

@@ -38,6 +38,9 @@ def test_reattach_mid_turn(tmp_path: Path) -> None:
             done = next(e for e in evs if e["type"] == "completion")
             assert done["running"] is False and done["stop_reason"] == "stop"
             assert t.index("completion") < t.index("user_turn_start")
+            # The finished turn is stored after user_turn_start; its announcement comes last.
+            if "chat_session_added" not in t[t.index("user_turn_start") :]:
+                await c2.until("chat_session_added")
             # The client goes away; reconnecting later re-attaches with the short sequence.
             await c2.close()
             c3 = await open_ws(srv, body["agent_c_token"], ui_session_id=ui_id)
