@@ -372,13 +372,16 @@ class Platform:
 
 
 class _CorePlugin:
-    """The platform's own routes: health, readiness, metrics."""
+    """The platform's own routes: health, readiness, metrics, the browser page."""
 
     name = "voxwire"
     ws_paths: tuple[str, ...] = ()
 
     def __init__(self) -> None:
+        from voxwire import webui
+
         self.http_routes: tuple[HttpRoute, ...] = (
+            *webui.routes(),
             HttpRoute("GET", "/healthz", _healthz),
             HttpRoute("GET", "/readyz", _readyz),
             HttpRoute("GET", "/metrics", _metrics),
