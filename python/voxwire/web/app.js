@@ -52,7 +52,7 @@ let agentLine = null;
 // -- the event log -------------------------------------------------------------------------
 
 function isAudio(type) {
-  return /audio\.(append|delta)|^binary$|new-audio-message|new-message/.test(type);
+  return /_buffer\.append|audio\.delta|^binary$|new-audio-message|new-message/.test(type);
 }
 
 function log(dir, type, data) {
@@ -427,7 +427,12 @@ function onEvent(ev) {
     }
     case 'response_started':
       vx.counters.responses += 1;
-      if (!turn || turn.response_at !== null) newTurn(turn ? 'text' : 'greeting');
+      if (!turn || turn.response_at !== null) {
+        // A dialect without speech events (atoms): recent local speech makes it a user turn.
+        const spoke = lastVoicedAt !== null && now - lastVoicedAt < 3000;
+        newTurn(spoke ? 'user' : vx.turns.length ? 'agent' : 'greeting');
+        if (spoke) turn.end_of_speech_at = lastVoicedAt;
+      }
       turn.response_at = now;
       renderTurn(turn);
       break;
@@ -448,6 +453,7 @@ function onEvent(ev) {
       log('page', 'server_interrupted', {});
       if (audio && answerActive) {
         answerActive = false;
+        vx.counters.barge_ins += 1;
         audio.playNode.port.postMessage({ type: 'clear', id: 'server' });
       }
       break;
@@ -490,6 +496,7 @@ function addLine(who, text) {
 }
 
 function agentText(text, mode) {
+  if (!agentLine && !text) return;
   if (!agentLine) agentLine = addLine('agent', '');
   if (mode === 'delta') agentLine.span.textContent += text;
   else agentLine.span.textContent = text;

@@ -321,7 +321,11 @@ class Rtguide extends Base {
         }
         break;
       case 'agent_voice_changed': this.setReady(); break;
-      case 'user_turn_end': if (this.ready) this.emit('speech_stopped'); break;
+      case 'user_turn_end':
+        // An audio turn's end (the server's VAD); a typed one's is not speech.
+        if (this.textPending) this.textPending = false;
+        else if (this.ready) this.emit('speech_stopped');
+        break;
       case 'interaction': if (m.started) this.emit('response_started'); break;
       case 'text_delta':
         if (m.role === 'assistant') this.emit('agent_transcript', { text: m.content, mode: 'delta' });
@@ -348,7 +352,10 @@ class Rtguide extends Base {
     if (this.ready && this.ws.readyState === WebSocket.OPEN) this.ws.send(pcm.buffer.slice(0));
   }
 
-  sendText(text) { this.send({ type: 'text_input', text }); }
+  sendText(text) {
+    this.textPending = true;
+    this.send({ type: 'text_input', text });
+  }
 
   interrupt(playedMs, { manual = false } = {}) {
     if (manual) this.send({ type: 'client_wants_cancel' });
