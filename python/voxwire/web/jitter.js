@@ -11,7 +11,7 @@
 // mark_end(), clear() (barge-in: returns the ms of the stream played) and the counters.
 // Not ported (see docs/design/browser.md): the time-scale modification (expansion and
 // acceleration by pitch periods) and the pitch-period concealment; an underrun here plays
-// silence after a 5 ms fade.
+// silence after a 5 ms fade (in the fixed mode, at once, as the core does).
 
 export const RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
 
@@ -219,7 +219,7 @@ export class JitterBuffer {
     this.boundary = null;
     this.ended = false;
     this.streamPlayed = 0;
-    this.fadeLeft = this.fade;
+    this.fadeLeft = this.cfg.adaptive ? this.fade : 0;
     this.state = 'idle';
     return played;
   }
@@ -266,7 +266,7 @@ export class JitterBuffer {
           } else {
             this.s.underruns += 1;
             this.state = 'underrun';
-            this.fadeLeft = this.fade;
+            this.fadeLeft = this.cfg.adaptive ? this.fade : 0; // fixed mode: silence at once
           }
           continue;
         }
