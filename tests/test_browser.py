@@ -101,9 +101,7 @@ class Page:
         )
         self.page = self.context.new_page()
         self.errors: list[str] = []
-        self.page.on(
-            "console", lambda m: self.errors.append(m.text) if m.type == "error" else None
-        )
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.goto(f"http://127.0.0.1:{port}/")
         self.page.wait_for_selector("body[data-ready='1']", timeout=WAIT_S * 1000)
@@ -171,7 +169,7 @@ def test_routes_on_both_drivers(tmp_path: Path, driver: str) -> None:
         assert status == 200
         assert headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in headers["content-security-policy"]
-        assert b'src="/ui/app.js"' in body
+        assert b'src="ui/app.js"' in body
         status, headers, body = _get(port, "/ui/app.js")
         assert status == 200 and headers["content-type"].startswith("text/javascript")
         assert _get(port, "/ui/style.css")[1]["content-type"].startswith("text/css")
@@ -233,9 +231,9 @@ def test_talk_in_chromium(page: Page, tmp_path: Path, dialect: str) -> None:
     # The fake microphone's utterance: the server's speech events, then the answer plays.
     page.wait(
         "speech events and a played answer",
-        lambda c: c["speech_started"] >= 1
-        and c["speech_stopped"] >= 1
-        and c["played_samples"] >= rate,
+        lambda c: (
+            c["speech_started"] >= 1 and c["speech_stopped"] >= 1 and c["played_samples"] >= rate
+        ),
     )
     # The next utterance starts while an answer plays: barge-in.
     c = page.wait("a barge-in", lambda c: c["barge_ins"] >= 1)
@@ -244,7 +242,9 @@ def test_talk_in_chromium(page: Page, tmp_path: Path, dialect: str) -> None:
     _check_turns(page)
     if dialect == "openai":
         # The page cut the answer item to what was heard, and the server did so.
-        page.wait("the truncation", lambda c: "conversation.item.truncated" in page.events("server"))
+        page.wait(
+            "the truncation", lambda c: "conversation.item.truncated" in page.events("server")
+        )
         assert "conversation.item.truncate" in page.events("client")
         page.wait("a second answer", lambda c: c["responses"] >= 2)
     page.page.screenshot(path=str(tmp_path / f"browser-{dialect}.png"))

@@ -97,8 +97,9 @@ def read_file(name: str) -> bytes:
 
 async def index(req: HttpRequest, p: Platform) -> HttpResponse:
     """``GET /``: the page."""
-    return HttpResponse(200, raw=read_file("index.html"), content_type=FILES["index.html"],
-                        headers=dict(HEADERS))
+    return HttpResponse(
+        200, raw=read_file("index.html"), content_type=FILES["index.html"], headers=dict(HEADERS)
+    )
 
 
 async def static(req: HttpRequest, p: Platform) -> HttpResponse:

@@ -38,6 +38,11 @@ const vx = {
 };
 window.voxwire = vx;
 
+// Where the server is: the page's files are under <root>/ui/, so the server's routes are
+// under <root> (the origin, or the prefix an ASGI app is mounted at).
+const ROOT = new URL('..', import.meta.url).href.replace(/\/$/, '');
+const UI = (name) => new URL(`./${name}`, import.meta.url).href;
+
 let t0 = performance.now();
 let adapter = null;
 let audio = null; // {playCtx, playNode, capCtx, capNode, stream}
@@ -145,7 +150,7 @@ function describe() {
 }
 
 async function init() {
-  const r = await fetch('/ui/config.json', { cache: 'no-store' });
+  const r = await fetch(UI('config.json'), { cache: 'no-store' });
   const cfg = await r.json();
   vx.config = cfg;
   $('version').textContent = `v${cfg.version}`;
@@ -203,10 +208,9 @@ async function connect(opts = {}) {
   resetSession();
   setStatus('connecting', 'connecting\u2026');
   const voice = $('voice').value;
-  const http = window.location.origin;
   const env = {
-    http,
-    ws: http.replace(/^http/, 'ws'),
+    http: ROOT,
+    ws: ROOT.replace(/^http/, 'ws'),
     key,
     agent: $('agent').value,
     voice,
@@ -255,7 +259,7 @@ function resetSession() {
 async function startAudio(Cls, d) {
   const outRate = d.out_rate || 24000;
   const playCtx = new AudioContext({ sampleRate: outRate, latencyHint: 'interactive' });
-  await playCtx.audioWorklet.addModule('/ui/playback-worklet.js');
+  await playCtx.audioWorklet.addModule(UI('playback-worklet.js'));
   const playNode = new AudioWorkletNode(playCtx, 'voxwire-playback', {
     numberOfInputs: 0, outputChannelCount: [1], processorOptions: { prebufferMs: 250 },
   });
@@ -270,7 +274,7 @@ async function startAudio(Cls, d) {
     audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
   });
   const capCtx = new AudioContext({ latencyHint: 'interactive' });
-  await capCtx.audioWorklet.addModule('/ui/capture-worklet.js');
+  await capCtx.audioWorklet.addModule(UI('capture-worklet.js'));
   const inRate = Cls.inRate || capCtx.sampleRate;
   const capNode = new AudioWorkletNode(capCtx, 'voxwire-capture', {
     numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { outRate: inRate },
