@@ -341,7 +341,11 @@ function onPlayback(m) {
     vx.jitter = m.stats;
     vx.counters.played_samples = m.stats.played_samples;
     vx.counters.underruns = m.stats.underruns;
-    if (turn) turn.max_buffer_ms = Math.max(turn.max_buffer_ms || 0, m.stats.buffered_ms);
+    if (turn) {
+      turn.max_buffer_ms = Math.max(turn.max_buffer_ms || 0, m.stats.buffered_ms);
+      turn.underruns = vx.counters.underruns - turn.underruns_before;
+      renderTurn(turn);
+    }
     showFigures();
   } else if (m.type === 'playing') {
     if (turn && turn.first_audio_at === null) {
