@@ -250,6 +250,8 @@ class AtomsDialect:
         self.wake: Callable[[], None] = lambda: None
         self._turn = _AgentTurn()
         self._ended = False
+        #: The last user transcript.delta sent: (item id, text).
+        self._user_partial: tuple[str, str] | None = None
 
     # ----------------------------------------------------------------------------------
     # decode
@@ -393,12 +395,21 @@ class AtomsDialect:
         match fact:
             case ev.SessionUpdated():
                 return _msg("session.updated", tools=list(self.client_tools))
-            case ev.InputTranscriptionCompleted(transcript=text):
+            case ev.InputTranscriptionDelta(item_id=item, text=text):
+                # The ASR's hypothesis of the whole turn so far: sent as it is when it
+                # changed (cumulative, "replace, don't append"; it may revise words).
+                text = text.strip()
+                if not text or self._user_partial == (item, text):
+                    return None
+                self._user_partial = (item, text)
+                return _msg("transcript.delta", role="user", text=text)
+            case ev.InputTranscriptionCompleted(item_id=item, transcript=text):
                 self.transcript.append({"role": "user", "text": text})
-                return [
-                    _msg("transcript.delta", role="user", text=text),
-                    _msg("transcript", role="user", text=text),
-                ]
+                shown, self._user_partial = self._user_partial, None
+                final = _msg("transcript", role="user", text=text)
+                if shown == (item, text):  # the last delta already carries it
+                    return final
+                return [_msg("transcript.delta", role="user", text=text), final]
             case ev.ResponseCreated():
                 self._turn = _AgentTurn()
             case ev.TextDelta(delta=d):  # chat mode: text only, cumulative
