@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def test_user_deltas_while_speaking_then_the_final_transcript(
     # on the machine's load: a partial is skipped while the previous one is decoded).
     assert len(user_events(got[:spoken])) >= 1, deltas
     assert all(d.strip() for d in deltas)
-    assert all(a != b for a, b in zip(deltas, deltas[1:], strict=False))  # each one new
+    assert all(a != b for a, b in itertools.pairwise(deltas))  # each one new
     # The final transcript is the ASR's decode of the whole turn: the echo agent answers
     # with the turn's audio, which PocketSphinx (whole-utterance decode) hears as `heard`.
     answer = got[kinds.index("agent_start_talking") :]
