@@ -154,6 +154,7 @@ class PocketSphinxPartialASR(PocketSphinxASR):
     def __init__(self, floor_db: float = -50.0, **config: Any) -> None:
         super().__init__(floor_db, **config)
         self._live: Any = None
+        self._cmn0 = ""
         self._seen: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self._rate = 0
         self._resampler: Any = None
@@ -192,9 +193,14 @@ class PocketSphinxPartialASR(PocketSphinxASR):
     def _restart(self, sample_rate: int) -> None:
         if self._live is None:
             self._live = self._decoder()
+            self._cmn0 = self._live.get_cmn()
         else:
             with contextlib.suppress(Exception):
                 self._live.end_utt()
+        # Live decoding carries its cepstral mean over from one utterance to the next: each
+        # turn starts from the model's initial mean instead, so no turn (of any session)
+        # colours the next one's hypotheses.
+        self._live.set_cmn(self._cmn0)
         self._live.start_utt()
         self._seen = np.zeros(0, np.int16)
         self._rate = sample_rate
