@@ -111,3 +111,58 @@ def test_user_deltas_while_speaking_then_the_final_transcript(
     assert len(pcm) > RATE
     assert PocketSphinxASR().transcribe(pcm, RATE) == heard
     assert [e["text"] for e in answer if e["type"] == "transcript"] == [heard]
+
+
+def engine_with_speech(dialect: Any) -> tuple[Any, str]:
+    """A session (the sans-I/O engine) fed real speech until the user's turn is in progress."""
+    from voxwire.session import Session
+    from voxwire.session import events as ev
+
+    state = ev.SessionState(
+        id="",
+        model="m",
+        input_rate=RATE,
+        output_rate=RATE,
+        turn_detection=ev.TurnDetection(create_response=False),
+        transcription=True,
+    )
+    s = Session(dialect, state=state)
+    for k, m in enumerate(blocks(speech(RATE), RATE)):
+        s.receive(m, k * 0.04)
+        if s.speech_item is not None and s.speech_ms >= 1000:
+            break
+    item = s.speech_item
+    assert item is not None and len(s.speech_audio()) >= RATE  # a second of the turn
+    s.messages_to_send()
+    return s, item
+
+
+def test_engine_sends_partials_only_while_their_turn_is_in_progress() -> None:
+    from voxwire.dialects.atoms import AtomsDialect
+
+    s, item = engine_with_speech(AtomsDialect())
+    head = s.speech_audio()
+    s.user_transcript_partial(item, "is there", 1.0)
+    s.user_transcript_partial(item, "is there", 1.1)  # unchanged: not sent again
+    s.user_transcript_partial(item, "is there a secret", 1.2)
+    s.user_transcript_partial("item_other", "not this turn", 1.3)
+    sent = [m for m in s.messages_to_send() if isinstance(m, str)]
+    assert sent == [
+        '{"type":"transcript.delta","role":"user","text":"is there"}',
+        '{"type":"transcript.delta","role":"user","text":"is there a secret"}',
+    ]
+    for k, m in enumerate(blocks(np.zeros(RATE, np.int16), RATE)):  # the turn ends
+        s.receive(m, 2.0 + k * 0.04)
+    assert s.speech_item is None and len(s.speech_audio()) == 0
+    assert len(head) > 0
+    s.messages_to_send()
+    s.user_transcript_partial(item, "too late", 3.0)  # after its turn: dropped
+    assert s.messages_to_send() == []
+
+
+def test_openai_dialect_sends_nothing_for_partials() -> None:
+    from voxwire.dialects.openai import OpenAIDialect
+
+    s, item = engine_with_speech(OpenAIDialect())
+    s.user_transcript_partial(item, "is there", 1.0)
+    assert s.messages_to_send() == []
