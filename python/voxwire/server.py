@@ -368,6 +368,10 @@ class SessionRunner:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a partial is optional: one line, and the turn goes on
+            from voxwire.errors import InputTooLargeError
+
+            if isinstance(e, InputTooLargeError) and self._partial_item == item:
+                self._partial_at_ms = 1 << 62  # longer than the ASR takes: no more this turn
             log.info("partial ASR failed: %s: %s", type(e).__name__, e)
         finally:
             self._partial_task = None
