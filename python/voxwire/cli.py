@@ -278,7 +278,7 @@ def serve(
     import os
     import sys
 
-    from voxwire.asr import load_asr
+    from voxwire.asr import load_asr, load_partial_asr
     from voxwire.config import Config, load_config
     from voxwire.errors import ConfigError
     from voxwire.gate import ServerLimits
@@ -323,6 +323,7 @@ def serve(
         print("voxwire serve: no API key given: loopback only; keys or users in the store apply.")
     try:
         asr = load_asr(args.asr)
+        partial_asr = load_partial_asr(args.asr) if asr is not None else None
     except ImportError:
         print(
             "voxwire serve: --asr pocketsphinx needs the pocketsphinx package: "
@@ -367,6 +368,7 @@ def serve(
         vad_engine=args.vad,
         model=base.model,
         asr=asr,
+        partial_asr=partial_asr,
         store_url=args.store,
         config_file=file_cfg,
     )
@@ -377,8 +379,9 @@ def serve(
 
     from voxwire.workers import IsolatedASR
 
-    if isinstance(asr, IsolatedASR):
-        asr.start()  # load the model now, not on the first transcription
+    pools = [a for a in (asr, partial_asr) if isinstance(a, IsolatedASR)]
+    for pool in pools:
+        pool.start()  # load the model now, not on the first transcription
     try:
         run_server(
             cfg,
@@ -389,8 +392,8 @@ def serve(
             reuse_port=args.reuse_port,
         )
     finally:
-        if isinstance(asr, IsolatedASR):
-            asr.close()
+        for pool in pools:
+            pool.close()
     return 0
 
 
