@@ -400,7 +400,7 @@ class OpenAIDialect:
         Both shapes' fields are taken in either mode (a beta field in a GA update, a GA
         field with the beta header), as the two shapes name the same settings; an unknown
         field is refused with ``unknown_parameter``. The errors come before the
-        ``session.updated`` that shows what was applied.
+        ``session.updated`` that shows what was applied (none when nothing was).
         """
         kw: dict[str, Any] = {}
         errors: list[Invalid] = []
@@ -457,7 +457,10 @@ class OpenAIDialect:
                 errors.append(_unknown(p))
         update = ev.UpdateSession(eid, **self._rates(kw))
         bad = tuple(ev.BadMessage(eid, e.code, e.message, e.param) for e in errors)
-        return (*bad, update) if bad else update
+        if not bad:
+            return update
+        # Nothing valid left: the errors alone (no session.updated for an unchanged session).
+        return (*bad, update) if kw else bad
 
     def _modalities_of(self, v: Any, path: str) -> tuple[ev.Modality, ...]:
         if not isinstance(v, list):

@@ -813,6 +813,10 @@ class Session:
                 tools=turn.tools if tools is None else tools,
                 tool_choice=turn.tool_choice if tool_choice is None else tool_choice,
             )
+        if not turn.tools or turn.tool_choice == "none":
+            # No tool to call: the answer is a message, opened now. With tools it opens at
+            # its first text or audio, so that a response of tool calls only has none.
+            self._open_message(r)
         self._emit(ev.StartResponse(r.id, turn))
 
     def _open_message(self, r: _Resp) -> None:
