@@ -114,6 +114,9 @@ class _Resp:
     #: or audio, or at the end when the response made no tool call (a response of tool
     #: calls only has no message item).
     opened: bool = False
+    #: Where the client truncated the answer while it was generated (ms of audio it
+    #: played): no audio is sent after that.
+    cut_ms: float | None = None
     #: Output items so far (the message item counts once opened).
     n_out: int = 0
     metadata: dict[str, str] | None = None
@@ -298,7 +301,7 @@ class Session:
         :class:`~voxwire.session.events.SpeechMarks` fact (ms from the response's start).
         """
         r = self._live(response_id, now)
-        if r is None or "audio" not in r.modalities:
+        if r is None or "audio" not in r.modalities or r.cut_ms is not None:
             return
         self._open_message(r)
         if marks:
@@ -695,21 +698,8 @@ class Session:
             return
         r = self._resp
         if r is not None and r.item_id == i.item_id and "audio" in r.modalities:
-            # The answer still being generated (a client stopping playback at once): the
-            # response ends here (cancelled) and the item keeps what was played.
-            if i.content_index != 0 or i.audio_end_ms < 0:
-                self._error("truncate_invalid", i.event_id)
-                return
-            sent_ms = r.audio_samples * 1000 / self.state.output_rate
-            if i.audio_end_ms > sent_ms + 0.5:
-                self._error(
-                    "truncate_too_long", i.event_id, audio_ms=sent_ms, end_ms=i.audio_end_ms
-                )
-                return
-            self._finish("cancelled", reason="client_cancelled")
-            rec = self._find(i.item_id)
-            if rec is None:  # pragma: no cover - the item of a finished response stays
-                return
+            self._truncate_live(r, rec, i)
+            return
         it = rec.item
         if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
             self._error("truncate_not_audio", i.event_id)
@@ -727,6 +717,23 @@ class Session:
         self._replace_item(
             rec, replace(it, content=tuple(replace(c, transcript=None) for c in it.content))
         )
+        self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
+
+    def _truncate_live(self, r: _Resp, rec: _ItemRec, i: ev.TruncateItem) -> None:
+        """Truncate the answer still being generated (a client stopping playback at once).
+
+        Its audio stops here (no more deltas; the response goes on until it ends or is
+        cancelled) and the item keeps what was played, without its transcript.
+        """
+        if i.content_index != 0 or i.audio_end_ms < 0:
+            self._error("truncate_invalid", i.event_id)
+            return
+        sent_ms = r.audio_samples * 1000 / self.state.output_rate
+        if i.audio_end_ms > sent_ms + 0.5:
+            self._error("truncate_too_long", i.event_id, audio_ms=sent_ms, end_ms=i.audio_end_ms)
+            return
+        r.cut_ms = float(i.audio_end_ms)
+        rec.audio_ms = r.cut_ms
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
@@ -984,7 +991,7 @@ class Session:
         part_args = self._part_fact_args(r)
         text = "".join(r.text)
         if "audio" in r.modalities:
-            if r.out is not None and done_ok:
+            if r.out is not None and done_ok and r.cut_ms is None:
                 self._send_audio(r, r.out.flush())
             self._emit(ev.AudioDone(*part_args))
             self._emit(ev.TranscriptDone(*part_args, transcript=text))
@@ -994,6 +1001,8 @@ class Session:
             part = ev.Content("text", text=text)
         self._emit(ev.ContentPartDone(*part_args, part=part))
         rec = self._find(r.item_id)
+        if r.cut_ms is not None:
+            part = replace(part, transcript=None)  # truncated: no text the user did not hear
         item = ev.Item(
             r.item_id, "message", "completed" if done_ok else "incomplete", "assistant", (part,)
         )
@@ -1001,7 +1010,9 @@ class Session:
         if rec is not None:
             self._replace_item(rec, item)
             self._trim_items()
-            rec.audio_ms = r.audio_samples * 1000 / self.state.output_rate
+            rec.audio_ms = (
+                r.audio_samples * 1000 / self.state.output_rate if r.cut_ms is None else r.cut_ms
+            )
             k = self._items.index(rec)
             prev = self._items[k - 1].item.id if k > 0 else None
         self._emit(ev.ItemDone(item, prev))
