@@ -1,9 +1,10 @@
 """Helpers of the voice frameworks' tests (each framework, unmodified, against a real server).
 
-The frameworks need an ``openai`` newer than the test extra's pin and packages of their own,
-so they live in a venv of their own (the ``frameworks`` extra; ``.ci/run`` makes it and runs
-``pytest -m frameworks tests/frameworks`` there with ``VOXWIRE_FRAMEWORKS=required``). In any
-other venv these tests are skipped; where they are required, a missing framework fails.
+The frameworks bring packages that clash with the test extra's (pipecat pins soxr and
+protobuf below it) and are tested with a newer ``openai``, so they live in a venv of their
+own (the ``frameworks`` extra; ``.ci/run`` makes it and runs ``pytest -m frameworks
+tests/frameworks`` there with ``VOXWIRE_FRAMEWORKS=required``). In any other venv these
+tests are skipped; where they are required, a missing framework fails.
 """
 
 from __future__ import annotations
