@@ -438,7 +438,10 @@ class EchoAgent:
 
     Tools (for testing tool events): when the turn offers tools and the user's text is
     ``tool:NAME`` or ``tool:NAME {json arguments}`` naming one of them, the agent first
-    calls that tool (:class:`ToolCall`), runs it itself as an *echo tool* whose result is
+    calls that tool (:class:`ToolCall`). A tool the client runs (``ToolSpec.client``, as
+    OpenAI's function tools are) ends the answer there: the client sends the result and asks
+    again, and that ``tool_results`` turn is answered with the results' outputs as text
+    (and speech). A server-side tool the agent runs itself as an *echo tool* whose result is
     ``{"tool": NAME, "arguments": {...}}`` (:class:`ToolResult`), then echoes the text as
     always. Any other text, or a turn without tools, is answered as before.
 
@@ -526,6 +529,15 @@ class EchoAgent:
         """The echo."""
         want_audio = "audio" in turn.modalities
         text = turn.text if turn.text is not None else turn.transcript
+        if turn.kind == "tool_results" and text is None:
+            # The results the client sent since the agent's last message: their outputs.
+            outputs: list[str] = []
+            for h in reversed(turn.history):
+                if h.role == "tool":
+                    outputs.append(h.output or "")
+                elif h.role != "assistant" or h.name is None:
+                    break
+            text = " ".join(reversed(outputs)) or None
         if turn.audio is not None and turn.text is None:
             if text:
                 yield TextDelta(text)
@@ -544,6 +556,8 @@ class EchoAgent:
             name, arguments = request
             call_id = f"call_{secrets.token_hex(8)}"
             yield ToolCall(name, arguments, call_id)
+            if any(t.client for t in turn.tools if t.name == name):
+                return  # the client runs it and sends the result
             result = {"tool": name, "arguments": json.loads(arguments)}
             yield ToolResult(call_id, json.dumps(result, separators=(",", ":")))
         for k, piece in enumerate(text_deltas(text, self.delta_chars)):
