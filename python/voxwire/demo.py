@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -102,8 +103,15 @@ async def converse(
         errors: list[str] = []
         transcript: list[str] = []
         deltas = 0
-        deadline = time.monotonic() + timeout_s
-        async for e in c.events():
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        events = c.events()
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    e = await anext(events)
+            except TimeoutError:
+                errors.append(f"no answer within {timeout_s:g} s")
+                break
             if isinstance(e, AudioDelta):
                 if deltas == 0:
                     say(f"{e.type}  (first answer audio; more follow)")
@@ -124,10 +132,9 @@ async def converse(
                 break
             elif isinstance(e, Closed):
                 break
-            if time.monotonic() > deadline:
-                errors.append("timed out waiting for the answer")
-                break
-        await sender
+        if status is None and not sender.done():
+            sender.cancel()  # no answer: stop sending too
+        await asyncio.gather(sender, return_exceptions=True)
         # Let the answer play out (bounded by its length plus a second).
         end = time.monotonic() + player.stats()["buffered_ms"] / 1000 + 1.0
         while player.stats()["buffered_ms"] > 0 and time.monotonic() < end:
@@ -182,8 +189,10 @@ class _LogReader:
 
 
 @contextlib.contextmanager
-def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Like :func:`local_server`, also giving the process (to signal it)."""
+def spawn_server(
+    *args: str, cwd: str | os.PathLike[str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Like :func:`local_server`, also giving the process (to signal it); ``cwd``: its folder."""
     import tempfile
 
     port = _free_port()
@@ -195,6 +204,7 @@ def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=log,
+        cwd=cwd,
     )
     proc.stderr = _LogReader(log)  # type: ignore[assignment]
     try:
@@ -262,9 +272,15 @@ def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
     else:
         ok = False
     if rep.first_audio_after_s is not None:
+        # The turn ends after `silence` ms of audio without speech; streamed at `speed` x
+        # real time, that audio takes silence / speed ms of wall time to send.
+        wait = silence / speed
+        rest = rep.first_audio_after_s * 1000 - wait
+        pace = "in real time" if speed == 1 else f"at {speed:g}x real time"
         print(
             f"  end of speech -> first answer audio: {rep.first_audio_after_s * 1000:.0f} ms "
-            f"(of which {silence} ms is the silence that ends a turn)"
+            f"of wall time: {wait:.0f} ms sending the {silence} ms of silence that ends a turn "
+            f"({pace}), {rest:.0f} ms the server and the agent"
         )
     j = rep.jitter
     print(

@@ -239,7 +239,11 @@ def _network_error(e: BaseException, url: str, key_from: str) -> CommandError | 
             )
         return CommandError(f"the server refused the connection (HTTP {status})", ExitCode.FAILED)
     if isinstance(e, InvalidURI | ValueError) and not isinstance(e, InvalidInputError):
-        return CommandError(f"not a server URL: {url} (--url)", ExitCode.USAGE)
+        return CommandError(
+            f"not a server URL for this dialect: {url} (--url: ws://host:port/path for openai, "
+            "chatstream and amigo; http://host:port for atoms and rtguide)",
+            ExitCode.USAGE,
+        )
     if isinstance(e, ConnectionRefusedError):
         return CommandError(
             f"cannot connect to {url}: connection refused. Is `voxwire serve` running there? "
