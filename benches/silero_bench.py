@@ -124,9 +124,7 @@ def main() -> None:
         all_runs.append(rows)
     summary = summarize(all_runs)
     print(
-        format_table(
-            [r for r, _, _ in summary], [(lo, hi) for _, lo, hi in summary], targets=True
-        )
+        format_table([r for r, _, _ in summary], [(lo, hi) for _, lo, hi in summary], targets=True)
     )
 
 

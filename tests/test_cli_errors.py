@@ -16,7 +16,6 @@ import pytest
 
 import voxwire
 from voxwire import clips
-from voxwire.cli import ExitCode
 from voxwire.demo import spawn_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -31,7 +30,9 @@ for _name in [n for n in ENV if n.startswith("VOXWIRE_") or n == "OPENAI_API_KEY
     del ENV[_name]
 
 
-def vox(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60):
+def vox(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+):
     return subprocess.run(
         [sys.executable, "-m", "voxwire", *args],
         capture_output=True,
@@ -69,29 +70,36 @@ def write_wav(path: Path, x: np.ndarray, rate: int, width: int = 2, channels: in
 # serve: every option checked before anything binds
 
 
-@pytest.mark.parametrize(
-    ("args", "env", "needle"),
-    [
-        (["--vad", "bogus"], {}, "invalid choice: 'bogus'"),
-        (["--max-connections", "0"], {}, "--max-connections must be at least 1"),
-        (["--idle-timeout", "-1"], {}, "--idle-timeout must be more than 0"),
-        (["--port", "70000"], {}, "--port must be 0 to 65535"),
-        (["--store", "foo://x"], {}, "--store: unknown store URL scheme"),
-        (["--store", "sqlite://relative.db"], {}, "absolute path"),
-        (["--agent", "nosuch_module_x:agent"], {}, "--agent: cannot import 'nosuch_module_x'"),
-        (["--config", "/nonexistent/voxwire.toml"], {}, "cannot read the file"),
-        (["--host", "0.0.0.0"], {}, "no API key configured"),
-        ([], {"VOXWIRE_PORT": "abc"}, "VOXWIRE_PORT='abc': must be a whole number"),
-        ([], {"VOXWIRE_VAD": "bogus"}, "VOXWIRE_VAD='bogus': must be one of"),
-        ([], {"VOXWIRE_API_KEY": "has space"}, "an API key must be"),
-    ],
-)
-def test_serve_refuses_bad_options_in_one_line(
-    args: list[str], env: dict[str, str], needle: str
-) -> None:
-    line = one_line(vox("serve", "--port", str(free_port()), *args, env=env), 2, needle)
-    assert line.startswith("voxwire serve: ")
-    assert "has space" not in line  # a key's value is never repeated
+SERVE_REFUSALS: list[tuple[list[str], dict[str, str], str]] = [
+    (["--vad", "bogus"], {}, "invalid choice: 'bogus'"),
+    (["--max-connections", "0"], {}, "--max-connections must be at least 1"),
+    (["--idle-timeout", "-1"], {}, "--idle-timeout must be more than 0"),
+    (["--port", "70000"], {}, "--port must be 0 to 65535"),
+    (["--store", "foo://x"], {}, "--store: unknown store URL scheme"),
+    (["--store", "sqlite://relative.db"], {}, "absolute path"),
+    (["--agent", "nosuch_module_x:agent"], {}, "--agent: cannot import 'nosuch_module_x'"),
+    (["--config", "/nonexistent/voxwire.toml"], {}, "cannot read the file"),
+    (["--host", "0.0.0.0"], {}, "no API key configured"),
+    ([], {"VOXWIRE_PORT": "abc"}, "VOXWIRE_PORT='abc': must be a whole number"),
+    ([], {"VOXWIRE_VAD": "bogus"}, "VOXWIRE_VAD='bogus': must be one of"),
+    ([], {"VOXWIRE_API_KEY": "has space"}, "an API key must be"),
+]
+
+
+def test_serve_refuses_bad_options_in_one_line() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda c: vox("serve", "--port", str(free_port()), *c[0], env=c[1]),
+                SERVE_REFUSALS,
+            )
+        )
+    for (_, _, needle), r in zip(SERVE_REFUSALS, results, strict=True):
+        line = one_line(r, 2, needle)
+        assert line.startswith("voxwire serve: ")
+        assert "has space" not in line  # a key's value is never repeated
 
 
 def test_serve_bad_config_file(tmp_path: Path) -> None:
@@ -217,6 +225,8 @@ def speech_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_talk_against_a_server(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     silent = tmp_path / "silent.wav"
     write_wav(silent, np.zeros(16000, np.int16), 16000)
     files = speech_files(tmp_path)
@@ -230,41 +240,57 @@ def test_talk_against_a_server(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/state.db"
     with spawn_server("--api-key", KEY, "--store", store, "--asr", "none") as (port, _):
         url = f"ws://127.0.0.1:{port}/v1/realtime"
-        base = ("--url", url, "--speed", "0", "--out", str(tmp_path / "a.wav"))
-        for name, path in files.items():
-            r = vox("talk", str(path), *base, env={"VOXWIRE_API_KEY": KEY})
-            assert r.returncode == 0, (name, r.stdout, r.stderr)
-            assert "status: completed" in r.stdout
-        # OPENAI_API_KEY is read when VOXWIRE_API_KEY is not set.
-        r = vox("talk", str(files["12k"]), *base, env={"OPENAI_API_KEY": KEY})
-        assert r.returncode == 0, r.stderr
-        one_line(
-            vox("talk", str(files["12k"]), *base, "--api-key", "wrong-key"),
-            4,
-            "refused the API key (HTTP 401)",
-        )
-        line = one_line(
-            vox("talk", str(files["12k"]), *base, env={"OPENAI_API_KEY": "wrong-key"}),
-            4,
-            "OPENAI_API_KEY",
-        )
-        assert "wrong-key" not in line
-        for dialect, u in (
-            ("openai", url),
-            ("atoms", f"http://127.0.0.1:{port}"),
-            ("amigo", f"ws://127.0.0.1:{port}/v1/default/conversation/converse_realtime"),
-        ):
-            one_line(
-                vox("talk", str(silent), "--dialect", dialect, "--url", u, "--api-key", KEY),
-                5,
-                "detected no speech",
-            )
+
+        def base(name: str) -> tuple[str, ...]:
+            return ("--url", url, "--speed", "0", "--out", str(tmp_path / f"{name}.out.wav"))
+
+        # The turns run at once (each plays its answer in real time).
+        runs = {
+            **{
+                name: (("talk", str(path), *base(name)), {"VOXWIRE_API_KEY": KEY})
+                for name, path in files.items()
+                if name in ("12k", "mp3")
+            },
+            # OPENAI_API_KEY is read when VOXWIRE_API_KEY is not set.
+            "openai-env": (("talk", str(files["24bit"]), *base("e")), {"OPENAI_API_KEY": KEY}),
+            "wrong": (("talk", str(files["12k"]), *base("w"), "--api-key", "wrong-key"), {}),
+            "wrong-env": (("talk", str(files["12k"]), *base("v")), {"OPENAI_API_KEY": "wrong-k"}),
+            "silent-openai": (("talk", str(silent), *base("s1"), "--api-key", KEY), {}),
+            "silent-amigo": (
+                (
+                    "talk",
+                    str(silent),
+                    *base("s2"),
+                    "--api-key",
+                    KEY,
+                    "--dialect",
+                    "amigo",
+                    "--url",
+                    f"ws://127.0.0.1:{port}/v1/default/conversation/converse_realtime",
+                ),
+                {},
+            ),
+        }
+        with ThreadPoolExecutor(len(runs)) as pool:
+            futures = {k: pool.submit(vox, *a, env=e) for k, (a, e) in runs.items()}
+            done = {k: f.result() for k, f in futures.items()}
+    for name in ("12k", "mp3", "openai-env"):
+        r = done.get(name)
+        if r is None:
+            continue  # (mp3: lameenc missing)
+        assert r.returncode == 0, (name, r.stdout, r.stderr)
+        assert "status: completed" in r.stdout
+    one_line(done["wrong"], 4, "refused the API key (HTTP 401)")
+    line = one_line(done["wrong-env"], 4, "OPENAI_API_KEY")
+    assert "wrong-k" not in line
+    one_line(done["silent-openai"], 5, "detected no speech")
+    one_line(done["silent-amigo"], 5, "detected no speech")
     with spawn_server(
         "--api-key", KEY, "--store", store, "--asr", "none", "--agent", "never_answers:Agent",
         cwd=tmp_path,
     ) as (port, _):  # fmt: skip
         r = vox(
             "talk", str(files["12k"]), "--url", f"ws://127.0.0.1:{port}/v1/realtime",
-            "--api-key", KEY, "--speed", "0", "--timeout", "6",
+            "--api-key", KEY, "--speed", "0", "--timeout", "4",
         )  # fmt: skip
-        one_line(r, 6, "no answer within 6 s", "the answer did not finish")
+        one_line(r, 6, "no answer within 4 s", "the answer did not finish")

@@ -238,7 +238,9 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
     """Resampling against soxr HQ: a stream of 20 ms chunks, or one 2-minute call."""
     soxr: ModuleType | None
     try:
-        import soxr
+        import soxr as soxr_module
+
+        soxr = soxr_module
     except ImportError:
         soxr = None
     cases: list[Case] = []
@@ -255,7 +257,14 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
                 stream = soxr.ResampleStream(a, b, 1, dtype="int16", quality="HQ")
                 theirs = _bind(stream.resample_chunk, x)
             cases.append(
-                (label, size, peer if theirs else INSTALL_BENCH, _bind(ours.process, x), theirs, 3.0)
+                (
+                    label,
+                    size,
+                    peer if theirs else INSTALL_BENCH,
+                    _bind(ours.process, x),
+                    theirs,
+                    3.0,
+                )
             )
         else:
             # soxr.resample runs on one thread; voxwire.resample splits long inputs over the
@@ -273,7 +282,9 @@ def _vad_cases(x24: npt.NDArray[np.int16]) -> list[Case]:
     """voxwire.webrtcvad against py-webrtcvad on 10, 20 and 30 ms frames at 16 kHz."""
     webrtcvad: ModuleType | None
     try:
-        import webrtcvad
+        import webrtcvad as webrtcvad_module
+
+        webrtcvad = webrtcvad_module
     except ImportError:
         webrtcvad = None
     x16 = voxwire.resample(np.tile(x24, 3), 24000, 16000)

@@ -14,7 +14,7 @@ import argparse
 import enum
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from voxwire import cli_admin
@@ -115,26 +115,26 @@ def _convert(a: argparse.Action, raw: str) -> object:
         return on if isinstance(a, argparse._StoreTrueAction) else not on
     conv = _typed(a.type if callable(a.type) else str)
     if isinstance(a, argparse._AppendAction):
-        values = [conv(v.strip()) for v in raw.split(",") if v.strip()]
-        for v in values:
-            _check_choice(a, v)
+        values = [conv(part.strip()) for part in raw.split(",") if part.strip()]
+        for one in values:
+            _check_choice(a, one)
         return values
     value = conv(raw)
     _check_choice(a, value)
     return value
 
 
-def _typed(conv: object) -> object:
+def _typed(conv: Callable[[str], object]) -> Callable[[str], object]:
     """``conv`` whose ValueError says what was expected (``int``: a whole number...)."""
-    names = {int: "a whole number", float: "a number"}
-    if conv not in names:
+    expected = {int: "a whole number", float: "a number"}.get(conv)  # type: ignore[call-overload]
+    if expected is None:
         return conv
 
     def convert(raw: str) -> object:
         try:
-            return conv(raw)  # type: ignore[operator]
+            return conv(raw)
         except ValueError:
-            raise ValueError(f"must be {names[conv]}") from None  # type: ignore[index]
+            raise ValueError(f"must be {expected}") from None
 
     return convert
 
@@ -180,7 +180,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"voxwire {_version()}")
     p.add_argument(
-        "--debug", action="store_true", help="show the traceback of a failure (also after the command)"
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure (also after the command)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _orig_add = sub.add_parser
@@ -188,10 +190,12 @@ def _build_parser() -> argparse.ArgumentParser:
     def add_parser(name: str, **kw: object) -> argparse.ArgumentParser:
         sp: argparse.ArgumentParser = _orig_add(name, **kw)  # type: ignore[arg-type]
         # --debug after the command too (the top-level value stays when not given here).
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         return sp
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
     b = sub.add_parser("bench", help="benchmark voxwire against its peers in this process")
     b.add_argument("--quick", action="store_true", help="short run (about 15 s)")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -730,7 +734,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         extra = _EXTRA_OF.get((e.name or "").partition(".")[0])
         if extra is None:
-            print(f"{prefix}: internal error: {e} (run with --debug for the traceback)", file=sys.stderr)
+            print(
+                f"{prefix}: internal error: {e} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
             return int(ExitCode.FAILED)
         print(f"{prefix}: needs the {e.name} package: pip install '{extra}'", file=sys.stderr)
         return int(ExitCode.MISSING_PACKAGE)

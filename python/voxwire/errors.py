@@ -10,9 +10,9 @@ from __future__ import annotations
 __all__ = [
     "AudioFileError",
     "AuthError",
-    "CommandError",
     "Base64DecodeError",
     "BufferFullError",
+    "CommandError",
     "ConfigError",
     "DTypeError",
     "InputTooLargeError",

@@ -349,8 +349,7 @@ async def _openai(
         print(f"error: {err}")
     if status != "completed":
         raise CommandError(
-            f"the answer ended with status {status}"
-            + (f" ({errors[-1]})" if errors else ""),
+            f"the answer ended with status {status}" + (f" ({errors[-1]})" if errors else ""),
             ExitCode.FAILED,
         )
     return 0
@@ -508,9 +507,7 @@ async def _amigo(
     return 0
 
 
-async def _chatstream(
-    url: str, key: str | None, args: argparse.Namespace, watch: Watch
-) -> int:
+async def _chatstream(url: str, key: str | None, args: argparse.Namespace, watch: Watch) -> int:
     from voxwire.clients.chatstream import ChatstreamClient
 
     watch.answered = True  # a text turn: no speech to detect

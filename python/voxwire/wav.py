@@ -34,7 +34,10 @@ def _to_int16(body: bytes, fmt: int, bits: int) -> npt.NDArray[np.int16]:
     if fmt == _PCM and bits == 24:
         b = np.frombuffer(body[: len(body) // 3 * 3], dtype=np.uint8).reshape(-1, 3)
         # The top two bytes are the int16 sample (little-endian: bytes 1 and 2).
-        return (b[:, 1].astype(np.uint16) | (b[:, 2].astype(np.uint16) << 8)).view(np.int16)
+        top: npt.NDArray[np.int16] = (
+            b[:, 1].astype(np.uint16) | (b[:, 2].astype(np.uint16) << 8)
+        ).view(np.int16)
+        return top
     if fmt == _PCM and bits == 32:
         i32 = np.frombuffer(body[: len(body) // 4 * 4], dtype="<i4")
         return (i32 >> 16).astype(np.int16)
@@ -62,7 +65,8 @@ def _mono(x: npt.NDArray[np.int16], channels: int) -> npt.NDArray[np.int16]:
     if channels == 2:
         return np.asarray(voxwire.downmix_stereo(x[: len(x) // 2 * 2]), dtype=np.int16)
     frames = x[: len(x) // channels * channels].reshape(-1, channels).astype(np.int32)
-    return (frames.sum(axis=1) // channels).astype(np.int16)
+    mean: npt.NDArray[np.int16] = (frames.sum(axis=1) // channels).astype(np.int16)
+    return mean
 
 
 def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:

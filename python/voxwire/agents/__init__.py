@@ -29,7 +29,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-import voxwire
 from voxwire.errors import (
     InputTooLargeError,
     InvalidInputError,
@@ -39,8 +38,8 @@ from voxwire.errors import (
     WorkerTimeoutError,
 )
 from voxwire.session.events import UserTurn
-from voxwire.workers import Slots
 from voxwire.wav import WavStream, read_wav_bytes
+from voxwire.workers import Slots
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import voxwire
 from voxwire.client import Player
 from voxwire.errors import AuthError, VoxwireError
 

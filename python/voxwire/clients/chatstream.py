@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
-from voxwire.wav import read_wav_bytes
 from voxwire.client import Player
 from voxwire.errors import AuthError, VoxwireError
+from voxwire.wav import read_wav_bytes
 
 __all__ = [
     "ChatstreamClient",
