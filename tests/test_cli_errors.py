@@ -294,3 +294,27 @@ def test_talk_against_a_server(tmp_path: Path) -> None:
             "--api-key", KEY, "--speed", "0", "--timeout", "4",
         )  # fmt: skip
         one_line(r, 6, "no answer within 4 s", "the answer did not finish")
+
+
+def test_the_dsp_alone_without_the_server_packages() -> None:
+    # As after `pip install voxwire` (numpy only): the server's packages do not import.
+    code = (
+        "import sys\n"
+        "for m in ('starlette', 'uvicorn', 'websockets', 'prometheus_client', 'h11', 'jwt'):\n"
+        "    sys.modules[m] = None\n"
+        "import numpy as np, voxwire\n"
+        "y = voxwire.resample(np.zeros(480, np.int16), 24000, 16000)\n"
+        "assert len(y) == 320 and voxwire.Vad('spectral', 16000, 10) is not None\n"
+        "import voxwire.wav, voxwire.g711, voxwire.bench\n"
+        "from voxwire import cli\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    for command in ("serve", "demo"):
+        r = subprocess.run(
+            [sys.executable, "-c", code, command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ENV,
+        )
+        one_line(r, 7, "pip install 'voxwire[server]'")
