@@ -7,7 +7,7 @@ import voxwire
 x = (np.sin(np.arange(24000) * 0.05) * 8000).astype(np.int16)  # 1 s at 24 kHz
 chunk = x[:480]
 
-r = voxwire.Resampler(24000, 16000)  # any pair of 8/11.025/16/22.05/24/32/44.1/48 kHz
+r = voxwire.Resampler(24000, 16000)  # 8 to 48 kHz, and other rates (12k, 96k...)
 out = r.process(chunk)  # streaming output is bit-identical to one shot
 y = voxwire.resample(x, 44100, 16000)  # one shot, long inputs on every core
 

@@ -629,7 +629,7 @@ def serve(
         except (ValueError, TypeError) as e:
             raise _usage(f"--agent: {e}") from None
     _check_store(args.store)
-    if args.workers == 1:
+    if not args.reuse_port:  # (a worker of --workers shares its siblings' port)
         _check_bind(args.host, args.port)
     _setup_logging(args.log_level, args.log_format)
     if not keys:
