@@ -32,3 +32,14 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
 
 def test_there_are_examples() -> None:
     assert len(EXAMPLES) >= 8
+
+
+def test_the_pypi_page_shows_the_readme_snippets() -> None:
+    # docs/pypi.md is README.md for PyPI (absolute links): its code must not drift.
+    import re
+
+    root = Path(__file__).parent.parent
+    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+    page = (root / "docs" / "pypi.md").read_text()
+    assert blocks and all(b in page for b in blocks)
+    assert "](docs/" not in page and "](CHANGELOG" not in page  # links work from PyPI
