@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import wave
 from pathlib import Path
 
@@ -30,6 +31,9 @@ for _name in [n for n in ENV if n.startswith("VOXWIRE_") or n == "OPENAI_API_KEY
     del ENV[_name]
 
 
+OUT_DIR = tempfile.mkdtemp(prefix="voxwire-cli-")
+
+
 def vox(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
 ):
@@ -39,7 +43,7 @@ def vox(
         text=True,
         timeout=timeout,
         env={**ENV, **(env or {})},
-        cwd=cwd,
+        cwd=cwd or OUT_DIR,  # where a default --out (answer.wav) would go
     )
 
 
