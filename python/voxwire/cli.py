@@ -587,7 +587,7 @@ def serve(
     """
     require_server_packages("voxwire serve")
     from voxwire.agents import load_agent
-    from voxwire.asr import load_asr
+    from voxwire.asr import load_asr, load_partial_asr
     from voxwire.config import Config, load_config
     from voxwire.errors import ConfigError
     from voxwire.gate import ServerLimits
@@ -636,6 +636,7 @@ def serve(
         print("voxwire serve: no API key given: loopback only; keys or users in the store apply.")
     try:
         asr = load_asr(args.asr)
+        partial_asr = load_partial_asr(args.asr) if asr is not None else None
     except ImportError:
         raise CommandError(
             "--asr pocketsphinx needs the pocketsphinx package: pip install 'voxwire[asr]'",
@@ -675,6 +676,7 @@ def serve(
         vad_engine=args.vad,
         model=base.model,
         asr=asr,
+        partial_asr=partial_asr,
         store_url=args.store,
         config_file=file_cfg,
     )
@@ -685,8 +687,9 @@ def serve(
 
     from voxwire.workers import IsolatedASR
 
-    if isinstance(asr, IsolatedASR):
-        asr.start()  # load the model now, not on the first transcription
+    pools = [a for a in (asr, partial_asr) if isinstance(a, IsolatedASR)]
+    for pool in pools:
+        pool.start()  # load the model now, not on the first transcription
     try:
         run_server(
             cfg,
@@ -701,8 +704,8 @@ def serve(
             f"cannot serve on {args.host}:{args.port}: {e.strerror or e}", ExitCode.UNREACHABLE
         ) from None
     finally:
-        if isinstance(asr, IsolatedASR):
-            asr.close()
+        for pool in pools:
+            pool.close()
     return 0
 
 

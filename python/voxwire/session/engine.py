@@ -412,6 +412,42 @@ class Session:
             return
         self._guard(lambda: self._set_transcript(item_id, transcript), None)
 
+    @property
+    def speech_item(self) -> str | None:
+        """The item id of the user's turn in progress (server VAD), None between turns."""
+        return self._speech_item if self.phase is not Phase.CLOSED else None
+
+    @property
+    def speech_ms(self) -> int:
+        """Milliseconds of audio in the user's turn in progress (0 between turns)."""
+        if self._speech_item is None:
+            return 0
+        return max(0, self._pipeline.position_ms - self._speech_start_ms)
+
+    def speech_audio(self) -> npt.NDArray[np.int16]:
+        """The audio of the user's turn in progress so far (a copy, at the input rate).
+
+        From the turn's start (with its prefix padding) to the latest audio; the same start
+        on every call of one turn, so each result extends the one before. Empty between
+        turns.
+        """
+        if self._speech_item is None:
+            return np.zeros(0, np.int16)
+        return self._pipeline.audio(self._speech_start_ms, self._pipeline.position_ms)
+
+    def user_transcript_partial(self, item_id: str, text: str, now: float) -> None:
+        """A partial transcript of the turn in progress (never raises).
+
+        Emits :class:`~voxwire.session.events.InputTranscriptionDelta` when ``item_id`` is
+        still the turn in progress and the session's ``transcription`` setting is on;
+        ignored otherwise (a result that comes after its turn ended).
+        """
+        self._now = now
+        if self.phase is Phase.CLOSED or item_id != self._speech_item:
+            return
+        if self.state.transcription:
+            self._emit(ev.InputTranscriptionDelta(item_id, text))
+
     def _set_transcript(self, item_id: str, transcript: str) -> None:
         rec = self._find(item_id)
         if rec is None or rec.item.role != "user":

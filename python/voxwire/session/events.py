@@ -379,6 +379,21 @@ class InputTranscriptionCompleted(Fact):
 
 
 @dataclass(frozen=True)
+class InputTranscriptionDelta(Fact):
+    """The ASR's partial hypothesis of the user's turn in progress (item ``item_id``).
+
+    ``text`` is the whole turn so far as the ASR hears it now, not an increment: a later
+    one may revise earlier words. Emitted while the user speaks (server VAD), only when the
+    session's ``transcription`` setting is on and the server has a partial ASR; the turn's
+    :class:`InputTranscriptionCompleted` follows once it is committed, and no delta of that
+    item comes after the turn ends. Dialects without such an event ignore it.
+    """
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ResponseCreated(Fact):
     """A response started."""
 
