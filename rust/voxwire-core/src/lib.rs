@@ -5,23 +5,15 @@
 //! thin layers on top. Errors are one type, [`Error`], which the binding crate maps once.
 
 pub mod b64;
-#[cfg(target_arch = "x86_64")]
-mod b64_avx2;
-#[cfg(target_arch = "x86_64")]
-mod b64_avx512;
 pub mod error;
 pub mod frame;
 pub mod g711;
-#[cfg(target_arch = "x86_64")]
-mod g711_avx2;
 pub mod jitter;
 pub mod limits;
 
 pub mod pcm;
 pub mod pipeline;
 pub mod resample;
-pub mod resample_multi;
-mod resample_rows;
 pub mod vad;
 
 pub use error::{Error, Result};

@@ -4,8 +4,8 @@ use crate::buffer::{Buf, Elem, Pcm};
 use crate::errors::{guard, sat, sat_opt, IntoPyResult};
 use crate::pcm::{fill_array, new_array, slice_mut};
 use pyo3::prelude::*;
+use voxwire_core::resample::MultiResampler;
 use voxwire_core::resample::{self as rs, Quality};
-use voxwire_core::resample_multi::MultiResampler;
 use voxwire_core::Error;
 
 /// Input of a resampler call: int16 samples (arrays or PCM16 bytes) or float32 samples.

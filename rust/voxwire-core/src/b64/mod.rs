@@ -1,8 +1,8 @@
 //! Strict standard-alphabet base64 with padding (RFC 4648 section 4), the encoding every seed
 //! API uses for PCM16 audio.
 //!
-//! Encoding uses our own AVX-512 VBMI kernel where the CPU has it (`b64_avx512`, 4.7x
-//! base64-simd's for 960 bytes on Zen 4), else our AVX2 kernel (`b64_avx2`, 2.2x base64-simd's
+//! Encoding uses our own AVX-512 VBMI kernel where the CPU has it (`avx512`, 4.7x
+//! base64-simd's for 960 bytes on Zen 4), else our AVX2 kernel (`avx2`, 2.2x base64-simd's
 //! on Zen 3) and `base64-simd` for the tail and elsewhere. Decoding uses our AVX-512 VBMI
 //! kernel for whole 64-character blocks where the CPU has it (about 3x base64-simd's), and
 //! `base64-simd` (AVX2/SSSE3/NEON with runtime dispatch and a scalar fallback) for the last
@@ -13,6 +13,11 @@
 use crate::error::{Error, Result};
 use base64_simd::{AsOut, STANDARD};
 use std::mem::MaybeUninit;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Length of the base64 text of `n` bytes.
 pub const fn encoded_len(n: usize) -> usize {
@@ -61,7 +66,7 @@ pub fn decode_into(src: &[u8], out: &mut [u8]) -> Result<()> {
         // the unused bits are checked) to base64-simd.
         let bulk = (src.len() - 4) / 64 * 64;
         // SAFETY: the CPU has AVX-512 F/BW/VBMI; `out` holds `bulk / 4 * 3` bytes and more.
-        if !unsafe { crate::b64_avx512::decode_blocks(&src[..bulk], out) } {
+        if !unsafe { avx512::decode_blocks(&src[..bulk], out) } {
             return Err(diagnose(src));
         }
         done = bulk;
@@ -128,7 +133,7 @@ pub fn encode_uninit(src: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
     #[cfg(target_arch = "x86_64")]
     if has_avx512_vbmi() {
         // SAFETY: the CPU has AVX-512 F/BW/VBMI; `out` holds the whole encoding.
-        done = unsafe { crate::b64_avx512::encode_blocks(src, out) };
+        done = unsafe { avx512::encode_blocks(src, out) };
     } else if std::arch::is_x86_feature_detected!("avx2") {
         // 32-byte stores that straddle cache lines cost a third of the throughput (Zen 3:
         // 8.3 against 11 GB/s), and a Python bytes payload is often 16 bytes off: encode a
@@ -142,8 +147,7 @@ pub fn encode_uninit(src: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
         if head <= src.len() {
             let _ = STANDARD.encode(&src[..head], out[..head / 3 * 4].as_out());
             // SAFETY: AVX2 is present and `out` holds the whole encoding.
-            done =
-                head + unsafe { crate::b64_avx2::encode(&src[head..], &mut out[head / 3 * 4..]) };
+            done = head + unsafe { avx2::encode(&src[head..], &mut out[head / 3 * 4..]) };
         }
     }
     // The tail (and everything, without AVX2): base64-simd.
@@ -290,7 +294,7 @@ mod tests {
         for n in (0..300).chain([960, 2999]) {
             let mut out = vec![MaybeUninit::new(0u8); encoded_len(n)];
             // SAFETY: AVX2 is present; `out` holds the whole encoding.
-            let done = unsafe { crate::b64_avx2::encode(&data[..n], &mut out) };
+            let done = unsafe { avx2::encode(&data[..n], &mut out) };
             let want = STANDARD.encode_type::<Vec<u8>>(&data[..done]);
             // SAFETY: the kernel wrote the first `done / 3 * 4` bytes.
             let got: Vec<u8> = out[..done / 3 * 4]

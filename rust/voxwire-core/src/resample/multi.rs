@@ -3,8 +3,8 @@
 //! channel alone, so everything said of mono (alignment, length, streaming equal to one-shot)
 //! holds per channel.
 
+use super::{check_room, conv_f32, emit_f32, Design, Quality, Resampler};
 use crate::error::{Error, Result};
-use crate::resample::{check_room, conv_f32, emit_f32, Design, Quality, Resampler};
 
 /// A streaming resampler for `channels` interleaved channels.
 #[derive(Debug, Clone)]

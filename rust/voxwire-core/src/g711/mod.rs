@@ -6,6 +6,9 @@
 //! by the sample's bit pattern, and a 256-entry sample table for decoding. Each sample then
 //! costs one load.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 const SEG_UEND: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
 const SEG_AEND: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
 
@@ -137,7 +140,7 @@ pub fn ulaw_decode(x: &[u8], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
-        let n = unsafe { crate::g711_avx2::ulaw_decode(x, out) };
+        let n = unsafe { avx2::ulaw_decode(x, out) };
         return decode(&ULAW_DEC, &x[n..], &mut out[n..]);
     }
     decode(&ULAW_DEC, x, out);
@@ -153,7 +156,7 @@ pub fn alaw_decode(x: &[u8], out: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present.
-        let n = unsafe { crate::g711_avx2::alaw_decode(x, out) };
+        let n = unsafe { avx2::alaw_decode(x, out) };
         return decode(&ALAW_DEC, &x[n..], &mut out[n..]);
     }
     decode(&ALAW_DEC, x, out);

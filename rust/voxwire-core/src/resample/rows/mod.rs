@@ -48,11 +48,11 @@ pub fn kernel() -> RowFn {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            return rows_avx512;
+            return avx512::rows;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return rows_avx2;
+            return avx2::rows;
         }
     }
     rows_scalar
@@ -84,10 +84,10 @@ pub fn all_kernels() -> Vec<(&'static str, RowFn)> {
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            v.push(("avx2", rows_avx2));
+            v.push(("avx2", avx2::rows));
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
-            v.push(("avx512", rows_avx512));
+            v.push(("avx512", avx512::rows));
         }
     }
     v
@@ -128,6 +128,7 @@ pub unsafe fn rows_scalar(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Runs `$f::<C, G>` over `groups` groups, `$g` at a time, then the rest.
 macro_rules! by_groups {
     ($f:ident, $c:literal, $g:literal, $t:expr, $ts:expr, $m:expr, $res0:expr, $u:expr, $w:expr, $groups:expr, $s:expr, $ss:expr) => {{
@@ -160,150 +161,10 @@ macro_rules! by_groups {
     }};
 }
 
-/// # Safety
-/// See [`RowFn`]; the CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx512(
-    t: *const f32,
-    ts: usize,
-    m: usize,
-    res0: usize,
-    u: usize,
-    w: *const f32,
-    cols: usize,
-    groups: usize,
-    s: *mut f32,
-    ss: usize,
-) {
-    // Accumulators: cols x G vectors (12 or fewer of the 32 registers), plus G inputs.
-    match cols {
-        1 => by_groups!(block512, 1, 8, t, ts, m, res0, u, w, groups, s, ss),
-        2 => by_groups!(block512, 2, 6, t, ts, m, res0, u, w, groups, s, ss),
-        3 => by_groups!(block512, 3, 4, t, ts, m, res0, u, w, groups, s, ss),
-        4 => by_groups!(block512, 4, 3, t, ts, m, res0, u, w, groups, s, ss),
-        5 => by_groups!(block512, 5, 2, t, ts, m, res0, u, w, groups, s, ss),
-        _ => by_groups!(block512, 6, 2, t, ts, m, res0, u, w, groups, s, ss),
-    }
-}
-
-/// `G` groups from group `g0` of `C` columns, one 16-lane accumulator each.
+mod avx2;
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn block512<const C: usize, const G: usize>(
-    t: *const f32,
-    ts: usize,
-    m: usize,
-    res0: usize,
-    u: usize,
-    w: *const f32,
-    g0: usize,
-    s: *mut f32,
-    ss: usize,
-) {
-    use std::arch::x86_64::*;
-    let t = t.add(g0 * GROUP);
-    let mut acc = [[_mm512_setzero_ps(); G]; C];
-    let (mut res, mut q) = (res0, 0);
-    for i in 0..u {
-        let p = t.add(res * ts + q);
-        let xs: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(p.add(g * GROUP)));
-        for c in 0..C {
-            let wv = _mm512_set1_ps(*w.add(c * u + i));
-            for g in 0..G {
-                acc[c][g] = _mm512_fmadd_ps(xs[g], wv, acc[c][g]);
-            }
-        }
-        res += 1;
-        if res == m {
-            res = 0;
-            q += 1;
-        }
-    }
-    for c in 0..C {
-        for g in 0..G {
-            _mm512_storeu_ps(s.add(c * ss + (g0 + g) * GROUP), acc[c][g]);
-        }
-    }
-}
-
-/// # Safety
-/// See [`RowFn`]; the CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_avx2(
-    t: *const f32,
-    ts: usize,
-    m: usize,
-    res0: usize,
-    u: usize,
-    w: *const f32,
-    cols: usize,
-    groups: usize,
-    s: *mut f32,
-    ss: usize,
-) {
-    // In half-groups of 8 rows (one register each): cols x H accumulators, at most 12 of
-    // the 16 registers beside the cols broadcasts and an input (two FMAs a cycle with a
-    // latency of 4 want 8 or more independent sums; 10 at 5 per input spilled).
-    let halves = 2 * groups;
-    match cols {
-        1 => by_groups!(block256, 1, 10, t, ts, m, res0, u, w, halves, s, ss),
-        2 => by_groups!(block256, 2, 6, t, ts, m, res0, u, w, halves, s, ss),
-        3 => by_groups!(block256, 3, 4, t, ts, m, res0, u, w, halves, s, ss),
-        4 => by_groups!(block256, 4, 2, t, ts, m, res0, u, w, halves, s, ss),
-        5 => by_groups!(block256, 5, 2, t, ts, m, res0, u, w, halves, s, ss),
-        _ => by_groups!(block256, 6, 1, t, ts, m, res0, u, w, halves, s, ss),
-    }
-}
-
-/// `H` half-groups (8 rows each) from half-group `h0` of `C` columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn block256<const C: usize, const H: usize>(
-    t: *const f32,
-    ts: usize,
-    m: usize,
-    res0: usize,
-    u: usize,
-    w: *const f32,
-    h0: usize,
-    s: *mut f32,
-    ss: usize,
-) {
-    use std::arch::x86_64::*;
-    let t = t.add(h0 * 8);
-    let mut acc = [[_mm256_setzero_ps(); H]; C];
-    let (mut res, mut q) = (res0, 0);
-    for i in 0..u {
-        let p = t.add(res * ts + q);
-        // The broadcasts first, then one input at a time (C + 1 registers besides the
-        // C x H accumulators).
-        let wv: [__m256; C] = std::array::from_fn(|c| _mm256_broadcast_ss(&*w.add(c * u + i)));
-        for h in 0..H {
-            let x = _mm256_loadu_ps(p.add(h * 8));
-            for c in 0..C {
-                acc[c][h] = _mm256_fmadd_ps(x, wv[c], acc[c][h]);
-            }
-        }
-        res += 1;
-        if res == m {
-            res = 0;
-            q += 1;
-        }
-    }
-    for c in 0..C {
-        for h in 0..H {
-            _mm256_storeu_ps(s.add(c * ss + (h0 + h) * 8), acc[c][h]);
-        }
-    }
-}
+mod avx512;
 
 /// Writes `x` (inputs `a0..a0 + x.len()` of the stream) into the residue arrays: input `a`
 /// to `t[(a % m) * ts + a / m - q0]`.
@@ -345,65 +206,9 @@ fn deal<const M: usize>(x: &[f32], t: &mut [f32], ts: usize, q: usize) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present.
-        return unsafe { deal_avx512::<M>(x, t, ts, q) };
+        return unsafe { avx512::deal::<M>(x, t, ts, q) };
     }
     deal_body::<M>(x, t, ts, q)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn deal_avx512<const M: usize>(x: &[f32], t: &mut [f32], ts: usize, q: usize) {
-    use std::arch::x86_64::*;
-    let n = x.len() / M;
-    assert!(M <= 3 && (M - 1) * ts + q + n <= t.len());
-    // 16 groups of M at a time: residue r of group g is float g * M + r of the block; a
-    // two-source permutation gathers the indices below 32, a second one the rest from
-    // the third vector.
-    let mut k = 0;
-    if M == 2 {
-        let i0 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
-        while k + 16 <= n {
-            let a = _mm512_loadu_ps(x.as_ptr().add(2 * k));
-            let b = _mm512_loadu_ps(x.as_ptr().add(2 * k + 16));
-            _mm512_storeu_ps(t.as_mut_ptr().add(q + k), _mm512_permutex2var_ps(a, i0, b));
-            _mm512_storeu_ps(
-                t.as_mut_ptr().add(ts + q + k),
-                _mm512_permutex2var_ps(a, i1, b),
-            );
-            k += 16;
-        }
-    } else if M == 3 {
-        let idx: [[__m512i; 2]; 3] = std::array::from_fn(|r| {
-            // Lane j takes float 3 j + r: from a or b while that is < 32, else from c.
-            let first: [i32; 16] = std::array::from_fn(|j| ((3 * j + r) % 32) as i32);
-            let second: [i32; 16] = std::array::from_fn(|j| {
-                if 3 * j + r < 32 {
-                    j as i32
-                } else {
-                    (3 * j + r - 16) as i32
-                }
-            });
-            [
-                _mm512_loadu_si512(first.as_ptr().cast()),
-                _mm512_loadu_si512(second.as_ptr().cast()),
-            ]
-        });
-        while k + 16 <= n {
-            let a = _mm512_loadu_ps(x.as_ptr().add(3 * k));
-            let b = _mm512_loadu_ps(x.as_ptr().add(3 * k + 16));
-            let c = _mm512_loadu_ps(x.as_ptr().add(3 * k + 32));
-            for (r, [i0, i1]) in idx.iter().enumerate() {
-                let ab = _mm512_permutex2var_ps(a, *i0, b);
-                _mm512_storeu_ps(
-                    t.as_mut_ptr().add(r * ts + q + k),
-                    _mm512_permutex2var_ps(ab, *i1, c),
-                );
-            }
-            k += 16;
-        }
-    }
-    deal_body::<M>(&x[k * M..], t, ts, q + k)
 }
 
 #[inline(always)]
@@ -447,14 +252,8 @@ fn weave<const C: usize>(s: &[f32], ss: usize, rows: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present.
-        return unsafe { weave_avx512::<C>(s, ss, rows, out) };
+        return unsafe { avx512::weave::<C>(s, ss, rows, out) };
     }
-    weave_body::<C>(s, ss, rows, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn weave_avx512<const C: usize>(s: &[f32], ss: usize, rows: usize, out: &mut [f32]) {
     weave_body::<C>(s, ss, rows, out)
 }
 
