@@ -129,11 +129,23 @@ pub fn encode_uninit(src: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
             encoded_len(src.len())
         )));
     }
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
+    let done = encode_blocks_x86(src, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    // The tail (and everything, without AVX2): base64-simd.
+    let _ = STANDARD.encode(&src[done..], out[done / 3 * 4..].as_out());
+    Ok(())
+}
+
+/// Encodes the bulk of `src` with our AVX-512 VBMI or AVX2 kernel where the CPU has one;
+/// returns the bytes consumed (`out` then holds their characters), 0 where neither runs.
+/// `out` must hold the whole encoding.
+#[cfg(target_arch = "x86_64")]
+fn encode_blocks_x86(src: &[u8], out: &mut [MaybeUninit<u8>]) -> usize {
     if has_avx512_vbmi() {
         // SAFETY: the CPU has AVX-512 F/BW/VBMI; `out` holds the whole encoding.
-        done = unsafe { avx512::encode_blocks(src, out) };
+        return unsafe { avx512::encode_blocks(src, out) };
     } else if std::arch::is_x86_feature_detected!("avx2") {
         // 32-byte stores that straddle cache lines cost a third of the throughput (Zen 3:
         // 8.3 against 11 GB/s), and a Python bytes payload is often 16 bytes off: encode a
@@ -147,12 +159,10 @@ pub fn encode_uninit(src: &[u8], out: &mut [MaybeUninit<u8>]) -> Result<()> {
         if head <= src.len() {
             let _ = STANDARD.encode(&src[..head], out[..head / 3 * 4].as_out());
             // SAFETY: AVX2 is present and `out` holds the whole encoding.
-            done = head + unsafe { avx2::encode(&src[head..], &mut out[head / 3 * 4..]) };
+            return head + unsafe { avx2::encode(&src[head..], &mut out[head / 3 * 4..]) };
         }
     }
-    // The tail (and everything, without AVX2): base64-simd.
-    let _ = STANDARD.encode(&src[done..], out[done / 3 * 4..].as_out());
-    Ok(())
+    0
 }
 
 fn sextet(c: u8) -> Option<u8> {

@@ -190,16 +190,10 @@ fn probabilities(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn fast_cpu() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx2") && has!("bmi1") && has!("bmi2") && has!("lzcnt") && has!("popcnt")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx2") && has!("bmi1") && has!("bmi2") && has!("lzcnt") && has!("popcnt")
 }
 
 /// One WebRTC-compatible VAD instance.
@@ -225,6 +219,7 @@ pub struct WebRtcVad {
     /// Gaussian per frame saved while the stds hold still, as they mostly do).
     inv_cache: [[(i16, i16); TABLE]; 2],
     /// Whether the CPU has AVX2, BMI1/2 and LZCNT (then a build of the detector for them runs).
+    #[cfg(target_arch = "x86_64")]
     fast: bool,
     /// 48 -> 8 kHz, made on the first 48 kHz frame (WebRTC's own 48 kHz path looks at only
     /// the first 10 ms of a frame; this one resamples all of it).
@@ -257,6 +252,7 @@ impl WebRtcVad {
             hp_filter_state: [0; 4],
             down_state: [0; 4],
             inv_cache: [[(0, 0); TABLE]; 2],
+            #[cfg(target_arch = "x86_64")]
             fast: fast_cpu(),
             down48: None,
         };

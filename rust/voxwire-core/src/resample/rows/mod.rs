@@ -79,6 +79,7 @@ pub fn block_groups(cols: usize) -> usize {
 /// Every kernel this CPU runs (for the tests that hold them to the same results).
 #[cfg(test)]
 pub fn all_kernels() -> Vec<(&'static str, RowFn)> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))] // x86 adds kernels
     let mut v: Vec<(&'static str, RowFn)> = vec![("scalar", rows_scalar)];
     #[cfg(target_arch = "x86_64")]
     {
