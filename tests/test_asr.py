@@ -59,6 +59,7 @@ def asr() -> PocketSphinxASR:
     return a
 
 
+@pytest.mark.slow
 def test_the_clip_is_transcribed(asr: PocketSphinxASR) -> None:
     x, rate = clips.hello()
     t0 = time.perf_counter()
@@ -77,6 +78,7 @@ def test_silence_and_too_little_audio_give_nothing(asr: PocketSphinxASR) -> None
     assert asr.transcribe(np.zeros(10, np.int16), 24000) == ""
 
 
+@pytest.mark.slow
 def test_concurrent_calls_agree(asr: PocketSphinxASR) -> None:
     x, rate = clips.hello()
     x = x[: rate * 2]
@@ -132,6 +134,8 @@ def test_loading() -> None:
         load_asr("whisper")
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
 def test_server_sends_the_transcript_and_the_echo_carries_it(beta: bool) -> None:
     with (
@@ -176,6 +180,8 @@ def test_server_sends_the_transcript_and_the_echo_carries_it(beta: bool) -> None
         assert item.content[0].transcript == done.transcript
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_without_transcription_on_nothing_is_transcribed() -> None:
     """Transcription is opt-in per session (it costs about real time): off, the answer is
     not delayed by the ASR and carries no transcript."""
@@ -190,6 +196,8 @@ def test_without_transcription_on_nothing_is_transcribed() -> None:
         assert echo.transcript == ""
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_asr_none_leaves_audio_turns_untranscribed() -> None:
     with server("--asr", "none") as (port, _), connect(port, False) as conn:
         until(conn, "session.created")

@@ -41,6 +41,8 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), np.int16)
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_a_full_voice_turn_played_through_the_jitter_buffer(port: int, tmp_path: Path) -> None:
     out = tmp_path / "answer.wav"
     x = talk()
@@ -74,6 +76,8 @@ def test_a_full_voice_turn_played_through_the_jitter_buffer(port: int, tmp_path:
     assert stats["underruns"] == 0 and stats["played_ms"] == len(want) // 24
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_barge_in_clears_playback_and_truncates(port: int) -> None:
     x = talk(0.5, 1.0)
 
@@ -96,6 +100,8 @@ def test_barge_in_clears_playback_and_truncates(port: int) -> None:
     assert t.data["item_id"] == item_id and t.data["audio_end_ms"] == played
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_reconnect_after_the_server_closes() -> None:
     async def run() -> tuple[Closed, list[object]]:
         with local_server("--idle-timeout", "1") as p:
@@ -119,6 +125,8 @@ def test_parse_event_types() -> None:
     assert other.type == "rate_limits.updated" and other.at == 2.0
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo.wav"
     assert cli_main(["demo", "--quick", "--out", str(out)]) == 0

@@ -486,11 +486,13 @@ def test_agent_variables_defaults_and_overrides(tmp_path: Path) -> None:
     assert cfg.agents[1].render_greeting({"x": 1}) is None
 
 
+@pytest.mark.slow
 @given(st.text(max_size=200))
 def test_render_without_variables_is_identity(text: str) -> None:
     assert render(text, {}) == text
 
 
+@pytest.mark.slow
 @given(
     st.text(max_size=100),
     st.dictionaries(

@@ -36,6 +36,7 @@ def shapes(audio: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(
     st.text(

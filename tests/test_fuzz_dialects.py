@@ -36,6 +36,8 @@ from voxwire.dialects.openai import OpenAIDialect
 from voxwire.session import Limits, Session
 from voxwire.session import events as ev
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("VOXWIRE_FUZZ_EXAMPLES", "40"))
 STEPS = int(os.environ.get("VOXWIRE_FUZZ_STEPS", "30"))
 MESSAGES = int(os.environ.get("VOXWIRE_FUZZ_MESSAGES", "150"))
@@ -307,6 +309,7 @@ def rtguide_token(port: int) -> str:
         return str(json.load(r)["agent_c_token"])
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("dialect", ["openai", "chatstream", "atoms", "rtguide", "amigo"])
 def test_random_messages_on_a_real_server(dialect: str, tmp_path: Any) -> None:
     import subprocess

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import numpy as np
+import pytest
 from fuzz_json import json_leaf, json_value
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -28,6 +29,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from voxwire.dialects import OpenAIDialect
 from voxwire.session import Limits, Phase, Session
 from voxwire.session import events as ev
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("VOXWIRE_FUZZ_EXAMPLES", "60"))
 #: Client messages sent in this run (printed with ``-s`` at the end of a long run).

@@ -183,6 +183,7 @@ sys.exit(3)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("call", CONSTRUCTORS)
 def test_constructor_bounds_refuse_without_abort_or_hang(call: str) -> None:
@@ -225,6 +226,7 @@ def test_input_pipeline_audio_clamps_any_range() -> None:
 N_DECODES = 300
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_b64decode_while_another_thread_flips_the_padding() -> None:
     # Long enough that a decode without the GIL (as it was) lasts long enough for the other

@@ -25,7 +25,7 @@ import pytest
 
 from voxwire.demo import spawn_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def healthz(port: int) -> int:
@@ -119,6 +119,7 @@ def flood(s: socket.socket) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_client_that_stops_reading_then_vanishes_is_no_zombie(driver: str) -> None:
     """It stops reading until the server's queue is full, then resets the connection: the
@@ -136,6 +137,7 @@ def test_client_that_stops_reading_then_vanishes_is_no_zombie(driver: str) -> No
         assert time.monotonic() - t0 < 8
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_client_that_stops_reading_is_dropped_after_the_write_timeout(driver: str) -> None:
     """A client that stays connected but never reads: dropped after --write-timeout."""
@@ -150,6 +152,7 @@ def test_client_that_stops_reading_is_dropped_after_the_write_timeout(driver: st
         assert wait_sessions(port, 0, limit_s=30) == 0
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 @pytest.mark.parametrize(
     "header",
@@ -171,6 +174,7 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(driver: str, heade
     assert "UnicodeEncodeError" not in err
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_keys_in_the_query_are_not_logged(driver: str) -> None:
     with spawn_server("--driver", driver, "--api-key", "sekrit-key-123") as (port, proc):
@@ -209,6 +213,7 @@ def test_blank_api_key_is_refused() -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_aborted_and_non_get_handshakes_log_no_traceback(driver: str) -> None:
     with spawn_server("--driver", driver) as (port, proc):
@@ -252,6 +257,7 @@ def text_item(text: str, item_id: str) -> str:
     )
 
 
+@pytest.mark.network
 def test_conversation_memory_is_bounded_in_bytes() -> None:
     """80 items of almost 1 MiB each: the oldest are dropped past 32 MiB (they were kept up
     to 512 items, 444 MB); the server's RSS grows by far less than what was sent."""
@@ -279,6 +285,7 @@ def test_conversation_memory_is_bounded_in_bytes() -> None:
     assert grew_mb < 70, grew_mb  # 80 MiB were sent; 32 MiB are kept
 
 
+@pytest.mark.network
 def test_one_response_sends_a_bounded_number_of_events() -> None:
     """1 MB of one-letter words answered by the echo agent: at most max_response_events
     events (it was 500,009 events and 107 MB)."""
@@ -310,6 +317,7 @@ def status_of(head: bytes) -> int:
     return int(head.split(b" ", 2)[1])
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_connection_limits_per_server_and_per_peer(driver: str) -> None:
     with spawn_server(
@@ -331,6 +339,7 @@ def test_connection_limits_per_server_and_per_peer(driver: str) -> None:
             assert status_of(h4) == 101  # closed sessions free their places
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_failed_authentications_lock_the_peer_out(driver: str) -> None:
     with spawn_server("--driver", driver, "--api-key", "good-key", "--max-failed-auth", "5") as (
@@ -345,6 +354,7 @@ def test_failed_authentications_lock_the_peer_out(driver: str) -> None:
             assert status_of(head) == 429
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_only_the_first_keys_of_a_handshake_are_tried(driver: str) -> None:
     """50 subprotocol keys, the right one last: only the first 8 are tried."""
@@ -357,6 +367,7 @@ def test_only_the_first_keys_of_a_handshake_are_tried(driver: str) -> None:
         assert status_of(head) in (401, 403)
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_slow_handshakes_are_cut_off(driver: str) -> None:
     """A client sending its handshake one byte every 0.3 s is disconnected after
@@ -390,6 +401,7 @@ def test_slow_handshakes_are_cut_off(driver: str) -> None:
         assert time.monotonic() - t0 < 8
 
 
+@pytest.mark.network
 def test_rss_returns_after_sessions_close() -> None:
     """12 sessions hold about 12 MiB of conversation each at once (~150 MB), then close: the
     server's RSS comes back near where it started (closed sessions are freed at once, and
@@ -425,6 +437,7 @@ def test_rss_returns_after_sessions_close() -> None:
     assert left < 25, (base, peak, after)
 
 
+@pytest.mark.network
 def test_manual_commits_keep_at_most_the_conversation_budget() -> None:
     """Turn detection off, 14 manual commits of 60 s of audio each (2.9 MB each, 40 MB in
     all; fifteen-minute commits used to take 500 MB in 2.4 s): past 32 MiB the oldest turns

@@ -128,6 +128,7 @@ def text_turn(text: str, modalities: tuple[Any, ...] = ("text",)) -> UserTurn:
 # -- the ASR pool -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_transcribes_in_another_process_and_reuses_it() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN)
@@ -146,6 +147,7 @@ def test_transcribes_in_another_process_and_reuses_it() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_a_cancelled_transcription_kills_its_worker() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"sleep_s": 60})
@@ -166,6 +168,7 @@ def test_a_cancelled_transcription_kills_its_worker() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_a_timeout_kills_the_worker_and_the_next_call_gets_a_new_one() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"sleep_s": 2.0}, timeout_s=0.3)
@@ -182,6 +185,7 @@ def test_a_timeout_kills_the_worker_and_the_next_call_gets_a_new_one() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_timed_out_worker_is_gone() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"sleep_s": 60}, timeout_s=0.5)
@@ -220,6 +224,7 @@ def test_the_queue_is_bounded() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_two_workers_decode_at_once() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"sleep_s": 0.5}, workers=2)
@@ -281,6 +286,7 @@ def test_try_transcribe_goes_back_to_the_worker_of_its_key() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_too_long_audio_is_refused_before_any_work() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, max_audio_s=1.0)
@@ -313,6 +319,7 @@ def test_bad_input_is_refused() -> None:
         IsolatedASR(lambda: None)
 
 
+@pytest.mark.slow
 def test_an_asr_error_is_typed_and_the_worker_stays() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"fail": True})
@@ -329,6 +336,7 @@ def test_an_asr_error_is_typed_and_the_worker_stays() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_a_factory_that_fails_gives_a_typed_error() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, options={"fail_init": True})
@@ -342,6 +350,7 @@ def test_a_factory_that_fails_gives_a_typed_error() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_a_worker_killed_from_outside_is_replaced() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN)
@@ -357,6 +366,7 @@ def test_a_worker_killed_from_outside_is_replaced() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_a_call_right_after_an_outside_kill_gets_a_fresh_worker() -> None:
     """The kill is not yet visible (no exit status, the socket may still be open): the call
     breaks on the dying worker before any answer, and is made once more on a new one."""
@@ -393,6 +403,7 @@ def test_close_kills_busy_workers() -> None:
     run(main())
 
 
+@pytest.mark.slow
 def test_the_model_lives_in_the_worker() -> None:
     """A recognizer holding 300 MB: the worker's RSS has it, this process's does not."""
 
@@ -411,6 +422,7 @@ def test_the_model_lives_in_the_worker() -> None:
     assert after - before < 50, (before, after)
 
 
+@pytest.mark.slow
 def test_workers_die_with_their_parent() -> None:
     """The parent is SIGKILLed (no cleanup at all) while its worker decodes."""
     script = textwrap.dedent(
@@ -488,6 +500,7 @@ def test_the_stream_is_the_same_speech_as_one_call() -> None:
     run(main())
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_81_kb_of_text_streams_in_bounded_memory_and_starts_at_once(tmp_path: Path) -> None:
     """The first audio comes when one espeak-ng has had one short piece; memory stays flat.
@@ -672,6 +685,8 @@ def _transcribing(conn: Any) -> None:
     until(conn, "session.updated")
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_server_asr_timeout_answers_without_a_transcript_and_goes_on() -> None:
     from test_server import append_all, connect, talk, text_turn, until
 
@@ -702,6 +717,8 @@ def test_server_asr_timeout_answers_without_a_transcript_and_goes_on() -> None:
     assert "Traceback" not in log
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.skipif(
     importlib.util.find_spec("pocketsphinx") is None,
     reason="pocketsphinx is not installed",
@@ -735,6 +752,8 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @needs_espeak
 def test_server_cancelled_answers_leave_no_espeak() -> None:
     """Ten create/cancel cycles of a long spoken answer, then the client leaves."""
@@ -761,6 +780,8 @@ def test_server_cancelled_answers_leave_no_espeak() -> None:
         )
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_server_echo_of_a_megabyte_of_words_is_few_events() -> None:
     from test_server import connect, server, until
 

@@ -21,7 +21,7 @@ from openai import OpenAI
 from voxwire.asgi import ServerConfig, create_app
 from voxwire.store import SQLiteStore
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 KEY = "mount-key-1"
 

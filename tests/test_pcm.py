@@ -45,6 +45,7 @@ def test_float_roundtrip_exact_for_every_sample() -> None:
     np.testing.assert_array_equal(voxwire.float32_to_pcm16(f), ALL)
 
 
+@pytest.mark.slow
 @given(arrays(np.float32, st.integers(0, 300), elements=st.floats(width=32, allow_nan=True)))
 def test_float_to_pcm16_saturates_never_wraps(x: np.ndarray) -> None:
     got = voxwire.float32_to_pcm16(x)

@@ -23,7 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from voxwire.demo import spawn_server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.network]
 
 
 def add_key(store: str) -> str:

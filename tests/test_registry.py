@@ -132,6 +132,7 @@ def test_espeak_that_fails_gives_no_voices(tmp_path: Path) -> None:
     assert espeak_voices(_script(tmp_path, "echo broken >&2; exit 3")) == ()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 def test_espeak_that_hangs_is_cut_by_the_timeout(tmp_path: Path) -> None:
     assert espeak_voices(_script(tmp_path, "exec sleep 60"), timeout=0.5) == ()

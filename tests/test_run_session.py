@@ -64,6 +64,7 @@ def test_idle_session_is_closed() -> None:
     assert [e["error"]["code"] for e in errors] == ["session_idle_timeout"]  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_messages_keep_the_session_open_then_it_times_out() -> None:
     """Messages arriving more often than the timeout, for longer than it: no close until they
     stop; every message is processed (the timer re-arms instead of interrupting)."""
@@ -115,6 +116,7 @@ def test_outside_cancellation_propagates() -> None:
     assert t.closed is None
 
 
+@pytest.mark.slow
 def test_closed_sessions_are_freed_without_the_cyclic_collector() -> None:
     """No reference cycles: with the collector off, a session, its runner and its agent's
     state are gone as soon as the session ends (client left mid-response, or closed)."""

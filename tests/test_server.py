@@ -111,6 +111,8 @@ def text_turn(conn: Any, beta: bool, text: str) -> str:
     return "".join(e.delta for e in evs if e.type == names(beta)["text"])
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
 def test_voice_turn_then_text_turn(port: int, beta: bool) -> None:
     with connect(port, beta) as conn:
@@ -142,6 +144,8 @@ def test_voice_turn_then_text_turn(port: int, beta: bool) -> None:
         assert text_turn(conn, beta, "hello there voxwire") == "hello there voxwire"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
 def test_bad_inputs_get_errors_and_the_session_stays_usable(port: int, beta: bool) -> None:
     with connect(port, beta) as conn:
@@ -183,6 +187,7 @@ def test_bad_inputs_get_errors_and_the_session_stays_usable(port: int, beta: boo
         assert text_turn(conn, beta, "still fine") == "still fine"
 
 
+@pytest.mark.network
 def test_barge_in_cancels_the_response_and_truncate_follows(port: int) -> None:
     with connect(port, beta=False) as conn:
         until(conn, "session.created")
@@ -207,6 +212,7 @@ def test_barge_in_cancels_the_response_and_truncate_follows(port: int) -> None:
         assert (t.item_id, t.audio_end_ms) == (item_id, played)
 
 
+@pytest.mark.network
 def test_wrong_or_missing_key_is_refused_at_the_handshake(port: int) -> None:
     # Earlier tests' sessions end shortly after their clients close: wait for none (bounded).
     for _ in range(50):
@@ -227,6 +233,7 @@ def test_wrong_or_missing_key_is_refused_at_the_handshake(port: int) -> None:
     assert sessions(port) == before
 
 
+@pytest.mark.network
 def test_key_as_query_or_browser_subprotocol(port: int) -> None:
     with ws_connect(f"ws://127.0.0.1:{port}/v1/realtime?api_key=other-key") as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
@@ -238,6 +245,7 @@ def test_key_as_query_or_browser_subprotocol(port: int) -> None:
         assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
 
 
+@pytest.mark.network
 def test_a_message_over_1_mib_closes_with_1009(port: int) -> None:
     with ws_connect(
         f"ws://127.0.0.1:{port}/v1/realtime", additional_headers={"Authorization": f"Bearer {KEY}"}
@@ -251,6 +259,8 @@ def test_a_message_over_1_mib_closes_with_1009(port: int) -> None:
         assert e.value.rcvd is not None and e.value.rcvd.code == 1009
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_idle_timeout_and_graceful_shutdown() -> None:
     with (
         server("--idle-timeout", "1") as (port, _),
@@ -285,6 +295,8 @@ def _get(port: int, path: str, key: str | None = None) -> tuple[int, Any]:
         return e.code, None
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.parametrize("driver", ["websockets", "asgi"])
 def test_both_drivers(driver: str) -> None:
     """`voxwire serve` runs the websockets driver by default; `--driver asgi` serves the
@@ -325,6 +337,8 @@ def test_both_drivers(driver: str) -> None:
         assert proc.wait(10) in (0, -signal.SIGTERM)
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_text_turn_with_audio_answer_uses_tts(port: int) -> None:
     with connect(port, beta=False) as conn:
@@ -359,6 +373,8 @@ def test_serve_refuses_a_public_address_without_a_key(capsys: pytest.CaptureFixt
 VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.skipif(not VAD_DEV.exists(), reason="../shared/data/vad-dev is not beside the repo")
 @pytest.mark.parametrize(
     ("beta", "recording", "span", "speech"),
@@ -391,6 +407,8 @@ def test_voice_turn_on_recorded_speech(
         assert evs[-1].response.status == "completed"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.skipif(not VAD_DEV.exists(), reason="../shared/data/vad-dev is not beside the repo")
 def test_serve_with_the_silero_vad() -> None:
     """`voxwire serve --vad silero`: the server-VAD turn on recorded speech runs on the native

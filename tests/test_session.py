@@ -518,6 +518,7 @@ json_values = st.recursive(
 client_types = st.sampled_from([*CLIENT_TYPES, "bogus"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(

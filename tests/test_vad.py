@@ -100,6 +100,7 @@ def test_bad_input() -> None:
 VAD_DEV = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
 def test_spectral_f1_on_vad_dev_beats_webrtc_and_the_target() -> None:
     import json

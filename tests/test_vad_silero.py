@@ -99,6 +99,7 @@ def _clips(rate: int) -> tuple[list[str], np.ndarray]:
     return names, np.stack([x[:n] for x in xs])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
 @pytest.mark.parametrize("rate", [16000, 8000])
 @pytest.mark.timeout(300)

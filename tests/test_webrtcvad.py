@@ -48,6 +48,7 @@ def test_agrees_on_synthetic_signals(rate: int) -> None:
             assert same == total, (rate, mode, ms, same, total)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is not beside this clone")
 def test_agrees_on_vad_dev_at_8_16_32_khz() -> None:
     conditions = sorted(p.stem for p in VAD_DEV.glob("*.wav"))

@@ -41,12 +41,16 @@ def test_principal_owner_and_round_trip() -> None:
 # -- users and login --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_login(auth: Authenticator) -> None:
     await auth.add_user("alice", "s3cret-pw", org="acme", scopes=["chat"])
     p = await auth.login("alice", "s3cret-pw")
     assert p == Principal(kind="user", id="alice", org="acme", scopes=("chat",))
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_wrong_password_and_unknown_user_look_the_same(auth: Authenticator) -> None:
     await auth.add_user("alice", "s3cret-pw")
     wrong = await refused(auth.login("alice", "nope"))
@@ -65,6 +69,8 @@ async def test_wrong_password_and_unknown_user_look_the_same(auth: Authenticator
         assert (await refused(auth.login(name, pw))).reason == "invalid"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_add_user_errors(auth: Authenticator) -> None:
     await auth.add_user("alice", "pw-one")
     with pytest.raises(InvalidInputError):
@@ -77,6 +83,8 @@ async def test_add_user_errors(auth: Authenticator) -> None:
         await auth.add_user("carol", "")
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_password_stored_hashed_and_changed(
     auth: Authenticator, store: Store, dump: Callable[[Store], str]
 ) -> None:
@@ -92,6 +100,8 @@ async def test_password_stored_hashed_and_changed(
 # -- access and refresh tokens ----------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_access_token_resolves(auth: Authenticator) -> None:
     await auth.add_user("alice", "pw", org="acme", scopes=["s"])
     p = await auth.login("alice", "pw")
@@ -103,6 +113,7 @@ async def test_access_token_resolves(auth: Authenticator) -> None:
     assert e.reason == "invalid"
 
 
+@pytest.mark.network
 async def test_expired_access_token(store: Store, jwt_keys: JwtKeys) -> None:
     past = Authenticator(store, jwt=jwt_keys, clock=lambda: time.time() - 3600)
     now = Authenticator(store, jwt=jwt_keys)
@@ -111,6 +122,7 @@ async def test_expired_access_token(store: Store, jwt_keys: JwtKeys) -> None:
     assert (await refused(now.principal_from_bearer(token))).reason == "expired"
 
 
+@pytest.mark.network
 async def test_token_from_another_deployment_refused(store: Store) -> None:
     a = Authenticator(store, jwt=JwtKeys.hs256(b"a" * 32))
     b = Authenticator(store, jwt=JwtKeys.hs256(b"b" * 32))
@@ -118,6 +130,8 @@ async def test_token_from_another_deployment_refused(store: Store) -> None:
     assert (await refused(b.principal_from_bearer(token))).reason == "invalid"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_refresh_rotates(auth: Authenticator) -> None:
     await auth.add_user("alice", "pw", org="acme")
     p = await auth.login("alice", "pw")
@@ -131,6 +145,8 @@ async def test_refresh_rotates(auth: Authenticator) -> None:
     assert (await refused(auth.refresh(a3))).reason == "invalid"  # access as refresh
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_reused_refresh_token_revokes_the_family(auth: Authenticator) -> None:
     await auth.add_user("alice", "pw")
     p = await auth.login("alice", "pw")
@@ -145,6 +161,8 @@ async def test_reused_refresh_token_revokes_the_family(auth: Authenticator) -> N
     assert other2
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_refresh_refused_after_logout_or_user_removal(
     auth: Authenticator, store: Store
 ) -> None:
@@ -166,6 +184,7 @@ async def test_refresh_refused_after_logout_or_user_removal(
     assert (await auth.principal_from_bearer(a)).org == "new-org"
 
 
+@pytest.mark.network
 async def test_expired_refresh_token(store: Store, jwt_keys: JwtKeys) -> None:
     past = Authenticator(store, jwt=jwt_keys, clock=lambda: time.time() - 7200, refresh_ttl_s=60)
     now = Authenticator(store, jwt=jwt_keys)
@@ -173,6 +192,7 @@ async def test_expired_refresh_token(store: Store, jwt_keys: JwtKeys) -> None:
     assert (await refused(now.refresh(r))).reason == "expired"
 
 
+@pytest.mark.network
 async def test_refresh_of_a_removed_key_refused(auth: Authenticator, store: Store) -> None:
     key_id, key = await auth.add_api_key(org="acme")
     p = await auth.principal_from_key(key)
@@ -183,6 +203,7 @@ async def test_refresh_of_a_removed_key_refused(auth: Authenticator, store: Stor
     assert (await refused(auth.refresh(r))).reason == "revoked"
 
 
+@pytest.mark.network
 async def test_concurrent_refreshes_one_wins(auth: Authenticator) -> None:
     p = Principal(kind="key", id="cfg")
     auth2 = Authenticator(auth.store, jwt=auth.jwt, api_keys=[StaticKey("x" * 20, key_id="cfg")])
@@ -196,6 +217,7 @@ async def test_concurrent_refreshes_one_wins(auth: Authenticator) -> None:
 # -- API keys -------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_static_keys(store: Store, jwt_keys: JwtKeys) -> None:
     auth = Authenticator(
         store,
@@ -217,6 +239,7 @@ async def test_static_keys(store: Store, jwt_keys: JwtKeys) -> None:
         Authenticator(store, jwt=jwt_keys, api_keys=["has space"])
 
 
+@pytest.mark.network
 async def test_stored_keys_are_hashed(
     auth: Authenticator, store: Store, dump: Callable[[Store], str]
 ) -> None:
@@ -233,6 +256,8 @@ async def test_stored_keys_are_hashed(
     assert await auth.principal_from_key(key) is None
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_key_for_a_user(auth: Authenticator, store: Store) -> None:
     await auth.add_user("alice", "pw", org="acme", scopes=["u"])
     key_id, key = await auth.add_api_key(user="alice")
@@ -245,6 +270,8 @@ async def test_key_for_a_user(auth: Authenticator, store: Store) -> None:
     assert await auth.principal_from_key(key) is None
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_sign_in_with_api_key(auth: Authenticator) -> None:
     await auth.add_user("alice", "pw", org="acme")
     await auth.add_user("eve", "pw", org="evil")
@@ -260,6 +287,7 @@ async def test_sign_in_with_api_key(auth: Authenticator) -> None:
     assert (await refused(auth.sign_in_with_api_key(ukey, user="eve"))).reason == "invalid"
 
 
+@pytest.mark.network
 @pytest.mark.parametrize(
     "bad", ["", "é" * 10, "key\x00", "key\n", "k" * 4097, "sk\ud800", "two words"]
 )
@@ -269,6 +297,7 @@ async def test_malformed_credentials_refused_quietly(auth: Authenticator, bad: s
     assert (await refused(auth.principal_from_bearer(bad))).reason == "invalid"
 
 
+@pytest.mark.network
 async def test_authenticate_reports_the_last_failure(auth: Authenticator) -> None:
     assert (await refused(auth.authenticate([]))).reason == "unknown"
     token, _ = auth.issue_access(Principal(kind="key", id="k"))
@@ -278,6 +307,7 @@ async def test_authenticate_reports_the_last_failure(auth: Authenticator) -> Non
 # -- single-use tokens ------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_single_use_token_consumed_once(
     auth: Authenticator, store: Store, dump: Callable[[Store], str]
 ) -> None:
@@ -294,18 +324,22 @@ async def test_single_use_token_consumed_once(
     assert await auth.consume_single_use(other) == (p, {})
 
 
+@pytest.mark.network
 async def test_single_use_token_expires(auth: Authenticator) -> None:
     token = await auth.issue_single_use(Principal(kind="key", id="k"), {}, ttl_s=0.05)
     await asyncio.sleep(0.3)
     assert await auth.consume_single_use(token) is None
 
 
+@pytest.mark.network
 async def test_single_use_token_racing_in_one_process(auth: Authenticator) -> None:
     token = await auth.issue_single_use(Principal(kind="key", id="k"), {"n": 1})
     got = await asyncio.gather(*(auth.consume_single_use(token) for _ in range(8)))
     assert sum(g is not None for g in got) == 1
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_nothing_secret_logged(auth: Authenticator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     await auth.add_user("alice", "alice-password")

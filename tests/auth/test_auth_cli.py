@@ -16,7 +16,7 @@ from voxwire.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).parents[2]
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 class Cli:

@@ -226,6 +226,7 @@ def test_secret_persisted_in_the_state_dir(tmp_path: Path) -> None:
     assert reason(other, a.encode(claims())) == "invalid"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_workers_starting_together_share_one_secret(tmp_path: Path) -> None:
     code = (

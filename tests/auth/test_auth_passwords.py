@@ -8,6 +8,7 @@ from voxwire.errors import InvalidInputError
 FAST = {"n": 1024, "r": 8, "p": 1}  # cheap parameters where the defaults are not the point
 
 
+@pytest.mark.slow
 def test_round_trip_with_the_defaults() -> None:
     h = hash_password("correct horse battery staple")
     assert h.startswith("scrypt$32768$8$1$")

@@ -16,6 +16,8 @@ import voxwire
 from voxwire.auth import Authenticator, JwtKeys, Principal
 from voxwire.cli_admin import open_store
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[2]
 WORKER = Path(__file__).with_name("race_worker.py")
 TOKENS = 40
@@ -88,6 +90,7 @@ def test_two_processes_race_on_a_sqlite_file(tmp_path: Path) -> None:
     race(f"sqlite:///{tmp_path / 'race.db'}", tmp_path)
 
 
+@pytest.mark.network
 @pytest.mark.timeout(180)
 def test_two_processes_race_on_redis(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue("redis_url")

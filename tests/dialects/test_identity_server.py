@@ -28,7 +28,7 @@ from voxwire.server import serve_websockets
 from voxwire.session import events as ev
 from voxwire.store import SQLiteStore
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.network]
 
 
 class IdentityPlugin:

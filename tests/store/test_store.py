@@ -58,6 +58,7 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 # -- lifecycle -------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_ping_and_closed_store(store_url: str) -> None:
     s = open_store(store_url)
     with pytest.raises(StoreUnavailableError):
@@ -75,6 +76,7 @@ async def test_ping_and_closed_store(store_url: str) -> None:
 # -- users -----------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_users(store: Store) -> None:
     bob = UserRecord(
         name="bob",
@@ -108,6 +110,7 @@ async def test_users(store: Store) -> None:
 # -- API keys --------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_api_keys(store: Store) -> None:
     k1 = ApiKeyRecord(key_hash="a" * 64, key_id="key_1", org="acme", scopes=("x",), user="bob")
     k2 = ApiKeyRecord(key_hash="b" * 64, key_id="key_0")
@@ -135,6 +138,7 @@ async def test_api_keys(store: Store) -> None:
 # -- single-use tokens -----------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_tokens_are_consumed_once(store: Store) -> None:
     payload = {"sub": "user:bob", "agent": "echo", "vars": {"a": [1, 2]}}
     await store.put_token("t1", payload, 30.0)
@@ -143,6 +147,7 @@ async def test_tokens_are_consumed_once(store: Store) -> None:
     assert await store.consume_token("never-put") is None
 
 
+@pytest.mark.network
 async def test_tokens_expire(store: Store) -> None:
     await store.put_token("short", {"n": 1}, 0.2)
     await store.put_token("long", {"n": 2}, 30.0)
@@ -154,6 +159,7 @@ async def test_tokens_expire(store: Store) -> None:
 # -- refresh-token families ------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_family_rotation(store: Store) -> None:
     await store.start_family("fam1", "r1", "user:bob", 30.0)
     assert await store.rotate_family("fam1", "r1", "r2", 30.0) == "ok"
@@ -165,6 +171,7 @@ async def test_family_rotation(store: Store) -> None:
     assert await store.rotate_family("unknown", "x", "y", 30.0) == "revoked"
 
 
+@pytest.mark.network
 async def test_family_revoke_and_expiry(store: Store) -> None:
     await store.start_family("f2", "a", "key:k1", 30.0)
     await store.revoke_family("f2")
@@ -179,6 +186,8 @@ async def test_family_revoke_and_expiry(store: Store) -> None:
     assert await store.rotate_family("f3", "c", "d", 30.0) == "ok"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_rotation_restarts_the_ttl(store: Store) -> None:
     await store.start_family("f4", "a", "user:bob", 1.0)
     assert await store.rotate_family("f4", "a", "b", 60.0) == "ok"
@@ -195,6 +204,7 @@ def conv(
     return ConversationRecord(id=cid, owner=owner, dialect=dialect, **kw)
 
 
+@pytest.mark.network
 async def test_conversation_crud(store: Store) -> None:
     meta = {"service_id": "svc", "nested": {"ü": [1, None, True]}}
     assert await store.create_conversation(conv("c1", agent_id="echo", name="first", metadata=meta))
@@ -233,6 +243,7 @@ async def test_conversation_crud(store: Store) -> None:
     assert await store.list_conversations("user:bob") == ([], 0)
 
 
+@pytest.mark.network
 async def test_conversation_items(store: Store) -> None:
     assert await store.create_conversation(conv("c2", created_at=100.0))
     items = [{"role": "user", "text": f"hé {i}", "n": i} for i in range(5)]
@@ -267,6 +278,7 @@ async def test_conversation_items(store: Store) -> None:
     assert await store.get_items("c2") == []
 
 
+@pytest.mark.network
 async def test_conversation_listing(store: Store) -> None:
     for i in range(7):
         dialect = "rtguide" if i % 2 else "amigo"
@@ -313,6 +325,7 @@ async def test_conversation_listing(store: Store) -> None:
 # -- leases ----------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_leases(store: Store) -> None:
     key = "conn:user:bob:svc"
     assert await store.acquire_lease(key, "A", 30.0) is True
@@ -328,6 +341,8 @@ async def test_leases(store: Store) -> None:
     assert await store.acquire_lease("conn:user:eve:svc", "A", 30.0) is True  # keys independent
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_leases_expire(store: Store) -> None:
     assert await store.acquire_lease("k", "A", 0.2) is True
     assert await store.acquire_lease("k", "B", 30.0) is False
@@ -346,6 +361,8 @@ async def test_leases_expire(store: Store) -> None:
 # -- rate limits -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_rate_window(store: Store) -> None:
     d = [await store.hit("hs:bob", limit=3, window_s=0.5) for _ in range(4)]
     assert [x.allowed for x in d] == [True, True, True, False]
@@ -359,6 +376,8 @@ async def test_rate_window(store: Store) -> None:
     assert again.allowed and again.remaining == 2  # the refused hit was not counted
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_rate_window_slides(store: Store) -> None:
     assert (await store.hit("s", limit=2, window_s=1.2)).allowed
     await asyncio.sleep(0.8)
@@ -369,6 +388,7 @@ async def test_rate_window_slides(store: Store) -> None:
     assert not (await store.hit("s", limit=2, window_s=1.2)).allowed
 
 
+@pytest.mark.network
 async def test_rate_limit_zero_refuses(store: Store) -> None:
     d = await store.hit("z", limit=0, window_s=1.0)
     assert (d.allowed, d.remaining) == (False, 0)
@@ -377,6 +397,7 @@ async def test_rate_limit_zero_refuses(store: Store) -> None:
 # -- many concurrent callers in one process (batched / pipelined) ------------------------------
 
 
+@pytest.mark.network
 async def test_concurrent_callers(store: Store) -> None:
     hits = await asyncio.gather(*(store.hit("burst", limit=150, window_s=60.0) for _ in range(200)))
     assert sum(d.allowed for d in hits) == 150
@@ -400,6 +421,8 @@ async def test_concurrent_callers(store: Store) -> None:
 # -- bad arguments ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_bad_arguments(store: Store) -> None:
     with pytest.raises(InvalidInputError):
         await store.put_token("t", {}, 0)
@@ -494,6 +517,7 @@ async def test_sqlite_file_is_private_wal_and_survives_reopen(
         assert (await s.hit("R", limit=2, window_s=60.0)).remaining == 0
 
 
+@pytest.mark.slow
 async def test_sqlite_lock_times_out_without_blocking_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     async with SQLiteStore(path, timeout=0.5) as s:
@@ -555,6 +579,7 @@ async def test_sqlite_purges_expired_rows(tmp_path: Path) -> None:
 # -- Redis only ------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 async def test_redis_keys_stay_under_the_prefix(redis_url: str) -> None:
     import redis.asyncio as aioredis
 
@@ -579,6 +604,7 @@ async def test_redis_keys_stay_under_the_prefix(redis_url: str) -> None:
         await raw.aclose()
 
 
+@pytest.mark.network
 async def test_redis_restart(redis_server_factory: Any) -> None:
     server = redis_server_factory()
     server.start()
@@ -604,6 +630,8 @@ async def test_redis_restart(redis_server_factory: Any) -> None:
         assert (await s.hit("R", limit=1, window_s=60.0)).allowed
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_redis_hung_server_times_out(redis_server_factory: Any) -> None:
     server = redis_server_factory()
     server.start()
@@ -623,6 +651,7 @@ async def test_redis_hung_server_times_out(redis_server_factory: Any) -> None:
         assert await s.acquire_lease("L", "B", 60.0) is False
 
 
+@pytest.mark.network
 async def test_redis_unreachable_open_and_secret_free_messages() -> None:
     import socket
 
@@ -685,6 +714,8 @@ def result(p: subprocess.Popen[str]) -> Any:
     return json.loads(line)
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_processes_race_for_tokens(store: Store, store_url: str) -> None:
     n = 40
     for i in range(n):
@@ -696,6 +727,8 @@ async def test_processes_race_for_tokens(store: Store, store_url: str) -> None:
     assert got[0] | got[1] == set(range(n))  # and none was lost
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_processes_race_to_rotate(store: Store, store_url: str) -> None:
     await store.start_family("fam", "r0", "user:bob", 60.0)
     with workers(store_url, ["rotate", "fam", "r0", "p1"], ["rotate", "fam", "r0", "p2"]) as procs:
@@ -706,6 +739,8 @@ async def test_processes_race_to_rotate(store: Store, store_url: str) -> None:
     assert await store.rotate_family("fam", "p2", "x", 60.0) == "revoked"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_processes_share_a_rate_limit(store: Store, store_url: str) -> None:
     with workers(store_url, ["hit", "rk", "25", "30"], ["hit", "rk", "25", "30"]) as procs:
         go(procs)
@@ -714,6 +749,8 @@ async def test_processes_share_a_rate_limit(store: Store, store_url: str) -> Non
     assert not (await store.hit("rk", limit=30, window_s=60.0)).allowed
 
 
+@pytest.mark.slow
+@pytest.mark.network
 async def test_processes_share_leases_and_a_dead_holder_loses_it(
     store: Store, store_url: str
 ) -> None:

@@ -18,7 +18,7 @@ from amigo_helpers import Client, ServerThread, chunks, make_env, silence, speec
 
 from voxwire.dialects.amigo import AmigoSettings
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 PCM_CFG = {
     "format": "pcm",

@@ -17,7 +17,7 @@ from voxwire.client import Player
 from voxwire.clients.amigo import OUTPUT_RATE, AmigoClient, sign_in
 from voxwire.dialects.amigo import AmigoSettings
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 
 def test_client_plays_answers_and_stops_on_speech(tmp_path: Path) -> None:

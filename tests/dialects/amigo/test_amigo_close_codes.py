@@ -28,7 +28,7 @@ from voxwire.auth import Authenticator, Principal
 from voxwire.dialects.amigo import AmigoSettings
 from voxwire.store import open_store
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.network]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@pytest.mark.slow
 def test_sign_in_with_api_key(srv: ServerThread, env: Env) -> None:
     kid, key = env.keys["alice"]
     status, body = sign_in(srv.port, "acme", kid, key, "alice")
@@ -115,6 +116,7 @@ def test_3003_no_access(srv: ServerThread, env: Env) -> None:
     run(b_ok())
 
 
+@pytest.mark.slow
 def test_3008_idle_and_extend_timeout(env: Env) -> None:
     settings = AmigoSettings(idle_timeout_s=0.6)
     with ServerThread(env.server_config(), settings) as s:

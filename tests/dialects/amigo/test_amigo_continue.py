@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voxwire.store import open_store
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 HERE = Path(__file__).parent
 

@@ -25,7 +25,7 @@ from amigo_helpers import (
     token_of,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 
 def test_quick_start_python_example(tmp_path: Path) -> None:

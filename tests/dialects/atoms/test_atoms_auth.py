@@ -32,7 +32,7 @@ from websockets.exceptions import InvalidStatus
 from voxwire.demo import spawn_server
 from voxwire.dialects.atoms import AtomsPlugin
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.network]
 
 REGISTER = "/atoms/v1/conversation/register-call"
 
@@ -46,6 +46,7 @@ async def status_of(url: str, **kw: Any) -> int | dict[str, Any]:
         return e.response.status_code
 
 
+@pytest.mark.slow
 def test_a_token_is_single_use_and_expires(tmp_path: Path) -> None:
     with running(tmp_path, plugin=AtomsPlugin(token_ttl_s=1.0)) as srv:
         used = register_call(srv.port)["access_token"]
@@ -65,6 +66,7 @@ def test_a_token_is_single_use_and_expires(tmp_path: Path) -> None:
     assert (again, expired, unknown) == (401, 401, 401)
 
 
+@pytest.mark.slow
 def test_a_token_used_from_two_server_processes_wins_once(tmp_path: Path) -> None:
     cfg = tmp_path / "voxwire.toml"
     cfg.write_text(CONFIG)
@@ -86,6 +88,7 @@ def test_a_token_used_from_two_server_processes_wins_once(tmp_path: Path) -> Non
         assert len(created) == 1 and pair.count(401) == 1, pair
 
 
+@pytest.mark.slow
 def test_api_key_flow_query_and_header(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
         base = f"ws://127.0.0.1:{srv.port}/atoms/v1/agent/connect"
@@ -118,6 +121,7 @@ def test_api_key_flow_query_and_header(tmp_path: Path) -> None:
     assert (both, wrong, missing, no_agent) == (401, 401, 401, 401)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "query",
     ["mode=voice", "sample_rate=22050", "sample_rate=x", "variables=%7Bnot+json"],

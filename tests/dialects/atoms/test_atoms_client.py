@@ -24,6 +24,8 @@ def test_base_url() -> None:
     assert base_url("127.0.0.1:9") == "http://127.0.0.1:9"
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_client_plays_the_greeting_and_drops_it_on_interruption(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
 
@@ -46,6 +48,8 @@ def test_client_plays_the_greeting_and_drops_it_on_interruption(tmp_path: Path) 
     assert np.abs(played.astype(np.int32)).max() > 1000
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_voxwire_talk_dialect_atoms(tmp_path: Path) -> None:
     cfg = tmp_path / "voxwire.toml"
     cfg.write_text(CONFIG)

@@ -72,6 +72,7 @@ def errors(got: list[Any]) -> list[str]:
     return [e["code"] for e in got if isinstance(e, dict) and e["type"] == "error"]
 
 
+@pytest.mark.network
 def test_invalid_events_are_reported_and_the_session_goes_on(tmp_path: Path) -> None:
     got = chat(
         tmp_path,
@@ -99,6 +100,7 @@ def test_invalid_events_are_reported_and_the_session_goes_on(tmp_path: Path) -> 
     assert got[-1] == {"type": "transcript", "role": "assistant", "text": "still here"}
 
 
+@pytest.mark.network
 def test_non_json_and_binary_frames_are_invalid_events(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
         token = register_call(srv.port, "silent")["access_token"]
@@ -126,6 +128,7 @@ def test_no_session_after_close() -> None:
     assert isinstance(bad, ev.BadMessage) and bad.code == "no_session"
 
 
+@pytest.mark.network
 def test_an_agent_failure_is_an_internal_error_and_the_session_goes_on(tmp_path: Path) -> None:
     got = chat(
         tmp_path,
@@ -141,6 +144,7 @@ def test_an_agent_failure_is_an_internal_error_and_the_session_goes_on(tmp_path:
     assert got[-1]["text"] == "again"
 
 
+@pytest.mark.network
 def test_the_agent_ending_the_call(tmp_path: Path) -> None:
     got = chat(tmp_path, [{"type": "input_text.send", "text": "bye"}, "closed"])
     assert [e for e in got if isinstance(e, dict)][-2:] == [
@@ -158,6 +162,7 @@ WEATHER = {
 }
 
 
+@pytest.mark.network
 def test_client_tools_call_result_and_errors(tmp_path: Path) -> None:
     got = chat(
         tmp_path,
@@ -186,6 +191,8 @@ def test_client_tools_call_result_and_errors(tmp_path: Path) -> None:
     assert errors(got) == ["unknown_call_id", "result_too_large", "invalid_tools", "invalid_tools"]
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_a_tool_without_a_result_times_out(tmp_path: Path) -> None:
     got = chat(
         tmp_path,
@@ -202,6 +209,7 @@ def test_a_tool_without_a_result_times_out(tmp_path: Path) -> None:
     assert got[-1]["text"] == 'The tool said {"error": "tool_timeout"}'
 
 
+@pytest.mark.network
 def test_client_tools_may_not_reuse_the_agents_own_names(tmp_path: Path) -> None:
     own = {"type": "function", "name": "lookup_order"}
     got = chat(tmp_path, [{"type": "session.update", "tools": [own]}, "error"], "tooled")

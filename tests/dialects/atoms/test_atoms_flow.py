@@ -29,9 +29,10 @@ from atoms_harness import (
 )
 from websockets.asyncio.client import connect
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.network]
 
 
+@pytest.mark.slow
 def test_two_step_flow_greeting_close_and_stored_transcript(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
         data = register_call(srv.port, variables={"user_name": "Ann"}, mode="webcall")
@@ -88,6 +89,7 @@ def test_two_step_flow_greeting_close_and_stored_transcript(tmp_path: Path) -> N
         )
 
 
+@pytest.mark.slow
 def test_reserved_variables_are_stripped(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
         data = register_call(
@@ -104,6 +106,7 @@ def test_reserved_variables_are_stripped(tmp_path: Path) -> None:
     assert got[-1]["text"] == "Your zone is {timezone} and you are Bo."
 
 
+@pytest.mark.slow
 def test_user_speech_in_40ms_blocks_gets_transcripts_and_an_answer(tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
     from voxwire.asr import PocketSphinxASR
@@ -194,6 +197,7 @@ def test_chat_mode_text_turns_without_audio(tmp_path: Path) -> None:
     assert got[-1] == {"type": "session.closed", "reason": "client_requested"}
 
 
+@pytest.mark.slow
 def test_webcall_text_is_spoken_and_interrupts_the_agent(tmp_path: Path) -> None:
     with running(tmp_path) as srv:
         data = register_call(srv.port, "long")

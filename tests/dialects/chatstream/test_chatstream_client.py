@@ -21,11 +21,13 @@ from voxwire.errors import AuthError
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(not EspeakTTS.available(), reason="espeak-ng not installed"),
+    pytest.mark.network,
 ]
 
 TEXT = "(joyful) Hello there! I am fine, thank you. How about you, Dr. Jones?"
 
 
+@pytest.mark.slow
 def test_client_speaks_each_chunk_in_order(tmp_path: Path) -> None:
     out = tmp_path / "answer.wav"
 
@@ -87,6 +89,7 @@ def test_client_errors(tmp_path: Path) -> None:
     assert e2 == "user_id is required and must be a non-empty string"
 
 
+@pytest.mark.slow
 def test_voxwire_talk_dialect_chatstream(tmp_path: Path) -> None:
     out = tmp_path / "talk.wav"
     with spawn_server("--api-key", API_KEY) as (port, _):

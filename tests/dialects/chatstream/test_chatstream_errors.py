@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cs_helpers import API_KEY, chat, client, running
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.network]
 
 
 def run(coro: Any) -> Any:
@@ -173,6 +173,7 @@ def test_five_consecutive_bad_messages_close_the_connection(tmp_path: Path) -> N
     assert code == 1008
 
 
+@pytest.mark.slow
 def test_heartbeat_pings_at_once_and_periodically(tmp_path: Path) -> None:
     async def main() -> tuple[int, list[dict[str, Any]]]:
         srv_cm = running(tmp_path, ping_interval_s=0.2, pong_timeout_s=0.15)

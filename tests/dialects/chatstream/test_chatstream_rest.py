@@ -18,7 +18,7 @@ from cs_helpers import API_KEY, MAO, HistoryAgent, chat, client, png, running
 
 from voxwire.agents import EspeakTTS
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.network]
 needs_espeak = pytest.mark.skipif(not EspeakTTS.available(), reason="espeak-ng not installed")
 
 

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from voxwire.agents import EchoAgent
 from voxwire.auth import Principal
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.network]
 
 
 def run(coro: Any) -> Any:
@@ -253,6 +253,7 @@ def test_interrupt_without_turn_id_and_with_nothing_running(tmp_path: Path) -> N
     assert err["code"] == 4003
 
 
+@pytest.mark.slow
 def test_second_chat_message_during_a_turn(tmp_path: Path) -> None:
     async def main() -> list[dict[str, Any]]:
         async with running(tmp_path, agent=streaming_echo()) as srv, client(srv) as c:

@@ -78,6 +78,7 @@ def test_long_text_without_punctuation_is_cut() -> None:
     assert " ".join(t for t, _ in got) == text
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.sampled_from(

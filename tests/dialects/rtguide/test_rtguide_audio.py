@@ -15,7 +15,7 @@ from rtguide_helpers import Client, ready, running_server, types
 import voxwire
 from voxwire.asr import default_asr
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 VAD_DEV = Path(__file__).resolve().parents[4] / "shared" / "data" / "vad-dev"
 needs_data = pytest.mark.skipif(not VAD_DEV.is_dir(), reason="../shared/data/vad-dev is absent")

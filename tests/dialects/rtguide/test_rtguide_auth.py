@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from voxwire.auth import Authenticator, Principal
 from voxwire.dialects.rtguide import is_slug
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.network]
 
 
 def claims(token: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rtguide_helpers import Client, login, open_ws, ready, running_server, types
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.network]
 
 
 async def answer(c: Client, kind: str, **fields: Any) -> list[dict[str, Any]]:

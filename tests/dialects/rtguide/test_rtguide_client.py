@@ -14,7 +14,7 @@ import pytest
 
 from voxwire.demo import spawn_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 VAD_DEV = Path(__file__).resolve().parents[4] / "shared" / "data" / "vad-dev"
 

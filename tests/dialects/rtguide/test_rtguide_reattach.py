@@ -10,7 +10,7 @@ import pytest
 from rtguide_helpers import http, login, open_ws, ready, running_server, types
 from websockets.exceptions import ConnectionClosed
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.network]
 
 
 def test_reattach_mid_turn(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from rtguide_helpers import login, open_ws, ready, running_server, types
 
 from voxwire.dialects.rtguide import is_slug
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.network]
 
 SESSION_FIELDS = {"session_id", "role", "parent_session_id", "user_session_id"}
 
