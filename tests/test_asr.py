@@ -92,6 +92,7 @@ def test_concurrent_calls_agree(asr: PocketSphinxASR) -> None:
     assert out == [alone, alone]
 
 
+@pytest.mark.slow
 def test_partial_asr_goes_on_where_it_was_and_agrees_with_a_fresh_decode() -> None:
     """Growing prefixes of one turn, fed to one PocketSphinxPartialASR (which decodes only
     the new audio each time), give the hypotheses each prefix gets decoded from its start;

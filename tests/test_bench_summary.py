@@ -39,6 +39,7 @@ def test_a_row_without_its_peer_is_shown_with_what_to_install() -> None:
     assert line.startswith("a ") and "2.00" in line and bench.INSTALL_BENCH in line
 
 
+@pytest.mark.slow
 def test_every_case_is_there_without_the_peers(monkeypatch: pytest.MonkeyPatch) -> None:
     x = (np.random.default_rng(0).standard_normal(480) * 4000).astype(np.int16)
     with_peers = bench._cases(x, "20 ms")

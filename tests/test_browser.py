@@ -33,7 +33,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():  # .ci/run installs it: a skip here is a local machine's
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 KEY = "sk_test_browser_0123456789"
 ROOT = Path(__file__).resolve().parents[1]

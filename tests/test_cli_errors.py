@@ -19,7 +19,7 @@ import voxwire
 from voxwire import clips
 from voxwire.demo import spawn_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 KEY = "cli-errors-key-1"
 #: Subprocesses import the voxwire the tests import (the installed package in CI).
@@ -90,6 +90,7 @@ SERVE_REFUSALS: list[tuple[list[str], dict[str, str], str]] = [
 ]
 
 
+@pytest.mark.network
 def test_serve_refuses_bad_options_in_one_line() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -114,11 +115,13 @@ def test_serve_bad_config_file(tmp_path: Path) -> None:
     one_line(vox("serve", "--config", str(cfg)), 2, str(cfg))
 
 
+@pytest.mark.network
 def test_serve_store_that_does_not_answer() -> None:
     port = free_port()  # nothing listens there
     one_line(vox("serve", "--store", f"redis://127.0.0.1:{port}/0"), 3, "store does not answer")
 
 
+@pytest.mark.network
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,6 +134,7 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.network
 def test_agent_from_the_current_folder_is_found(tmp_path: Path) -> None:
     # The module imports, but has no such attribute: the check got as far as the module.
     (tmp_path / "myagent_mod.py").write_text("x = 1\n")
@@ -173,6 +177,7 @@ def test_talk_file_errors(tmp_path: Path) -> None:
     one_line(vox("talk", str(odd), "--dialect", "rtguide"), 2, "VOXWIRE_PASSWORD")
 
 
+@pytest.mark.network
 def test_talk_server_not_running_fails_fast(tmp_path: Path) -> None:
     wav = tmp_path / "s.wav"
     x, rate = clips.hello()
@@ -228,6 +233,7 @@ def speech_files(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.network
 def test_talk_against_a_server(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -320,6 +320,8 @@ def test_transcription_usage_by_duration() -> None:
     assert m["usage"] == {"type": "duration", "seconds": 1.5}
 
 
+@pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.timeout(60)
 def test_the_azure_style_api_key_header_is_a_key() -> None:
     from websockets.exceptions import InvalidStatus

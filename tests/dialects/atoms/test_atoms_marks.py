@@ -36,7 +36,7 @@ from websockets.asyncio.client import connect
 from voxwire.agents import EchoAgent
 from voxwire.dialects.atoms import AtomsPlugin
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 tts_marks = pytest.importorskip("voxwire.tts_marks")
 if not tts_marks.library_available():  # pragma: no cover - espeak-ng is installed here

@@ -67,6 +67,8 @@ async def speak(ws: Any, pcm: np.ndarray[Any, Any], got: list[dict[str, Any]]) -
                 break
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_user_deltas_while_speaking_then_the_final_transcript(
     tmp_path: Path, pools: tuple[IsolatedASR, IsolatedASR]
 ) -> None:
