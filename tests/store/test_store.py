@@ -754,16 +754,19 @@ async def test_processes_share_a_rate_limit(store: Store, store_url: str) -> Non
 async def test_processes_share_leases_and_a_dead_holder_loses_it(
     store: Store, store_url: str
 ) -> None:
-    with workers(store_url, ["lease", "conn:bob", "A", "1.0"]) as (a,):
+    # Both processes are started before A takes its lease, so B's start-up time (long on a
+    # loaded machine) does not count against A's short lease.
+    with workers(
+        store_url, ["lease", "conn:bob", "A", "2.0"], ["lease", "conn:bob", "B", "30"]
+    ) as (a, b):
         go([a])
         assert result(a) is True
-        with workers(store_url, ["lease", "conn:bob", "B", "30"]) as (b,):
-            go([b])
-            assert result(b) is False  # refused in another process
+        go([b])
+        assert result(b) is False  # refused in another process
         assert await store.acquire_lease("conn:bob", "C", 30.0) is False
         a.send_signal(signal.SIGKILL)  # the holder dies without releasing
         a.wait(timeout=10)
-        for _ in range(100):  # its lease expires (ttl 1 s)
+        for _ in range(200):  # its lease expires (ttl 2 s)
             if await store.acquire_lease("conn:bob", "C", 30.0):
                 break
             await asyncio.sleep(0.05)
