@@ -237,12 +237,7 @@ impl History {
     fn last(&self, k: usize) -> impl Iterator<Item = (usize, &Rec)> + '_ {
         let k = (k as u64).min(self.count).min(HIST as u64);
         let first = self.count - k;
-        (0..k).map(move |i| {
-            (
-                i as usize,
-                &self.recs[((first + i) % HIST as u64) as usize],
-            )
-        })
+        (0..k).map(move |i| (i as usize, &self.recs[((first + i) % HIST as u64) as usize]))
     }
 
     fn frames(&self, s: f32) -> usize {

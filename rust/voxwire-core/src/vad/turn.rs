@@ -45,42 +45,50 @@ impl Eagerness {
 /// The waiting times of one eagerness (see [`semantic_wait_ms`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EagernessWaits {
-    /// Silence that ends a turn whose end is surely complete (p = 1).
+    /// Silence that ends a turn judged complete with probability `sure_p` or more.
     pub complete_ms: u32,
-    /// Silence that ends a turn whose end is surely unfinished (p = 0): OpenAI's documented
+    /// Silence that ends a turn judged surely unfinished (p = 0): OpenAI's documented
     /// maximum timeouts, 8, 4 and 2 s.
     pub max_ms: u32,
+    /// The probability of completeness from which on the wait is `complete_ms`; below it
+    /// the wait grows in proportion to `sure_p - p`, to `max_ms` at p = 0.
+    pub sure_p: f32,
 }
 
-/// Waits of Low, Medium and High, in that order.
+/// Waits of Low, Medium and High, in that order: chosen on the tuning split of
+/// `benches/semantic_turn.py` (fewest turns cut at pauses for a mean latency near
+/// server_vad's at 500 ms for High, then more patient), and so that for every p a lower
+/// eagerness never waits less.
 pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
-        complete_ms: 400,
+        complete_ms: 200,
         max_ms: 8000,
-    },
-    EagernessWaits {
-        complete_ms: 250,
-        max_ms: 4000,
+        sure_p: 0.75,
     },
     EagernessWaits {
         complete_ms: 150,
+        max_ms: 4000,
+        sure_p: 0.7,
+    },
+    EagernessWaits {
+        complete_ms: 100,
         max_ms: 2000,
+        sure_p: 0.7,
     },
 ];
 
-/// How the wait grows as the end looks less complete: `wait = complete_ms + (max_ms -
-/// complete_ms) * (1 - p)^WAIT_CURVE`, so that an end judged unsure (p near 0.5) waits only
-/// a little longer than a complete one and only a clearly unfinished one waits near the
-/// maximum.
-pub const WAIT_CURVE: f32 = 3.0;
-
 /// The semantic rule's model: the probability that the utterance is complete when the
-/// speaker falls silent is `sigmoid(bias + sum(weights[i] * features[i]))`, on the features
-/// of [`super::prosody::FEATURE_NAMES`] (a logistic regression fitted on the tuning split of
-/// `benches/semantic_turn.py`).
-pub const END_MODEL_BIAS: f32 = 0.5;
+/// speaker falls silent is `sigmoid(END_MODEL_BIAS + sum(END_MODEL_WEIGHTS[i] *
+/// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`]: a logistic
+/// regression fitted on the tuning split of `benches/semantic_turn.py` (ends of turns
+/// against pauses of 250 ms or more inside them). In standard units the weights are: final
+/// pitch against the turn's mean -1.28 (a low end: complete), the turn's length so far
+/// +0.80, the final level +0.31, the share of pitched frames +0.24, the pitch and level
+/// slopes +0.07 each (the final pitch carries what the slope tells), the VAD's final
+/// probability -0.04.
+pub const END_MODEL_BIAS: f32 = -1.7524;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.08, -0.25, -0.01, -0.05, 0.0, 0.0, 0.0];
+pub const END_MODEL_WEIGHTS: Features = [0.0045, -0.624, 0.0014, 0.0542, 1.4656, -0.2422, 0.9546];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
@@ -89,7 +97,8 @@ pub const HINT_LOGIT: f32 = 3.0;
 pub fn semantic_wait_ms(eagerness: Eagerness, p: f32) -> u32 {
     let w = eagerness.waits();
     let span = (w.max_ms - w.complete_ms) as f32;
-    w.complete_ms + (span * (1.0 - p.clamp(0.0, 1.0)).powf(WAIT_CURVE)).round() as u32
+    let short = ((w.sure_p - p.clamp(0.0, 1.0)) / w.sure_p).clamp(0.0, 1.0);
+    w.complete_ms + (span * short).round() as u32
 }
 
 /// The rule that ends a turn.
