@@ -17,11 +17,12 @@ Sets:
   labelled speech is followed by 900 ms or more of non-speech (15 ends; the recording's
   last, 350 ms before its end, is left out); pauses under 700 ms between labelled speech
   are inside a turn (12: words of a list, a breath). Nothing was tuned on it.
-- ``tune`` and ``held-out``: espeak-ng turns of one to three phrases (SSML, one voice per
-  turn: disjoint voices, sentences and noise seeds between the two splits), with pauses of
+- ``tune`` and ``held-out``: espeak-ng turns of one to three phrases (28 texts, each in two
+  voices, 168 turns per split; SSML; disjoint voices, texts and noise seeds between the two
+  splits; 8 of the texts are short one-phrase answers such as "Yes."), with pauses of
   300-1200 ms inserted between phrases (after a comma or inside a clause), each turn with
   1 s of silence before and 9 s after (more than the longest wait, 8 s), at its own level
-  (-12 to -26 dBFS peak), clean or mixed with white or pink noise at 20 and 10 dB SNR
+  (-12 to -26 dBFS peak), clean, in white noise at 20 dB and in pink noise at 10 dB SNR
   (speech frames). Labels from the clean synthesis per 10 ms frame: speech where the
   frame's RMS is within 40 dB of the turn's loudest frame, gaps under 150 ms bridged. The
   semantic rule's model (``END_MODEL_*`` in rust/voxwire-core/src/vad/turn.rs) and its
@@ -78,6 +79,18 @@ TUNE_TEXTS = [
     "Could you check whether | the parcel was delivered?",
     "My daughter is seven, | and my son | is almost ten.",
     "I want to cancel | the subscription.",
+    "So the thing is, | the car makes a noise | when I brake.",
+    "Do you deliver | on weekends?",
+    "I need a taxi | to the airport | at five.",
+    "If it rains tomorrow, | we will stay at home.",
+    "Yes.",
+    "No, thanks.",
+    "Okay.",
+    "That is right.",
+    "Sure, go ahead.",
+    "Thank you very much.",
+    "Which platform?",
+    "Three.",
 ]
 HELD_OUT_TEXTS = [
     "I am calling about | the broken window | in my bedroom.",
@@ -96,10 +109,22 @@ HELD_OUT_TEXTS = [
     "I was wondering | if you have any tables | free tonight.",
     "No, | the other one.",
     "The printer on the third floor | is out of paper.",
+    "When you get there, | call me | from the hotel.",
+    "Can I pay | by card?",
+    "My brother lives in Leeds, | but he works | in Manchester.",
+    "The second option | sounds better to me.",
+    "Right.",
+    "No.",
+    "Yes please.",
+    "Perfect, thanks.",
+    "Not really.",
+    "Good morning.",
+    "What for?",
+    "Seven.",
 ]
 TUNE_VOICES = ["en-us+m3", "en-gb+f3", "en-029+m1", "en-gb-scotland+f2", "en-us+m6"]
 HELD_OUT_VOICES = ["en-gb-x-rp+m5", "en-us+f4", "en-gb-x-gbclan+m7", "en-gb+f1", "en-us+m2"]
-NOISES = [("clean", None), ("white", 20), ("pink", 20), ("white", 10), ("pink", 10)]
+NOISES = [("clean", None), ("white", 20), ("pink", 10)]
 
 
 @dataclass
@@ -110,6 +135,7 @@ class Turn:
     end_ms: int
     pauses: list[tuple[int, int]] = field(default_factory=list)
     condition: str = ""
+    kind: str = ""
 
 
 def synth(ssml: str, voice: str, pitch: int, wpm: int) -> npt.NDArray[np.float64]:
@@ -157,8 +183,8 @@ def espeak_turns(split: str) -> list[Turn]:
     texts, voices = (TUNE_TEXTS, TUNE_VOICES) if split == "tune" else (HELD_OUT_TEXTS, HELD_OUT_VOICES)
     rng = np.random.default_rng(1 if split == "tune" else 2)
     turns = []
-    for i, text in enumerate(texts):
-        voice = voices[i % len(voices)]
+    for i, (text, v) in enumerate((t, v) for t in texts for v in range(2)):
+        voice = voices[(i + 3 * v) % len(voices)]
         parts = [p.strip() for p in text.split("|")]
         gaps = [int(rng.integers(300, 1201)) for _ in parts[1:]]
         ssml = "<speak>" + "".join(
@@ -183,7 +209,8 @@ def espeak_turns(split: str) -> list[Turn]:
                 y += noise(kind, len(x), rng) * np.sqrt(p_speech / 10 ** (snr / 10))
                 name = f"{kind}_{snr}dB"
             y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
-            turns.append(Turn(y16, end_ms, pauses, name))
+            kind = "question" if text.endswith("?") else "statement" if len(parts) > 1 else "short answer"
+            turns.append(Turn(y16, end_ms, pauses, name, kind))
     return turns
 
 
@@ -231,6 +258,7 @@ def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, flo
         cuts = n_pauses = merged = n_turns = 0
         cut_turns = 0
         lat: list[float] = []
+        by_kind: dict[str, list[float]] = {}
         if turns is None:
             for _, x, ends, pauses in vad_dev_streams():
                 ev = voxwire.TurnDetector(**kw).push(x)  # type: ignore[arg-type]
@@ -258,6 +286,7 @@ def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, flo
                 else:
                     merged += 1
                     lat.append(len(t.x) * 1000 / RATE - t.end_ms)
+                by_kind.setdefault(t.kind, []).append(lat[-1])
         a = np.array(lat, dtype=np.float64)
         res[name] = {
             "turns": n_turns,
@@ -268,6 +297,8 @@ def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, flo
             "latency_mean_ms": float(a.mean()),
             "latency_p95_ms": float(np.percentile(a, 95)),
         }
+        for k, v in sorted(by_kind.items()):
+            res[name][f"latency_mean_ms_{k}"] = float(np.mean(v))
     return res
 
 
@@ -299,56 +330,57 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
 
 
 def fit(turns: list[Turn]) -> None:
-    """Fits the logistic model on the tune split and searches the waits; prints them."""
+    """Fits the logistic model on the tune split (the end of each turn against its pauses of
+    250 ms or more) and prints, for candidate waits, the share of turns cut early and the
+    latency, simulated from the judged pauses (a turn is cut at an inner pause whose
+    silence lasts as long as its wait)."""
     rows = []
     for k, t in enumerate(turns):
-        for e, g, f in onsets(t):
-            final = e >= t.end_ms - 150
-            rows.append((k, final, e, g if g >= 0 else 10**6, f, t.end_ms))
+        ons = onsets(t)
+        for j, (e, g, f) in enumerate(ons):
+            rows.append((k, j == len(ons) - 1, e, g if g >= 0 else 10**6, f, t.end_ms))
     x = np.array([r[4] for r in rows], dtype=np.float64)
-    y = np.array([r[1] for r in rows], dtype=np.float64)
+    fin = np.array([r[1] for r in rows])
+    e = np.array([r[2] for r in rows], dtype=np.float64)
     g = np.array([r[3] for r in rows], dtype=np.float64)
-    # Pauses that matter: those longer than the shortest wait, and the ends.
-    use = (g >= 120) | (y == 1)
+    end = np.array([r[5] for r in rows], dtype=np.float64)
+    tid = np.array([r[0] for r in rows])
+    inner = ~fin & (e < end - 150)
+    use = fin | (inner & (g >= 250))
     mu, sd = x[use].mean(0), x[use].std(0) + 1e-9
     z = (x[use] - mu) / sd
-    yy = y[use]
-    wts = np.where(yy == 1, 1.0, 1.0)
+    yy = fin[use].astype(np.float64)
     w = np.zeros(z.shape[1])
     b = 0.0
-    for _ in range(3000):
+    for _ in range(5000):
         p = 1 / (1 + np.exp(-(z @ w + b)))
-        gr = wts * (p - yy)
-        w -= 0.1 * (z.T @ gr / len(yy) + 0.01 * w)
-        b -= 0.1 * gr.mean()
+        gr = p - yy
+        w -= 0.2 * (z.T @ gr / len(yy) + 0.01 * w)
+        b -= 0.2 * gr.mean()
     raw_w = w / sd
     raw_b = b - float(np.sum(w * mu / sd))
     p = 1 / (1 + np.exp(-(x @ raw_w + raw_b)))
-    print("onsets", len(rows), "used", int(use.sum()), "ends", int(y.sum()), file=sys.stderr)
-    print("weights", np.round(raw_w, 4).tolist(), "bias", round(raw_b, 4), file=sys.stderr)
-    print("std weights", np.round(w, 3).tolist(), file=sys.stderr)
-    print("names", list(voxwire._voxwire.END_FEATURE_NAMES), file=sys.stderr)
+    print(f"pauses judged {len(rows)}, used {int(use.sum())}, ends {int(fin.sum())}")
+    print("features", list(voxwire._voxwire.END_FEATURE_NAMES))
+    print("weights", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
+    print("standardised weights", [round(float(v), 2) for v in w])
     acc = np.mean((p[use] > 0.5) == (yy == 1))
-    print(f"accuracy {acc:.3f}; p at ends: mean {p[y == 1].mean():.2f}", file=sys.stderr)
-    # Search the waits: a turn is cut at its first inner pause with wait <= silence.
-    turn_id = np.array([r[0] for r in rows])
-    for curve in (2.0, 3.0, 4.0):
-        for complete in (100, 150, 200, 250, 300, 400):
-            for mx in (2000, 4000, 8000):
-                wait = complete + (mx - complete) * (1 - p) ** curve
-                wait = np.ceil(wait / 10) * 10
-                cut = np.zeros(turn_id.max() + 1, bool)
-                lat = []
-                for i, r in enumerate(rows):
-                    if not r[1] and wait[i] <= g[i]:
-                        cut[turn_id[i]] = True
-                    if r[1]:
-                        lat.append(r[2] + wait[i] - r[5])
-                print(
-                    f"curve {curve} complete {complete} max {mx}: turns cut {cut.mean():.3f}, "
-                    f"latency mean {np.mean(lat):.0f} p95 {np.percentile(lat, 95):.0f}",
-                    file=sys.stderr,
-                )
+    print(f"accuracy {acc:.3f}; mean p at ends {p[fin].mean():.2f}, at pauses {p[use & ~fin].mean():.2f}")
+
+    def sim(wait: npt.NDArray[np.float64]) -> str:
+        wait = np.ceil(wait / 10) * 10
+        cut = np.zeros(tid.max() + 1, bool)
+        cut[tid[inner & (wait <= g)]] = True
+        lat = e[fin] + wait[fin] - end[fin]
+        return f"turns cut {cut.mean():.3f}, latency mean {lat.mean():.0f} p95 {np.percentile(lat, 95):.0f}"
+
+    for s in (200, 500):
+        print(f"server_vad {s} ms: {sim(np.full(len(rows), float(s)))}")
+    for mx in (2000, 4000, 8000):
+        for c in (100, 150, 200, 300, 400):
+            for sure in (0.5, 0.6, 0.7, 0.75, 0.8):
+                wait = c + (mx - c) * np.clip((sure - p) / sure, 0, 1)
+                print(f"max {mx} complete {c} sure_p {sure}: {sim(wait)}")
 
 
 def table(name: str, res: dict[str, dict[str, float]]) -> str:
@@ -364,6 +396,12 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
             f"| {cfg} | {r['pauses_cut']} / {r['pauses']} | {r['turns']} | {r['turns_cut_early']} "
             f"| {r['merged']} | {r['latency_mean_ms']:.0f} / {r['latency_p95_ms']:.0f} |"
         )
+    kinds = sorted(k.removeprefix("latency_mean_ms_") for k in next(iter(res.values())) if k.startswith("latency_mean_ms_"))
+    if kinds:
+        lines += ["", "| configuration | " + " | ".join(f"mean latency, {k}s (ms)" for k in kinds) + " |"]
+        lines.append("|---" * (len(kinds) + 1) + "|")
+        for cfg, r in res.items():
+            lines.append(f"| {cfg} | " + " | ".join(f"{r['latency_mean_ms_' + k]:.0f}" for k in kinds) + " |")
     return "\n".join(lines)
 
 

@@ -323,7 +323,7 @@ impl SpeechStopped {
 /// final level, the VAD's probability) and an optional text hint (``set_text_hint``), then
 /// waiting a short silence if it looks complete and longer, up to a maximum, if not;
 /// ``eagerness`` ("low", "medium", "high", "auto" = medium) sets the waits (complete /
-/// maximum: low 200 ms / 8 s, medium 150 ms / 4 s, high 100 ms / 2 s) and
+/// maximum: low 300 ms / 8 s, medium 200 ms / 4 s, high 100 ms / 2 s) and
 /// ``silence_duration_ms`` is not used. The default, ``"silence"``, is server_vad's fixed
 /// silence.
 ///

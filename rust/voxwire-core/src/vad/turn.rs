@@ -56,19 +56,19 @@ pub struct EagernessWaits {
 }
 
 /// Waits of Low, Medium and High, in that order: chosen on the tuning split of
-/// `benches/semantic_turn.py` (fewest turns cut at pauses for a mean latency near
-/// server_vad's at 500 ms for High, then more patient), and so that for every p a lower
-/// eagerness never waits less.
+/// `benches/semantic_turn.py` (High: fewest turns cut at pauses for a mean latency under
+/// server_vad's at 500 ms; Medium and Low: about 2 % and none cut), and so that for every
+/// p a lower eagerness never waits less.
 pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
-        complete_ms: 200,
+        complete_ms: 300,
         max_ms: 8000,
         sure_p: 0.75,
     },
     EagernessWaits {
-        complete_ms: 150,
+        complete_ms: 200,
         max_ms: 4000,
-        sure_p: 0.7,
+        sure_p: 0.75,
     },
     EagernessWaits {
         complete_ms: 100,
@@ -82,13 +82,13 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
 /// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`]: a logistic
 /// regression fitted on the tuning split of `benches/semantic_turn.py` (ends of turns
 /// against pauses of 250 ms or more inside them). In standard units the weights are: final
-/// pitch against the turn's mean -1.28 (a low end: complete), the turn's length so far
-/// +0.80, the final level +0.31, the share of pitched frames +0.24, the pitch and level
-/// slopes +0.07 each (the final pitch carries what the slope tells), the VAD's final
-/// probability -0.04.
-pub const END_MODEL_BIAS: f32 = -1.7524;
+/// pitch against the turn's mean -1.48 (a low end: complete), the turn's length so far
+/// +0.49, the level slope -0.44 (a level that still falls steeply at the pause: a cut-off
+/// word), the final level and the share of pitched frames +0.17 each, the pitch slope
+/// -0.09, the VAD's final probability +0.07.
+pub const END_MODEL_BIAS: f32 = -2.9603;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [0.0045, -0.624, 0.0014, 0.0542, 1.4656, -0.2422, 0.9546];
+pub const END_MODEL_WEIGHTS: Features = [-0.0059, -0.764, -0.0082, 0.0273, 1.0434, 0.4631, 0.6105];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
