@@ -35,9 +35,9 @@ Needs: espeak-ng (apt), numpy.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
-import sys
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +156,7 @@ def frame_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     db = 20 * np.log10(rms / 32768)
     lab = (db > db.max() - 40) & (db > -70)
     idx = np.flatnonzero(lab)
-    for a, b in zip(idx[:-1], idx[1:], strict=True):
+    for a, b in itertools.pairwise(idx):
         if 1 < b - a <= 15:
             lab[a:b] = True
     return lab
@@ -180,17 +180,23 @@ def noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64
 
 def espeak_turns(split: str) -> list[Turn]:
     """The turns of the tune or held-out split (deterministic)."""
-    texts, voices = (TUNE_TEXTS, TUNE_VOICES) if split == "tune" else (HELD_OUT_TEXTS, HELD_OUT_VOICES)
+    texts, voices = (
+        (TUNE_TEXTS, TUNE_VOICES) if split == "tune" else (HELD_OUT_TEXTS, HELD_OUT_VOICES)
+    )
     rng = np.random.default_rng(1 if split == "tune" else 2)
     turns = []
     for i, (text, v) in enumerate((t, v) for t in texts for v in range(2)):
         voice = voices[(i + 3 * v) % len(voices)]
         parts = [p.strip() for p in text.split("|")]
         gaps = [int(rng.integers(300, 1201)) for _ in parts[1:]]
-        ssml = "<speak>" + "".join(
-            p + (f' <break time="{g}ms"/> ' if k < len(gaps) else "")
-            for k, (p, g) in enumerate(zip(parts, gaps + [0], strict=True))
-        ) + "</speak>"
+        ssml = (
+            "<speak>"
+            + "".join(
+                p + (f' <break time="{g}ms"/> ' if k < len(gaps) else "")
+                for k, (p, g) in enumerate(zip(parts, [*gaps, 0], strict=True))
+            )
+            + "</speak>"
+        )
         speech = synth(ssml, voice, int(rng.integers(35, 65)), int(rng.integers(150, 190)))
         speech *= 10 ** (rng.uniform(-26, -12) / 20) * 32768 / np.abs(speech).max()
         x = np.concatenate([np.zeros(RATE), speech, np.zeros(9 * RATE)])
@@ -199,7 +205,9 @@ def espeak_turns(split: str) -> list[Turn]:
         end_ms = int(r[-1][1]) * 10
         # Inner pauses: gaps between labelled runs of 250 ms or more (the inserted ones and
         # espeak's own at commas).
-        pauses = [(int(a) * 10, int(b) * 10) for (_, a), (b, _) in zip(r[:-1], r[1:], strict=True) if b - a >= 25]
+        pauses = [
+            (int(a) * 10, int(b) * 10) for (_, a), (b, _) in itertools.pairwise(r) if b - a >= 25
+        ]
         sp = x[: len(lab) * 160].reshape(-1, 160)[lab]
         p_speech = float(np.mean(sp**2))
         for kind, snr in NOISES:
@@ -209,18 +217,26 @@ def espeak_turns(split: str) -> list[Turn]:
                 y += noise(kind, len(x), rng) * np.sqrt(p_speech / 10 ** (snr / 10))
                 name = f"{kind}_{snr}dB"
             y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
-            kind = "question" if text.endswith("?") else "statement" if len(parts) > 1 else "short answer"
+            kind = (
+                "question"
+                if text.endswith("?")
+                else "statement"
+                if len(parts) > 1
+                else "short answer"
+            )
             turns.append(Turn(y16, end_ms, pauses, name, kind))
     return turns
 
 
-def vad_dev_streams() -> list[tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]]:
+def vad_dev_streams() -> list[
+    tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]
+]:
     """Each vad-dev condition: audio, turn ends with the next labelled speech onset (ms),
     and inner pauses (ms spans)."""
     lab = np.load(VAD_DEV / "labels.npy").astype(bool)
     r = runs(lab)
     ends, pauses = [], []
-    for (_, a), (b, _) in zip(r[:-1], r[1:], strict=True):
+    for (_, a), (b, _) in itertools.pairwise(r):
         if b - a >= 90:
             ends.append((int(a) * 10, int(b) * 10))
         elif b - a < 70:
@@ -274,7 +290,9 @@ def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, flo
             for t in turns:
                 ev = voxwire.TurnDetector(**kw).push(t.x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
-                c = sum(any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses)
+                c = sum(
+                    any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
+                )
                 early = [s for s in stops if s.audio_end_ms < t.end_ms - 150]
                 cuts += c
                 cut_turns += bool(early)
@@ -365,14 +383,16 @@ def fit(turns: list[Turn]) -> None:
     print("weights", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
     print("standardised weights", [round(float(v), 2) for v in w])
     acc = np.mean((p[use] > 0.5) == (yy == 1))
-    print(f"accuracy {acc:.3f}; mean p at ends {p[fin].mean():.2f}, at pauses {p[use & ~fin].mean():.2f}")
+    p_end, p_pause = p[fin].mean(), p[use & ~fin].mean()
+    print(f"accuracy {acc:.3f}; mean p at ends {p_end:.2f}, at pauses {p_pause:.2f}")
 
     def sim(wait: npt.NDArray[np.float64]) -> str:
         wait = np.ceil(wait / 10) * 10
         cut = np.zeros(tid.max() + 1, bool)
         cut[tid[inner & (wait <= g)]] = True
         lat = e[fin] + wait[fin] - end[fin]
-        return f"turns cut {cut.mean():.3f}, latency mean {lat.mean():.0f} p95 {np.percentile(lat, 95):.0f}"
+        p95 = np.percentile(lat, 95)
+        return f"turns cut {cut.mean():.3f}, latency mean {lat.mean():.0f} p95 {p95:.0f}"
 
     for s in (200, 500):
         print(f"server_vad {s} ms: {sim(np.full(len(rows), float(s)))}")
@@ -388,7 +408,8 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
     lines = [
         f"**{name}**",
         "",
-        "| configuration | pauses cut (early) | turns | turns cut early | ends merged | latency mean / p95 (ms) |",
+        "| configuration | pauses cut (early) | turns | turns cut early | ends merged "
+        "| latency mean / p95 (ms) |",
         "|---|---|---|---|---|---|",
     ]
     for cfg, r in res.items():
@@ -396,12 +417,21 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
             f"| {cfg} | {r['pauses_cut']} / {r['pauses']} | {r['turns']} | {r['turns_cut_early']} "
             f"| {r['merged']} | {r['latency_mean_ms']:.0f} / {r['latency_p95_ms']:.0f} |"
         )
-    kinds = sorted(k.removeprefix("latency_mean_ms_") for k in next(iter(res.values())) if k.startswith("latency_mean_ms_"))
+    kinds = sorted(
+        k.removeprefix("latency_mean_ms_")
+        for k in next(iter(res.values()))
+        if k.startswith("latency_mean_ms_")
+    )
     if kinds:
-        lines += ["", "| configuration | " + " | ".join(f"mean latency, {k}s (ms)" for k in kinds) + " |"]
+        lines += [
+            "",
+            "| configuration | " + " | ".join(f"mean latency, {k}s (ms)" for k in kinds) + " |",
+        ]
         lines.append("|---" * (len(kinds) + 1) + "|")
         for cfg, r in res.items():
-            lines.append(f"| {cfg} | " + " | ".join(f"{r['latency_mean_ms_' + k]:.0f}" for k in kinds) + " |")
+            lines.append(
+                f"| {cfg} | " + " | ".join(f"{r['latency_mean_ms_' + k]:.0f}" for k in kinds) + " |"
+            )
     return "\n".join(lines)
 
 

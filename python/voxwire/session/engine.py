@@ -473,6 +473,7 @@ class Session:
         td = self.state.turn_detection
         fmt = self.state.input_format
         rate = self.state.input_rate
+        semantic = getattr(td, "type", "server_vad") == "semantic_vad"
         return voxwire.InputPipeline(
             in_rate=rate,
             encoding=self._encoding,
@@ -484,6 +485,9 @@ class Session:
             silence_duration_ms=td.silence_duration_ms if td else 500,
             turn_detection=td is not None,
             max_buffer_ms=self.limits.max_buffer_ms,
+            # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
+            end_mode="semantic" if semantic else "silence",
+            eagerness=str(getattr(td, "eagerness", "auto")) if semantic else "auto",
         )
 
     def _dispatch(self, intent: ev.Intent, now: float) -> None:

@@ -661,6 +661,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn semantic_waits_follow_the_documented_rule() {
+        assert_eq!(TurnConfig::default().end_mode, EndMode::Silence);
+        assert_eq!(Eagerness::parse("auto").unwrap(), Eagerness::Medium);
+        assert!(Eagerness::parse("eager").is_err());
+        let all = [Eagerness::High, Eagerness::Medium, Eagerness::Low];
+        for e in all {
+            let w = e.waits();
+            assert_eq!(semantic_wait_ms(e, 1.0), w.complete_ms);
+            assert_eq!(semantic_wait_ms(e, w.sure_p), w.complete_ms);
+            assert_eq!(semantic_wait_ms(e, 0.0), w.max_ms);
+        }
+        // OpenAI's maximum timeouts.
+        assert_eq!(all.map(|e| e.waits().max_ms), [2000, 4000, 8000]);
+        // Less complete: never a shorter wait; lower eagerness: never a shorter wait.
+        for i in 0..=100 {
+            let p = i as f32 / 100.0;
+            let w = all.map(|e| semantic_wait_ms(e, p));
+            assert!(w[0] <= w[1] && w[1] <= w[2], "{p} {w:?}");
+            for e in all {
+                assert!(semantic_wait_ms(e, p) >= semantic_wait_ms(e, p + 0.01));
+            }
+        }
+    }
+
     /// The `audio_end_ms` of each SpeechStopped the default detector gives on `x`.
     fn ends(x: &[f32]) -> Vec<u64> {
         let vad = Vad::new("spectral", RATE as u32, 10, 0).unwrap();
