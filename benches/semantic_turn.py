@@ -28,7 +28,8 @@ Sets:
   semantic rule's model (``END_MODEL_*`` in rust/voxwire-core/src/vad/turn.rs) and its
   waits were fitted on ``tune`` only (``--fit`` prints the fit).
 
-Usage: python benches/semantic_turn.py [--sets vad-dev,held-out,tune] [--fit] [--json out]
+Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune] [--fit]
+       [--json out]
 Needs: espeak-ng (apt), numpy.
 """
 
@@ -228,7 +229,7 @@ def espeak_turns(split: str) -> list[Turn]:
     return turns
 
 
-def vad_dev_streams() -> list[
+def vad_dev_streams(only: str | None = None) -> list[
     tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]
 ]:
     """Each vad-dev condition: audio, turn ends with the next labelled speech onset (ms),
@@ -243,6 +244,8 @@ def vad_dev_streams() -> list[
             pauses.append((int(a) * 10, int(b) * 10))
     out = []
     for cond in json.loads((VAD_DEV / "meta.json").read_text())["conditions"]:
+        if only is not None and cond != only:
+            continue
         with wave.open(str(VAD_DEV / f"{cond}.wav")) as w:
             x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
         out.append((cond, x, ends, pauses))
@@ -267,7 +270,9 @@ def score_stream(
     return cuts, lat, merged
 
 
-def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, float]]:
+def evaluate(
+    set_name: str, turns: list[Turn] | None, only: str | None = None
+) -> dict[str, dict[str, float]]:
     """Figures per configuration on a set."""
     res: dict[str, dict[str, float]] = {}
     for name, kw in CONFIGS:
@@ -276,7 +281,7 @@ def evaluate(set_name: str, turns: list[Turn] | None) -> dict[str, dict[str, flo
         lat: list[float] = []
         by_kind: dict[str, list[float]] = {}
         if turns is None:
-            for _, x, ends, pauses in vad_dev_streams():
+            for _, x, ends, pauses in vad_dev_streams(only):
                 ev = voxwire.TurnDetector(**kw).push(x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
                 c, ll, m = score_stream(stops, ends, pauses)
@@ -447,8 +452,8 @@ def main() -> None:
         return
     out = {}
     for s in a.sets.split(","):
-        turns = None if s == "vad-dev" else espeak_turns(s)
-        out[s] = evaluate(s, turns)
+        turns = None if s.startswith("vad-dev") else espeak_turns(s)
+        out[s] = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
         print(table(s, out[s]) + "\n")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
