@@ -229,9 +229,9 @@ def espeak_turns(split: str) -> list[Turn]:
     return turns
 
 
-def vad_dev_streams(only: str | None = None) -> list[
-    tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]
-]:
+def vad_dev_streams(
+    only: str | None = None,
+) -> list[tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]]:
     """Each vad-dev condition: audio, turn ends with the next labelled speech onset (ms),
     and inner pauses (ms spans)."""
     lab = np.load(VAD_DEV / "labels.npy").astype(bool)
