@@ -352,6 +352,10 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
     return out
 
 
+#: The features the model uses: the first six (the turn's length, the seventh, is left out).
+FIT_FEATURES = 6
+
+
 def fit(turns: list[Turn]) -> None:
     """Fits the logistic model on the tune split (the end of each turn against its pauses of
     250 ms or more) and prints, for candidate waits, the share of turns cut early and the
@@ -362,7 +366,8 @@ def fit(turns: list[Turn]) -> None:
         ons = onsets(t)
         for j, (e, g, f) in enumerate(ons):
             rows.append((k, j == len(ons) - 1, e, g if g >= 0 else 10**6, f, t.end_ms))
-    x = np.array([r[4] for r in rows], dtype=np.float64)
+    # Every feature but the turn's length (see END_MODEL_WEIGHTS in turn.rs).
+    x = np.array([r[4][:FIT_FEATURES] for r in rows], dtype=np.float64)
     fin = np.array([r[1] for r in rows])
     e = np.array([r[2] for r in rows], dtype=np.float64)
     g = np.array([r[3] for r in rows], dtype=np.float64)
@@ -384,7 +389,7 @@ def fit(turns: list[Turn]) -> None:
     raw_b = b - float(np.sum(w * mu / sd))
     p = 1 / (1 + np.exp(-(x @ raw_w + raw_b)))
     print(f"pauses judged {len(rows)}, used {int(use.sum())}, ends {int(fin.sum())}")
-    print("features", list(voxwire._voxwire.END_FEATURE_NAMES))
+    print("features", list(voxwire._voxwire.END_FEATURE_NAMES)[:FIT_FEATURES])
     print("weights", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
     print("standardised weights", [round(float(v), 2) for v in w])
     acc = np.mean((p[use] > 0.5) == (yy == 1))

@@ -57,7 +57,7 @@ pub struct EagernessWaits {
 
 /// Waits of Low, Medium and High, in that order: chosen on the tuning split of
 /// `benches/semantic_turn.py` (High: fewest turns cut at pauses for a mean latency under
-/// server_vad's at 500 ms; Medium and Low: about 2 % and none cut), and so that for every
+/// server_vad's at 500 ms; Medium and Low: about 3 % and none cut), and so that for every
 /// p a lower eagerness never waits less.
 pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
@@ -73,7 +73,7 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
         complete_ms: 100,
         max_ms: 2000,
-        sure_p: 0.7,
+        sure_p: 0.75,
     },
 ];
 
@@ -82,13 +82,14 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
 /// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`]: a logistic
 /// regression fitted on the tuning split of `benches/semantic_turn.py` (ends of turns
 /// against pauses of 250 ms or more inside them). In standard units the weights are: final
-/// pitch against the turn's mean -1.48 (a low end: complete), the turn's length so far
-/// +0.49, the level slope -0.44 (a level that still falls steeply at the pause: a cut-off
-/// word), the final level and the share of pitched frames +0.17 each, the pitch slope
-/// -0.09, the VAD's final probability +0.07.
-pub const END_MODEL_BIAS: f32 = -2.9603;
+/// pitch against the turn's mean -1.56 (a low end: complete), the level slope -0.35 (a level
+/// still falling steeply at the pause: a word cut off), the share of pitched frames +0.30,
+/// the pitch slope -0.08 (the final pitch carries most of what it tells), the VAD's final
+/// probability +0.06, the final level +0.05. The turn's length is left out (weight 0): it
+/// made one-word answers wait and, on the tuning split, cut more turns for the same latency.
+pub const END_MODEL_BIAS: f32 = -3.7691;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.0059, -0.764, -0.0082, 0.0273, 1.0434, 0.4631, 0.6105];
+pub const END_MODEL_WEIGHTS: Features = [-0.0054, -0.8048, -0.0065, 0.0079, 1.8469, 0.3464, 0.0];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
