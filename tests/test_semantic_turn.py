@@ -222,17 +222,13 @@ def test_streaming_equals_one_shot(sizes: list[int], eagerness: str) -> None:
     assert many == td1.push(x16)
 
 
-@pytest.mark.skipif(
-    "type" not in getattr(ev.TurnDetection, "__dataclass_fields__", {}),
-    reason="SessionState.turn_detection has no semantic_vad type yet (the oai branch adds it)",
-)
 def test_the_session_ends_semantic_vad_turns_by_prosody() -> None:
     """A session whose turn detection is semantic_vad runs the semantic rule: the pause
     after a level phrase does not end the turn (server_vad's 500 ms does)."""
     x = signal([1.0, utterance("level", 1.2, IN), 0.9, utterance("fall", 1.0, IN), 5.0], IN)
     counts = {}
     for kind in ("server_vad", "semantic_vad"):
-        td = ev.TurnDetection(type=kind, eagerness="medium")  # type: ignore[call-arg]
+        td = ev.TurnDetection(type=kind, eagerness="medium")
         s = Session(OpenAIDialect(), state=ev.SessionState(id="", model="m", turn_detection=td))
         s.messages_to_send()
         out = []
