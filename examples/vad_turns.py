@@ -11,5 +11,8 @@ speech = vad.is_speech(frame)
 from voxwire import webrtcvad  # noqa: E402  (drop-in for py-webrtcvad)
 
 td = voxwire.TurnDetector(threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500)
+# semantic_vad: judge from the end's pitch and level whether the speaker is done, then wait
+# 100 ms-2 s (high), 200 ms-4 s (medium = auto) or 300 ms-8 s (low); docs/design/turns.md
+td = voxwire.TurnDetector(end_mode="semantic", eagerness="auto")
 
 print(f"speech: {speech}; webrtcvad drop-in: {webrtcvad.Vad(2).is_speech(frame.tobytes(), 16000)}")

@@ -7,6 +7,7 @@ import numpy.typing as npt
 from typing_extensions import Buffer
 
 __all__ = [
+    "END_FEATURE_NAMES",
     "Framer",
     "InputPipeline",
     "JitterBuffer",
@@ -31,6 +32,8 @@ __all__ = [
     "ulaw_encode",
 ]
 __version__: str
+#: Names of the semantic end rule's features (``TurnDetector.end_features``), in order.
+END_FEATURE_NAMES: list[str]
 
 # What the functions read: any buffer (bytes, bytearray, memoryview, mmap, array.array) or a
 # numpy array (numpy's own stubs do not declare ndarray a Buffer). Unaligned int16/float32
@@ -314,7 +317,8 @@ class TurnDetector:
 
     Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
     ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` at most
-    60000 ms; ``threshold`` and ``min_volume`` 0-1; ``end_gate_db`` finite and >= 0.
+    60000 ms; ``threshold`` and ``min_volume`` 0-1; ``end_gate_db`` finite and >= 0;
+    ``end_mode`` "silence" or "semantic"; ``eagerness`` "low", "medium", "high" or "auto".
     """
 
     def __new__(
@@ -330,9 +334,23 @@ class TurnDetector:
         min_volume: float = 0.0,
         mode: int = 0,
         end_gate_db: float = 35.0,
+        *,
+        end_mode: str = "silence",
+        eagerness: str = "auto",
     ) -> TurnDetector: ...
     def push(self, x: _In) -> list[SpeechStarted | SpeechStopped]:
         """Push audio of any length; return the events it causes."""
+
+    def set_text_hint(self, complete: bool | None) -> None:
+        """Semantic mode: whether the words so far end a sentence (None: no hint)."""
+
+    @property
+    def end_estimate(self) -> tuple[int, float, int] | None:
+        """Semantic mode, in a pause: ``(audio_end_ms, p_complete, wait_ms)``."""
+
+    @property
+    def end_features(self) -> list[tuple[str, float]] | None:
+        """Semantic mode: the features judged at the last pause, by name."""
 
     def last_utterance(self) -> npt.NDArray[np.int16]:
         """The audio of the last finished turn."""
@@ -375,9 +393,19 @@ class InputPipeline:
         turn_detection: bool = True,
         max_buffer_ms: int = 900000,
         end_gate_db: float = 35.0,
+        *,
+        end_mode: str = "silence",
+        eagerness: str = "auto",
     ) -> InputPipeline: ...
     def push(self, chunk: str | _In) -> list[SpeechStarted | SpeechStopped]:
         """Push one message's audio; return the turn events it causes."""
+
+    def set_text_hint(self, complete: bool | None) -> None:
+        """Semantic mode: whether the words so far end a sentence (None: no hint)."""
+
+    @property
+    def end_estimate(self) -> tuple[int, float, int] | None:
+        """Semantic mode, in a pause: ``(audio_end_ms, p_complete, wait_ms)``."""
 
     def audio(self, start_ms: int, end_ms: int) -> npt.NDArray[np.int16]:
         """Buffered input from ``start_ms`` to ``end_ms`` on the timeline (a copy).

@@ -76,17 +76,15 @@ def test_semantic_vad_ga(eagerness: str) -> None:
     }
     t = s.state.turn_detection
     assert t is not None and (t.type, t.eagerness) == ("semantic_vad", eagerness)
-    assert ev.silence_ms(t) == ev.SEMANTIC_EAGERNESS_SILENCE_MS[eagerness]
 
 
-def test_semantic_vad_beta_and_the_eagerness_order() -> None:
+def test_semantic_vad_beta() -> None:
     s = session(beta=True)
     td = {"type": "semantic_vad", "eagerness": "low"}
     (upd,) = send(s, {"type": "session.update", "session": {"turn_detection": td}}, beta=True)
     assert upd["session"]["turn_detection"]["type"] == "semantic_vad"
     assert upd["session"]["turn_detection"]["eagerness"] == "low"
-    w = ev.SEMANTIC_EAGERNESS_SILENCE_MS
-    assert w["high"] < w["medium"] == w["auto"] < w["low"]  # low waits longest
+    # The waits by eagerness (high soonest, low longest): tests/test_semantic_turn.py.
 
 
 def test_a_refused_field_is_named_and_the_rest_applies() -> None:

@@ -296,7 +296,7 @@ class OpenAIDialect:
                         kw[key] = ms
                 elif key == "eagerness":
                     e = _opt(td, key, str, p)
-                    if e is not None and e not in ev.SEMANTIC_EAGERNESS_SILENCE_MS:
+                    if e is not None and e not in ev.EAGERNESS_VALUES:
                         raise Invalid(
                             "invalid_value",
                             f"Invalid value: '{e}'. Supported values are: 'low', 'medium', "

@@ -525,6 +525,7 @@ class Session:
         td = self.state.turn_detection
         fmt = self.state.input_format
         rate = self.state.input_rate
+        semantic = td is not None and td.type == "semantic_vad"
         return voxwire.InputPipeline(
             in_rate=rate,
             encoding=self._encoding,
@@ -533,9 +534,12 @@ class Session:
             engine=self.vad_engine,
             threshold=td.threshold if td else 0.5,
             prefix_padding_ms=td.prefix_padding_ms if td else 300,
-            silence_duration_ms=ev.silence_ms(td) if td else 500,
+            silence_duration_ms=td.silence_duration_ms if td else 500,
             turn_detection=td is not None,
             max_buffer_ms=self.limits.max_buffer_ms,
+            # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
+            end_mode="semantic" if semantic else "silence",
+            eagerness=td.eagerness if td is not None else "auto",
         )
 
     def _dispatch(self, intent: ev.Intent, now: float) -> None:

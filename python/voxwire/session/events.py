@@ -61,23 +61,17 @@ class SequentialIds:
 
 Eagerness = Literal["low", "medium", "high", "auto"]
 
-#: How long a ``semantic_vad`` turn waits in silence before it ends, by ``eagerness``, ms
-#: (``auto`` is ``medium``, as OpenAI documents). Until the semantic end-of-turn decision
-#: lands in the input pipeline, ``semantic_vad`` is ``server_vad`` with this silence.
-SEMANTIC_EAGERNESS_SILENCE_MS: dict[str, int] = {
-    "high": 300,
-    "medium": 600,
-    "auto": 600,
-    "low": 1000,
-}
+#: The ``eagerness`` values of ``semantic_vad`` (``auto`` is ``medium``, as OpenAI documents;
+#: the waits of each are the input pipeline's: docs/design/turns.md).
+EAGERNESS_VALUES: tuple[str, ...] = ("low", "medium", "high", "auto")
 
 
 @dataclass(frozen=True)
 class TurnDetection:
     """Turn detection settings: OpenAI ``server_vad`` or ``semantic_vad``.
 
-    ``type`` ``semantic_vad`` ends a turn by ``eagerness`` (``silence_duration_ms`` is then
-    not the client's; see :func:`silence_ms`).
+    ``type`` ``semantic_vad`` ends a turn by the semantic rule at ``eagerness``
+    (``silence_duration_ms`` is then not used; docs/design/turns.md).
     """
 
     threshold: float = 0.5
@@ -87,13 +81,6 @@ class TurnDetection:
     interrupt_response: bool = True
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
     eagerness: Eagerness = "auto"
-
-
-def silence_ms(td: TurnDetection) -> int:
-    """The silence that ends a turn under ``td`` (``semantic_vad``: by its eagerness)."""
-    if td.type == "semantic_vad":
-        return SEMANTIC_EAGERNESS_SILENCE_MS[td.eagerness]
-    return td.silence_duration_ms
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,16 @@ impl InputPipeline {
         self.turn.speaking()
     }
 
+    /// The semantic end rule's text hint (see [`TurnDetector::set_text_hint`]).
+    pub fn set_text_hint(&mut self, complete: Option<bool>) {
+        self.turn.set_text_hint(complete)
+    }
+
+    /// The semantic end rule's estimate (see [`TurnDetector::end_estimate`]).
+    pub fn end_estimate(&self) -> Option<(u64, f32, u32)> {
+        self.turn.end_estimate()
+    }
+
     /// The VAD-rate utterance of the last finished turn (prefix padding included).
     pub fn last_utterance(&self) -> &[i16] {
         self.turn.last_utterance()

@@ -21,7 +21,7 @@ use voxwire_core::jitter::{JitterBuffer, JitterConfig};
 use voxwire_core::pipeline::{Encoding, Format, InputConfig, InputPipeline, OutputPipeline};
 use voxwire_core::resample::MultiResampler;
 use voxwire_core::resample::{self as rs, Quality, Resampler, RATES};
-use voxwire_core::vad::turn::{TurnConfig, TurnDetector, TurnEvent};
+use voxwire_core::vad::turn::{Eagerness, EndMode, TurnConfig, TurnDetector, TurnEvent};
 use voxwire_core::vad::webrtc::WebRtcVad;
 use voxwire_core::vad::Vad;
 use voxwire_core::{b64, g711, pcm, Error, Framer};
@@ -565,6 +565,7 @@ fn fuzz_turn_detector() {
             ms(),
             ms(),
             prop_oneof![8 => 0.0f32..60.0, 1 => any::<f32>()],
+            0usize..4,
         ),
         proptest::collection::vec((any::<i16>(), 0usize..2000), 0..12),
     );
@@ -580,6 +581,12 @@ fn fuzz_turn_detector() {
                 silence_duration_ms: c.3,
                 start_ms: c.4,
                 end_gate_db: c.5,
+                end_mode: [
+                    EndMode::Silence,
+                    EndMode::Semantic(Eagerness::Low),
+                    EndMode::Semantic(Eagerness::Medium),
+                    EndMode::Semantic(Eagerness::High),
+                ][c.6],
             };
             let Ok(vad) = Vad::new(engine, rate, fms, mode) else {
                 return Ok(());

@@ -3,13 +3,13 @@
 use crate::buffer::{Buf, Elem};
 use crate::errors::{guard, sat, IntoPyResult};
 use crate::pcm::{b64_text, new_ascii_str, new_bytes, AsciiScratch};
-use crate::vad::{events_to_py, u32_or_max};
+use crate::vad::{end_mode_arg, events_to_py, u32_or_max};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use voxwire_core::pipeline::{self as pl, Encoding, Format};
 use voxwire_core::resample::Quality;
-use voxwire_core::vad::turn::TurnConfig;
+use voxwire_core::vad::turn::{EndMode, TurnConfig};
 use voxwire_core::Error;
 
 /// A non-negative integer argument; too large saturates to `u32::MAX`, which the core's
@@ -49,7 +49,8 @@ fn rate_arg(v: i64, what: &str) -> PyResult<u32> {
 ///
 /// Turn parameters are OpenAI's server_vad (``threshold``, ``prefix_padding_ms``,
 /// ``silence_duration_ms``) and pipecat's (``start_secs``, ``min_volume``), and
-/// ``end_gate_db`` (see :class:`TurnDetector`); ``engine``,
+/// ``end_gate_db``, ``end_mode`` and ``eagerness`` (keyword-only; ``end_mode="semantic"`` is
+/// OpenAI's semantic_vad: see :class:`TurnDetector`); ``engine``,
 /// ``mode`` and ``frame_ms`` choose the VAD (see :class:`Vad`); ``quality`` the resampler.
 ///
 /// Bounds (else InvalidInputError): ``in_rate`` one of 8000, 11025, 16000, 22050, 24000,
@@ -69,7 +70,8 @@ impl InputPipeline {
         in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
         engine = "spectral", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
         prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.0,
-        min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0
+        min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0,
+        *, end_mode = "silence", eagerness = "auto"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -89,6 +91,8 @@ impl InputPipeline {
         turn_detection: bool,
         #[pyo3(from_py_with = sat)] max_buffer_ms: i64,
         end_gate_db: f32,
+        end_mode: &str,
+        eagerness: &str,
     ) -> PyResult<Self> {
         guard(|| {
             Self::new_impl(
@@ -108,8 +112,22 @@ impl InputPipeline {
                 turn_detection,
                 max_buffer_ms,
                 end_gate_db,
+                end_mode_arg(end_mode, eagerness).py()?,
             )
         })
+    }
+
+    /// With ``end_mode="semantic"``: whether the words so far end a sentence (see
+    /// :meth:`TurnDetector.set_text_hint`).
+    fn set_text_hint(&mut self, complete: Option<bool>) {
+        self.inner.set_text_hint(complete)
+    }
+
+    /// With ``end_mode="semantic"``, while a turn's speech has paused:
+    /// ``(audio_end_ms, p_complete, wait_ms)`` (see :attr:`TurnDetector.end_estimate`).
+    #[getter]
+    fn end_estimate(&self) -> Option<(u64, f32, u32)> {
+        self.inner.end_estimate()
     }
 
     /// Pushes one message's audio; returns the turn events it causes (usually none).
@@ -228,6 +246,7 @@ impl InputPipeline {
         turn_detection: bool,
         max_buffer_ms: i64,
         end_gate_db: f32,
+        end_mode: EndMode,
     ) -> PyResult<Self> {
         if !(start_secs.is_finite() && start_secs >= 0.0) {
             return Err(Error::InvalidArgument(
@@ -251,6 +270,7 @@ impl InputPipeline {
                 start_ms: (start_secs * 1000.0).round() as u32,
                 min_volume,
                 end_gate_db,
+                end_mode,
             },
             detect_turns: turn_detection,
             max_buffer_ms: u32_arg(max_buffer_ms, "max_buffer_ms")?,

@@ -5,6 +5,8 @@ use crate::buffer::Buf;
 use crate::errors::{guard, sat, sat_opt, IntoPyResult};
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
+use voxwire_core::vad::prosody;
+use voxwire_core::vad::turn::{Eagerness, EndMode};
 use voxwire_core::vad::webrtc;
 
 pyo3::import_exception!(voxwire.errors, WebRtcVadError);
@@ -315,9 +317,20 @@ impl SpeechStopped {
 /// ``last_utterance()`` returns the turn's audio: prefix padding, speech and the silence that
 /// ended it. ``reset()`` starts over (between sessions).
 ///
+/// ``end_mode="semantic"`` (keyword-only; OpenAI's ``semantic_vad``) ends a turn by
+/// judging, when the speech pauses, whether the utterance is complete from the prosody of
+/// its last 300 ms (pitch slope and final pitch against the turn's mean, level slope and
+/// final level, the VAD's probability) and an optional text hint (``set_text_hint``), then
+/// waiting a short silence if it looks complete and longer, up to a maximum, if not;
+/// ``eagerness`` ("low", "medium", "high", "auto" = medium) sets the waits (complete /
+/// maximum: low 300 ms / 8 s, medium 200 ms / 4 s, high 100 ms / 2 s) and
+/// ``silence_duration_ms`` is not used. The default, ``"silence"``, is server_vad's fixed
+/// silence.
+///
 /// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
 /// ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` 0 to
-/// 60000 ms (60 s); ``threshold`` and ``min_volume`` 0 to 1; ``end_gate_db`` finite, >= 0.
+/// 60000 ms (60 s); ``threshold`` and ``min_volume`` 0 to 1; ``end_gate_db`` finite, >= 0;
+/// ``end_mode`` "silence" or "semantic"; ``eagerness`` as above.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct TurnDetector {
     inner: voxwire_core::vad::turn::TurnDetector,
@@ -329,7 +342,8 @@ impl TurnDetector {
     #[pyo3(signature = (
         sample_rate = 16000, frame_ms = 10, engine = "spectral", threshold = 0.5,
         prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.0,
-        stop_secs = None, min_volume = 0.0, mode = 0, end_gate_db = 35.0
+        stop_secs = None, min_volume = 0.0, mode = 0, end_gate_db = 35.0, *,
+        end_mode = "silence", eagerness = "auto"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -344,6 +358,8 @@ impl TurnDetector {
         min_volume: f32,
         #[pyo3(from_py_with = sat)] mode: i64,
         end_gate_db: f32,
+        end_mode: &str,
+        eagerness: &str,
     ) -> PyResult<Self> {
         guard(|| {
             Self::new_impl(
@@ -358,8 +374,34 @@ impl TurnDetector {
                 min_volume,
                 mode,
                 end_gate_db,
+                end_mode_arg(end_mode, eagerness).py()?,
             )
         })
+    }
+
+    /// With ``end_mode="semantic"``: whether the words so far end a sentence (``True``
+    /// shortens the wait, ``False`` lengthens it, ``None`` withdraws the hint); it holds
+    /// until speech resumes or the turn ends. Does nothing in silence mode.
+    fn set_text_hint(&mut self, complete: Option<bool>) {
+        self.inner.set_text_hint(complete)
+    }
+
+    /// With ``end_mode="semantic"``, while a turn's speech has paused:
+    /// ``(audio_end_ms, p_complete, wait_ms)``, where the speech ended, the judged
+    /// probability that the utterance is complete and the silence that will end the turn.
+    /// ``None`` otherwise.
+    #[getter]
+    fn end_estimate(&self) -> Option<(u64, f32, u32)> {
+        self.inner.end_estimate()
+    }
+
+    /// With ``end_mode="semantic"``: the prosodic features judged at the last pause in a
+    /// turn, by name (see ``voxwire._voxwire.END_FEATURE_NAMES``); ``None`` in silence mode.
+    #[getter]
+    fn end_features(&self) -> Option<Vec<(&'static str, f32)>> {
+        self.inner
+            .end_features()
+            .map(|f| prosody::FEATURE_NAMES.iter().copied().zip(f).collect())
     }
 
     /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
@@ -412,6 +454,7 @@ impl TurnDetector {
         min_volume: f32,
         mode: i64,
         end_gate_db: f32,
+        end_mode: EndMode,
     ) -> PyResult<Self> {
         let bad = |what: &str| {
             voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
@@ -443,11 +486,24 @@ impl TurnDetector {
             start_ms: secs_ms(start_secs, "start_secs").py()?,
             min_volume,
             end_gate_db,
+            end_mode,
         };
         let vad = voxwire_core::vad::Vad::new(engine, sample_rate, frame_ms, mode).py()?;
         Ok(Self {
             inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
         })
+    }
+}
+
+/// The end rule from the ``end_mode`` and ``eagerness`` arguments.
+pub fn end_mode_arg(end_mode: &str, eagerness: &str) -> voxwire_core::Result<EndMode> {
+    let e = Eagerness::parse(eagerness)?;
+    match end_mode {
+        "silence" => Ok(EndMode::Silence),
+        "semantic" => Ok(EndMode::Semantic(e)),
+        _ => Err(voxwire_core::Error::InvalidArgument(format!(
+            "unknown end_mode {end_mode:?}: use \"silence\" or \"semantic\""
+        ))),
     }
 }
 
@@ -481,5 +537,6 @@ pub fn events_to_py(
 pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpeechStarted>()?;
     m.add_class::<SpeechStopped>()?;
+    m.add("END_FEATURE_NAMES", prosody::FEATURE_NAMES.to_vec())?;
     m.add_class::<TurnDetector>()
 }

@@ -6,6 +6,7 @@
 //! - [`Vad`]: one interface over the engines, for a fixed rate and frame length.
 
 pub mod energy;
+pub mod prosody;
 pub mod silero;
 pub mod spectral;
 pub mod turn;

@@ -6,8 +6,113 @@
 //! `stop_secs` = silence duration, `min_volume`). Decisions use the VAD's per-frame
 //! probability, not its hangover, so event times are as sharp as the frames.
 
+use super::prosody::{Features, History, PitchTracker};
 use super::Vad;
 use crate::error::{Error, Result};
+
+/// How eager the semantic rule is to end a turn (OpenAI `semantic_vad` `eagerness`; its
+/// `auto` is `Medium`, as OpenAI documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eagerness {
+    /// Waits longest for the speaker to go on (at most 8 s of silence).
+    Low,
+    /// In between (at most 4 s).
+    Medium,
+    /// Ends soonest (at most 2 s).
+    High,
+}
+
+impl Eagerness {
+    /// Parses "low", "medium", "high" or "auto" (= medium).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "low" => Ok(Self::Low),
+            "medium" | "auto" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown eagerness {name:?}: use \"low\", \"medium\", \"high\" or \"auto\""
+            ))),
+        }
+    }
+
+    /// The silence (ms) after which a turn ends: [`EagernessWaits::complete_ms`] when the
+    /// end looks complete, up to [`EagernessWaits::max_ms`] when it looks unfinished.
+    pub fn waits(self) -> EagernessWaits {
+        EAGERNESS_WAITS[self as usize]
+    }
+}
+
+/// The waiting times of one eagerness (see [`semantic_wait_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EagernessWaits {
+    /// Silence that ends a turn judged complete with probability `sure_p` or more.
+    pub complete_ms: u32,
+    /// Silence that ends a turn judged surely unfinished (p = 0): OpenAI's documented
+    /// maximum timeouts, 8, 4 and 2 s.
+    pub max_ms: u32,
+    /// The probability of completeness from which on the wait is `complete_ms`; below it
+    /// the wait grows in proportion to `sure_p - p`, to `max_ms` at p = 0.
+    pub sure_p: f32,
+}
+
+/// Waits of Low, Medium and High, in that order: chosen on the tuning split of
+/// `benches/semantic_turn.py` (High: fewest turns cut at pauses for a mean latency under
+/// server_vad's at 500 ms; Medium and Low: about 3 % and none cut), and so that for every
+/// p a lower eagerness never waits less.
+pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
+    EagernessWaits {
+        complete_ms: 300,
+        max_ms: 8000,
+        sure_p: 0.75,
+    },
+    EagernessWaits {
+        complete_ms: 200,
+        max_ms: 4000,
+        sure_p: 0.75,
+    },
+    EagernessWaits {
+        complete_ms: 100,
+        max_ms: 2000,
+        sure_p: 0.75,
+    },
+];
+
+/// The semantic rule's model: the probability that the utterance is complete when the
+/// speaker falls silent is `sigmoid(END_MODEL_BIAS + sum(END_MODEL_WEIGHTS[i] *
+/// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`]: a logistic
+/// regression fitted on the tuning split of `benches/semantic_turn.py` (ends of turns
+/// against pauses of 250 ms or more inside them). In standard units the weights are: final
+/// pitch against the turn's mean -1.56 (a low end: complete), the level slope -0.35 (a level
+/// still falling steeply at the pause: a word cut off), the share of pitched frames +0.30,
+/// the pitch slope -0.08 (the final pitch carries most of what it tells), the VAD's final
+/// probability +0.06, the final level +0.05. The turn's length is left out (weight 0): it
+/// made one-word answers wait and, on the tuning split, cut more turns for the same latency.
+pub const END_MODEL_BIAS: f32 = -3.7691;
+/// See [`END_MODEL_BIAS`].
+pub const END_MODEL_WEIGHTS: Features = [-0.0054, -0.8048, -0.0065, 0.0079, 1.8469, 0.3464, 0.0];
+/// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
+pub const HINT_LOGIT: f32 = 3.0;
+
+/// The silence (ms) after which the semantic rule ends a turn whose end is complete with
+/// probability `p`, at `eagerness`.
+pub fn semantic_wait_ms(eagerness: Eagerness, p: f32) -> u32 {
+    let w = eagerness.waits();
+    let span = (w.max_ms - w.complete_ms) as f32;
+    let short = ((w.sure_p - p.clamp(0.0, 1.0)) / w.sure_p).clamp(0.0, 1.0);
+    w.complete_ms + (span * short).round() as u32
+}
+
+/// The rule that ends a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndMode {
+    /// A fixed silence, `silence_duration_ms` (OpenAI `server_vad`).
+    #[default]
+    Silence,
+    /// After a silence, judge whether the utterance is complete from its end's prosody
+    /// (pitch and level contour, the VAD's probability) and an optional text hint, and
+    /// wait accordingly (OpenAI `semantic_vad`); `silence_duration_ms` is not used.
+    Semantic(Eagerness),
+}
 
 /// Turn detection parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +143,8 @@ pub struct TurnConfig {
     /// mostly above the VAD's 100-4000 Hz band, so that under noise the VAD misses it. The
     /// VAD's own decisions do not change.
     pub end_gate_db: f32,
+    /// The rule that ends a turn (default: a fixed silence).
+    pub end_mode: EndMode,
 }
 
 impl Default for TurnConfig {
@@ -50,6 +157,7 @@ impl Default for TurnConfig {
             start_ms: 0,
             min_volume: 0.0,
             end_gate_db: 35.0,
+            end_mode: EndMode::Silence,
         }
     }
 }
@@ -177,6 +285,25 @@ pub struct TurnDetector {
     high_band_span: u64,
     /// The last finished utterance (kept until the next one finishes).
     last: Vec<i16>,
+    /// The semantic rule's state (None in silence mode).
+    semantic: Option<Box<Semantic>>,
+}
+
+/// The semantic end rule's state.
+#[derive(Debug, Clone)]
+struct Semantic {
+    eagerness: Eagerness,
+    pitch: PitchTracker,
+    hist: History,
+    /// At the start of the current silence: the features, the model's log-odds from them,
+    /// and the resulting probability and wait (frames and ms).
+    features: Features,
+    logit: f32,
+    p: f32,
+    wait_ms: u32,
+    wait: u64,
+    /// The text hint for the words so far (None: no hint).
+    hint: Option<bool>,
 }
 
 impl TurnDetector {
@@ -215,7 +342,72 @@ impl TurnDetector {
             high_band_span: (u64::from(HIGH_BAND_SPAN_MS) * rate as u64)
                 .div_ceil(1000 * frame as u64),
             last: Vec::new(),
+            semantic: match cfg.end_mode {
+                EndMode::Silence => None,
+                EndMode::Semantic(eagerness) => Some(Box::new(Semantic {
+                    eagerness,
+                    pitch: PitchTracker::new(rate),
+                    hist: History::new(frame as f32 / rate as f32),
+                    features: [0.0; 7],
+                    logit: 0.0,
+                    p: 0.0,
+                    wait_ms: 0,
+                    wait: u64::MAX,
+                    hint: None,
+                })),
+            },
         })
+    }
+
+    /// Sets the log-odds from the current features and hint, and the wait from them.
+    fn judge(&mut self) {
+        let rate = self.rate as u64;
+        let frame = self.frame as u64;
+        if let Some(s) = &mut self.semantic {
+            let hint = match s.hint {
+                Some(true) => HINT_LOGIT,
+                Some(false) => -HINT_LOGIT,
+                None => 0.0,
+            };
+            let z = s.logit + hint;
+            s.p = 1.0 / (1.0 + (-z).exp());
+            s.wait_ms = semantic_wait_ms(s.eagerness, s.p);
+            s.wait = (s.wait_ms as u64 * rate).div_ceil(1000 * frame).max(1);
+        }
+    }
+
+    /// Records a speech frame of the turn for the semantic rule.
+    fn record(&mut self, f: &[i16], p: f32, voiced: bool) {
+        if let Some(s) = &mut self.semantic {
+            let db = super::energy::EnergyVad::level_db(f);
+            let f0 = if voiced { s.pitch.pitch() } else { None };
+            s.hist.record(db, f0, p);
+        }
+    }
+
+    /// Tells the semantic rule whether the words so far end a sentence (from an ASR, say):
+    /// `Some(true)` shortens the wait, `Some(false)` lengthens it, `None` withdraws the hint.
+    /// It holds until speech resumes or the turn ends; in silence mode it does nothing.
+    pub fn set_text_hint(&mut self, complete: Option<bool>) {
+        if let Some(s) = &mut self.semantic {
+            s.hint = complete;
+            self.judge();
+        }
+    }
+
+    /// While the semantic rule waits in a silence: where the speech ended (ms), the
+    /// probability that the utterance is complete, and the silence (ms) that will end the
+    /// turn. None otherwise (and always in silence mode).
+    pub fn end_estimate(&self) -> Option<(u64, f32, u32)> {
+        let s = self.semantic.as_ref()?;
+        (self.state == State::Speaking && self.silence_start != u64::MAX)
+            .then(|| (self.ms(self.silence_start), s.p, s.wait_ms))
+    }
+
+    /// The features the semantic rule judged at the start of the last silence in a turn
+    /// (see [`super::prosody::FEATURE_NAMES`]); None in silence mode.
+    pub fn end_features(&self) -> Option<Features> {
+        self.semantic.as_ref().map(|s| s.features)
     }
 
     fn ms(&self, frames: u64) -> u64 {
@@ -250,6 +442,9 @@ impl TurnDetector {
 
     fn frame_step(&mut self, f: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
         let p = self.vad.probability(f)?;
+        if let Some(s) = &mut self.semantic {
+            s.pitch.push(f);
+        }
         // The level only when min_volume asks for it (0 disables the check).
         let voiced = p >= self.cfg.threshold
             && (self.cfg.min_volume <= 0.0
@@ -272,6 +467,10 @@ impl TurnDetector {
                         self.run_start = now;
                         self.voiced_frames = 0;
                         self.peak_energy = 0.0;
+                        if let Some(s) = &mut self.semantic {
+                            s.hist.clear();
+                            s.hint = None;
+                        }
                         // The utterance starts with the prefix padding.
                         self.utterance.clear();
                         // The ring's oldest kept sample is ring_len before ring_at.
@@ -286,6 +485,7 @@ impl TurnDetector {
                     self.voiced_frames += 1;
                     self.peak_energy = self.peak_energy.max(energy);
                     self.utterance.extend_from_slice(f);
+                    self.record(f, p, true);
                     if self.voiced_frames >= self.frames_for(self.cfg.start_ms).max(1) {
                         self.state = State::Speaking;
                         self.silence_start = u64::MAX;
@@ -307,8 +507,9 @@ impl TurnDetector {
                 self.peak_energy = self.peak_energy.max(energy);
                 let loud_enough = energy >= self.peak_energy * self.gate;
                 if voiced && loud_enough {
-                    self.silence_start = u64::MAX;
+                    self.resume();
                     self.last_voiced = now;
+                    self.record(f, p, true);
                 } else if self.high_band_gate > 0.0
                     && now - self.last_voiced <= self.high_band_span
                     && f64::from(high_band_energy(&self.vad))
@@ -317,13 +518,27 @@ impl TurnDetector {
                     // Not voiced (or under the gate), but shortly after the last voiced
                     // frame, loud in the high band over the noise heard there before the
                     // turn, and near enough the turn's peak: a final fricative, still speech.
-                    self.silence_start = u64::MAX;
+                    self.resume();
+                    self.record(f, p, false);
                 } else {
                     if self.silence_start == u64::MAX {
                         self.silence_start = now;
+                        if let Some(s) = &mut self.semantic {
+                            s.features = s.hist.features();
+                            s.logit = END_MODEL_BIAS
+                                + END_MODEL_WEIGHTS
+                                    .iter()
+                                    .zip(&s.features)
+                                    .map(|(w, x)| w * x)
+                                    .sum::<f32>();
+                        }
+                        self.judge();
                     }
-                    if now + 1 - self.silence_start >= self.frames_for(self.cfg.silence_duration_ms)
-                    {
+                    let wait = match &self.semantic {
+                        None => self.frames_for(self.cfg.silence_duration_ms),
+                        Some(s) => s.wait,
+                    };
+                    if now + 1 - self.silence_start >= wait {
                         self.state = State::Quiet;
                         events.push(TurnEvent::SpeechStopped {
                             audio_end_ms: self.ms(self.silence_start),
@@ -337,6 +552,16 @@ impl TurnDetector {
             }
         }
         Ok(())
+    }
+
+    /// Speech goes on: no silence, and a text hint about the words before it is stale.
+    fn resume(&mut self) {
+        if self.silence_start != u64::MAX {
+            self.silence_start = u64::MAX;
+            if let Some(s) = &mut self.semantic {
+                s.hint = None;
+            }
+        }
     }
 
     fn ring_push(&mut self, f: &[i16]) {
@@ -434,6 +659,31 @@ mod tests {
         let at = (at_s * RATE as f32) as usize;
         for (a, &b) in x[at..].iter_mut().zip(y) {
             *a += b;
+        }
+    }
+
+    #[test]
+    fn semantic_waits_follow_the_documented_rule() {
+        assert_eq!(TurnConfig::default().end_mode, EndMode::Silence);
+        assert_eq!(Eagerness::parse("auto").unwrap(), Eagerness::Medium);
+        assert!(Eagerness::parse("eager").is_err());
+        let all = [Eagerness::High, Eagerness::Medium, Eagerness::Low];
+        for e in all {
+            let w = e.waits();
+            assert_eq!(semantic_wait_ms(e, 1.0), w.complete_ms);
+            assert_eq!(semantic_wait_ms(e, w.sure_p), w.complete_ms);
+            assert_eq!(semantic_wait_ms(e, 0.0), w.max_ms);
+        }
+        // OpenAI's maximum timeouts.
+        assert_eq!(all.map(|e| e.waits().max_ms), [2000, 4000, 8000]);
+        // Less complete: never a shorter wait; lower eagerness: never a shorter wait.
+        for i in 0..=100 {
+            let p = i as f32 / 100.0;
+            let w = all.map(|e| semantic_wait_ms(e, p));
+            assert!(w[0] <= w[1] && w[1] <= w[2], "{p} {w:?}");
+            for e in all {
+                assert!(semantic_wait_ms(e, p) >= semantic_wait_ms(e, p + 0.01));
+            }
         }
     }
 

@@ -1,0 +1,468 @@
+"""End of turn: semantic_vad (prosody) against server_vad's fixed silence.
+
+Two measures per configuration, over turns whose true ends are known:
+
+- early cuts: turns that got a ``SpeechStopped`` at a pause inside them (the speaker had not
+  finished), as a share of the turns;
+- end-of-turn latency: from the labelled end of the turn's speech to its ``SpeechStopped``
+  (``emitted_at_ms``), mean and 95th percentile; a turn whose end is not detected before the
+  next one starts counts as merged (shown apart, its latency is the gap, a lower bound).
+
+Configurations: ``server_vad`` with 500 ms (OpenAI's default) and 200 ms of silence, and
+``semantic_vad`` at each eagerness (``TurnDetector(end_mode="semantic", eagerness=...)``).
+
+Sets:
+
+- ``vad-dev`` (../shared/data/vad-dev, 17 conditions of one recording): turns end where the
+  labelled speech is followed by 900 ms or more of non-speech (15 ends; the recording's
+  last, 350 ms before its end, is left out); pauses under 700 ms between labelled speech
+  are inside a turn (12: words of a list, a breath). Nothing was tuned on it.
+- ``tune`` and ``held-out``: espeak-ng turns of one to three phrases (28 texts, each in two
+  voices, 168 turns per split; SSML; disjoint voices, texts and noise seeds between the two
+  splits; 8 of the texts are short one-phrase answers such as "Yes."), with pauses of
+  300-1200 ms inserted between phrases (after a comma or inside a clause), each turn with
+  1 s of silence before and 9 s after (more than the longest wait, 8 s), at its own level
+  (-12 to -26 dBFS peak), clean, in white noise at 20 dB and in pink noise at 10 dB SNR
+  (speech frames). Labels from the clean synthesis per 10 ms frame: speech where the
+  frame's RMS is within 40 dB of the turn's loudest frame, gaps under 150 ms bridged. The
+  semantic rule's model (``END_MODEL_*`` in rust/voxwire-core/src/vad/turn.rs) and its
+  waits were fitted on ``tune`` only (``--fit`` prints the fit).
+
+Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune] [--fit]
+       [--json out]
+Needs: espeak-ng (apt), numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+from voxwire import SpeechStopped
+from voxwire.agents import read_wav_bytes
+
+RATE = 16000
+VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+
+CONFIGS: list[tuple[str, dict[str, object]]] = [
+    ("server_vad 500 ms", {"silence_duration_ms": 500}),
+    ("server_vad 200 ms", {"silence_duration_ms": 200}),
+    ("semantic_vad high", {"end_mode": "semantic", "eagerness": "high"}),
+    ("semantic_vad medium (auto)", {"end_mode": "semantic", "eagerness": "medium"}),
+    ("semantic_vad low", {"end_mode": "semantic", "eagerness": "low"}),
+]
+
+# Phrases of each turn; "|" marks an inserted pause, "," before it a comma pause. Tuning and
+# held-out sentences are disjoint.
+TUNE_TEXTS = [
+    "I would like to book a table, | for two people | at eight tonight.",
+    "My order number is | four five seven two, | and it has not arrived.",
+    "Can you move my appointment | to next Tuesday?",
+    "The heating in the flat | stopped working yesterday.",
+    "I think, | maybe we should | take the earlier train.",
+    "Please send the invoice | to my work address.",
+    "What time does the museum open | on Sundays?",
+    "We need three rooms, | two doubles | and one single.",
+    "Actually, | I changed my mind.",
+    "Turn the lights off | in the kitchen | and the hall.",
+    "I lost my card | somewhere in the station.",
+    "Yes, | that works for me.",
+    "The meeting was moved | to the second floor.",
+    "Could you check whether | the parcel was delivered?",
+    "My daughter is seven, | and my son | is almost ten.",
+    "I want to cancel | the subscription.",
+    "So the thing is, | the car makes a noise | when I brake.",
+    "Do you deliver | on weekends?",
+    "I need a taxi | to the airport | at five.",
+    "If it rains tomorrow, | we will stay at home.",
+    "Yes.",
+    "No, thanks.",
+    "Okay.",
+    "That is right.",
+    "Sure, go ahead.",
+    "Thank you very much.",
+    "Which platform?",
+    "Three.",
+]
+HELD_OUT_TEXTS = [
+    "I am calling about | the broken window | in my bedroom.",
+    "Is there a pharmacy | near the main square?",
+    "Last week I ordered | a blue jacket, | but it is too small.",
+    "Well, | I suppose that is fine.",
+    "Set an alarm | for half past six | tomorrow morning.",
+    "The bus was late again, | so I missed | the first lesson.",
+    "How much does it cost | to send a letter abroad?",
+    "Could you spell | your last name for me?",
+    "We arrived on Friday | and left | on Sunday evening.",
+    "To be honest, | I did not like the film.",
+    "My password stopped working | after the update.",
+    "Put the milk | in the fridge, | please.",
+    "Our flight leaves | from terminal two.",
+    "I was wondering | if you have any tables | free tonight.",
+    "No, | the other one.",
+    "The printer on the third floor | is out of paper.",
+    "When you get there, | call me | from the hotel.",
+    "Can I pay | by card?",
+    "My brother lives in Leeds, | but he works | in Manchester.",
+    "The second option | sounds better to me.",
+    "Right.",
+    "No.",
+    "Yes please.",
+    "Perfect, thanks.",
+    "Not really.",
+    "Good morning.",
+    "What for?",
+    "Seven.",
+]
+TUNE_VOICES = ["en-us+m3", "en-gb+f3", "en-029+m1", "en-gb-scotland+f2", "en-us+m6"]
+HELD_OUT_VOICES = ["en-gb-x-rp+m5", "en-us+f4", "en-gb-x-gbclan+m7", "en-gb+f1", "en-us+m2"]
+NOISES = [("clean", None), ("white", 20), ("pink", 10)]
+
+
+@dataclass
+class Turn:
+    """One turn: its audio, the labelled end of its speech (ms), its inner pauses."""
+
+    x: npt.NDArray[np.int16]
+    end_ms: int
+    pauses: list[tuple[int, int]] = field(default_factory=list)
+    condition: str = ""
+    kind: str = ""
+
+
+def synth(ssml: str, voice: str, pitch: int, wpm: int) -> npt.NDArray[np.float64]:
+    """espeak-ng's speech for an SSML text at 16 kHz."""
+    out = subprocess.run(
+        ["espeak-ng", "-m", "-v", voice, "-p", str(pitch), "-s", str(wpm), "--stdout", ssml],
+        capture_output=True,
+        check=True,
+    ).stdout
+    x, rate = read_wav_bytes(out)
+    return voxwire.resample(x, rate, RATE).astype(np.float64)
+
+
+def frame_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Speech per 10 ms frame: RMS within 40 dB of the loudest frame, gaps < 150 ms bridged."""
+    n = len(x) // 160
+    rms = np.sqrt(np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1) + 1e-9)
+    db = 20 * np.log10(rms / 32768)
+    lab = (db > db.max() - 40) & (db > -70)
+    idx = np.flatnonzero(lab)
+    for a, b in itertools.pairwise(idx):
+        if 1 < b - a <= 15:
+            lab[a:b] = True
+    return lab
+
+
+def runs(lab: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, end) frame index of each run of True."""
+    d = np.diff(np.r_[0, lab.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
+
+
+def noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """White or pink (1/f power) noise of unit RMS."""
+    w = rng.standard_normal(n)
+    if kind == "pink":
+        f = np.fft.rfft(w)
+        f /= np.sqrt(np.maximum(np.arange(len(f)), 1))
+        w = np.fft.irfft(f, n)
+    return w / np.sqrt(np.mean(w**2))
+
+
+def espeak_turns(split: str) -> list[Turn]:
+    """The turns of the tune or held-out split (deterministic)."""
+    texts, voices = (
+        (TUNE_TEXTS, TUNE_VOICES) if split == "tune" else (HELD_OUT_TEXTS, HELD_OUT_VOICES)
+    )
+    rng = np.random.default_rng(1 if split == "tune" else 2)
+    turns = []
+    for i, (text, v) in enumerate((t, v) for t in texts for v in range(2)):
+        voice = voices[(i + 3 * v) % len(voices)]
+        parts = [p.strip() for p in text.split("|")]
+        gaps = [int(rng.integers(300, 1201)) for _ in parts[1:]]
+        ssml = (
+            "<speak>"
+            + "".join(
+                p + (f' <break time="{g}ms"/> ' if k < len(gaps) else "")
+                for k, (p, g) in enumerate(zip(parts, [*gaps, 0], strict=True))
+            )
+            + "</speak>"
+        )
+        speech = synth(ssml, voice, int(rng.integers(35, 65)), int(rng.integers(150, 190)))
+        speech *= 10 ** (rng.uniform(-26, -12) / 20) * 32768 / np.abs(speech).max()
+        x = np.concatenate([np.zeros(RATE), speech, np.zeros(9 * RATE)])
+        lab = frame_labels(x)
+        r = runs(lab)
+        end_ms = int(r[-1][1]) * 10
+        # Inner pauses: gaps between labelled runs of 250 ms or more (the inserted ones and
+        # espeak's own at commas).
+        pauses = [
+            (int(a) * 10, int(b) * 10) for (_, a), (b, _) in itertools.pairwise(r) if b - a >= 25
+        ]
+        sp = x[: len(lab) * 160].reshape(-1, 160)[lab]
+        p_speech = float(np.mean(sp**2))
+        for kind, snr in NOISES:
+            y = x.copy()
+            name = "clean"
+            if snr is not None:
+                y += noise(kind, len(x), rng) * np.sqrt(p_speech / 10 ** (snr / 10))
+                name = f"{kind}_{snr}dB"
+            y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
+            kind = (
+                "question"
+                if text.endswith("?")
+                else "statement"
+                if len(parts) > 1
+                else "short answer"
+            )
+            turns.append(Turn(y16, end_ms, pauses, name, kind))
+    return turns
+
+
+def vad_dev_streams(
+    only: str | None = None,
+) -> list[tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]]:
+    """Each vad-dev condition: audio, turn ends with the next labelled speech onset (ms),
+    and inner pauses (ms spans)."""
+    lab = np.load(VAD_DEV / "labels.npy").astype(bool)
+    r = runs(lab)
+    ends, pauses = [], []
+    for (_, a), (b, _) in itertools.pairwise(r):
+        if b - a >= 90:
+            ends.append((int(a) * 10, int(b) * 10))
+        elif b - a < 70:
+            pauses.append((int(a) * 10, int(b) * 10))
+    out = []
+    for cond in json.loads((VAD_DEV / "meta.json").read_text())["conditions"]:
+        if only is not None and cond != only:
+            continue
+        with wave.open(str(VAD_DEV / f"{cond}.wav")) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        out.append((cond, x, ends, pauses))
+    return out
+
+
+def score_stream(
+    stops: list[SpeechStopped], ends: list[tuple[int, int]], pauses: list[tuple[int, int]]
+) -> tuple[int, list[float], int]:
+    """Pauses ended on (early cuts), latencies of the ends, ends merged with the next turn
+    (their latency: the gap, a lower bound)."""
+    cuts = sum(any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in pauses)
+    lat: list[float] = []
+    merged = 0
+    for e, nxt in ends:
+        hit = [s for s in stops if e - 150 <= s.audio_end_ms < nxt]
+        if hit:
+            lat.append(hit[0].emitted_at_ms - e)
+        else:
+            merged += 1
+            lat.append(nxt - e)
+    return cuts, lat, merged
+
+
+def evaluate(
+    set_name: str, turns: list[Turn] | None, only: str | None = None
+) -> dict[str, dict[str, float]]:
+    """Figures per configuration on a set."""
+    res: dict[str, dict[str, float]] = {}
+    for name, kw in CONFIGS:
+        cuts = n_pauses = merged = n_turns = 0
+        cut_turns = 0
+        lat: list[float] = []
+        by_kind: dict[str, list[float]] = {}
+        if turns is None:
+            for _, x, ends, pauses in vad_dev_streams(only):
+                ev = voxwire.TurnDetector(**kw).push(x)  # type: ignore[arg-type]
+                stops = [e for e in ev if isinstance(e, SpeechStopped)]
+                c, ll, m = score_stream(stops, ends, pauses)
+                cuts += c
+                n_pauses += len(pauses)
+                lat += ll
+                merged += m
+                n_turns += len(ends)
+            cut_turns = cuts
+        else:
+            for t in turns:
+                ev = voxwire.TurnDetector(**kw).push(t.x)  # type: ignore[arg-type]
+                stops = [e for e in ev if isinstance(e, SpeechStopped)]
+                c = sum(
+                    any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
+                )
+                early = [s for s in stops if s.audio_end_ms < t.end_ms - 150]
+                cuts += c
+                cut_turns += bool(early)
+                n_pauses += len(t.pauses)
+                n_turns += 1
+                final = [s for s in stops if s.audio_end_ms >= t.end_ms - 150]
+                if final:
+                    lat.append(final[0].emitted_at_ms - t.end_ms)
+                else:
+                    merged += 1
+                    lat.append(len(t.x) * 1000 / RATE - t.end_ms)
+                by_kind.setdefault(t.kind, []).append(lat[-1])
+        a = np.array(lat, dtype=np.float64)
+        res[name] = {
+            "turns": n_turns,
+            "pauses": n_pauses,
+            "pauses_cut": cuts,
+            "turns_cut_early": cut_turns,
+            "merged": merged,
+            "latency_mean_ms": float(a.mean()),
+            "latency_p95_ms": float(np.percentile(a, 95)),
+        }
+        for k, v in sorted(by_kind.items()):
+            res[name][f"latency_mean_ms_{k}"] = float(np.mean(v))
+    return res
+
+
+# -- fitting (tune split only) ----------------------------------------------------------
+
+
+def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
+    """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features),
+    with the turn held open (a "not complete" hint) so that every pause is seen."""
+    td = voxwire.TurnDetector(end_mode="semantic", eagerness="low")
+    out: list[tuple[int, int, list[float]]] = []
+    cur: tuple[int, list[float]] | None = None
+    for i in range(0, len(t.x), 160):
+        td.push(t.x[i : i + 160])
+        td.set_text_hint(False)
+        est = td.end_estimate
+        if est is not None and (cur is None or cur[0] != est[0]):
+            if cur is not None:
+                out.append((cur[0], -1, cur[1]))
+            feats = td.end_features
+            assert feats is not None
+            cur = (est[0], [v for _, v in feats])
+        elif est is None and cur is not None:
+            out.append((cur[0], td.position_ms - cur[0], cur[1]))
+            cur = None
+    if cur is not None:
+        out.append((cur[0], 10**6, cur[1]))
+    return out
+
+
+#: The features the model uses: the first six (the turn's length, the seventh, is left out).
+FIT_FEATURES = 6
+
+
+def fit(turns: list[Turn]) -> None:
+    """Fits the logistic model on the tune split (the end of each turn against its pauses of
+    250 ms or more) and prints, for candidate waits, the share of turns cut early and the
+    latency, simulated from the judged pauses (a turn is cut at an inner pause whose
+    silence lasts as long as its wait)."""
+    rows = []
+    for k, t in enumerate(turns):
+        ons = onsets(t)
+        for j, (e, g, f) in enumerate(ons):
+            rows.append((k, j == len(ons) - 1, e, g if g >= 0 else 10**6, f, t.end_ms))
+    # Every feature but the turn's length (see END_MODEL_WEIGHTS in turn.rs).
+    x = np.array([r[4][:FIT_FEATURES] for r in rows], dtype=np.float64)
+    fin = np.array([r[1] for r in rows])
+    e = np.array([r[2] for r in rows], dtype=np.float64)
+    g = np.array([r[3] for r in rows], dtype=np.float64)
+    end = np.array([r[5] for r in rows], dtype=np.float64)
+    tid = np.array([r[0] for r in rows])
+    inner = ~fin & (e < end - 150)
+    use = fin | (inner & (g >= 250))
+    mu, sd = x[use].mean(0), x[use].std(0) + 1e-9
+    z = (x[use] - mu) / sd
+    yy = fin[use].astype(np.float64)
+    w = np.zeros(z.shape[1])
+    b = 0.0
+    for _ in range(5000):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        gr = p - yy
+        w -= 0.2 * (z.T @ gr / len(yy) + 0.01 * w)
+        b -= 0.2 * gr.mean()
+    raw_w = w / sd
+    raw_b = b - float(np.sum(w * mu / sd))
+    p = 1 / (1 + np.exp(-(x @ raw_w + raw_b)))
+    print(f"pauses judged {len(rows)}, used {int(use.sum())}, ends {int(fin.sum())}")
+    print("features", list(voxwire._voxwire.END_FEATURE_NAMES)[:FIT_FEATURES])
+    print("weights", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
+    print("standardised weights", [round(float(v), 2) for v in w])
+    acc = np.mean((p[use] > 0.5) == (yy == 1))
+    p_end, p_pause = p[fin].mean(), p[use & ~fin].mean()
+    print(f"accuracy {acc:.3f}; mean p at ends {p_end:.2f}, at pauses {p_pause:.2f}")
+
+    def sim(wait: npt.NDArray[np.float64]) -> str:
+        wait = np.ceil(wait / 10) * 10
+        cut = np.zeros(tid.max() + 1, bool)
+        cut[tid[inner & (wait <= g)]] = True
+        lat = e[fin] + wait[fin] - end[fin]
+        p95 = np.percentile(lat, 95)
+        return f"turns cut {cut.mean():.3f}, latency mean {lat.mean():.0f} p95 {p95:.0f}"
+
+    for s in (200, 500):
+        print(f"server_vad {s} ms: {sim(np.full(len(rows), float(s)))}")
+    for mx in (2000, 4000, 8000):
+        for c in (100, 150, 200, 300, 400):
+            for sure in (0.5, 0.6, 0.7, 0.75, 0.8):
+                wait = c + (mx - c) * np.clip((sure - p) / sure, 0, 1)
+                print(f"max {mx} complete {c} sure_p {sure}: {sim(wait)}")
+
+
+def table(name: str, res: dict[str, dict[str, float]]) -> str:
+    """A markdown table of one set's figures."""
+    lines = [
+        f"**{name}**",
+        "",
+        "| configuration | pauses cut (early) | turns | turns cut early | ends merged "
+        "| latency mean / p95 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cfg, r in res.items():
+        lines.append(
+            f"| {cfg} | {r['pauses_cut']} / {r['pauses']} | {r['turns']} | {r['turns_cut_early']} "
+            f"| {r['merged']} | {r['latency_mean_ms']:.0f} / {r['latency_p95_ms']:.0f} |"
+        )
+    kinds = sorted(
+        k.removeprefix("latency_mean_ms_")
+        for k in next(iter(res.values()))
+        if k.startswith("latency_mean_ms_")
+    )
+    if kinds:
+        lines += [
+            "",
+            "| configuration | " + " | ".join(f"mean latency, {k}s (ms)" for k in kinds) + " |",
+        ]
+        lines.append("|---" * (len(kinds) + 1) + "|")
+        for cfg, r in res.items():
+            lines.append(
+                f"| {cfg} | " + " | ".join(f"{r['latency_mean_ms_' + k]:.0f}" for k in kinds) + " |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Runs the sets asked for; prints markdown tables."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="vad-dev,held-out")
+    ap.add_argument("--fit", action="store_true", help="fit the model on the tune split")
+    ap.add_argument("--json", help="write the figures here")
+    a = ap.parse_args()
+    if a.fit:
+        fit(espeak_turns("tune"))
+        return
+    out = {}
+    for s in a.sets.split(","):
+        turns = None if s.startswith("vad-dev") else espeak_turns(s)
+        out[s] = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
+        print(table(s, out[s]) + "\n")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
