@@ -74,7 +74,10 @@ def hum(rng: np.random.Generator, n: int) -> Signal:
     t = np.arange(n) / RATE
     wander = 1 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t)
     return np.asarray(
-        sum(np.sin(2 * np.pi * 50 * k * t + k) / k * (wander if k > 3 else 1) for k in (1, 3, 5, 7, 9))
+        sum(
+            np.sin(2 * np.pi * 50 * k * t + k) / k * (wander if k > 3 else 1)
+            for k in (1, 3, 5, 7, 9)
+        )
     )
 
 
@@ -129,7 +132,9 @@ def noises(seconds: float, seed: int = 3000) -> dict[str, Signal]:
         level = rng.uniform(-38, -30)
         # Level of the sound while it sounds (gated noises: over their active part).
         active = np.abs(x) > 1e-3 * np.max(np.abs(x))
-        rms = np.sqrt(np.mean(x[active] ** 2)) if name in ("fan on/off",) else np.sqrt(np.mean(x**2))
+        rms = (
+            np.sqrt(np.mean(x[active] ** 2)) if name in ("fan on/off",) else np.sqrt(np.mean(x**2))
+        )
         out[name] = x * 32768 * 10 ** (level / 20) / rms
     return out
 
@@ -262,19 +267,33 @@ def main() -> int:
             audio_s += len(x) / RATE
         rows.append((name, false, clean_found, noisy_found, 1e6 * cpu / audio_s))
     n = len(onsets)
-    head = ["detector", *[f"{k} /min" for k in cols], "false /min (all)",
-            "onsets found (clean)", "onsets found (over noise)", "CPU µs per s"]
+    head = [
+        "detector",
+        *[f"{k} /min" for k in cols],
+        "false /min (all)",
+        "onsets found (clean)",
+        "onsets found (over noise)",
+        "CPU µs per s",
+    ]
     if a.markdown:
         print("| " + " | ".join(head) + " |")
         print("|---" * len(head) + "|")
     else:
         print("  ".join(head))
     for name, false, cf, nf, cpu in rows:
-        cells = [name, *[f"{v:.1f}" for v in false], f"{np.mean(false):.1f}",
-                 f"{cf}/{n}", f"{sum(nf)}/{n * len(nf)}", f"{cpu:.0f}"]
+        cells = [
+            name,
+            *[f"{v:.1f}" for v in false],
+            f"{np.mean(false):.1f}",
+            f"{cf}/{n}",
+            f"{sum(nf)}/{n * len(nf)}",
+            f"{cpu:.0f}",
+        ]
         print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
-    print(f"{a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over each noise; "
-          f"{audio_s:.0f} s of audio per detector")
+    print(
+        f"{a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over each noise; "
+        f"{audio_s:.0f} s of audio per detector"
+    )
     return 0
 
 

@@ -78,8 +78,9 @@ def py_webrtcvad(mode: int, ms: int) -> Decide:
     return run
 
 
-def per_frame(window_ends: npt.NDArray[np.int64], dec: npt.NDArray[np.bool_], n: int, hop: int
-              ) -> npt.NDArray[np.bool_]:
+def per_frame(
+    window_ends: npt.NDArray[np.int64], dec: npt.NDArray[np.bool_], n: int, hop: int
+) -> npt.NDArray[np.bool_]:
     """Each of `n` frames of `hop` samples gets the decision of the last window that ended
     by the frame's end (False before the first)."""
     ends = (np.arange(n) + 1) * hop
@@ -90,8 +91,9 @@ def per_frame(window_ends: npt.NDArray[np.int64], dec: npt.NDArray[np.bool_], n:
     return out
 
 
-def hysteresis(prob: npt.NDArray[np.float32], on: float = 0.5, off: float = 0.35
-               ) -> npt.NDArray[np.bool_]:
+def hysteresis(
+    prob: npt.NDArray[np.float32], on: float = 0.5, off: float = 0.35
+) -> npt.NDArray[np.bool_]:
     """Speech from a probability >= `on` until one < `off` (silero-vad's VADIterator)."""
     out = np.zeros(len(prob), bool)
     s = False
@@ -195,8 +197,9 @@ def vad_dev(data: Path) -> tuple[npt.NDArray[np.bool_], list[Condition]]:
     return labels, conds
 
 
-def evaluate(lab: npt.NDArray[np.bool_], conds: list[Condition], fam: dict[str, dict[str, Decide]]
-             ) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+def evaluate(
+    lab: npt.NDArray[np.bool_], conds: list[Condition], fam: dict[str, dict[str, Decide]]
+) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
     """Per family, per configuration: (F1, P, R) per condition."""
     return {
         f: {cfg: [score(run(c.samples, c.rate), lab) for c in conds] for cfg, run in cfgs.items()}
@@ -235,31 +238,53 @@ def main() -> int:
     if a.all:
         rows = {f"{f} {cfg}".strip(): v for f, cfgs in res.items() for cfg, v in cfgs.items()}
     names = list(rows)
-    print(f"set {a.set}: {len(lab) / 100:.0f} s, {100 * lab.mean():.0f}% speech frames; "
-          f"cells F1 (precision/recall), speech class, 10 ms frames")
+    print(
+        f"set {a.set}: {len(lab) / 100:.0f} s, {100 * lab.mean():.0f}% speech frames; "
+        f"cells F1 (precision/recall), speech class, 10 ms frames"
+    )
     if a.markdown:
         print("| condition | " + " | ".join(names) + " |")
         print("|---" * (len(names) + 1) + "|")
         for i, c in enumerate(conds):
-            cells = [f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names]
+            cells = [
+                f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names
+            ]
             print(f"| {c.name} | " + " | ".join(cells) + " |")
         means = [np.mean(np.array(rows[k]), axis=0) for k in names]
-        print("| **mean** | " + " | ".join(
-            f"**{m[0]:.3f}** ({m[1]:.2f}/{m[2]:.2f})" for m in means) + " |")
+        print(
+            "| **mean** | "
+            + " | ".join(f"**{m[0]:.3f}** ({m[1]:.2f}/{m[2]:.2f})" for m in means)
+            + " |"
+        )
     else:
         w = max(len(c.name) for c in conds) + 2
         print(f"{'condition':{w}s}" + "".join(f"{k[:26]:>28s}" for k in names))
         for i, c in enumerate(conds):
-            cells = [f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names]
+            cells = [
+                f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names
+            ]
             print(f"{c.name:{w}s}" + "".join(f"{s:>28s}" for s in cells))
         means = [np.mean(np.array(rows[k]), axis=0) for k in names]
-        print(f"{'mean':{w}s}" + "".join(
-            f"{f'{m[0]:.3f} ({m[1]:.2f}/{m[2]:.2f})':>28s}" for m in means))
+        print(
+            f"{'mean':{w}s}"
+            + "".join(f"{f'{m[0]:.3f} ({m[1]:.2f}/{m[2]:.2f})':>28s}" for m in means)
+        )
     if a.json:
-        a.json.write_text(json.dumps({
-            "set": a.set, "conditions": [c.name for c in conds], "picked_on_tune": pick,
-            "results": {f"{f} {cfg}".strip(): v for f, cfgs in res.items() for cfg, v in cfgs.items()},
-        }, indent=1))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "set": a.set,
+                    "conditions": [c.name for c in conds],
+                    "picked_on_tune": pick,
+                    "results": {
+                        f"{f} {cfg}".strip(): v
+                        for f, cfgs in res.items()
+                        for cfg, v in cfgs.items()
+                    },
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -65,25 +65,84 @@ RATE = 16000
 #: "L" = Latin script (pseudo-words and numbers), "N" = numbers only.
 SPLITS: dict[str, dict[str, object]] = {
     "tune": {
-        "langs": [("cs", "L"), ("fi", "L"), ("hu", "L"), ("ro", "L"), ("da", "L"),
-                  ("id", "L"), ("el", "N"), ("vi", "L")],
-        "variants": ["Adam", "Annie", "belinda", "boris", "david", "linda", "max", "steph",
-                     "klatt2", "Andy"],
+        "langs": [
+            ("cs", "L"),
+            ("fi", "L"),
+            ("hu", "L"),
+            ("ro", "L"),
+            ("da", "L"),
+            ("id", "L"),
+            ("el", "N"),
+            ("vi", "L"),
+        ],
+        "variants": [
+            "Adam",
+            "Annie",
+            "belinda",
+            "boris",
+            "david",
+            "linda",
+            "max",
+            "steph",
+            "klatt2",
+            "Andy",
+        ],
         "babble": [("hr", "L"), ("ca", "L"), ("et", "L"), ("bg", "N"), ("sl", "L")],
         "seed": 1000,
     },
     "eval": {
-        "langs": [("sk", "L"), ("lv", "L"), ("lt", "L"), ("sw", "L"), ("ms", "L"),
-                  ("cy", "L"), ("uk", "N"), ("ka", "N"), ("is", "L")],
-        "variants": ["Alex", "Andrea", "anika", "benjamin", "caleb", "edward", "grandma",
-                     "michel", "norbert", "shelby", "klatt4", "Lee"],
+        "langs": [
+            ("sk", "L"),
+            ("lv", "L"),
+            ("lt", "L"),
+            ("sw", "L"),
+            ("ms", "L"),
+            ("cy", "L"),
+            ("uk", "N"),
+            ("ka", "N"),
+            ("is", "L"),
+        ],
+        "variants": [
+            "Alex",
+            "Andrea",
+            "anika",
+            "benjamin",
+            "caleb",
+            "edward",
+            "grandma",
+            "michel",
+            "norbert",
+            "shelby",
+            "klatt4",
+            "Lee",
+        ],
         "babble": [("af", "L"), ("sq", "L"), ("eu", "L"), ("mk", "N"), ("ga", "L")],
         "seed": 2000,
     },
 }
 
-ONSETS = ["b", "d", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "st", "kr", "pl",
-          "tr", "g", "h", "j"]
+ONSETS = [
+    "b",
+    "d",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "st",
+    "kr",
+    "pl",
+    "tr",
+    "g",
+    "h",
+    "j",
+]
 VOWELS = ["a", "e", "i", "o", "u", "a", "e", "o"]
 CODAS = ["", "", "", "n", "s", "r", "l", "m", "t", "k"]
 
@@ -91,8 +150,7 @@ CODAS = ["", "", "", "n", "s", "r", "l", "m", "t", "k"]
 def _word(rng: np.random.Generator) -> str:
     n = int(rng.integers(1, 4))
     return "".join(
-        str(rng.choice(ONSETS)) + str(rng.choice(VOWELS)) + str(rng.choice(CODAS))
-        for _ in range(n)
+        str(rng.choice(ONSETS)) + str(rng.choice(VOWELS)) + str(rng.choice(CODAS)) for _ in range(n)
     )
 
 
@@ -199,7 +257,10 @@ def typing(rng: np.random.Generator, n: int) -> Signal:
     t = int(rng.integers(0, RATE))
     while t < n:
         for _ in range(int(rng.integers(3, 16))):
-            for amp, delay in ((1.0, 0), (rng.uniform(0.2, 0.5), int(rng.uniform(0.05, 0.12) * RATE))):
+            for amp, delay in (
+                (1.0, 0),
+                (rng.uniform(0.2, 0.5), int(rng.uniform(0.05, 0.12) * RATE)),
+            ):
                 m = int(rng.uniform(0.002, 0.006) * RATE) + 64
                 burst = rng.standard_normal(m) * np.exp(-np.arange(m) / (0.004 * RATE))
                 if rng.random() < 0.15:  # space bar: lower, longer
@@ -381,7 +442,9 @@ def main() -> int:
             print(f"  {c.name:28s} {c.rate} Hz")
             if a.wav_dir:
                 a.wav_dir.mkdir(parents=True, exist_ok=True)
-                with wave.open(str(a.wav_dir / f"{split}-{c.name.replace(' ', '_')}.wav"), "wb") as w:
+                with wave.open(
+                    str(a.wav_dir / f"{split}-{c.name.replace(' ', '_')}.wav"), "wb"
+                ) as w:
                     w.setnchannels(1)
                     w.setsampwidth(2)
                     w.setframerate(c.rate)
