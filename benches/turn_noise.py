@@ -3,8 +3,8 @@ on speech with pauses of 1 s or more, and CPU per second of audio, for voxwire.T
 each engine and for the composition a pipecat user runs (Silero on onnxruntime behind pipecat's
 VADAnalyzer, VADParams(stop_secs=0.5) like server_vad's 500 ms silence).
 
-Noise (generated here, seeded, none of it stored; each a minute at 16 kHz, its RMS level drawn
-from -38 to -30 dBFS):
+Noise (generated here, seeded, cached under .simcache/, never committed; each a minute at
+16 kHz, its RMS level drawn from -38 to -30 dBFS):
 - typing: key press and release clicks in bursts (benches/vad_sets.py's generator);
 - fan: broadband noise shaped like airflow with a motor's hum (100 Hz and harmonics, blade
   rate 40 Hz), switched on and off every 4-12 s with a 1 s spin-up and spin-down;
@@ -41,7 +41,7 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from vad_sets import RATE, SPLITS, babble, brown, music, speech_stream, typing
+from vad_sets import CACHE, RATE, SPLITS, babble, brown, music, speech_stream, typing
 
 import voxwire
 
@@ -160,11 +160,11 @@ class Detector:
         return starts, time.process_time() - c0
 
 
-def voxwire_turns(engine: str) -> Detector:
-    """voxwire.TurnDetector with its defaults and the given engine."""
+def voxwire_turns(engine: str, **kw: float) -> Detector:
+    """voxwire.TurnDetector with its defaults (or `kw`) and the given engine."""
 
     def make() -> Callable[[Pcm], bool | None]:
-        td = voxwire.TurnDetector(engine=engine)
+        td = voxwire.TurnDetector(engine=engine, **kw)  # type: ignore[arg-type]
 
         def step(chunk: Pcm) -> bool:
             return any(isinstance(e, voxwire.SpeechStarted) for e in td.push(chunk))
@@ -233,15 +233,29 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each noise")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
-    noise = noises(a.seconds)
+    cache = CACHE / f"turn_noise-{a.seconds:g}s-v1.npz"
+    if cache.exists():
+        z = np.load(cache)
+        noise = {k[2:]: z[k] for k in z.files if k.startswith("n:")}
+        x, onsets = z["speech"], [int(o) for o in z["onsets"]]
+    else:
+        noise = noises(a.seconds)
+        x, onsets = speech(noise)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache, speech=x, onsets=np.array(onsets), **{f"n:{k}": v for k, v in noise.items()}
+        )
     dets: dict[str, Detector] = {
         f"voxwire TurnDetector({e!r})": voxwire_turns(e)
         for e in ("spectral", "silero", "webrtc", "energy")
     }
+    # pipecat's start rule in voxwire: 0.7 confidence held for 0.2 s.
+    dets["voxwire TurnDetector('silero', threshold=0.7, start_secs=0.2)"] = voxwire_turns(
+        "silero", threshold=0.7, start_secs=0.2
+    )
     for mv, label in ((None, "default min_volume 0.6"), (0.0, "min_volume 0")):
         if (p := pipecat_turns(mv)) is not None:
             dets[f"pipecat SileroVADAnalyzer stop_secs 0.5, {label}"] = p
-    x, onsets = speech(noise)
     floor = np.random.default_rng(5).standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
     cols = list(noise)
     audio_s = 0.0

@@ -16,7 +16,7 @@ frame's end (what a streaming caller has then). For the engines with modes and f
 the TUNING set (so the choice is not made on the set it is scored on); --all prints every one.
 
 Usage:
-  python benches/vad_eval.py [--set eval|tune|vad-dev] [--minutes 3] [--all] [--json PATH]
+  python benches/vad_eval.py [--set eval tune vad-dev] [--minutes 3] [--all] [--json PATH]
       [--markdown]
 Needs: espeak-ng, pip install "voxwire[bench]"; optional peers: onnxruntime and
 `pip install --no-deps silero-vad` (Silero), ten-vad (needs libc++1 from apt).
@@ -215,9 +215,44 @@ def best_configs(res: dict[str, dict[str, list[tuple[float, float, float]]]]) ->
     }
 
 
+def report(
+    name: str,
+    lab: npt.NDArray[np.bool_],
+    conds: list[Condition],
+    rows: dict[str, list[tuple[float, float, float]]],
+    markdown: bool,
+) -> None:
+    """Prints one set's table: F1 (precision/recall) per condition and engine, and means."""
+    names = list(rows)
+    print(
+        f"set {name}: {len(lab) / 100:.0f} s, {100 * lab.mean():.0f}% speech frames; "
+        f"cells F1 (precision/recall), speech class, 10 ms frames"
+    )
+
+    def cell(v: tuple[float, float, float]) -> str:
+        return f"{v[0]:.3f} ({v[1]:.2f}/{v[2]:.2f})"
+
+    means = [tuple(np.mean(np.array(rows[k]), axis=0)) for k in names]
+    if markdown:
+        print("| condition | " + " | ".join(names) + " |")
+        print("|---" * (len(names) + 1) + "|")
+        for i, c in enumerate(conds):
+            print(f"| {c.name} | " + " | ".join(cell(rows[k][i]) for k in names) + " |")
+        print("| **mean** | " + " | ".join(f"**{cell(m)}**" for m in means) + " |")
+    else:
+        w = max(len(c.name) for c in conds) + 2
+        print(f"{'condition':{w}s}" + "".join(f"{k[:26]:>28s}" for k in names))
+        for i, c in enumerate(conds):
+            print(f"{c.name:{w}s}" + "".join(f"{cell(rows[k][i]):>28s}" for k in names))
+        print(f"{'mean':{w}s}" + "".join(f"{cell(m):>28s}" for m in means))
+    print()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", choices=["eval", "tune", "vad-dev"], default="eval")
+    ap.add_argument(
+        "--set", nargs="+", choices=["eval", "tune", "vad-dev"], default=["eval"], dest="sets"
+    )
     ap.add_argument("--minutes", type=float, default=3.0)
     here = Path(__file__).resolve().parent
     ap.add_argument("--data", type=Path, default=here.parents[1] / "shared/data/vad-dev")
@@ -229,62 +264,26 @@ def main() -> int:
     tune_lab, tune_conds = load("tune", a.minutes)
     tune_res = evaluate(tune_lab, tune_conds, fam)
     pick = best_configs(tune_res)
-    if a.set == "tune":
-        lab, conds, res = tune_lab, tune_conds, tune_res
-    else:
-        lab, conds = vad_dev(a.data) if a.set == "vad-dev" else load("eval", a.minutes)
-        res = evaluate(lab, conds, fam)
-    rows = {f"{f} {pick[f]}".strip(): res[f][pick[f]] for f in res}
-    if a.all:
-        rows = {f"{f} {cfg}".strip(): v for f, cfgs in res.items() for cfg, v in cfgs.items()}
-    names = list(rows)
-    print(
-        f"set {a.set}: {len(lab) / 100:.0f} s, {100 * lab.mean():.0f}% speech frames; "
-        f"cells F1 (precision/recall), speech class, 10 ms frames"
-    )
-    if a.markdown:
-        print("| condition | " + " | ".join(names) + " |")
-        print("|---" * (len(names) + 1) + "|")
-        for i, c in enumerate(conds):
-            cells = [
-                f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names
-            ]
-            print(f"| {c.name} | " + " | ".join(cells) + " |")
-        means = [np.mean(np.array(rows[k]), axis=0) for k in names]
-        print(
-            "| **mean** | "
-            + " | ".join(f"**{m[0]:.3f}** ({m[1]:.2f}/{m[2]:.2f})" for m in means)
-            + " |"
-        )
-    else:
-        w = max(len(c.name) for c in conds) + 2
-        print(f"{'condition':{w}s}" + "".join(f"{k[:26]:>28s}" for k in names))
-        for i, c in enumerate(conds):
-            cells = [
-                f"{rows[k][i][0]:.3f} ({rows[k][i][1]:.2f}/{rows[k][i][2]:.2f})" for k in names
-            ]
-            print(f"{c.name:{w}s}" + "".join(f"{s:>28s}" for s in cells))
-        means = [np.mean(np.array(rows[k]), axis=0) for k in names]
-        print(
-            f"{'mean':{w}s}"
-            + "".join(f"{f'{m[0]:.3f} ({m[1]:.2f}/{m[2]:.2f})':>28s}" for m in means)
-        )
+    dump: dict[str, object] = {"picked_on_tune": pick}
+    for name in a.sets:
+        if name == "tune":
+            lab, conds, res = tune_lab, tune_conds, tune_res
+        else:
+            lab, conds = vad_dev(a.data) if name == "vad-dev" else load("eval", a.minutes)
+            res = evaluate(lab, conds, fam)
+        rows = {f"{f} {pick[f]}".strip(): res[f][pick[f]] for f in res}
+        if a.all:
+            rows = {f"{f} {cfg}".strip(): v for f, cfgs in res.items() for cfg, v in cfgs.items()}
+        report(name, lab, conds, rows, a.markdown)
+        dump[name] = {
+            "conditions": [c.name for c in conds],
+            "results": {
+                f"{f} {cfg}".strip(): v for f, cfgs in res.items() for cfg, v in cfgs.items()
+            },
+        }
+    print("configurations picked on the tuning set:", pick)
     if a.json:
-        a.json.write_text(
-            json.dumps(
-                {
-                    "set": a.set,
-                    "conditions": [c.name for c in conds],
-                    "picked_on_tune": pick,
-                    "results": {
-                        f"{f} {cfg}".strip(): v
-                        for f, cfgs in res.items()
-                        for cfg, v in cfgs.items()
-                    },
-                },
-                indent=1,
-            )
-        )
+        a.json.write_text(json.dumps(dump, indent=1))
     return 0
 
 
