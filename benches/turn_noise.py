@@ -286,7 +286,7 @@ def main() -> int:
         *[f"{k} /min" for k in cols],
         "false /min (all)",
         "onsets found (clean)",
-        "onsets found (over noise)",
+        "onsets found (over noise: per noise, same order)",
         "CPU µs per s",
     ]
     if a.markdown:
@@ -300,7 +300,7 @@ def main() -> int:
             *[f"{v:.1f}" for v in false],
             f"{np.mean(false):.1f}",
             f"{cf}/{n}",
-            f"{sum(nf)}/{n * len(nf)}",
+            f"{sum(nf)}/{n * len(nf)} ({' '.join(str(v) for v in nf)})",
             f"{cpu:.0f}",
         ]
         print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
