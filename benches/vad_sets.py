@@ -242,10 +242,9 @@ def babble(rng: np.random.Generator, spec: dict[str, object], n: int) -> Signal:
     variants = spec["variants"]
     assert isinstance(variants, list)
     out = np.zeros(n)
-    for k, lang in enumerate(langs):
+    for lang in langs:
         x, _ = speech_stream(rng, [lang], variants, n / RATE + 1, (0.05, 0.4), (-14, -10))
         out += np.roll(np.resize(x, n), int(rng.integers(n)))
-        del k
     return out
 
 
