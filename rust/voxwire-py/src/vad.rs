@@ -121,7 +121,8 @@ impl WebRtcVad {
 /// 0.35).
 /// ``"spectral"``: a statistical model-based detector (Sohn et al. 1999) with the noise
 /// spectrum tracked by minimum statistics, over 100-4000 Hz; any rate, any frame length; about
-/// 7x cheaper than ``"silero"``, but it calls music, faint babble and key clicks speech.
+/// 5x cheaper than ``"silero"`` in a turn detector, but it calls music, faint babble and key
+/// clicks speech.
 /// ``"webrtc"``: the WebRTC GMM detector (``mode`` 0-3), decisions identical to py-webrtcvad;
 /// its probability is 0 or 1; 10, 20 or 30 ms at 8, 16, 32 or 48 kHz.
 /// ``"energy"``: level above an adaptive noise floor; any rate and frame length.
