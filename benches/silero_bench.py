@@ -123,7 +123,9 @@ def main() -> None:
                 rows.append(Row(op, "window", peer, o, p, 10.0))
         all_runs.append(rows)
     summary = summarize(all_runs)
-    print(format_table([r for r, _, _ in summary], [(lo, hi) for _, lo, hi in summary]))
+    print(
+        format_table([r for r, _, _ in summary], [(lo, hi) for _, lo, hi in summary], targets=True)
+    )
 
 
 if __name__ == "__main__":

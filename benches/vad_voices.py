@@ -29,7 +29,7 @@ from vad_generality import engines, f1
 
 import voxwire
 from voxwire import g711
-from voxwire.agents import read_wav_bytes
+from voxwire.wav import read_wav_bytes
 
 Signal = npt.NDArray[np.float64]
 

@@ -90,6 +90,35 @@ def test_concurrent_calls_agree(asr: PocketSphinxASR) -> None:
     assert out == [alone, alone]
 
 
+def test_partial_asr_goes_on_where_it_was_and_agrees_with_a_fresh_decode() -> None:
+    """Growing prefixes of one turn, fed to one PocketSphinxPartialASR (which decodes only
+    the new audio each time), give the hypotheses each prefix gets decoded from its start;
+    audio that does not extend the last starts a new utterance, from the model's initial
+    state (no carry-over from the turn before)."""
+    from voxwire.asr import PocketSphinxPartialASR
+
+    x, rate = clips.hello()
+    prefixes = [x[: rate * 3 // 2], x[: rate * 3], x]
+    live, ref = PocketSphinxPartialASR(), PocketSphinxPartialASR()
+    hyps = [live.transcribe(p, rate) for p in prefixes]
+    # Longest first: each call to ref is a new utterance (a restart).
+    assert [ref.transcribe(p, rate) for p in reversed(prefixes)] == hyps[::-1]
+    assert hyps[-1] and len(set(hyps)) >= 3  # it hears more as the turn grows
+    other = x[len(x) // 2 :]  # not an extension of what came before: a new turn
+    assert live.transcribe(other, rate) == PocketSphinxPartialASR().transcribe(other, rate)
+
+
+def test_load_partial_asr() -> None:
+    from voxwire.asr import load_partial_asr
+
+    assert load_partial_asr("none") is None
+    pool = load_partial_asr("auto")
+    assert isinstance(pool, IsolatedASR) and pool.workers == 1 and pool.max_pending == 0
+    pool.close()
+    with pytest.raises(ValueError):
+        load_partial_asr("whisper")
+
+
 def test_loading() -> None:
     assert isinstance(default_asr(), PocketSphinxASR)
     assert load_asr("none") is None

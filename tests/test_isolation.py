@@ -235,6 +235,52 @@ def test_two_workers_decode_at_once() -> None:
     run(main())
 
 
+def test_try_transcribe_skips_when_every_worker_is_busy() -> None:
+    async def main() -> None:
+        asr = IsolatedASR(STAND_IN, options={"sleep_s": 60}, workers=1, max_pending=4)
+        busy = asyncio.create_task(asr.transcribe(SECOND, 16000))
+        try:
+            assert await await_until(lambda: len(asr.busy_pids) == 1)
+            assert asr.free_workers == 0
+            assert await asr.try_transcribe(SECOND, 16000) is None  # at once, no waiting
+            assert asr.pending == 0
+        finally:
+            busy.cancel()
+            await asyncio.gather(busy, return_exceptions=True)
+        try:
+            assert asr.free_workers == 1
+            quick = IsolatedASR(STAND_IN, workers=1)
+            try:
+                got = await quick.try_transcribe(SECOND, 16000)
+                assert got is not None and got.endswith("samples 16000 rate 16000")
+            finally:
+                await quick.aclose()
+        finally:
+            await asr.aclose()
+
+    run(main())
+
+
+def test_try_transcribe_goes_back_to_the_worker_of_its_key() -> None:
+    async def main() -> None:
+        asr = IsolatedASR(STAND_IN, workers=2)
+        try:
+            a, b = await asyncio.gather(
+                asr.try_transcribe(SECOND, 16000, affinity="a"),
+                asr.try_transcribe(SECOND, 16000, affinity="b"),
+            )
+            assert a is not None and b is not None
+            pid_a, pid_b = a.split()[1], b.split()[1]
+            assert pid_a != pid_b
+            for key, pid in (("a", pid_a), ("b", pid_b), ("a", pid_a), ("b", pid_b)):
+                got = await asr.try_transcribe(SECOND, 16000, affinity=key)
+                assert got is not None and got.split()[1] == pid
+        finally:
+            await asr.aclose()
+
+    run(main())
+
+
 def test_too_long_audio_is_refused_before_any_work() -> None:
     async def main() -> None:
         asr = IsolatedASR(STAND_IN, max_audio_s=1.0)

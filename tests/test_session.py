@@ -340,7 +340,9 @@ def test_each_bad_input_gets_its_error_and_the_session_goes_on(
     s = Session(OpenAIDialect())
     msgs(s)
     out = send(s, message)
-    assert [m["type"] for m in out] == ["error"], out
+    # A refused setting inside turn_detection leaves the rest of it applied: session.updated.
+    rest = ["session.updated"] if "turn_detection" in message else []
+    assert [m["type"] for m in out] == ["error", *rest], out
     e = out[0]["error"]
     assert (e["type"], e["code"], e["param"]) == ("invalid_request_error", code, param)
     assert e["message"]
@@ -351,15 +353,20 @@ def test_each_bad_input_gets_its_error_and_the_session_goes_on(
     assert isinstance(start, ev.StartResponse) and start.turn.text == "still here"
 
 
-def test_a_rejected_update_changes_nothing() -> None:
+def test_a_refused_field_leaves_the_rest_of_the_update_applied() -> None:
     s = Session(OpenAIDialect())
     msgs(s)
     bad = {
         "type": "session.update",
         "session": {"instructions": "x", "audio": {"input": {"format": "mp3"}}},
     }
-    assert [m["type"] for m in send(s, bad)] == ["error"]
-    assert s.state.instructions == ""
+    err, upd = send(s, bad)
+    assert err["type"] == "error" and err["error"]["param"] == "session.audio.input.format"
+    assert upd["type"] == "session.updated" and upd["session"]["instructions"] == "x"
+    assert s.state.instructions == "x" and s.state.input_format == "pcm16"
+    # Nothing valid in it: the error alone, the session unchanged.
+    only_bad = {"type": "session.update", "session": {"audio": {"input": {"format": "mp3"}}}}
+    assert [m["type"] for m in send(s, only_bad)] == ["error"]
 
 
 def test_binary_frames_are_refused_in_this_dialect() -> None:
@@ -599,7 +606,8 @@ def test_user_transcript_is_sent_only_with_transcription_on(beta: bool) -> None:
     s.events()
     s.user_transcript(item2, "book a table", 2.0)
     (m,) = msgs(s)
-    assert set(m) == {"type", "event_id", "item_id", "content_index", "transcript"}
+    assert set(m) == {"type", "event_id", "item_id", "content_index", "transcript", "usage"}
+    assert m["usage"]["type"] == "duration" and m["usage"]["seconds"] > 0
     assert (m["type"], m["item_id"], m["content_index"], m["transcript"]) == (
         name,
         item2,
@@ -607,7 +615,7 @@ def test_user_transcript_is_sent_only_with_transcription_on(beta: bool) -> None:
         "book a table",
     )
     (fact,) = s.events()
-    assert fact == ev.InputTranscriptionCompleted(item2, 0, "book a table")
+    assert fact == ev.InputTranscriptionCompleted(item2, 0, "book a table", m["usage"]["seconds"])
     (got,) = send(s, {"type": "conversation.item.retrieve", "item_id": item2})
     assert got["item"]["content"][0]["transcript"] == "book a table"
     s.events()

@@ -24,7 +24,6 @@ from voxwire._voxwire import (
     SpeechStopped,
     TurnDetector,
     Vad,
-    __version__,
     apply_gain,
     b64decode_pcm16,
     b64encode_pcm16,
@@ -33,6 +32,21 @@ from voxwire._voxwire import (
     pcm16_to_float32,
     resample,
 )
+
+
+def _version() -> str:
+    """The installed distribution's version (Cargo's, through maturin); the build's otherwise."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voxwire")
+    except PackageNotFoundError:  # a source tree on sys.path
+        from voxwire._voxwire import __version__ as built
+
+        return built
+
+
+__version__ = _version()
 
 __all__ = [
     "Framer",

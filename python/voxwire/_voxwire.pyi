@@ -193,7 +193,7 @@ def resample(
 
 @final
 class Resampler:
-    """Streaming sample-rate converter between the common voice rates."""
+    """Streaming sample-rate converter: every pair of the common voice rates, and others."""
 
     def __new__(
         cls, in_rate: int, out_rate: int, quality: str = "hq", channels: int = 1

@@ -17,6 +17,7 @@ speech (the bundled eSpeak NG clip comes out with most of its words wrong).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -132,6 +133,83 @@ class PocketSphinxASR:
         return str(text)
 
 
+class PocketSphinxPartialASR(PocketSphinxASR):
+    """PocketSphinx's partial hypothesis of a turn in progress, decoded incrementally.
+
+    ``transcribe(pcm, rate)`` gives the hypothesis of ``pcm``, the turn so far; called again
+    with a longer ``pcm`` that starts with the previous one (the same turn, grown), it
+    decodes only the new samples (PocketSphinx's live decoding: ``process_raw`` piece by
+    piece, ``hyp()`` mid-utterance) instead of the whole prefix again. Any other audio
+    starts a new utterance. One instance follows one turn at a time (the server's partial
+    pool sends a session's calls to the same worker when it can; a turn that moves to
+    another worker is decoded from its start there).
+
+    Partial hypotheses are live decoding's: cepstral mean normalisation is estimated as the
+    audio comes, so they may differ from the whole-turn decode (:class:`PocketSphinxASR`,
+    the final transcript), and a later one may revise earlier words.
+    """
+
+    name = "pocketsphinx-partial"
+
+    def __init__(self, floor_db: float = -50.0, **config: Any) -> None:
+        super().__init__(floor_db, **config)
+        self._live: Any = None
+        self._cmn0 = ""
+        self._seen: npt.NDArray[np.int16] = np.zeros(0, np.int16)
+        self._rate = 0
+        self._resampler: Any = None
+        self._hyp = ""
+
+    def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+        """The partial hypothesis of ``pcm`` (lower case; "" when it has no words yet)."""
+        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+        n = len(self._seen)
+        same = (
+            self._live is not None
+            and sample_rate == self._rate
+            and len(pcm) >= n
+            and np.array_equal(pcm[:n], self._seen)
+        )
+        if not same:
+            self._restart(sample_rate)
+            n = 0
+        new = pcm[n:]
+        if len(new):
+            x = new if self._resampler is None else self._resampler.process(new)
+            data = np.ascontiguousarray(x, dtype="<i2").tobytes()
+            if data:
+                # Live decoding keeps no state of ours that a failure could leave half made:
+                # an exception drops the stream (the next call starts it again).
+                try:
+                    self._live.process_raw(data, False, False)  # no_search, full_utt
+                except Exception:
+                    self._live = None
+                    raise
+            self._seen = pcm.copy()
+            hyp = self._live.hyp()
+            self._hyp = str(hyp.hypstr).strip() if hyp is not None else ""
+        return self._hyp
+
+    def _restart(self, sample_rate: int) -> None:
+        if self._live is None:
+            self._live = self._decoder()
+            self._cmn0 = self._live.get_cmn()
+        else:
+            with contextlib.suppress(Exception):
+                self._live.end_utt()
+        # Live decoding carries its cepstral mean over from one utterance to the next: each
+        # turn starts from the model's initial mean instead, so no turn (of any session)
+        # colours the next one's hypotheses.
+        self._live.set_cmn(self._cmn0)
+        self._live.start_utt()
+        self._seen = np.zeros(0, np.int16)
+        self._rate = sample_rate
+        self._resampler = (
+            None if sample_rate == self.RATE else voxwire.Resampler(sample_rate, self.RATE)
+        )
+        self._hyp = ""
+
+
 def default_asr() -> BlockingASR | None:
     """:class:`PocketSphinxASR` (in this process) when ``pocketsphinx`` imports, else None."""
     try:
@@ -151,6 +229,35 @@ def isolated_pocketsphinx(**kw: Any) -> IsolatedASR:
         raise ImportError("pocketsphinx is not installed: pip install 'voxwire[asr]'")
     kw.setdefault("workers", max(1, min(4, (os.cpu_count() or 2) // 2)))
     return IsolatedASR("voxwire.asr:PocketSphinxASR", **kw)
+
+
+def isolated_pocketsphinx_partial(**kw: Any) -> IsolatedASR:
+    """:class:`PocketSphinxPartialASR` in worker processes, for partial transcripts.
+
+    A pool of its own (one worker by default), apart from the final transcripts' pool, so
+    partial decoding never makes a final transcript wait for a worker. Raises ImportError
+    when ``pocketsphinx`` is not installed.
+    """
+    if importlib.util.find_spec("pocketsphinx") is None:
+        raise ImportError("pocketsphinx is not installed: pip install 'voxwire[asr]'")
+    kw.setdefault("workers", 1)
+    kw.setdefault("max_pending", 0)
+    kw.setdefault("nice", 15)  # below the final transcripts' workers (10)
+    return IsolatedASR("voxwire.asr:PocketSphinxPartialASR", **kw)
+
+
+def load_partial_asr(spec: str) -> ASR | None:
+    """The partial-transcript ASR that goes with :func:`load_asr`'s ``spec`` (or None).
+
+    ``pocketsphinx`` (and ``auto`` when it is installed): :func:`isolated_pocketsphinx_partial`.
+    """
+    if spec == "auto":
+        spec = "pocketsphinx" if importlib.util.find_spec("pocketsphinx") is not None else "none"
+    if spec == "pocketsphinx":
+        return isolated_pocketsphinx_partial()
+    if spec == "none":
+        return None
+    raise ValueError(f"unknown ASR {spec!r}: use 'pocketsphinx', 'none' or 'auto'")
 
 
 def load_asr(spec: str, *, isolated: bool = True) -> ASR | None:
@@ -176,8 +283,11 @@ __all__ = [
     "AsyncASR",
     "BlockingASR",
     "PocketSphinxASR",
+    "PocketSphinxPartialASR",
     "default_asr",
     "isolated_pocketsphinx",
+    "isolated_pocketsphinx_partial",
     "load_asr",
+    "load_partial_asr",
     "transcribe",
 ]

@@ -564,11 +564,13 @@ def offered_credentials(
     max_keys: int = 8,
     query_names: Sequence[str] = ("api_key", "token"),
     subprotocol_prefixes: Sequence[str] = (OPENAI_KEY_SUBPROTOCOL, AMIGO_SUBPROTOCOL_PREFIX),
+    header_names: Sequence[str] = (),
 ) -> list[str]:
     """The credentials a handshake offers, in order, without duplicates, at most ``max_keys``.
 
     Looked at: ``Authorization: Bearer <token>`` headers (every one, when ``headers`` can
-    tell), the query parameters ``query_names``, and subprotocols starting with one of
+    tell), the headers ``header_names`` whose whole value is a key (Azure-style
+    ``api-key``), the query parameters ``query_names``, and subprotocols starting with one of
     ``subprotocol_prefixes`` (the rest of the subprotocol is the credential). Malformed
     candidates (empty, over 4096 bytes, non-ASCII, control characters or spaces) are
     dropped, never raised on; so are those past the first ``max_keys``. Both mappings may
@@ -580,11 +582,16 @@ def offered_credentials(
         if len(found) < max_keys and well_formed(value) and value not in found:
             found.append(value)  # type: ignore[arg-type]
 
-    for name, value in _pairs(headers):
+    key_headers = {h.lower() for h in header_names}
+    header_pairs = _pairs(headers)
+    for name, value in header_pairs:
         if not isinstance(name, str) or not isinstance(value, str) or len(found) >= max_keys:
             continue
         if name.lower() == "authorization" and value[:7].lower() == "bearer ":
             offer(value[7:].strip())
+    for name, value in header_pairs:
+        if isinstance(name, str) and isinstance(value, str) and name.lower() in key_headers:
+            offer(value.strip())
     names = set(query_names)
     for name, value in _pairs(query):
         if name in names:

@@ -42,18 +42,21 @@ class Row:
     size: str
     peer: str
     voxwire_us: float
-    peer_us: float
+    #: None when the peer is not installed (``peer`` then says what to install).
+    peer_us: float | None
+    #: The ratio the project aims for (development reports only, never shown to users).
     target: float | None
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
         """How many times faster voxwire is than the peer (peer time / voxwire time)."""
-        return self.peer_us / self.voxwire_us
+        return None if self.peer_us is None else self.peer_us / self.voxwire_us
 
     @property
     def meets_target(self) -> bool | None:
-        """Whether the ratio reaches the target, if there is one."""
-        return None if self.target is None else self.ratio >= self.target
+        """Whether the ratio reaches the target, if there is one (and a peer was measured)."""
+        r = self.ratio
+        return None if self.target is None or r is None else r >= self.target
 
 
 def _time_per_call(fn: Callable[[], object], number: int) -> float:
@@ -108,11 +111,19 @@ def _import_audioop() -> ModuleType | None:
     return audioop
 
 
-Case = tuple[str, str, str, Callable[[], object], Callable[[], object], float | None]
+Case = tuple[str, str, str, Callable[[], object], Callable[[], object] | None, float | None]
+
+#: What the peer column says when the peer is not installed (voxwire is measured alone).
+INSTALL_BENCH = "install voxwire[bench] to compare"
+INSTALL_SILERO = "pip install onnxruntime && pip install --no-deps silero-vad to compare"
 
 
 def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
-    """The comparisons for one input size. Peers that are not installed are skipped."""
+    """The comparisons for one input size.
+
+    A peer that is not installed leaves its row with voxwire's time alone and the peer column
+    saying what to install.
+    """
     raw = x.tobytes()
     text = base64.b64encode(raw).decode()
     f32 = x.astype(np.float32) / np.float32(32768)
@@ -122,26 +133,25 @@ def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
         import pybase64
     except ImportError:
         pybase64 = None
-    if pybase64 is not None:
-        b64 = pybase64
-        cases += [
-            (
-                "base64 decode -> int16",
-                size,
-                'np.frombuffer(pybase64.b64decode(s), "<i2")',
-                lambda: voxwire.b64decode_pcm16(text),
-                lambda: np.frombuffer(b64.b64decode(text), "<i2"),
-                1.5,
-            ),
-            (
-                "base64 encode int16",
-                size,
-                "pybase64.b64encode(x)",
-                lambda: voxwire.b64encode_pcm16(x),
-                lambda: b64.b64encode(x),
-                1.5,
-            ),
-        ]
+    b64 = pybase64
+    cases += [
+        (
+            "base64 decode -> int16",
+            size,
+            'np.frombuffer(pybase64.b64decode(s), "<i2")' if b64 else INSTALL_BENCH,
+            lambda: voxwire.b64decode_pcm16(text),
+            (lambda: np.frombuffer(b64.b64decode(text), "<i2")) if b64 else None,
+            1.5,
+        ),
+        (
+            "base64 encode int16",
+            size,
+            "pybase64.b64encode(x)" if b64 else INSTALL_BENCH,
+            lambda: voxwire.b64encode_pcm16(x),
+            (lambda: b64.b64encode(x)) if b64 else None,
+            1.5,
+        ),
+    ]
     cases.append(
         (
             "base64 decode -> int16",
@@ -153,43 +163,25 @@ def _cases(x: npt.NDArray[np.int16], size: str) -> list[Case]:
         )
     )
     audioop = _import_audioop()
-    if audioop is not None:
-        ulaw = audioop.lin2ulaw(raw, 2)
-        alaw = audioop.lin2alaw(raw, 2)
-        cases += [
+    ulaw = g711.ulaw_encode(x)
+    alaw = g711.alaw_encode(x)
+    for op, peer_name, ours, peer_op, arg in (
+        ("G.711 mu-law encode", "audioop.lin2ulaw(b, 2)", g711.ulaw_encode, "lin2ulaw", raw),
+        ("G.711 mu-law decode", "audioop.ulaw2lin(c, 2)", g711.ulaw_decode, "ulaw2lin", ulaw),
+        ("G.711 A-law encode", "audioop.lin2alaw(b, 2)", g711.alaw_encode, "lin2alaw", raw),
+        ("G.711 A-law decode", "audioop.alaw2lin(c, 2)", g711.alaw_decode, "alaw2lin", alaw),
+    ):
+        ours_arg = x if op.endswith("encode") else arg
+        cases.append(
             (
-                "G.711 mu-law encode",
+                op,
                 size,
-                "audioop.lin2ulaw(b, 2)",
-                lambda: g711.ulaw_encode(x),
-                lambda: audioop.lin2ulaw(raw, 2),
+                peer_name if audioop is not None else INSTALL_BENCH,
+                _bind(ours, ours_arg),
+                _bind(getattr(audioop, peer_op), arg, 2) if audioop is not None else None,
                 3.0,
-            ),
-            (
-                "G.711 mu-law decode",
-                size,
-                "audioop.ulaw2lin(c, 2)",
-                lambda: g711.ulaw_decode(ulaw),
-                lambda: audioop.ulaw2lin(ulaw, 2),
-                3.0,
-            ),
-            (
-                "G.711 A-law encode",
-                size,
-                "audioop.lin2alaw(b, 2)",
-                lambda: g711.alaw_encode(x),
-                lambda: audioop.lin2alaw(raw, 2),
-                3.0,
-            ),
-            (
-                "G.711 A-law decode",
-                size,
-                "audioop.alaw2lin(c, 2)",
-                lambda: g711.alaw_decode(alaw),
-                lambda: audioop.alaw2lin(alaw, 2),
-                3.0,
-            ),
-        ]
+            )
+        )
     cases += [
         (
             "int16 -> float32",
@@ -244,10 +236,13 @@ def _bind(fn: Callable[..., object], *args: object) -> Callable[[], object]:
 
 def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
     """Resampling against soxr HQ: a stream of 20 ms chunks, or one 2-minute call."""
+    soxr: ModuleType | None
     try:
-        import soxr
+        import soxr as soxr_module
+
+        soxr = soxr_module
     except ImportError:
-        return []
+        soxr = None
     cases: list[Case] = []
     # The same duration at each input rate: x24 is 24 kHz; take 16 kHz input of equal length
     # in time by resampling it once (setup, not measured).
@@ -256,16 +251,26 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
         label = f"resample {a // 1000}k -> {b // 1000}k (hq, int16)"
         if size == "20 ms":
             ours = voxwire.Resampler(a, b, "hq")
-            theirs = soxr.ResampleStream(a, b, 1, dtype="int16", quality="HQ")
             peer = "soxr.ResampleStream(HQ).resample_chunk(x)"
+            theirs: Callable[[], object] | None = None
+            if soxr is not None:
+                stream = soxr.ResampleStream(a, b, 1, dtype="int16", quality="HQ")
+                theirs = _bind(stream.resample_chunk, x)
             cases.append(
-                (label, size, peer, _bind(ours.process, x), _bind(theirs.resample_chunk, x), 3.0)
+                (
+                    label,
+                    size,
+                    peer if theirs else INSTALL_BENCH,
+                    _bind(ours.process, x),
+                    theirs,
+                    3.0,
+                )
             )
         else:
             # soxr.resample runs on one thread; voxwire.resample splits long inputs over the
             # CPUs by default. Both rows, so the per-core ratio is never hidden.
-            peer = 'soxr.resample(x, a, b, "HQ")'
-            theirs_fn = _bind(soxr.resample, x, a, b, "HQ")
+            peer = 'soxr.resample(x, a, b, "HQ")' if soxr is not None else INSTALL_BENCH
+            theirs_fn = _bind(soxr.resample, x, a, b, "HQ") if soxr is not None else None
             one = _bind(functools.partial(voxwire.resample, threads=1), x, a, b)
             cases.append((f"{label}, 1 thread", size, peer, one, theirs_fn, 3.0))
             auto = _bind(voxwire.resample, x, a, b)
@@ -275,26 +280,31 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
 
 def _vad_cases(x24: npt.NDArray[np.int16]) -> list[Case]:
     """voxwire.webrtcvad against py-webrtcvad on 10, 20 and 30 ms frames at 16 kHz."""
+    webrtcvad: ModuleType | None
     try:
-        import webrtcvad
+        import webrtcvad as webrtcvad_module
+
+        webrtcvad = webrtcvad_module
     except ImportError:
-        return []
+        webrtcvad = None
     x16 = voxwire.resample(np.tile(x24, 3), 24000, 16000)
     cases: list[Case] = []
     for ms in (10, 20, 30):
         frame = x16[: 16 * ms].tobytes()
         ours = voxwire.webrtcvad.Vad(2)
-        theirs = webrtcvad.Vad(2)
         peer = "webrtcvad.Vad(2).is_speech(frame, 16000)"
+        theirs = None
+        if webrtcvad is not None:
+            theirs = _bind(webrtcvad.Vad(2).is_speech, frame, 16000)
         op = f"VAD is_speech, {ms} ms at 16 kHz"
         target = 2.0 if ms == 10 else None
         cases.append(
             (
                 op,
                 "frame",
-                peer,
+                peer if theirs else INSTALL_BENCH,
                 _bind(ours.is_speech, frame, 16000),
-                _bind(theirs.is_speech, frame, 16000),
+                theirs,
                 target,
             )
         )
@@ -324,16 +334,17 @@ def _silero_cases() -> list[Case]:
     are there only when onnxruntime and ``pip install --no-deps silero-vad`` are.
     """
     path = _silero_model()
+    sess: Any = None
     try:
         import onnxruntime as ort
     except ImportError:
-        return []
-    if path is None:
-        return []
-    opts = ort.SessionOptions()
-    opts.inter_op_num_threads = 1
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        pass
+    else:
+        if path is not None:
+            opts = ort.SessionOptions()
+            opts.inter_op_num_threads = 1
+            opts.intra_op_num_threads = 1
+            sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     cases: list[Case] = []
     for rate, win, ctx in ((16000, 512, 64), (8000, 256, 32)):
         x = _talk(20.0, rate)
@@ -358,6 +369,9 @@ def _silero_cases() -> list[Case]:
             return out
 
         op = f"Silero VAD, one {win}-sample window at {rate // 1000} kHz"
+        if sess is None:
+            cases.append((op, "window", INSTALL_SILERO, ours, None, 10.0))
+            continue
         cases.append(
             (op, "window", "silero-vad ONNX on onnxruntime (OnnxWrapper)", ours, peer, 10.0)
         )
@@ -395,15 +409,17 @@ def _silero_pipeline_cases(
     (512-sample windows, driven as silero-vad's ``OnnxWrapper`` drives it) with numpy RMS.
     Only when onnxruntime and ``pip install --no-deps silero-vad`` are there.
     """
+    op = "InputPipeline 24k b64 (defaults: silero VAD, turns)"
     path = _silero_model()
     try:
         import onnxruntime as ort
         import pybase64
         import soxr
     except ImportError:
-        return []
+        path = None
     if path is None:
-        return []
+        missing = "install voxwire[bench], onnxruntime and silero-vad (--no-deps) to compare"
+        return [(op, "20 ms", missing, ours_input(), None, 10.0)]
     opts = ort.SessionOptions()
     opts.inter_op_num_threads = 1
     opts.intra_op_num_threads = 1
@@ -440,7 +456,7 @@ def _silero_pipeline_cases(
 
     return [
         (
-            "InputPipeline 24k b64 (defaults: silero VAD, turns)",
+            op,
             "20 ms",
             "pybase64 + soxr HQ stream + Silero ONNX on onnxruntime + numpy RMS",
             ours_input(),
@@ -456,8 +472,10 @@ def _pipeline_cases() -> list[Case]:
         import pybase64
         import soxr
         import webrtcvad
+
+        have_peers = True
     except ImportError:
-        return []
+        have_peers = False
     x24 = _talk(20.0, 24000)
     msgs = [base64.b64encode(x24[i : i + 480].tobytes()).decode() for i in range(0, len(x24), 480)]
 
@@ -490,6 +508,12 @@ def _pipeline_cases() -> list[Case]:
         return step
 
     peer = "pybase64 + soxr HQ stream + webrtcvad (20 ms) + numpy RMS"
+    if not have_peers:
+        peer = INSTALL_BENCH
+
+    def peer_in() -> Callable[[], object] | None:
+        return peer_input() if have_peers else None
+
     cases: list[Case] = _silero_pipeline_cases(msgs, ours_input)
     cases += [
         (
@@ -497,7 +521,7 @@ def _pipeline_cases() -> list[Case]:
             "20 ms",
             peer,
             ours_input(engine="spectral"),
-            peer_input(),
+            peer_in(),
             10.0,
         ),
         (
@@ -505,7 +529,7 @@ def _pipeline_cases() -> list[Case]:
             "20 ms",
             peer,
             ours_input(engine="webrtc"),
-            peer_input(),
+            peer_in(),
             None,
         ),
         (
@@ -513,7 +537,7 @@ def _pipeline_cases() -> list[Case]:
             "20 ms",
             peer,
             ours_input(engine="webrtc", frame_ms=20),
-            peer_input(),
+            peer_in(),
             10.0,
         ),
     ]
@@ -534,13 +558,21 @@ def _pipeline_cases() -> list[Case]:
         (
             "OutputPipeline 16k -> 24k b64 (hq)",
             "20 ms",
-            "soxr HQ stream + pybase64.b64encode_as_string",
+            "soxr HQ stream + pybase64.b64encode_as_string" if have_peers else INSTALL_BENCH,
             ours_output(),
-            peer_output(),
+            peer_output() if have_peers else None,
             5.0,
         )
     )
     return cases
+
+
+def alone(ours: Callable[[], object], budget_s: float) -> float:
+    """Median microseconds per call of ``ours`` (a row whose peer is not installed)."""
+    ours()
+    repeats = 15
+    n = _calls_per_batch(ours, budget_s / repeats)
+    return statistics.median(_time_per_call(ours, n) for _ in range(repeats))
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -551,7 +583,10 @@ def run(quick: bool = False) -> list[Row]:
         x = (rng.standard_normal(n) * 4000).clip(-32768, 32767).astype(np.int16)
         budget = (0.06 if quick else 0.4) if n == CHUNK_SAMPLES else (0.25 if quick else 1.5)
         for op, sz, peer_name, ours, peer, target in _cases(x, size):
-            ours_us, peer_us = compare(ours, peer, budget)
+            if peer is None:
+                ours_us, peer_us = alone(ours, budget / 2), None
+            else:
+                ours_us, peer_us = compare(ours, peer, budget)
             rows.append(Row(op, sz, peer_name, ours_us, peer_us, target))
     return rows
 
@@ -563,40 +598,49 @@ def summarize(runs: list[list[Row]]) -> list[tuple[Row, float, float]]:
     """
     out = []
     for rows in zip(*runs, strict=True):
-        ratios = sorted(r.ratio for r in rows)
-        mid = sorted(rows, key=lambda r: r.ratio)[(len(rows) - 1) // 2]
+        if any(r.ratio is None for r in rows):  # no peer: the median of voxwire's time
+            mid = sorted(rows, key=lambda r: r.voxwire_us)[(len(rows) - 1) // 2]
+            out.append((mid, float("nan"), float("nan")))
+            continue
+        ratios = sorted(r.ratio or 0.0 for r in rows)
+        mid = sorted(rows, key=lambda r: r.ratio or 0.0)[(len(rows) - 1) // 2]
         out.append((mid, ratios[0], ratios[-1]))
     return out
 
 
-def format_table(rows: list[Row], ranges: list[tuple[float, float]] | None = None) -> str:
-    """A plain-text table of the rows (with each ratio's range over runs, if given)."""
-    head: tuple[str, ...] = (
-        "operation",
-        "size",
-        "voxwire us",
-        "peer us",
-        "ratio",
-        "target",
-        "peer",
-    )
+def format_table(
+    rows: list[Row],
+    ranges: list[tuple[float, float]] | None = None,
+    *,
+    targets: bool = False,
+) -> str:
+    """A plain-text table of the rows (with each ratio's range over runs, if given).
+
+    Every row is shown; a row without a peer shows voxwire's time and what to install.
+    ``targets`` adds the project's own targets (for development reports, not for users).
+    """
+    head: tuple[str, ...] = ("operation", "size", "voxwire us", "peer us", "ratio", "peer")
+    if targets:
+        head = (*head[:5], "target", *head[5:])
     if ranges is not None:
         head = (*head[:5], "range", *head[5:])
     body = []
     for i, r in enumerate(rows):
-        mark = "" if r.meets_target is None else ("  ok" if r.meets_target else "  MISS")
+        ratio = r.ratio
         cells = [
             r.operation,
             r.size,
             f"{r.voxwire_us:.2f}",
-            f"{r.peer_us:.2f}",
-            f"{r.ratio:.2f}x",
-            (f">= {r.target:g}x" + mark) if r.target else "",
+            "-" if r.peer_us is None else f"{r.peer_us:.2f}",
+            "-" if ratio is None else f"{ratio:.2f}x",
             r.peer,
         ]
+        if targets:
+            mark = "" if r.meets_target is None else ("  ok" if r.meets_target else "  MISS")
+            cells.insert(5, (f">= {r.target:g}x" + mark) if r.target else "")
         if ranges is not None:
             lo, hi = ranges[i]
-            cells.insert(5, f"{lo:.2f}-{hi:.2f}x")
+            cells.insert(5, "-" if ratio is None else f"{lo:.2f}-{hi:.2f}x")
         body.append(tuple(cells))
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True))]
@@ -625,9 +669,11 @@ def main(quick: bool = False, json_path: str | None = None, runs: int = 1) -> in
     rows = [row for row, _, _ in summary]
     ranges = [(lo, hi) for _, lo, hi in summary] if runs > 1 else None
     print(format_table(rows, ranges))
-    missing = [name for name in ("pybase64", "audioop") if not any(name in r.peer for r in rows)]
-    if missing:
-        print(f"\nnot compared (install voxwire[bench]): {', '.join(missing)}", file=sys.stderr)
+    if any(r.peer_us is None for r in rows):
+        print(
+            "\nRows without a peer time: the peer is not installed (pip install "
+            "'voxwire[bench]'; the Silero rows also need onnxruntime and silero-vad)."
+        )
     if json_path:
         out: list[dict[str, Any]] = []
         for row, lo, hi in summary:

@@ -6,6 +6,7 @@
         async for e in c.events():
             if isinstance(e, ResponseDone):
                 break
+        await c.wait_played()                             # the answer's audio played out
 
 It streams audio in real time (or faster, on request) as 20 ms ``input_audio_buffer.append``
 messages, yields typed events, plays response audio through :class:`voxwire.JitterBuffer`
@@ -29,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
-from voxwire.agents import read_wav_bytes
+from voxwire.wav import read_wav
 
 RATE = 24000
 
@@ -342,6 +343,23 @@ class RealtimeClient:
             await self.send({"type": "input_audio_buffer.append", "audio": audio})
         return self.clock()
 
+    async def wait_played(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the answer audio received so far has been played; the player's figures.
+
+        Call it after :class:`ResponseDone`: it returns once the jitter buffer is empty and no
+        answer is still streaming (at once without :meth:`play`). Raises ``TimeoutError``
+        after ``timeout`` seconds.
+        """
+        p = self.player
+        if p is None:
+            return {}
+        async with asyncio.timeout(timeout):
+            while p.pending or p.stats()["buffered_ms"] > 0:
+                if self._player_task is None or self._player_task.done():
+                    break  # nothing plays any more
+                await asyncio.sleep(p.frame_ms / 1000)
+        return p.stats()
+
     def play(self, **player_kw: Any) -> Player:
         """Start playing response audio (see :class:`Player`) on the client clock."""
         self.player = Player(**player_kw)
@@ -433,12 +451,6 @@ class RealtimeClient:
             raise ConnectionError(f"connection closed before {kind}: {self.closed}")
 
         return await asyncio.wait_for(collect(), timeout)
-
-
-def read_wav(path: str) -> tuple[npt.NDArray[np.int16], int]:
-    """A PCM16 WAV file as mono int16 samples and their rate (stereo is downmixed)."""
-    with open(path, "rb") as fh:
-        return read_wav_bytes(fh.read())
 
 
 __all__ = [

@@ -11,7 +11,7 @@ from importlib import resources
 import numpy as np
 import numpy.typing as npt
 
-from voxwire.agents import read_wav_bytes
+from voxwire.wav import read_wav_bytes
 
 HELLO_TEXT = "Hello! I would like to book a table for two, tomorrow evening at seven."
 

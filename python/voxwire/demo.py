@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -102,8 +103,15 @@ async def converse(
         errors: list[str] = []
         transcript: list[str] = []
         deltas = 0
-        deadline = time.monotonic() + timeout_s
-        async for e in c.events():
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        events = c.events()
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    e = await anext(events)
+            except TimeoutError:
+                errors.append(f"no answer within {timeout_s:g} s")
+                break
             if isinstance(e, AudioDelta):
                 if deltas == 0:
                     say(f"{e.type}  (first answer audio; more follow)")
@@ -124,10 +132,9 @@ async def converse(
                 break
             elif isinstance(e, Closed):
                 break
-            if time.monotonic() > deadline:
-                errors.append("timed out waiting for the answer")
-                break
-        await sender
+        if status is None and not sender.done():
+            sender.cancel()  # no answer: stop sending too
+        await asyncio.gather(sender, return_exceptions=True)
         # Let the answer play out (bounded by its length plus a second).
         end = time.monotonic() + player.stats()["buffered_ms"] / 1000 + 1.0
         while player.stats()["buffered_ms"] > 0 and time.monotonic() < end:
@@ -182,8 +189,10 @@ class _LogReader:
 
 
 @contextlib.contextmanager
-def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Like :func:`local_server`, also giving the process (to signal it)."""
+def spawn_server(
+    *args: str, cwd: str | os.PathLike[str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Like :func:`local_server`, also giving the process (to signal it); ``cwd``: its folder."""
     import tempfile
 
     port = _free_port()
@@ -195,6 +204,7 @@ def spawn_server(*args: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         [sys.executable, "-m", "voxwire", "serve", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=log,
+        cwd=cwd,
     )
     proc.stderr = _LogReader(log)  # type: ignore[assignment]
     try:
@@ -262,9 +272,15 @@ def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
     else:
         ok = False
     if rep.first_audio_after_s is not None:
+        # The turn ends after `silence` ms of audio without speech; streamed at `speed` x
+        # real time, that audio takes silence / speed ms of wall time to send.
+        wait = silence / speed
+        rest = rep.first_audio_after_s * 1000 - wait
+        pace = "in real time" if speed == 1 else f"at {speed:g}x real time"
         print(
             f"  end of speech -> first answer audio: {rep.first_audio_after_s * 1000:.0f} ms "
-            f"(of which {silence} ms is the silence that ends a turn)"
+            f"of wall time: {wait:.0f} ms sending the {silence} ms of silence that ends a turn "
+            f"({pace}), {rest:.0f} ms the server and the agent"
         )
     j = rep.jitter
     print(
@@ -283,58 +299,3 @@ def demo(quick: bool = False, out_wav: str = "voxwire-demo.wav") -> int:
     for e in rep.errors:
         print(f"  error: {e}")
     return 0 if ok else 1
-
-
-def talk(
-    path: str,
-    url: str,
-    api_key: str | None,
-    out_wav: str | None,
-    speed: float,
-) -> int:
-    """``voxwire talk``: stream a WAV file to a server and play the first answer."""
-    from voxwire.client import read_wav
-
-    x, rate = read_wav(path)
-    pad = np.zeros(rate * 3 // 2, np.int16)  # trailing silence so server VAD ends the turn
-    rep = asyncio.run(
-        converse(url, np.concatenate([x, pad]), rate, api_key=api_key, speed=speed, out_wav=out_wav)
-    )
-    print(f"status: {rep.status}; answer {rep.answer_ms:.0f} ms; jitter: {rep.jitter}")
-    if rep.transcript:
-        print(f"transcript: {rep.transcript}")
-    for e in rep.errors:
-        print(f"error: {e}")
-    return 0 if rep.status == "completed" else 1
-
-
-def talk_atoms(
-    path: str, url: str, api_key: str | None, agent_id: str, out_wav: str | None, speed: float
-) -> int:
-    """``voxwire talk --dialect atoms``: one webcall with a WAV file as the user's turn.
-
-    Register-call, connect, play the greeting and the answer (250 ms pre-buffer), print the
-    transcripts; the played audio goes to ``out_wav``.
-    """
-    from voxwire.client import read_wav
-    from voxwire.clients.atoms import talk as atoms_talk
-
-    x, rate = read_wav(path)
-    log = asyncio.run(atoms_talk(url, x, rate, api_key=api_key, agent_id=agent_id, speed=speed))
-    for role, text in log.transcripts:
-        print(f"{role}: {text}")
-    for e in log.errors:
-        print(f"error: {e.get('code')}: {e.get('message')}")
-    if log.interruptions:
-        print(f"interruptions: {log.interruptions}")
-    played = log.played_audio()
-    if out_wav:
-        import wave
-
-        with wave.open(out_wav, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(log.session.get("sample_rate", 24000)))
-            w.writeframes(played.astype("<i2").tobytes())
-    answered = any(role == "assistant" for role, _ in log.transcripts)
-    return 0 if answered and not log.errors else 1

@@ -8,9 +8,11 @@ those keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "AudioFileError",
     "AuthError",
     "Base64DecodeError",
     "BufferFullError",
+    "CommandError",
     "ConfigError",
     "DTypeError",
     "InputTooLargeError",
@@ -34,6 +36,27 @@ class VoxwireError(Exception):
 
 class InvalidInputError(VoxwireError, ValueError):
     """An argument or input value outside what the function documents."""
+
+
+class AudioFileError(InvalidInputError):
+    """An audio file that cannot be read: missing, not audio, or in a form not supported.
+
+    The message is one line and names the file.
+    """
+
+
+class CommandError(VoxwireError, RuntimeError):
+    """A ``voxwire`` command failed: one line for the user, and the exit code to end with.
+
+    ``code`` is one of :class:`voxwire.cli.ExitCode` (docs/cli.md lists them).
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[type[CommandError], tuple[str, int]]:
+        return (type(self), (str(self), self.code))
 
 
 class InputTooLargeError(InvalidInputError):

@@ -180,6 +180,14 @@ class ServerConfig:
     #: transcripts. ``voxwire serve`` picks :class:`voxwire.asr.PocketSphinxASR` when it is
     #: installed (``--asr``).
     asr: ASR | None = None
+    #: Partial transcripts of the user's turn while it is spoken (dialects that show them:
+    #: atoms), from an ASR of their own (:func:`voxwire.asr.isolated_pocketsphinx_partial`:
+    #: a worker pool apart from ``asr``'s); None: none. ``voxwire serve`` sets it with
+    #: ``asr``.
+    partial_asr: ASR | None = None
+    #: A partial transcript every this many ms of the turn's speech (at most one in flight
+    #: per session, skipped while the partial pool is busy).
+    partial_transcript_ms: int = 700
     #: The dialects served; None: every built-in one (:data:`voxwire.dialects.PLUGINS`).
     plugins: tuple[DialectPlugin, ...] | None = None
     #: The state store's URL (``sqlite:///path``, ``redis://host:port/db``); None: the
@@ -372,13 +380,16 @@ class Platform:
 
 
 class _CorePlugin:
-    """The platform's own routes: health, readiness, metrics."""
+    """The platform's own routes: health, readiness, metrics, the browser page."""
 
     name = "voxwire"
     ws_paths: tuple[str, ...] = ()
 
     def __init__(self) -> None:
+        from voxwire import webui
+
         self.http_routes: tuple[HttpRoute, ...] = (
+            *webui.routes(),
             HttpRoute("GET", "/healthz", _healthz),
             HttpRoute("GET", "/readyz", _readyz),
             HttpRoute("GET", "/metrics", _metrics),

@@ -68,6 +68,9 @@ access = logging.getLogger("voxwire.access")
 
 #: Largest REST request body.
 MAX_BODY_BYTES = 64 * 1024
+#: A partial transcript of the user's turn in progress every this many ms of its speech
+#: (docs/design/transcripts.md).
+PARTIAL_EVERY_MS = 700
 
 
 class Transport(Protocol):
@@ -115,6 +118,8 @@ class SessionRunner:
         write_timeout_s: float = 30.0,
         accept: Accept | None = None,
         platform: Platform | None = None,
+        partial_asr: ASR | None = None,
+        partial_every_ms: int = PARTIAL_EVERY_MS,
     ) -> None:
         self.transport = transport
         self.session = session
@@ -123,6 +128,12 @@ class SessionRunner:
         self.max_send_queue = max_send_queue
         self.metrics = metrics
         self.asr = asr
+        #: Partial transcripts of the user's turn in progress (see :meth:`_maybe_partial`).
+        self.partial_asr = partial_asr
+        self.partial_every_ms = partial_every_ms
+        self._partial_task: asyncio.Task[None] | None = None
+        self._partial_item: str | None = None
+        self._partial_at_ms = 0
         self.write_timeout_s = write_timeout_s
         #: Why the session ended on the server's side ("write timeout", ...), if it did.
         self.ended_by: str | None = None
@@ -303,6 +314,68 @@ class SessionRunner:
             return None
         return dataclasses.replace(turn, transcript=text)
 
+    # -- partial transcripts ------------------------------------------------------------
+
+    def _maybe_partial(self) -> None:
+        """Start a partial transcript of the user's turn in progress, when one is due.
+
+        Due every ``partial_every_ms`` of new speech in the turn, with at most one in flight
+        per session; a partial ASR with ``try_transcribe`` (an IsolatedASR pool) skips it
+        when no worker is free (the next message tries again). The final transcript has
+        its own ASR and never waits for these.
+        """
+        session = self.session
+        if (
+            self.partial_asr is None
+            or self._partial_task is not None
+            or not session.state.transcription
+        ):
+            return
+        item = session.speech_item
+        if item is None:
+            return
+        if item != self._partial_item:
+            self._partial_item, self._partial_at_ms = item, 0
+        ms = session.speech_ms
+        if ms - self._partial_at_ms < self.partial_every_ms:
+            return
+        try_call = getattr(self.partial_asr, "try_transcribe", None)
+        if try_call is not None and not self._partial_free():
+            return  # every partial worker is busy: skipped
+        self._partial_at_ms = ms
+        audio = session.speech_audio()
+        self._partial_task = asyncio.create_task(self._partial(item, audio))
+
+    def _partial_free(self) -> bool:
+        free = getattr(self.partial_asr, "free_workers", None)
+        return free is None or free > 0
+
+    async def _partial(self, item: str, audio: Any) -> None:
+        session, asr = self.session, self.partial_asr
+        assert asr is not None
+        rate = session.state.input_rate
+        try:
+            try_call = getattr(asr, "try_transcribe", None)
+            if try_call is not None:
+                text = await try_call(audio, rate, affinity=session.state.id)
+            else:
+                from voxwire.asr import transcribe
+
+                text = await transcribe(asr, audio, rate)
+            if text is not None:
+                session.user_transcript_partial(item, str(text), self.clock())
+                self._pump()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a partial is optional: one line, and the turn goes on
+            from voxwire.errors import InputTooLargeError
+
+            if isinstance(e, InputTooLargeError) and self._partial_item == item:
+                self._partial_at_ms = 1 << 62  # longer than the ASR takes: no more this turn
+            log.info("partial ASR failed: %s: %s", type(e).__name__, e)
+        finally:
+            self._partial_task = None
+
     def _wants_asr(self, turn: ev.UserTurn) -> bool:
         return (
             self.asr is not None
@@ -422,6 +495,7 @@ class SessionRunner:
                 t0 = time.perf_counter()
                 session.receive(msg, clock())
                 self._pump()
+                self._maybe_partial()
                 if metrics is not None:
                     metrics.observe(time.perf_counter() - t0)
         finally:
@@ -436,6 +510,8 @@ class SessionRunner:
             t.cancel()
         for t in self._background:
             t.cancel()
+        if self._partial_task is not None:
+            self._partial_task.cancel()
         if self._cmd_task is not None:
             self._cmd_task.cancel()
         send_task = self._send_task
@@ -450,7 +526,10 @@ class SessionRunner:
         if self.metrics is not None:
             self.metrics.audio_in_ms += self.session.audio_received_ms
         with contextlib.suppress(BaseException):
-            await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+            partial = (self._partial_task,) if self._partial_task is not None else ()
+            await asyncio.gather(
+                *self._tasks.values(), *self._background, *partial, return_exceptions=True
+            )
         on_close = self._accept.on_close if self._accept is not None else None
         if on_close is not None and self._io is not None:
             try:
@@ -462,7 +541,7 @@ class SessionRunner:
         self._background.clear()
         self._pending.clear()
         self._out.clear()
-        self._send_task = self._me = self._cmd_task = None
+        self._send_task = self._me = self._cmd_task = self._partial_task = None
         self._io = self._accept = None
 
 
@@ -570,6 +649,8 @@ def _runner(transport: Transport, accept: Accept, platform: Platform) -> Session
         write_timeout_s=cfg.write_timeout_s,
         accept=accept,
         platform=platform,
+        partial_asr=cfg.partial_asr,
+        partial_every_ms=cfg.partial_transcript_ms,
     )
 
 

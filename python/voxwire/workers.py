@@ -116,6 +116,13 @@ class Slots:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, waiting for none (True: taken)."""
+        if self.held < self.size and not self.waiting:
+            self.held += 1
+            return True
+        return False
+
     def release(self) -> None:
         """Give a slot back (to the first waiter, if any)."""
         while self._waiters:
@@ -275,6 +282,8 @@ class _Worker:
         self.ready = False
         self.dead = False
         self.busy = False  # a call uses the socket
+        #: The ``affinity`` key of the last call it served (see IsolatedASR.try_transcribe).
+        self.affinity: str | None = None
 
     def kill(self) -> None:
         """SIGKILL the worker (if it still runs) and reap it soon.
@@ -459,6 +468,13 @@ class IsolatedASR:
         return list(self._busy)
 
     @property
+    def free_workers(self) -> int:
+        """Calls that would start now without waiting (workers neither busy nor promised)."""
+        if self._slots.waiting:
+            return 0
+        return self._slots.size - self._slots.held
+
+    @property
     def pending(self) -> int:
         """Calls waiting for a worker."""
         return self._slots.waiting
@@ -514,6 +530,26 @@ class IsolatedASR:
         is full), WorkerTimeoutError (past ``timeout_s``; the worker was killed),
         WorkerError (the ASR raised, or its worker died or could not start).
         """
+        x = self._check(pcm, sample_rate)
+        await self._slots.acquire()
+        return await self._call(x, int(sample_rate), None)
+
+    async def try_transcribe(
+        self, pcm: npt.NDArray[np.int16], sample_rate: int, *, affinity: str | None = None
+    ) -> str | None:
+        """As :meth:`transcribe` when a worker is free now; None at once when none is.
+
+        For work that may be skipped (partial transcripts): it never waits in line.
+        ``affinity`` (a session's key) sends the call to the idle worker that served the
+        same key last, when there is one (a stateful ASR, such as
+        :class:`voxwire.asr.PocketSphinxPartialASR`, then goes on where it was).
+        """
+        x = self._check(pcm, sample_rate)
+        if not self._slots.try_acquire():
+            return None
+        return await self._call(x, int(sample_rate), affinity)
+
+    def _check(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> npt.NDArray[np.int16]:
         if self._closed:
             raise WorkerError("this IsolatedASR is closed")
         if not isinstance(sample_rate, int | np.integer) or not 1 <= sample_rate <= 768_000:
@@ -528,23 +564,33 @@ class IsolatedASR:
                 f"{len(x) / sample_rate:.1f} s of audio is more than the {self.max_audio_s:g} s "
                 f"this ASR accepts"
             )
-        await self._slots.acquire()
+        return x
+
+    async def _call(self, x: npt.NDArray[np.int16], rate: int, affinity: str | None) -> str:
+        """One call holding a slot (released here, however it ends)."""
         try:
             # Bytes made once a worker is free: waiting calls hold no second copy.
             data = x.astype("<i2", copy=False).tobytes()
             try:
-                return await self._run(data, int(sample_rate), fresh=False)
+                return await self._run(data, rate, fresh=False, affinity=affinity)
             except _StaleWorker:
                 # An idle worker that was dying (killed from outside; its exit not yet
                 # visible) broke before it answered: once more, on a worker of its own.
-                return await self._run(data, int(sample_rate), fresh=True)
+                return await self._run(data, rate, fresh=True, affinity=affinity)
         finally:
             self._slots.release()
 
-    async def _run(self, data: bytes, rate: int, *, fresh: bool) -> str:
+    async def _run(
+        self, data: bytes, rate: int, *, fresh: bool, affinity: str | None = None
+    ) -> str:
         if self._closed:
             raise WorkerError("this IsolatedASR is closed")
         w = None
+        if affinity is not None and not fresh:
+            # The worker that served this key last goes to the end, where pop() takes from.
+            same = [k for k, v in enumerate(self._idle) if v.affinity == affinity]
+            if same:
+                self._idle.append(self._idle.pop(same[-1]))
         while self._idle and not fresh:
             w = self._idle.pop()
             if w.proc.poll() is None:
@@ -555,6 +601,7 @@ class IsolatedASR:
             w = self._spawn()
         self._busy[w.pid] = w
         w.busy = True
+        w.affinity = affinity
         reused = w.ready
         keep = False
         try:

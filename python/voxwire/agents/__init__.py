@@ -29,7 +29,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-import voxwire
 from voxwire.errors import (
     InputTooLargeError,
     InvalidInputError,
@@ -39,6 +38,7 @@ from voxwire.errors import (
     WorkerTimeoutError,
 )
 from voxwire.session.events import UserTurn
+from voxwire.wav import WavStream, read_wav_bytes
 from voxwire.workers import Slots
 
 
@@ -172,59 +172,6 @@ def speech_pieces(text: str, max_chars: int) -> Iterator[str]:
         yield buf
 
 
-class _WavStream:
-    """Incremental reader of a streamed WAV file (16-bit mono or stereo)."""
-
-    #: A header bigger than this is not a WAV file espeak-ng wrote.
-    MAX_HEADER = 4096
-
-    def __init__(self) -> None:
-        self._head = bytearray()
-        self._carry = b""
-        self.rate = 0
-        self.channels = 0
-        self._in_data = False
-
-    def feed(self, data: bytes) -> npt.NDArray[np.int16]:
-        """The samples in ``data`` (none until the header has been read)."""
-        if not self._in_data:
-            self._head += data
-            data = self._parse()
-        if not data:
-            return np.zeros(0, np.int16)
-        block = 2 * self.channels
-        data = self._carry + data
-        n = len(data) // block * block
-        self._carry = data[n:]
-        x = np.frombuffer(data[:n], dtype="<i2").astype(np.int16)
-        return voxwire.downmix_stereo(x) if self.channels == 2 else x
-
-    def _parse(self) -> bytes:
-        h = self._head
-        if len(h) >= 12 and (h[:4] != b"RIFF" or h[8:12] != b"WAVE"):
-            raise WorkerError("the TTS did not write a WAV file")
-        pos, bits = 12, 0
-        while pos + 8 <= len(h):
-            cid, size = bytes(h[pos : pos + 4]), int.from_bytes(h[pos + 4 : pos + 8], "little")
-            if cid == b"data":
-                if bits != 16 or self.channels not in (1, 2) or self.rate <= 0:
-                    raise WorkerError(f"the TTS wrote {bits}-bit x {self.channels} audio")
-                self._in_data = True
-                rest = bytes(h[pos + 8 :])
-                self._head = bytearray()
-                return rest
-            if cid == b"fmt ":
-                if pos + 8 + 16 > len(h):
-                    break
-                self.channels = int.from_bytes(h[pos + 10 : pos + 12], "little")
-                self.rate = int.from_bytes(h[pos + 12 : pos + 16], "little")
-                bits = int.from_bytes(h[pos + 22 : pos + 24], "little")
-            pos += 8 + size + (size & 1)
-        if len(h) > self.MAX_HEADER:
-            raise WorkerError("the TTS wrote a WAV header without a data chunk")
-        return b""
-
-
 class EspeakTTS:
     """Text-to-speech with the ``espeak-ng`` binary (``--stdout`` WAV, 22050 Hz).
 
@@ -316,7 +263,7 @@ class EspeakTTS:
                 stderr=asyncio.subprocess.DEVNULL,
             )
             assert proc.stdout is not None
-            wav, got = _WavStream(), 0
+            wav, got = WavStream(WorkerError), 0
             while True:
                 try:
                     async with asyncio.timeout(self.timeout_s):
@@ -328,7 +275,7 @@ class EspeakTTS:
                 if not data:
                     break
                 got += len(data)
-                if got > budget + _WavStream.MAX_HEADER:
+                if got > budget + WavStream.MAX_HEADER:
                     raise OutputLimitError(
                         f"espeak-ng wrote more than {self.max_output_bytes} bytes of audio "
                         f"for one answer; it was killed"
@@ -353,32 +300,6 @@ class EspeakTTS:
                             pass
                 await proc.wait()
             self._procs.release()
-
-
-def read_wav_bytes(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
-    """PCM16 samples (mono, or stereo downmixed) and rate of a WAV file in memory.
-
-    Tolerates the wrong chunk sizes of streamed output (espeak-ng ``--stdout`` writes
-    0xFFFFFFFF): a data chunk that claims more than there is runs to the end.
-    """
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError("not a WAV file")
-    pos, rate, channels, bits = 12, 0, 0, 0
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if cid == b"fmt ":
-            channels = int.from_bytes(data[pos + 10 : pos + 12], "little")
-            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
-            bits = int.from_bytes(data[pos + 22 : pos + 24], "little")
-        elif cid == b"data":
-            if bits != 16 or channels not in (1, 2):
-                raise ValueError(f"expected 16-bit mono or stereo, got {bits}-bit x {channels}")
-            end = pos + 8 + size if pos + 8 + size <= len(data) else len(data)
-            body = data[pos + 8 : end]
-            x = np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16)
-            return (voxwire.downmix_stereo(x[: len(x) // 2 * 2]) if channels == 2 else x), rate
-        pos += 8 + size + (size & 1)
-    raise ValueError("WAV file without a data chunk")
 
 
 def default_tts() -> TTS | None:
@@ -438,7 +359,10 @@ class EchoAgent:
 
     Tools (for testing tool events): when the turn offers tools and the user's text is
     ``tool:NAME`` or ``tool:NAME {json arguments}`` naming one of them, the agent first
-    calls that tool (:class:`ToolCall`), runs it itself as an *echo tool* whose result is
+    calls that tool (:class:`ToolCall`). A tool the client runs (``ToolSpec.client``, as
+    OpenAI's function tools are) ends the answer there: the client sends the result and asks
+    again, and that ``tool_results`` turn is answered with the results' outputs as text
+    (and speech). A server-side tool the agent runs itself as an *echo tool* whose result is
     ``{"tool": NAME, "arguments": {...}}`` (:class:`ToolResult`), then echoes the text as
     always. Any other text, or a turn without tools, is answered as before.
 
@@ -526,6 +450,15 @@ class EchoAgent:
         """The echo."""
         want_audio = "audio" in turn.modalities
         text = turn.text if turn.text is not None else turn.transcript
+        if turn.kind == "tool_results" and text is None:
+            # The results the client sent since the agent's last message: their outputs.
+            outputs: list[str] = []
+            for h in reversed(turn.history):
+                if h.role == "tool":
+                    outputs.append(h.output or "")
+                elif h.role != "assistant" or h.name is None:
+                    break
+            text = " ".join(reversed(outputs)) or None
         if turn.audio is not None and turn.text is None:
             if text:
                 yield TextDelta(text)
@@ -544,6 +477,8 @@ class EchoAgent:
             name, arguments = request
             call_id = f"call_{secrets.token_hex(8)}"
             yield ToolCall(name, arguments, call_id)
+            if any(t.client for t in turn.tools if t.name == name):
+                return  # the client runs it and sends the result
             result = {"tool": name, "arguments": json.loads(arguments)}
             yield ToolResult(call_id, json.dumps(result, separators=(",", ":")))
         for k, piece in enumerate(text_deltas(text, self.delta_chars)):

@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import voxwire
 from voxwire.client import Player
 from voxwire.errors import AuthError, VoxwireError
 
-__all__ = ["OUTPUT_RATE", "PREFIX", "AmigoClient", "AmigoClosedError", "Turn", "sign_in", "talk"]
+__all__ = ["OUTPUT_RATE", "PREFIX", "AmigoClient", "AmigoClosedError", "Turn", "sign_in"]
 
 #: The subprotocol prefix the token rides in.
 PREFIX = "bearer.authorization.amigo.ai."
@@ -320,83 +319,3 @@ class AmigoClient:
                 await self.switch_vad(False)
         await self.send(type="client.finish-conversation")
         await self.until("server.conversation-completed")
-
-
-async def _talk(
-    url: str,
-    token: str,
-    service: str,
-    wav: str | None,
-    text: str,
-    out_wav: str | None,
-    speed: float,
-) -> tuple[list[Turn], dict[str, Any], list[dict[str, Any]]]:
-    from voxwire.client import read_wav
-
-    player = Player(OUTPUT_RATE, wav_path=out_wav)
-    turns: list[Turn] = []
-    async with AmigoClient(url, token, player=player) as c:
-        await c.start(service)
-        turns.append(await c.turn())
-        if wav is not None:
-            x, rate = read_wav(wav)
-            if not 8000 <= rate <= 48000:
-                x, rate = np.asarray(voxwire.resample(x, rate, 16000), np.int16), 16000
-            await c.switch_vad(True)
-            pad = np.zeros(rate * 3 // 2, np.int16)  # trailing silence ends the turn
-            sender = asyncio.create_task(
-                c.stream_audio(np.concatenate([x, pad]), rate, speed=speed)
-            )
-            turns.append(await c.turn())
-            await sender
-        else:
-            await c.send_text(text)
-            turns.append(await c.turn())
-        # Let the answer play out before finishing.
-        for _ in range(600):  # at most 30 s
-            if not player.pending and player.jb.stats()["buffered_ms"] <= 0:
-                break
-            await asyncio.sleep(0.05)
-        await c.finish()
-        stats = player.stats()
-        vad = [m for m in c.log if m.get("type", "").startswith("server.vad-")]
-    return turns, stats, vad
-
-
-def talk(
-    url: str,
-    token: str | None,
-    *,
-    service: str = "default",
-    wav: str | None = None,
-    text: str = "Hello! How are you today?",
-    out_wav: str | None = None,
-    speed: float = 1.0,
-) -> int:
-    """``voxwire talk --dialect amigo``: a conversation with one turn; an exit code.
-
-    With ``wav`` the file is streamed in VAD mode (then 1.5 s of silence); otherwise
-    ``text`` is sent. The greeting and the answer play through the jitter buffer into
-    ``out_wav``.
-    """
-    q = urllib.parse.urlsplit(url)
-    if "response_format" not in urllib.parse.parse_qs(q.query):
-        url = urllib.parse.urlunsplit(
-            q._replace(
-                query=(q.query + "&" if q.query else "") + "response_format=voice&audio_format=pcm"
-            )
-        )
-    try:
-        turns, stats, vad = asyncio.run(
-            _talk(url, token or "voxwire", service, wav, text, out_wav, speed)
-        )
-    except (AmigoClosedError, AuthError, OSError, TimeoutError) as e:
-        print(f"error: {e}")
-        return 1
-    for m in vad:
-        extra = {k: v for k, v in m.items() if k != "type"}
-        print(f"{m['type']}  {json.dumps(extra)}")
-    for t in turns:
-        print(f"agent: {t.text}  ({len(t.pieces)} pieces)")
-    print(f"jitter: {stats}")
-    return 0 if len(turns) == 2 and turns[-1].complete else 1

@@ -30,16 +30,15 @@ import numpy as np
 import numpy.typing as npt
 
 import voxwire
-from voxwire.agents import read_wav_bytes
 from voxwire.client import Player
 from voxwire.errors import AuthError, VoxwireError
+from voxwire.wav import read_wav_bytes
 
 __all__ = [
     "ChatstreamClient",
     "ChatstreamError",
     "Speaker",
     "Turn",
-    "talk",
     "tts_url_of",
 ]
 
@@ -416,41 +415,3 @@ class Speaker:
                 t.cancel()
             if self.player is not None:
                 self.player.close()
-
-
-async def _talk(
-    url: str, token: str, text: str, out_wav: str | None, speed: float, agent_id: str
-) -> tuple[Turn, Speaker, dict[str, Any]]:
-    async with ChatstreamClient(url, token) as c:
-        speaker = c.speak(wav_path=out_wav, speed=speed)
-        turn = await c.chat(text, user_id="voxwire-talk", agent_id=agent_id)
-        stats = await speaker.done()
-        return turn, speaker, stats
-
-
-def talk(
-    url: str,
-    token: str | None,
-    text: str,
-    out_wav: str | None,
-    speed: float,
-    *,
-    agent_id: str = "echo",
-) -> int:
-    """``voxwire talk --dialect chatstream``: one text turn, its answer spoken; an exit code."""
-    try:
-        turn, speaker, stats = asyncio.run(
-            _talk(url, token or "voxwire", text, out_wav, speed, agent_id)
-        )
-    except (ChatstreamError, AuthError, OSError, TimeoutError) as e:
-        print(f"error: {e}")
-        return 1
-    for chunk, emotion in turn.sentences:
-        print(f"tts_ready_chunk: {chunk}" + (f" ({emotion})" if emotion else ""))
-    print(f"status: {turn.status}; answer: {turn.content}")
-    played = sum(speaker.chunk_ms)
-    print(f"spoken: {len(speaker.played)} chunks, {played:.0f} ms; jitter: {stats}")
-    for chunk, err in speaker.failures:
-        print(f"error: speech for {chunk!r}: {err}")
-    ok = turn.status == "completed" and not speaker.failures and bool(speaker.played)
-    return 0 if ok else 1

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -166,8 +166,12 @@ class RtguideClient:
         speed: float = 1.0,
         out_wav: str | None = None,
         timeout_s: float = 60.0,
+        on_sent: Callable[[], None] | None = None,
     ) -> TalkReport:
-        """Speak ``pcm``; play the answer (through a jitter buffer) until the user's turn."""
+        """Speak ``pcm``; play the answer (through a jitter buffer) until the user's turn.
+
+        ``on_sent`` is called once the last audio frame went out.
+        """
         rep = TalkReport()
         player = Player(OUTPUT_RATE, wav_path=out_wav)
         t0 = time.monotonic()
@@ -186,7 +190,13 @@ class RtguideClient:
                     break
 
         playing = asyncio.create_task(play())
-        sender = asyncio.create_task(self.stream_audio(pcm, rate, speed=speed))
+
+        async def send() -> None:
+            await self.stream_audio(pcm, rate, speed=speed)
+            if on_sent is not None:
+                on_sent()
+
+        sender = asyncio.create_task(send())
         text: list[str] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -209,7 +219,9 @@ class RtguideClient:
             else:
                 rep.errors.append("timed out waiting for the answer")
         finally:
-            await sender
+            if not sender.done():
+                sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
             player.end()
             stop.set()
             await playing
@@ -219,40 +231,4 @@ class RtguideClient:
         return rep
 
 
-def talk(
-    path: str,
-    base_url: str,
-    username: str,
-    password: str,
-    out_wav: str | None,
-    speed: float,
-    *,
-    voice: str = "en-us",
-) -> int:
-    """``voxwire talk --dialect rtguide``: speak a WAV file, play and save the answer."""
-    from voxwire.client import read_wav
-
-    x, rate = read_wav(path)
-    pad = np.zeros(rate * 3 // 2, np.int16)  # trailing silence so server VAD ends the turn
-
-    async def run() -> TalkReport:
-        async with RtguideClient(base_url, username=username, password=password, voice=voice) as c:
-            return await c.talk(np.concatenate([x, pad]), rate, speed=speed, out_wav=out_wav)
-
-    try:
-        rep = asyncio.run(run())
-    except AuthError:
-        print("voxwire talk: Invalid credentials", file=sys.stderr)
-        return 1
-    print(
-        f"stop reason: {rep.stop_reason}; answer {rep.answer_ms:.0f} ms "
-        f"({rep.audio_bytes} bytes of audio)"
-    )
-    if rep.text:
-        print(f"text: {rep.text}")
-    for e in rep.errors:
-        print(f"error: {e}")
-    return 0 if rep.stop_reason == "stop" else 1
-
-
-__all__ = ["INPUT_RATE", "OUTPUT_RATE", "RtguideClient", "TalkReport", "talk"]
+__all__ = ["INPUT_RATE", "OUTPUT_RATE", "RtguideClient", "TalkReport"]

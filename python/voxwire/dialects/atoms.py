@@ -23,6 +23,7 @@ to pace the transcript with the audio); :class:`AtomsPlugin` the routes and hand
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -91,8 +92,8 @@ MAX_CLIENT_TOOLS = 64
 MAX_TOOL_UPDATES = 32
 #: Longest call, in seconds (the vendor's limit: 15 minutes).
 MAX_CALL_S = 15 * 60.0
-#: Speech rate used to pace the assistant transcript with its audio (espeak-ng's 175 words a
-#: minute is about 15 characters a second).
+#: Speech rate used to pace the assistant transcript with its audio when the agent's TTS
+#: gives no timing marks (espeak-ng's 175 words a minute is about 15 characters a second).
 CHARS_PER_SECOND = 15.0
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -188,6 +189,10 @@ class _AgentTurn:
     sent_ms: float = 0.0
     first_audio: float | None = None
     talking: bool = False
+    #: The TTS's timing (ev.SpeechMarks): when the audio speaks each character of ``text``,
+    #: in ms from the start of the answer's audio, one per character, in order. Empty: the
+    #: agent gave none, and the text is paced at ``chars_per_second``.
+    marks: list[float] = field(default_factory=list)
 
 
 class AtomsDialect:
@@ -245,6 +250,8 @@ class AtomsDialect:
         self.wake: Callable[[], None] = lambda: None
         self._turn = _AgentTurn()
         self._ended = False
+        #: The last user transcript.delta sent: (item id, text).
+        self._user_partial: tuple[str, str] | None = None
 
     # ----------------------------------------------------------------------------------
     # decode
@@ -388,12 +395,21 @@ class AtomsDialect:
         match fact:
             case ev.SessionUpdated():
                 return _msg("session.updated", tools=list(self.client_tools))
-            case ev.InputTranscriptionCompleted(transcript=text):
+            case ev.InputTranscriptionDelta(item_id=item, text=text):
+                # The ASR's hypothesis of the whole turn so far: sent as it is when it
+                # changed (cumulative, "replace, don't append"; it may revise words).
+                text = text.strip()
+                if not text or self._user_partial == (item, text):
+                    return None
+                self._user_partial = (item, text)
+                return _msg("transcript.delta", role="user", text=text)
+            case ev.InputTranscriptionCompleted(item_id=item, transcript=text):
                 self.transcript.append({"role": "user", "text": text})
-                return [
-                    _msg("transcript.delta", role="user", text=text),
-                    _msg("transcript", role="user", text=text),
-                ]
+                shown, self._user_partial = self._user_partial, None
+                final = _msg("transcript", role="user", text=text)
+                if shown == (item, text):  # the last delta already carries it
+                    return final
+                return [_msg("transcript.delta", role="user", text=text), final]
             case ev.ResponseCreated():
                 self._turn = _AgentTurn()
             case ev.TextDelta(delta=d):  # chat mode: text only, cumulative
@@ -402,6 +418,11 @@ class AtomsDialect:
                 return _msg("transcript.delta", role="assistant", text=t.text)
             case ev.TranscriptDelta(delta=d):  # webcall: shown as the audio plays
                 t.text += d
+            case ev.SpeechMarks(marks=marks):  # the TTS's own timing of the text
+                last = t.marks[-1] if t.marks else 0.0
+                for ms, _ in marks:  # kept non-decreasing (bisected)
+                    last = max(last, ms)
+                    t.marks.append(last)
             case ev.AudioDelta(delta=audio):
                 return self._audio(t, audio if isinstance(audio, str) else audio.decode())
             case ev.FunctionCallArgumentsDone():
@@ -438,8 +459,18 @@ class AtomsDialect:
         return min(t.sent_ms, (self.clock() - t.first_audio) * 1000)
 
     def _shown(self, t: _AgentTurn) -> int:
-        """How much of the text goes with the audio played so far (a word boundary)."""
-        k = int(self._played_ms(t) * self.chars_per_second / 1000)
+        """How much of the text goes with the audio played so far (a word boundary).
+
+        With the TTS's marks, the characters whose mark the played audio has reached (a
+        word shows once the audio reaches the mark after its last character, the next
+        word's start: it has been spoken); without them, ``chars_per_second`` of played
+        audio.
+        """
+        played = self._played_ms(t)
+        if t.marks:
+            k = bisect.bisect_right(t.marks, played)
+        else:
+            k = int(played * self.chars_per_second / 1000)
         text = t.text
         if k >= len(text):
             return len(text)

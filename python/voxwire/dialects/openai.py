@@ -11,8 +11,10 @@ beta session (``input_audio_format``, ``turn_detection``, ``modalities``).
 from __future__ import annotations
 
 import json
+import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from voxwire.session import events as ev
@@ -65,6 +67,49 @@ _APPEND_HEADS = (
 )
 _B64_ALPHABET = (string.ascii_letters + string.digits + "+/=").encode()
 
+#: The settings of each kind of turn detection (OpenAI's ``ServerVad`` / ``SemanticVad``).
+_SERVER_VAD_KEYS = frozenset(
+    {
+        "type",
+        "threshold",
+        "prefix_padding_ms",
+        "silence_duration_ms",
+        "create_response",
+        "interrupt_response",
+        "idle_timeout_ms",
+    }
+)
+_SEMANTIC_KEYS = frozenset({"type", "eagerness", "create_response", "interrupt_response"})
+
+#: Session fields of either shape that are accepted and have no effect here: sampling,
+#: token limits, tracing, prompts, reasoning, read-only fields a client echoes back.
+_ACCEPTED_SESSION_KEYS = frozenset(
+    {
+        "model",
+        "object",
+        "id",
+        "expires_at",
+        "client_secret",
+        "temperature",
+        "max_output_tokens",
+        "max_response_output_tokens",
+        "speed",
+        "tracing",
+        "truncation",
+        "prompt",
+        "include",
+        "parallel_tool_calls",
+        "reasoning",
+        "input_audio_noise_reduction",
+    }
+)
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TOOL_CHOICES = ("auto", "none", "required")
+
+#: The largest ``input_image`` a client may add (its ``image_url``, a data URL), bytes.
+MAX_IMAGE_URL = 8 << 20
+
 
 class Invalid(Exception):
     """A decode failure: becomes a BadMessage with this code, message and param."""
@@ -72,6 +117,28 @@ class Invalid(Exception):
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.param = code, message, param
+
+
+def _str(v: Any, path: str) -> str:
+    """``v``, which must be a string."""
+    if not isinstance(v, str):
+        raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+    return v
+
+
+def _sections(v: Any, path: str, errors: list[Invalid]) -> list[tuple[str, Any]]:
+    """The fields of an object (none, after an error, when ``v`` is not one; null: none)."""
+    if v is None:
+        return []
+    if not isinstance(v, dict):
+        errors.append(Invalid("invalid_type", f"Invalid type for '{path}'.", path))
+        return []
+    return list(v.items())
+
+
+def _unknown(path: str) -> Invalid:
+    """OpenAI's refusal of a field it does not know."""
+    return Invalid("unknown_parameter", f"Unknown parameter: '{path}'.", path)
 
 
 def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
@@ -105,7 +172,7 @@ class OpenAIDialect:
     # ----------------------------------------------------------------------------------
     # decode
 
-    def decode(self, message: str | bytes) -> ev.Intent:
+    def decode(self, message: str | bytes) -> ev.Intent | tuple[ev.Intent, ...]:
         """One client message as an intent (a :class:`BadMessage` if it is not valid)."""
         if isinstance(message, bytes):
             return ev.BadMessage(
@@ -138,7 +205,7 @@ class OpenAIDialect:
         except Invalid as e:
             return ev.BadMessage(eid, e.code, e.message, e.param)
 
-    def _decode(self, o: dict[str, Any], eid: str | None) -> ev.Intent:
+    def _decode(self, o: dict[str, Any], eid: str | None) -> ev.Intent | tuple[ev.Intent, ...]:
         t = _get(o, "type", str, "type")
         if t == "input_audio_buffer.append":
             audio = _get(o, "audio", str, "audio")
@@ -163,11 +230,7 @@ class OpenAIDialect:
         if t == "conversation.item.retrieve":
             return ev.RetrieveItem(eid, _get(o, "item_id", str, "item_id"))
         if t == "response.create":
-            r = _opt(o, "response", dict, "response") or {}
-            key = "modalities" if self.beta else "output_modalities"
-            mods = _opt(r, key, list, f"response.{key}")
-            instr = _opt(r, "instructions", str, "response.instructions")
-            return ev.CreateResponse(eid, self._modalities(mods, f"response.{key}"), instr)
+            return self._response_create(o, eid)
         if t == "response.cancel":
             return ev.CancelResponse(eid, _opt(o, "response_id", str, "response_id"))
         supported = ", ".join(f"'{c}'" for c in CLIENT_TYPES[:-1])
@@ -187,42 +250,66 @@ class OpenAIDialect:
             out.append(m)
         if not out:
             raise Invalid("invalid_value", f"'{path}' must not be empty.", path)
-        if not self.beta and len(set(out)) > 1:
+        if not self.beta and len(set(out)) > 1 and not path.endswith(".modalities"):
             raise Invalid(
                 "invalid_value", f"'{path}' takes either ['audio'] or ['text'], not both.", path
             )
         return tuple(dict.fromkeys(out))
 
-    def _turn_detection(self, td: Any, path: str) -> ev.TurnDetection | None:
+    def _turn_detection(self, td: Any, path: str, errors: list[Invalid]) -> ev.TurnDetection | None:
+        """``server_vad`` or ``semantic_vad`` settings; a bad setting is left out (an error)."""
         if td is None:
             return None
         if not isinstance(td, dict):
             raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
         kind = td.get("type", "server_vad")
-        if kind != "server_vad":
+        if kind not in ("server_vad", "semantic_vad"):
             raise Invalid(
                 "invalid_value",
-                f"Invalid value: '{kind}'. voxwire supports 'server_vad' (or null).",
+                f"Invalid value: '{kind}'. Supported values are: 'server_vad' and 'semantic_vad'.",
                 f"{path}.type",
             )
         base = ev.TurnDetection()
-        thr = _opt(td, "threshold", (int, float), f"{path}.threshold")
-        pre = _opt(td, "prefix_padding_ms", int, f"{path}.prefix_padding_ms")
-        sil = _opt(td, "silence_duration_ms", int, f"{path}.silence_duration_ms")
-        if thr is not None and not 0.0 <= thr <= 1.0:
-            raise Invalid("invalid_value", "threshold must be in [0, 1].", f"{path}.threshold")
-        for v, name in ((pre, "prefix_padding_ms"), (sil, "silence_duration_ms")):
-            if v is not None and not 0 <= v <= 10_000:
-                raise Invalid("invalid_value", f"{name} must be in [0, 10000].", f"{path}.{name}")
-        cr = _opt(td, "create_response", bool, f"{path}.create_response")
-        ir = _opt(td, "interrupt_response", bool, f"{path}.interrupt_response")
-        return ev.TurnDetection(
-            threshold=base.threshold if thr is None else float(thr),
-            prefix_padding_ms=base.prefix_padding_ms if pre is None else pre,
-            silence_duration_ms=base.silence_duration_ms if sil is None else sil,
-            create_response=base.create_response if cr is None else cr,
-            interrupt_response=base.interrupt_response if ir is None else ir,
-        )
+        kw: dict[str, Any] = {"type": kind}
+        keys = _SEMANTIC_KEYS if kind == "semantic_vad" else _SERVER_VAD_KEYS
+        for key in td:
+            if key not in keys:
+                errors.append(_unknown(f"{path}.{key}"))
+                continue
+            p = f"{path}.{key}"
+            try:
+                if key in ("create_response", "interrupt_response"):
+                    v = _opt(td, key, bool, p)
+                    if v is not None:
+                        kw[key] = v
+                elif key == "threshold":
+                    thr = _opt(td, key, (int, float), p)
+                    if thr is not None and not 0.0 <= thr <= 1.0:
+                        raise Invalid("invalid_value", "threshold must be in [0, 1].", p)
+                    if thr is not None:
+                        kw[key] = float(thr)
+                elif key in ("prefix_padding_ms", "silence_duration_ms"):
+                    ms = _opt(td, key, int, p)
+                    if ms is not None and not 0 <= ms <= 10_000:
+                        raise Invalid("invalid_value", f"{key} must be in [0, 10000].", p)
+                    if ms is not None:
+                        kw[key] = ms
+                elif key == "eagerness":
+                    e = _opt(td, key, str, p)
+                    if e is not None and e not in ev.SEMANTIC_EAGERNESS_SILENCE_MS:
+                        raise Invalid(
+                            "invalid_value",
+                            f"Invalid value: '{e}'. Supported values are: 'low', 'medium', "
+                            "'high', and 'auto'.",
+                            p,
+                        )
+                    if e is not None:
+                        kw[key] = e
+                elif key == "idle_timeout_ms":
+                    _opt(td, key, int, p)  # accepted; sessions close on their own idle timeout
+            except Invalid as err:
+                errors.append(err)
+        return replace(base, **kw)
 
     def _transcription(self, t: Any, path: str) -> bool:
         """Input transcription on (an object, e.g. ``{"model": ...}``) or off (null)."""
@@ -230,14 +317,14 @@ class OpenAIDialect:
             return False
         if not isinstance(t, dict):
             raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
-        _opt(t, "model", str, f"{path}.model")
+        for key in ("model", "language", "prompt"):
+            _opt(t, key, str, f"{path}.{key}")
         return True
 
     def _format(self, f: Any, path: str) -> ev.AudioFormat:
-        if isinstance(f, str) and (self.beta or f in _BETA_FORMATS):
-            if f in _BETA_FORMATS:
-                return f  # type: ignore[return-value]
-        elif isinstance(f, dict):
+        if isinstance(f, str) and f in _BETA_FORMATS:
+            return f  # type: ignore[return-value]
+        if isinstance(f, dict):
             kind = f.get("type")
             if kind in _GA_FORMATS:
                 rate = f.get("rate", 24000)
@@ -246,62 +333,141 @@ class OpenAIDialect:
                 return _GA_FORMATS[kind]
         raise Invalid("invalid_value", f"Invalid audio format at '{path}': {f!r}.", path)
 
-    def _session_update(self, s: dict[str, Any], eid: str | None) -> ev.UpdateSession:
+    @staticmethod
+    def _voice(v: Any, path: str) -> str:
+        """A voice: its name, or (GA, newer) ``{"id": name}``."""
+        if isinstance(v, dict):
+            return str(_get(v, "id", str, f"{path}.id"))
+        if not isinstance(v, str):
+            raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+        return v
+
+    def _tools(self, tools: Any, path: str) -> tuple[ev.ToolSpec, ...]:
+        """Function tools (the client runs them); other kinds of tool are refused."""
+        if not isinstance(tools, list):
+            raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+        out: list[ev.ToolSpec] = []
+        for k, t in enumerate(tools):
+            p = f"{path}[{k}]"
+            if not isinstance(t, dict):
+                raise Invalid("invalid_type", f"Invalid type for '{p}'.", p)
+            kind = t.get("type", "function")
+            if kind != "function":
+                raise Invalid(
+                    "invalid_value",
+                    f"Invalid value: '{kind}'. voxwire supports tools of type 'function'.",
+                    f"{p}.type",
+                )
+            name = _get(t, "name", str, f"{p}.name")
+            if not _TOOL_NAME.fullmatch(name):
+                raise Invalid(
+                    "invalid_value",
+                    f"Invalid '{p}.name': '{name}'. Expected a string that matches the pattern "
+                    "'^[a-zA-Z0-9_-]+$' (at most 64 characters).",
+                    f"{p}.name",
+                )
+            if any(o.name == name for o in out):
+                raise Invalid("invalid_value", f"Duplicate tool name: '{name}'.", f"{p}.name")
+            desc = _opt(t, "description", str, f"{p}.description") or ""
+            params = _opt(t, "parameters", dict, f"{p}.parameters") or {}
+            out.append(ev.ToolSpec(name, desc, params, client=True))
+        return tuple(out)
+
+    @staticmethod
+    def _tool_choice(c: Any, path: str) -> str:
+        """``auto``/``none``/``required``, or a function's name (``{"type": "function"}``)."""
+        if isinstance(c, str):
+            if c not in _TOOL_CHOICES:
+                raise Invalid(
+                    "invalid_value",
+                    f"Invalid value: '{c}'. Supported values are: 'auto', 'none', and 'required'.",
+                    path,
+                )
+            return c
+        if isinstance(c, dict):
+            if c.get("type") != "function":
+                raise Invalid(
+                    "invalid_value", "voxwire supports a tool_choice of type 'function'.", path
+                )
+            return str(_get(c, "name", str, f"{path}.name"))
+        raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+
+    def _session_update(
+        self, s: dict[str, Any], eid: str | None
+    ) -> ev.Intent | tuple[ev.Intent, ...]:
+        """The update, with one error per refused field: the valid rest applies.
+
+        Both shapes' fields are taken in either mode (a beta field in a GA update, a GA
+        field with the beta header), as the two shapes name the same settings; an unknown
+        field is refused with ``unknown_parameter``. The errors come before the
+        ``session.updated`` that shows what was applied (none when nothing was).
+        """
         kw: dict[str, Any] = {}
-        if "instructions" in s:
-            kw["instructions"] = _get(s, "instructions", str, "session.instructions")
-        if self.beta:
-            if "input_audio_format" in s:
-                kw["input_format"] = self._format(
-                    s["input_audio_format"], "session.input_audio_format"
-                )
-            if "output_audio_format" in s:
-                kw["output_format"] = self._format(
-                    s["output_audio_format"], "session.output_audio_format"
-                )
-            if "turn_detection" in s:
-                kw["turn_detection"] = self._turn_detection(
-                    s["turn_detection"], "session.turn_detection"
-                )
-            if "modalities" in s:
-                kw["modalities"] = self._modalities(
-                    _get(s, "modalities", list, "session.modalities"), "session.modalities"
-                )
-            if "voice" in s:
-                kw["voice"] = _get(s, "voice", str, "session.voice")
-            if "input_audio_transcription" in s:
-                kw["transcription"] = self._transcription(
-                    s["input_audio_transcription"], "session.input_audio_transcription"
-                )
-            return ev.UpdateSession(eid, **self._rates(kw))
-        kind = s.get("type", "realtime")
-        if kind != "realtime":
-            raise Invalid(
-                "invalid_value", f"Invalid value: '{kind}'. Supported: 'realtime'.", "session.type"
-            )
-        if "output_modalities" in s:
-            kw["modalities"] = self._modalities(
-                _get(s, "output_modalities", list, "session.output_modalities"),
-                "session.output_modalities",
-            )
-        audio = _opt(s, "audio", dict, "session.audio") or {}
-        inp = _opt(audio, "input", dict, "session.audio.input") or {}
-        out = _opt(audio, "output", dict, "session.audio.output") or {}
-        if "format" in inp:
-            kw["input_format"] = self._format(inp["format"], "session.audio.input.format")
-        if "turn_detection" in inp:
-            kw["turn_detection"] = self._turn_detection(
-                inp["turn_detection"], "session.audio.input.turn_detection"
-            )
-        if "transcription" in inp:
-            kw["transcription"] = self._transcription(
-                inp["transcription"], "session.audio.input.transcription"
-            )
-        if "format" in out:
-            kw["output_format"] = self._format(out["format"], "session.audio.output.format")
-        if "voice" in out:
-            kw["voice"] = _get(out, "voice", str, "session.audio.output.voice")
-        return ev.UpdateSession(eid, **self._rates(kw))
+        errors: list[Invalid] = []
+
+        def td(v: Any, p: str) -> ev.TurnDetection | None:
+            return self._turn_detection(v, p, errors)
+
+        # field -> (setting, parser); the beta and GA names of one setting share it.
+        fields: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+            "instructions": ("instructions", _str),
+            "output_modalities": ("modalities", self._modalities_of),
+            "modalities": ("modalities", self._modalities_of),
+            "voice": ("voice", self._voice),
+            "input_audio_format": ("input_format", self._format),
+            "output_audio_format": ("output_format", self._format),
+            "turn_detection": ("turn_detection", td),
+            "input_audio_transcription": ("transcription", self._transcription),
+            "tools": ("tools", self._tools),
+            "tool_choice": ("tool_choice", self._tool_choice),
+        }
+        audio_fields: dict[str, tuple[str, Callable[[Any, str], Any]] | None] = {
+            "input.format": ("input_format", self._format),
+            "input.turn_detection": ("turn_detection", td),
+            "input.transcription": ("transcription", self._transcription),
+            "input.noise_reduction": None,  # accepted; the input is not denoised
+            "output.format": ("output_format", self._format),
+            "output.voice": ("voice", self._voice),
+            "output.speed": None,  # accepted; the agent's TTS speaks at its own pace
+        }
+
+        def take(spec: tuple[str, Callable[[Any, str], Any]], v: Any, p: str) -> None:
+            try:
+                kw[spec[0]] = spec[1](v, p)
+            except Invalid as e:
+                errors.append(e)
+
+        for key, v in s.items():
+            p = f"session.{key}"
+            if key in fields:
+                take(fields[key], v, p)
+            elif key == "type":
+                if v != "realtime":
+                    msg = f"Invalid value: '{v}'. Supported values are: 'realtime'."
+                    errors.append(Invalid("invalid_value", msg, p))
+            elif key == "audio":
+                for part, section in _sections(v, p, errors):
+                    for k2, v2 in _sections(section, f"{p}.{part}", errors):
+                        name = f"{part}.{k2}"
+                        if name not in audio_fields:
+                            errors.append(_unknown(f"{p}.{name}"))
+                        elif (spec := audio_fields[name]) is not None:
+                            take(spec, v2, f"{p}.{name}")
+            elif key not in _ACCEPTED_SESSION_KEYS:
+                errors.append(_unknown(p))
+        update = ev.UpdateSession(eid, **self._rates(kw))
+        bad = tuple(ev.BadMessage(eid, e.code, e.message, e.param) for e in errors)
+        if not bad:
+            return update
+        # Nothing valid left: the errors alone (no session.updated for an unchanged session).
+        return (*bad, update) if kw else bad
+
+    def _modalities_of(self, v: Any, path: str) -> tuple[ev.Modality, ...]:
+        if not isinstance(v, list):
+            raise Invalid("invalid_type", f"Invalid type for '{path}'.", path)
+        mods = self._modalities(v, path)
+        assert mods is not None
+        return mods
 
     @staticmethod
     def _rates(kw: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +477,49 @@ class OpenAIDialect:
         if "output_format" in kw:
             kw["output_rate"] = ev.FORMAT_RATE[kw["output_format"]]
         return kw
+
+    def _response_create(self, o: dict[str, Any], eid: str | None) -> ev.CreateResponse:
+        r = _opt(o, "response", dict, "response") or {}
+        mods = None
+        for key in ("output_modalities", "modalities"):
+            if key in r:
+                mods = self._modalities(_opt(r, key, list, f"response.{key}"), f"response.{key}")
+        instr = _opt(r, "instructions", str, "response.instructions")
+        meta = _opt(r, "metadata", dict, "response.metadata")
+        if meta is not None:
+            if len(meta) > 16:
+                raise Invalid(
+                    "invalid_value", "metadata holds at most 16 pairs.", "response.metadata"
+                )
+            for k, v in meta.items():
+                p = f"response.metadata.{k}"
+                if len(k) > 64:
+                    raise Invalid("invalid_value", "A metadata key is at most 64 characters.", p)
+                if not isinstance(v, str):
+                    raise Invalid("invalid_type", f"Invalid type for '{p}'.", p)
+                if len(v) > 512:
+                    raise Invalid("invalid_value", "A metadata value is at most 512 characters.", p)
+        conv = r.get("conversation")
+        if conv not in (None, "auto"):
+            raise Invalid(
+                "invalid_value",
+                "voxwire answers in the default conversation only ('auto').",
+                "response.conversation",
+            )
+        tools = None
+        if r.get("tools") is not None:
+            tools = self._tools(r["tools"], "response.tools")
+        choice = None
+        if r.get("tool_choice") is not None:
+            choice = self._tool_choice(r["tool_choice"], "response.tool_choice")
+        return ev.CreateResponse(
+            eid,
+            mods,
+            instr,
+            metadata=None if meta is None else dict(meta),
+            tools=tools,
+            tool_choice=choice,
+        )
 
     def _item_create(self, o: dict[str, Any], eid: str | None) -> ev.CreateItem:
         it = _get(o, "item", dict, "item")
@@ -329,10 +538,24 @@ class OpenAIDialect:
                 ),
                 prev,
             )
+        if kind == "function_call":
+            return ev.CreateItem(
+                eid,
+                ev.Item(
+                    item_id,
+                    "function_call",
+                    "completed",
+                    call_id=_opt(it, "call_id", str, "item.call_id") or self._ids("call"),
+                    name=_get(it, "name", str, "item.name"),
+                    arguments=_get(it, "arguments", str, "item.arguments"),
+                ),
+                prev,
+            )
         if kind != "message":
             raise Invalid(
                 "invalid_value",
-                f"Invalid value: '{kind}'. Supported: 'message', 'function_call_output'.",
+                f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', "
+                "and 'function_call_output'.",
                 "item.type",
             )
         role = _get(it, "role", str, "item.role")
@@ -348,10 +571,34 @@ class OpenAIDialect:
             if ct == "input_text" or (ct in ("text", "output_text") and role == "assistant"):
                 text = _get(c, "text", str, f"{path}.text")
                 parts.append(ev.Content("input_text" if ct == "input_text" else "text", text=text))
-            elif ct == "input_audio":
-                audio.append((i, _get(c, "audio", str, f"{path}.audio")))
+            elif ct == "input_audio" and role == "user":
                 tr = _opt(c, "transcript", str, f"{path}.transcript")
+                if c.get("audio") is None and tr is not None:
+                    parts.append(ev.Content("input_audio", transcript=tr))  # history, no audio
+                    continue
+                audio.append((i, _get(c, "audio", str, f"{path}.audio")))
                 parts.append(ev.Content("input_audio", transcript=tr))
+            elif ct in ("audio", "output_audio") and role == "assistant":
+                # History of a spoken answer: its transcript (the audio is not kept).
+                tr = _opt(c, "transcript", str, f"{path}.transcript") or ""
+                parts.append(ev.Content("audio", transcript=tr))
+            elif ct == "input_image" and role == "user":
+                url = _get(c, "image_url", str, f"{path}.image_url")
+                detail = _opt(c, "detail", str, f"{path}.detail") or "auto"
+                if detail not in ("auto", "low", "high"):
+                    raise Invalid(
+                        "invalid_value",
+                        f"Invalid value: '{detail}'. Supported values are: 'auto', 'low', and "
+                        "'high'.",
+                        f"{path}.detail",
+                    )
+                if len(url) > MAX_IMAGE_URL:
+                    raise Invalid(
+                        "invalid_value",
+                        f"The image is larger than {MAX_IMAGE_URL} bytes.",
+                        f"{path}.image_url",
+                    )
+                parts.append(ev.Content("input_image", image_url=url, detail=detail))
             else:
                 raise Invalid("invalid_value", f"Invalid content type: {ct!r}.", f"{path}.type")
         item = ev.Item(item_id, "message", "completed", role, tuple(parts))
@@ -367,6 +614,8 @@ class OpenAIDialect:
         d: dict[str, Any] = {"type": t}
         if c.type in ("input_text", "text"):
             d["text"] = c.text
+        elif c.type == "input_image":
+            d.update(image_url=c.image_url, detail=c.detail)
         else:
             d["transcript"] = c.transcript
         return d
@@ -393,17 +642,37 @@ class OpenAIDialect:
         td: dict[str, Any] | None = None
         if s.turn_detection is not None:
             t = s.turn_detection
-            td = {
-                "type": "server_vad",
-                "threshold": t.threshold,
-                "prefix_padding_ms": t.prefix_padding_ms,
-                "silence_duration_ms": t.silence_duration_ms,
-                "create_response": t.create_response,
-                "interrupt_response": t.interrupt_response,
-            }
-            if not self.beta:
-                td["idle_timeout_ms"] = None
+            if t.type == "semantic_vad":
+                td = {
+                    "type": "semantic_vad",
+                    "eagerness": t.eagerness,
+                    "create_response": t.create_response,
+                    "interrupt_response": t.interrupt_response,
+                }
+            else:
+                td = {
+                    "type": "server_vad",
+                    "threshold": t.threshold,
+                    "prefix_padding_ms": t.prefix_padding_ms,
+                    "silence_duration_ms": t.silence_duration_ms,
+                    "create_response": t.create_response,
+                    "interrupt_response": t.interrupt_response,
+                }
+                if not self.beta:
+                    td["idle_timeout_ms"] = None
         tr = {"model": TRANSCRIPTION_MODEL} if s.transcription else None
+        tools = [
+            {
+                "type": "function",
+                "name": x.name,
+                "description": x.description,
+                "parameters": x.parameters,
+            }
+            for x in s.tools
+        ]
+        choice: Any = s.tool_choice
+        if choice not in _TOOL_CHOICES:
+            choice = {"type": "function", "name": choice}
         if self.beta:
             return {
                 "id": s.id,
@@ -417,8 +686,8 @@ class OpenAIDialect:
                 "input_audio_transcription": tr,
                 "input_audio_noise_reduction": None,
                 "turn_detection": td,
-                "tools": [],
-                "tool_choice": "auto",
+                "tools": tools,
+                "tool_choice": choice,
                 "temperature": 0.8,
                 "max_response_output_tokens": "inf",
                 "speed": 1.0,
@@ -431,8 +700,8 @@ class OpenAIDialect:
             "model": s.model,
             "output_modalities": list(s.modalities),
             "instructions": s.instructions,
-            "tools": [],
-            "tool_choice": "auto",
+            "tools": tools,
+            "tool_choice": choice,
             "max_output_tokens": "inf",
             "tracing": None,
             "truncation": "auto",
@@ -490,7 +759,7 @@ class OpenAIDialect:
             "conversation_id": "conv_default",
             "max_output_tokens": "inf",
             "usage": usage,
-            "metadata": None,
+            "metadata": r.metadata,
         }
         if self.beta:
             d.update(
@@ -607,6 +876,7 @@ class OpenAIDialect:
                     item_id=fact.item_id,
                     content_index=fact.content_index,
                     transcript=fact.transcript,
+                    usage={"type": "duration", "seconds": fact.audio_seconds},
                 )
             case ev.ResponseCreated(response=r) | ev.ResponseDone(response=r):
                 d["response"] = self._response(r)
@@ -685,25 +955,22 @@ def credentials(
     """The keys a handshake offers, in the ways OpenAI clients send them.
 
     ``Authorization: Bearer <key>``, the Azure-style ``api-key`` header, ``?api_key=``, and
-    subprotocols ``openai-insecure-api-key.<key>`` (browsers). At most
-    :data:`~voxwire.platform.MAX_KEYS_PER_HANDSHAKE` are returned.
+    subprotocols ``openai-insecure-api-key.<key>`` (browsers):
+    :func:`voxwire.auth.offered_credentials` with these places, at most
+    :data:`~voxwire.platform.MAX_KEYS_PER_HANDSHAKE` keys.
     """
+    from voxwire.auth import offered_credentials
     from voxwire.platform import MAX_KEYS_PER_HANDSHAKE
 
-    offered: list[str] = []
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        offered.append(auth[7:].strip())
-    if "api-key" in headers:
-        offered.append(headers["api-key"].strip())
-    if "api_key" in query:
-        offered.append(query["api_key"])
-    for p in subprotocols:
-        if len(offered) >= MAX_KEYS_PER_HANDSHAKE:
-            break
-        if p.startswith(KEY_SUBPROTOCOL):
-            offered.append(p[len(KEY_SUBPROTOCOL) :])
-    return offered[:MAX_KEYS_PER_HANDSHAKE]
+    return offered_credentials(
+        headers,
+        query,
+        subprotocols,
+        max_keys=MAX_KEYS_PER_HANDSHAKE,
+        query_names=("api_key",),
+        subprotocol_prefixes=(KEY_SUBPROTOCOL,),
+        header_names=("api-key",),
+    )
 
 
 def wants_beta(headers: Mapping[str, str], subprotocols: Iterable[str]) -> bool:

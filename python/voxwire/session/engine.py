@@ -88,7 +88,7 @@ class _ItemRec:
         it = self.item
         n += len(it.arguments or "") + len(it.output or "")
         for c in it.content:
-            n += len(c.text or "") + len(c.transcript or "")
+            n += len(c.text or "") + len(c.transcript or "") + len(c.image_url or "")
         return n
 
 
@@ -110,6 +110,16 @@ class _Resp:
     wire_bytes: int = 0
     #: Audio the agent has produced for this response, ms.
     agent_audio_ms: float = 0.0
+    #: Whether the message item (text or audio) has been opened: it is, at the first text
+    #: or audio, or at the end when the response made no tool call (a response of tool
+    #: calls only has no message item).
+    opened: bool = False
+    #: Where the client truncated the answer while it was generated (ms of audio it
+    #: played): no audio is sent after that.
+    cut_ms: float | None = None
+    #: Output items so far (the message item counts once opened).
+    n_out: int = 0
+    metadata: dict[str, str] | None = None
 
 
 class Session:
@@ -267,6 +277,7 @@ class Session:
         r = self._live(response_id, now)
         if r is None or not text:
             return
+        self._open_message(r)
         r.text.append(text)
         part = self._part_fact_args(r)
         if "audio" in r.modalities:
@@ -290,8 +301,9 @@ class Session:
         :class:`~voxwire.session.events.SpeechMarks` fact (ms from the response's start).
         """
         r = self._live(response_id, now)
-        if r is None or "audio" not in r.modalities:
+        if r is None or "audio" not in r.modalities or r.cut_ms is not None:
             return
+        self._open_message(r)
         if marks:
             base = r.agent_audio_ms
             self._emit(
@@ -323,7 +335,8 @@ class Session:
         r = self._live(response_id, now)
         if r is None:
             return
-        idx = len(r.outputs) + 1
+        idx = r.n_out
+        r.n_out += 1
         item = ev.Item(
             self._ids("item"),
             "function_call",
@@ -412,6 +425,42 @@ class Session:
             return
         self._guard(lambda: self._set_transcript(item_id, transcript), None)
 
+    @property
+    def speech_item(self) -> str | None:
+        """The item id of the user's turn in progress (server VAD), None between turns."""
+        return self._speech_item if self.phase is not Phase.CLOSED else None
+
+    @property
+    def speech_ms(self) -> int:
+        """Milliseconds of audio in the user's turn in progress (0 between turns)."""
+        if self._speech_item is None:
+            return 0
+        return max(0, self._pipeline.position_ms - self._speech_start_ms)
+
+    def speech_audio(self) -> npt.NDArray[np.int16]:
+        """The audio of the user's turn in progress so far (a copy, at the input rate).
+
+        From the turn's start (with its prefix padding) to the latest audio; the same start
+        on every call of one turn, so each result extends the one before. Empty between
+        turns.
+        """
+        if self._speech_item is None:
+            return np.zeros(0, np.int16)
+        return self._pipeline.audio(self._speech_start_ms, self._pipeline.position_ms)
+
+    def user_transcript_partial(self, item_id: str, text: str, now: float) -> None:
+        """A partial transcript of the turn in progress (never raises).
+
+        Emits :class:`~voxwire.session.events.InputTranscriptionDelta` when ``item_id`` is
+        still the turn in progress and the session's ``transcription`` setting is on;
+        ignored otherwise (a result that comes after its turn ended).
+        """
+        self._now = now
+        if self.phase is Phase.CLOSED or item_id != self._speech_item:
+            return
+        if self.state.transcription:
+            self._emit(ev.InputTranscriptionDelta(item_id, text))
+
     def _set_transcript(self, item_id: str, transcript: str) -> None:
         rec = self._find(item_id)
         if rec is None or rec.item.role != "user":
@@ -423,7 +472,10 @@ class Session:
         new = replace(parts[idx], transcript=transcript)
         self._replace_item(rec, replace(rec.item, content=(*parts[:idx], new, *parts[idx + 1 :])))
         if self.state.transcription:
-            self._emit(ev.InputTranscriptionCompleted(item_id, idx, transcript))
+            seconds = len(rec.audio) / rec.audio_rate if rec.audio is not None else 0.0
+            if rec.audio is not None and rec.audio_rate <= 0:
+                seconds = 0.0
+            self._emit(ev.InputTranscriptionCompleted(item_id, idx, transcript, round(seconds, 3)))
 
     def agent_failed(self, response_id: str, message: str, now: float) -> None:
         """The agent failed; the response ends as ``failed``."""
@@ -481,7 +533,7 @@ class Session:
             engine=self.vad_engine,
             threshold=td.threshold if td else 0.5,
             prefix_padding_ms=td.prefix_padding_ms if td else 300,
-            silence_duration_ms=td.silence_duration_ms if td else 500,
+            silence_duration_ms=ev.silence_ms(td) if td else 500,
             turn_detection=td is not None,
             max_buffer_ms=self.limits.max_buffer_ms,
         )
@@ -516,6 +568,7 @@ class Session:
                 "voice",
                 "transcription",
                 "tools",
+                "tool_choice",
             )
             if getattr(i, k) is not ev.UNSET
         }
@@ -679,6 +732,10 @@ class Session:
         rec = self._find_or_error(i.item_id, "truncate", i.event_id)
         if rec is None:
             return
+        r = self._resp
+        if r is not None and r.item_id == i.item_id and "audio" in r.modalities:
+            self._truncate_live(r, rec, i)
+            return
         it = rec.item
         if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
             self._error("truncate_not_audio", i.event_id)
@@ -698,6 +755,23 @@ class Session:
         )
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
+    def _truncate_live(self, r: _Resp, rec: _ItemRec, i: ev.TruncateItem) -> None:
+        """Truncate the answer still being generated (a client stopping playback at once).
+
+        Its audio stops here (no more deltas; the response goes on until it ends or is
+        cancelled) and the item keeps what was played, without its transcript.
+        """
+        if i.content_index != 0 or i.audio_end_ms < 0:
+            self._error("truncate_invalid", i.event_id)
+            return
+        sent_ms = r.audio_samples * 1000 / self.state.output_rate
+        if i.audio_end_ms > sent_ms + 0.5:
+            self._error("truncate_too_long", i.event_id, audio_ms=sent_ms, end_ms=i.audio_end_ms)
+            return
+        r.cut_ms = float(i.audio_end_ms)
+        rec.audio_ms = r.cut_ms
+        self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
+
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
         rec = self._find_or_error(i.item_id, "delete", i.event_id)
         if rec is None:
@@ -711,7 +785,16 @@ class Session:
             self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
-        self._start_response(i.modalities, i.instructions, i.event_id, now, kind=i.kind)
+        self._start_response(
+            i.modalities,
+            i.instructions,
+            i.event_id,
+            now,
+            kind=i.kind,
+            metadata=i.metadata,
+            tools=i.tools,
+            tool_choice=i.tool_choice,
+        )
 
     def _on_respond_busy(self, i: ev.CreateResponse, now: float) -> None:
         self._busy_error(i.event_id)
@@ -740,6 +823,10 @@ class Session:
         now: float,
         kind: str = "user",
         text: str | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        tools: tuple[ev.ToolSpec, ...] | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         t = now
         window = self._response_times
@@ -758,26 +845,52 @@ class Session:
             self.state.instructions if instructions is None else instructions,
             self._ids("item"),
         )
+        r.metadata = metadata
         self._resp = r
         self.phase = Phase.RESPONDING
         self._emit(ev.ResponseCreated(self._response_view(r, "in_progress")))
+        turn = self._turn(r, kind, text)
+        if tools is not None or tool_choice is not None:
+            turn = replace(
+                turn,
+                tools=turn.tools if tools is None else tools,
+                tool_choice=turn.tool_choice if tool_choice is None else tool_choice,
+            )
+        if not turn.tools or turn.tool_choice == "none":
+            # No tool to call: the answer is a message, opened now. With tools it opens at
+            # its first text or audio, so that a response of tool calls only has none.
+            self._open_message(r)
+        self._emit(ev.StartResponse(r.id, turn))
+
+    def _open_message(self, r: _Resp) -> None:
+        """Open the response's message item (text or audio), once, at its first content."""
+        if r.opened:
+            return
+        r.opened = True
+        r.output_index = r.n_out
+        r.n_out += 1
         prev = self._items[-1].item.id if self._items else None
         part = (
-            ev.Content("audio", transcript="") if "audio" in mods else ev.Content("text", text="")
+            ev.Content("audio", transcript="")
+            if "audio" in r.modalities
+            else ev.Content("text", text="")
         )
         item = ev.Item(r.item_id, "message", "in_progress", "assistant", ())
         self._add_item(_ItemRec(item))
-        self._emit(ev.OutputItemAdded(r.id, 0, item))
+        self._emit(ev.OutputItemAdded(r.id, r.output_index, item))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-        self._emit(ev.StartResponse(r.id, self._turn(r, kind, text)))
 
     def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
         extra: dict[str, Any] = {
             "tools": self.state.tools,
+            "tool_choice": self.state.tool_choice,
             "context": self.context,
             "voice": self.state.voice,
         }
+        if kind == "user" and self._items and self._items[-1].item.type == "function_call_output":
+            # The client sent its tools' results and asks for an answer: answer them.
+            kind = "tool_results"
         if kind != "user":
             # No user input: a greeting (``text``: what to say first), the tools' results
             # or an external event (the last history items).
@@ -810,6 +923,9 @@ class Session:
                 continue
             text = " ".join(c.text for c in it.content if c.type == "input_text" and c.text)
             transcript = " ".join(c.transcript for c in it.content if c.transcript) or None
+            extra["images"] = tuple(
+                c.image_url for c in it.content if c.type == "input_image" and c.image_url
+            )
             return ev.UserTurn(
                 it.id,
                 text or None,
@@ -895,17 +1011,23 @@ class Session:
             self.state.output_format,
             self.state.voice,
             output=tuple(r.outputs),
+            metadata=r.metadata,
             **kw,
         )
 
     def _finish(self, status: str, reason: str | None = None, error: str | None = None) -> None:
         r = self._resp
         assert r is not None
+        if not r.opened and not r.outputs:
+            self._open_message(r)  # a response with nothing in it still has its message
+        if not r.opened:
+            self._end_response(r, status, reason, error, "")
+            return
         done_ok = status == "completed"
         part_args = self._part_fact_args(r)
         text = "".join(r.text)
         if "audio" in r.modalities:
-            if r.out is not None and done_ok:
+            if r.out is not None and done_ok and r.cut_ms is None:
                 self._send_audio(r, r.out.flush())
             self._emit(ev.AudioDone(*part_args))
             self._emit(ev.TranscriptDone(*part_args, transcript=text))
@@ -915,6 +1037,8 @@ class Session:
             part = ev.Content("text", text=text)
         self._emit(ev.ContentPartDone(*part_args, part=part))
         rec = self._find(r.item_id)
+        if r.cut_ms is not None:
+            part = replace(part, transcript=None)  # truncated: no text the user did not hear
         item = ev.Item(
             r.item_id, "message", "completed" if done_ok else "incomplete", "assistant", (part,)
         )
@@ -922,12 +1046,20 @@ class Session:
         if rec is not None:
             self._replace_item(rec, item)
             self._trim_items()
-            rec.audio_ms = r.audio_samples * 1000 / self.state.output_rate
+            rec.audio_ms = (
+                r.audio_samples * 1000 / self.state.output_rate if r.cut_ms is None else r.cut_ms
+            )
             k = self._items.index(rec)
             prev = self._items[k - 1].item.id if k > 0 else None
         self._emit(ev.ItemDone(item, prev))
-        self._emit(ev.OutputItemDone(r.id, 0, item))
-        r.outputs.insert(0, item)
+        self._emit(ev.OutputItemDone(r.id, r.output_index, item))
+        r.outputs.insert(r.output_index, item)
+        self._end_response(r, status, reason, error, text)
+
+    def _end_response(
+        self, r: _Resp, status: str, reason: str | None, error: str | None, text: str
+    ) -> None:
+        """The end of every response: idle again, ``response.done``, the rate limits."""
         self._resp = None
         self.phase = Phase.IDLE
         self._emit(ev.StopResponse(r.id))

@@ -59,15 +59,41 @@ class SequentialIds:
 # Session state
 
 
+Eagerness = Literal["low", "medium", "high", "auto"]
+
+#: How long a ``semantic_vad`` turn waits in silence before it ends, by ``eagerness``, ms
+#: (``auto`` is ``medium``, as OpenAI documents). Until the semantic end-of-turn decision
+#: lands in the input pipeline, ``semantic_vad`` is ``server_vad`` with this silence.
+SEMANTIC_EAGERNESS_SILENCE_MS: dict[str, int] = {
+    "high": 300,
+    "medium": 600,
+    "auto": 600,
+    "low": 1000,
+}
+
+
 @dataclass(frozen=True)
 class TurnDetection:
-    """Server VAD settings (OpenAI ``server_vad``)."""
+    """Turn detection settings: OpenAI ``server_vad`` or ``semantic_vad``.
+
+    ``type`` ``semantic_vad`` ends a turn by ``eagerness`` (``silence_duration_ms`` is then
+    not the client's; see :func:`silence_ms`).
+    """
 
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
     create_response: bool = True
     interrupt_response: bool = True
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    eagerness: Eagerness = "auto"
+
+
+def silence_ms(td: TurnDetection) -> int:
+    """The silence that ends a turn under ``td`` (``semantic_vad``: by its eagerness)."""
+    if td.type == "semantic_vad":
+        return SEMANTIC_EAGERNESS_SILENCE_MS[td.eagerness]
+    return td.silence_duration_ms
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,8 @@ class SessionState:
     transcription: bool = False
     #: The functions the agent may call.
     tools: tuple[ToolSpec, ...] = ()
+    #: Which tool the agent must call: ``auto``, ``none``, ``required``, or a tool's name.
+    tool_choice: str = "auto"
 
 
 #: Marks a setting that an update does not touch.
@@ -110,13 +138,16 @@ UNSET = _Unset()
 class Content:
     """One content part.
 
-    ``type`` is ``input_text``, ``input_audio``, ``text`` or ``audio`` (dialects rename, e.g.
-    OpenAI GA calls assistant parts ``output_text``/``output_audio``).
+    ``type`` is ``input_text``, ``input_audio``, ``input_image``, ``text`` or ``audio``
+    (dialects rename, e.g. OpenAI GA calls assistant parts ``output_text``/``output_audio``).
+    An image has ``image_url`` (a URL or a ``data:`` URL) and ``detail``.
     """
 
-    type: Literal["input_text", "input_audio", "text", "audio"]
+    type: Literal["input_text", "input_audio", "input_image", "text", "audio"]
     text: str | None = None
     transcript: str | None = None
+    image_url: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,8 @@ class Response:
     error: str | None = None
     output_tokens: int = 0
     input_tokens: int = 0
+    #: The client's own key-value pairs from the request (OpenAI ``metadata``).
+    metadata: dict[str, str] | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -177,6 +210,7 @@ class UpdateSession(Intent):
     transcription: bool | _Unset = UNSET
     #: The functions the agent may call (replacing the session's).
     tools: tuple[ToolSpec, ...] | _Unset = UNSET
+    tool_choice: str | _Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -242,6 +276,11 @@ class CreateResponse(Intent):
     #: What the agent answers: the latest ``user`` input, or ``tool_results`` /
     #: ``external_event`` (the last history items; see :class:`UserTurn`).
     kind: Literal["user", "tool_results", "external_event"] = "user"
+    #: The client's key-value pairs, shown back on the response.
+    metadata: dict[str, str] | None = None
+    #: This response's tools and tool choice (None: the session's).
+    tools: tuple[ToolSpec, ...] | None = None
+    tool_choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +415,23 @@ class InputTranscriptionCompleted(Fact):
     item_id: str
     content_index: int
     transcript: str
+    #: How much audio was transcribed, in seconds (OpenAI's ``usage`` by duration).
+    audio_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class InputTranscriptionDelta(Fact):
+    """The ASR's partial hypothesis of the user's turn in progress (item ``item_id``).
+
+    ``text`` is the whole turn so far as the ASR hears it now, not an increment: a later
+    one may revise earlier words. Emitted while the user speaks (server VAD), only when the
+    session's ``transcription`` setting is on and the server has a partial ASR; the turn's
+    :class:`InputTranscriptionCompleted` follows once it is committed, and no delta of that
+    item comes after the turn ends. Dialects without such an event ignore it.
+    """
+
+    item_id: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -626,11 +682,17 @@ class HistoryItem:
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A function the agent may call: a JSON-schema function definition."""
+    """A function the agent may call: a JSON-schema function definition.
+
+    ``client``: the client runs it (OpenAI's function tools): the agent's response ends
+    with the call, and the result comes back as a ``function_call_output`` item before the
+    next response. Otherwise the agent runs it itself (a server-side tool).
+    """
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    client: bool = False
 
 
 @dataclass(frozen=True)
@@ -673,6 +735,10 @@ class UserTurn:
     context: SessionContext = field(default_factory=SessionContext)
     #: The session's voice (a TTS speaks with it when it knows it, else with its own).
     voice: str = ""
+    #: The images of the user's input (``input_image`` parts): URLs or ``data:`` URLs.
+    images: tuple[str, ...] = ()
+    #: Which tool the agent must call: ``auto``, ``none``, ``required`` or a tool's name.
+    tool_choice: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,30 @@ use crate::resample_rows::{self, GROUP, MAX_LM};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The rates voxwire supports (every pair among them).
+/// The common voice rates: every pair among them is supported (and measured).
 pub const RATES: [u32; 8] = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/// Other rates (12 kHz, 96 kHz, 37.8 kHz...) are supported between these bounds, in Hz...
+pub const MIN_RATE: u32 = 1000;
+pub const MAX_RATE: u32 = 384_000;
+/// ...when the pair's ratio reduces to `l / m` with both at most this: it bounds the
+/// filter's phases (memory) and the taps per output.
+pub const MAX_FACTOR: u64 = 1024;
+
+/// Whether `in_rate -> out_rate` is a pair the resampler designs a filter for.
+pub fn supported_pair(in_rate: u32, out_rate: u32) -> bool {
+    if RATES.contains(&in_rate) && RATES.contains(&out_rate) {
+        return true;
+    }
+    if ![in_rate, out_rate]
+        .iter()
+        .all(|r| (MIN_RATE..=MAX_RATE).contains(r))
+    {
+        return false;
+    }
+    let g = gcd(in_rate as u64, out_rate as u64);
+    out_rate as u64 / g <= MAX_FACTOR && in_rate as u64 / g <= MAX_FACTOR
+}
 
 /// A filter preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,12 +188,17 @@ fn kaiser_beta(a: f64) -> f64 {
 impl Design {
     /// Designs the filter for a rate pair and preset.
     pub fn new(in_rate: u32, out_rate: u32, quality: Quality) -> Result<Self> {
-        for r in [in_rate, out_rate] {
-            if !RATES.contains(&r) {
-                return Err(Error::InvalidArgument(format!(
-                    "unsupported sample rate {r} Hz: supported are {RATES:?}"
-                )));
-            }
+        if !supported_pair(in_rate, out_rate) {
+            let r = if RATES.contains(&in_rate) {
+                out_rate
+            } else {
+                in_rate
+            };
+            return Err(Error::InvalidArgument(format!(
+                "unsupported sample rate {r} Hz: supported are {RATES:?}, and any rate \
+                 from {MIN_RATE} to {MAX_RATE} Hz whose ratio to the other reduces to at \
+                 most {MAX_FACTOR}/{MAX_FACTOR} ({in_rate} -> {out_rate} does not)"
+            )));
         }
         let g = gcd(in_rate as u64, out_rate as u64);
         let l = (out_rate as u64 / g) as usize;
@@ -1496,6 +1523,56 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn other_rates_stream_like_one_shot_and_keep_a_tone() {
+        // Rates outside RATES (12 kHz, 96 kHz, 37.8 kHz, 192 kHz) through both kernels.
+        for (a, b) in [
+            (12000, 24000),
+            (24000, 12000),
+            (96000, 24000),
+            (37800, 16000),
+            (192000, 8000),
+            (12000, 44100),
+        ] {
+            let x = tone(a as usize / 2, a, 440.0, 0.5);
+            let once = resample_f32(&x, a, b, Quality::High).unwrap();
+            let d = Design::new(a, b, Quality::High).unwrap();
+            assert_eq!(
+                once.len() as u64,
+                d.total_outputs(x.len() as u64),
+                "{a}->{b}"
+            );
+            let mut r = Resampler::new(a, b, Quality::High).unwrap();
+            let mut got = Vec::new();
+            for c in x.chunks(333) {
+                let mut o = vec![0f32; r.pending_outputs(c.len())];
+                r.process_with(c, conv_f32, &mut o, emit_f32).unwrap();
+                got.extend(o);
+            }
+            let mut t = vec![0f32; r.flush_outputs()];
+            r.flush_with(&mut t, emit_f32).unwrap();
+            got.extend(t);
+            assert_eq!(got, once, "{a}->{b}");
+            // The middle of the output is the same 440 Hz tone at the new rate.
+            let want = tone(once.len(), b, 440.0, 0.5);
+            let (lo, hi) = (once.len() / 4, once.len() * 3 / 4);
+            let err = once[lo..hi]
+                .iter()
+                .zip(&want[lo..hi])
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 5e-3, "{a}->{b}: {err}");
+        }
+        for (a, b) in [
+            (12345, 16000),
+            (999, 8000),
+            (16000, 400_000),
+            (44056, 24000),
+        ] {
+            assert!(Design::new(a, b, Quality::High).is_err(), "{a}->{b}");
         }
     }
 

@@ -35,7 +35,8 @@ fn samples<'a>(b: &'a Buf, what: &str) -> PyResult<Samples<'a>> {
 }
 
 /// Streaming sample-rate converter between 8000, 11025, 16000, 22050, 24000, 32000, 44100 and
-/// 48000 Hz (every pair), a rational polyphase filter in the Rust core.
+/// 48000 Hz (every pair), and any rate from 1000 to 384000 Hz whose ratio to the other reduces
+/// to at most 1024/1024 (12 kHz, 96 kHz...); a rational polyphase filter in the Rust core.
 ///
 /// ``process(x)`` takes any amount of int16 or float32 samples (or PCM16 bytes) and returns
 /// the output they complete, in the input's dtype (int16 for bytes). ``flush()`` returns the

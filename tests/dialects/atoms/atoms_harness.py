@@ -101,6 +101,7 @@ class Server:
         plugin: AtomsPlugin | None = None,
         agent: Agent | str = "echo",
         asr: ASR | None = None,
+        partial_asr: ASR | None = None,
         store_path: Path | None = None,
     ) -> None:
         cfg_path = tmp / "voxwire.toml"
@@ -110,6 +111,7 @@ class Server:
             api_keys=frozenset({KEY}),
             agent=agent,
             asr=asr,
+            partial_asr=partial_asr,
             plugins=(self.plugin,),
             store=SQLiteStore(store_path or tmp / "store.db"),
             config_file=load_config(cfg_path),

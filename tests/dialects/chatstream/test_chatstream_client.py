@@ -137,4 +137,4 @@ def test_voxwire_talk_dialect_chatstream(tmp_path: Path) -> None:
     assert f"answer: {TEXT}" in r.stdout
     with wave.open(str(out)) as w:
         assert w.getnframes() / w.getframerate() > 1.0
-    assert bad.returncode == 1 and "error" in bad.stdout
+    assert bad.returncode == 4 and "refused the credentials" in bad.stderr

@@ -1,0 +1,33 @@
+"""README: the official openai SDK's beta client against `voxwire serve` (a text turn).
+
+The beta client connects with wss:// unless websocket_base_url says otherwise.
+"""
+
+from openai import OpenAI
+
+from voxwire.demo import local_server
+
+KEY = "example-key-1"
+
+with local_server("--api-key", KEY) as port:
+    client = OpenAI(
+        api_key=KEY,
+        base_url=f"http://127.0.0.1:{port}/v1",
+        websocket_base_url=f"ws://127.0.0.1:{port}/v1",
+    )
+    with client.beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
+        conn.session.update(session={"modalities": ["text"]})
+        conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Hello!"}],
+            }
+        )
+        conn.response.create()
+        for event in conn:
+            if event.type == "response.text.delta":
+                print(event.delta, end="")
+            elif event.type == "response.done":
+                print()
+                break

@@ -1,0 +1,15 @@
+"""README "Voice activity and turns"."""
+
+import numpy as np
+
+import voxwire
+
+frame = (np.sin(np.arange(160) * 0.3) * 8000).astype(np.int16)  # 10 ms at 16 kHz
+
+vad = voxwire.Vad("silero", 16000, 10)  # the default; or "spectral", "webrtc", "energy"
+speech = vad.is_speech(frame)
+from voxwire import webrtcvad  # noqa: E402  (drop-in for py-webrtcvad)
+
+td = voxwire.TurnDetector(threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500)
+
+print(f"speech: {speech}; webrtcvad drop-in: {webrtcvad.Vad(2).is_speech(frame.tobytes(), 16000)}")
