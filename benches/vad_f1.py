@@ -1,7 +1,7 @@
 """Speech-class F1 of each VAD engine on ../shared/data/vad-dev, per condition and mean.
 
 Engines: py-webrtcvad modes 0, 2 and 3 (30 ms frames, as in the data set's reference
-table), voxwire's "spectral" (default), "silero", "webrtc" and "energy" engines (10 ms frames) and a
+table), voxwire's "spectral", "silero" (default), "webrtc" and "energy" engines (10 ms frames) and a
 fixed -45 dBFS energy gate. Decisions on longer frames are spread over their 10 ms label frames.
 
 Usage: python benches/vad_f1.py [--data ../shared/data/vad-dev] [--out docs/vad_f1.png]
@@ -55,8 +55,8 @@ ENGINES: dict[str, Decide] = {
     "py-webrtcvad mode 3": py_webrtcvad(3),
     "py-webrtcvad mode 2": py_webrtcvad(2),
     "voxwire webrtc mode 2 (10 ms)": voxwire_engine("webrtc", 2),
-    "voxwire spectral (default)": voxwire_engine("spectral"),
-    "voxwire silero (10 ms frames)": voxwire_engine("silero"),
+    "voxwire spectral": voxwire_engine("spectral"),
+    "voxwire silero (default, 10 ms frames)": voxwire_engine("silero"),
     "voxwire energy": voxwire_engine("energy"),
     "fixed -45 dBFS gate": fixed_gate(),
 }

@@ -83,8 +83,8 @@ def engines() -> dict[str, Callable[[npt.NDArray[np.int16], int], npt.NDArray[np
         return run
 
     return {
-        "voxwire spectral (default)": ours("spectral"),
-        "voxwire silero": ours("silero"),
+        "voxwire spectral": ours("spectral"),
+        "voxwire silero (default)": ours("silero"),
         "voxwire webrtc mode 2": ours("webrtc", 2),
         "voxwire energy": ours("energy"),
         "py-webrtcvad mode 2": theirs(2),

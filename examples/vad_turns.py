@@ -6,7 +6,7 @@ import voxwire
 
 frame = (np.sin(np.arange(160) * 0.3) * 8000).astype(np.int16)  # 10 ms at 16 kHz
 
-vad = voxwire.Vad("spectral", 16000, 10)  # or "silero", "webrtc", "energy"
+vad = voxwire.Vad("silero", 16000, 10)  # the default; or "spectral", "webrtc", "energy"
 speech = vad.is_speech(frame)
 from voxwire import webrtcvad  # noqa: E402  (drop-in for py-webrtcvad)
 

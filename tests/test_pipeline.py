@@ -48,7 +48,7 @@ X, SPANS = conversation()
 
 
 def test_turns_come_out_on_the_audio_timeline() -> None:
-    p = voxwire.InputPipeline()
+    p = voxwire.InputPipeline(engine="spectral")
     ev = push_all(p, [b64(X[i : i + 480]) for i in range(0, len(X), 480)])
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
     for (start, end), a, b in zip(SPANS, ev[0::2], ev[1::2], strict=True):
@@ -105,18 +105,19 @@ def test_g711_input_is_decoded_like_voxwire_g711(fmt: str) -> None:
     )
     codes = enc(x8)
     msgs = [codes[i : i + 160] for i in range(0, len(codes), 160)]
-    p = voxwire.InputPipeline(in_rate=8000, format=fmt)
+    p = voxwire.InputPipeline(engine="spectral", in_rate=8000, format=fmt)
     ev = push_all(p, [base64.b64encode(m).decode() for m in msgs])
     pcm = dec(codes)
     want = push_all(
-        voxwire.InputPipeline(in_rate=8000), [pcm[i : i + 160] for i in range(0, len(pcm), 160)]
+        voxwire.InputPipeline(engine="spectral", in_rate=8000),
+        [pcm[i : i + 160] for i in range(0, len(pcm), 160)],
     )
     assert ev == want and len(ev) == 4
     assert abs(ev[0].audio_start_ms - spans[0][0]) <= 30
 
 
 def test_the_turn_audio_is_the_input_as_sent() -> None:
-    p = voxwire.InputPipeline(prefix_padding_ms=300)
+    p = voxwire.InputPipeline(engine="spectral", prefix_padding_ms=300)
     stops = 0
     for i in range(0, len(X), 480):
         ev = p.push(b64(X[i : i + 480]))

@@ -44,7 +44,7 @@ def run(td: voxwire.TurnDetector, x: np.ndarray, chunk: int = 320) -> list[objec
 
 def test_events_on_the_audio_timeline() -> None:
     x, spans = signal([("gap", 1.0), ("speech", 1.2), ("gap", 1.5), ("speech", 0.8), ("gap", 1.2)])
-    td = voxwire.TurnDetector(silence_duration_ms=500)
+    td = voxwire.TurnDetector(engine="spectral", silence_duration_ms=500)
     ev = run(td, x, chunk=333)  # chunks that do not align with frames
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
     for (start, end), (a, b) in zip(spans, zip(ev[0::2], ev[1::2], strict=True), strict=True):
@@ -69,7 +69,9 @@ def assert_gate_ends_the_turn(y: np.ndarray, speech_end_ms: float) -> None:
     y16 = np.clip(y, -32768, 32767).astype(np.int16)
     stops = {}
     for gate in (35.0, 0.0):
-        ev = run(voxwire.TurnDetector(silence_duration_ms=500, end_gate_db=gate), y16)
+        ev = run(
+            voxwire.TurnDetector(engine="spectral", silence_duration_ms=500, end_gate_db=gate), y16
+        )
         stop = [e for e in ev if isinstance(e, SpeechStopped)]
         assert len(stop) == 1
         stops[gate] = stop[0].audio_end_ms
@@ -121,15 +123,15 @@ def test_utterance_holds_prefix_speech_and_silence() -> None:
 
 def test_start_secs_ignores_short_blips_and_reset() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 0.1), ("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(start_secs=0.2, stop_secs=0.5), x)
+    ev = run(voxwire.TurnDetector(engine="spectral", start_secs=0.2, stop_secs=0.5), x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     assert ev[0].audio_start_ms > 2000  # type: ignore[attr-defined]
-    td = voxwire.TurnDetector()
+    td = voxwire.TurnDetector(engine="spectral")
     run(td, x[:24000])
     assert td.position_ms == 1500
     td.reset()
     assert td.position_ms == 0 and not td.speaking
-    assert run(td, x) == run(voxwire.TurnDetector(), x)
+    assert run(td, x) == run(voxwire.TurnDetector(engine="spectral"), x)
 
 
 def test_min_volume_and_bad_config() -> None:
@@ -185,7 +187,7 @@ def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
     with wave.open(str(VAD_DEV / f"{condition}.wav")) as w:
         x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
     silence = 500
-    td = voxwire.TurnDetector(silence_duration_ms=silence)
+    td = voxwire.TurnDetector(engine="spectral", silence_duration_ms=silence)
     stops = [e.emitted_at_ms for e in run(td, x, 480) if isinstance(e, SpeechStopped)]
     # Labelled ends followed by more than the silence duration (+ 100 ms) of non-speech.
     ends = []

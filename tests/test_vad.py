@@ -64,7 +64,7 @@ def test_probability_range_and_properties() -> None:
     ps = [vad.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
     assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1
     assert (vad.frame_samples, vad.sample_rate, vad.engine) == (160, 16000, "energy")
-    assert voxwire.Vad().engine == "spectral"
+    assert voxwire.Vad().engine == "silero"
     sp = voxwire.Vad("spectral", 16000, 10)
     ps = [sp.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
     assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1

@@ -266,7 +266,7 @@ class Vad:
     """
 
     def __new__(
-        cls, engine: str = "spectral", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
+        cls, engine: str = "silero", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
     ) -> Vad: ...
     def is_speech(self, frame: _In) -> bool:
         """Whether the frame holds speech."""
@@ -325,7 +325,7 @@ class TurnDetector:
         cls,
         sample_rate: int = 16000,
         frame_ms: int = 10,
-        engine: str = "spectral",
+        engine: str = "silero",
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int | None = None,
@@ -381,7 +381,7 @@ class InputPipeline:
         encoding: str = "base64",
         format: str = "pcm16",
         vad_rate: int = 16000,
-        engine: str = "spectral",
+        engine: str = "silero",
         mode: int = 3,
         frame_ms: int = 10,
         quality: str = "vad",

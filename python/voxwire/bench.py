@@ -400,6 +400,72 @@ def _cycle(items: list[Any]) -> Callable[[], Any]:
     return lambda: next(it)
 
 
+def _silero_pipeline_cases(
+    msgs: list[str], ours_input: Callable[..., Callable[[], object]]
+) -> list[Case]:
+    """``InputPipeline`` with its default engine (Silero) against the user's composition.
+
+    That composition: pybase64, a soxr HQ stream to 16 kHz, and Silero on onnxruntime
+    (512-sample windows, driven as silero-vad's ``OnnxWrapper`` drives it) with numpy RMS.
+    Only when onnxruntime and ``pip install --no-deps silero-vad`` are there.
+    """
+    op = "InputPipeline 24k b64 (defaults: silero VAD, turns)"
+    path = _silero_model()
+    try:
+        import onnxruntime as ort
+        import pybase64
+        import soxr
+    except ImportError:
+        path = None
+    if path is None:
+        missing = "install voxwire[bench], onnxruntime and silero-vad (--no-deps) to compare"
+        return [(op, "20 ms", missing, ours_input(), None, 10.0)]
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def peer_input() -> Callable[[], object]:
+        rs = soxr.ResampleStream(24000, 16000, 1, dtype="int16", quality="HQ")
+        pending = np.zeros(0, dtype=np.int16)
+        st: dict[str, Any] = {
+            "state": np.zeros((2, 1, 128), np.float32),
+            "ctx": np.zeros((1, 64), np.float32),
+            "sr": np.array(16000, np.int64),
+        }
+        nxt = _cycle(msgs)
+
+        def step() -> object:
+            nonlocal pending
+            pcm = np.frombuffer(pybase64.b64decode(nxt()), dtype="<i2")
+            pending = np.concatenate((pending, rs.resample_chunk(pcm)))
+            probs = []
+            while len(pending) >= 512:
+                f = pending[:512].astype(np.float32)[None] / 32768.0
+                inp = np.concatenate([st["ctx"], f], axis=1)
+                out, st["state"] = sess.run(
+                    None, {"input": inp, "state": st["state"], "sr": st["sr"]}
+                )
+                st["ctx"] = inp[:, -64:]
+                probs.append(float(out[0, 0]))
+                pending = pending[512:]
+            rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
+            return probs, rms
+
+        return step
+
+    return [
+        (
+            op,
+            "20 ms",
+            "pybase64 + soxr HQ stream + Silero ONNX on onnxruntime + numpy RMS",
+            ours_input(),
+            peer_input(),
+            10.0,
+        )
+    ]
+
+
 def _pipeline_cases() -> list[Case]:
     """The fused pipelines against the same steps composed from the peers, per 20 ms chunk."""
     try:
@@ -448,12 +514,13 @@ def _pipeline_cases() -> list[Case]:
     def peer_in() -> Callable[[], object] | None:
         return peer_input() if have_peers else None
 
-    cases: list[Case] = [
+    cases: list[Case] = _silero_pipeline_cases(msgs, ours_input)
+    cases += [
         (
-            "InputPipeline 24k b64 (defaults: spectral VAD, turns)",
+            'InputPipeline 24k b64 (engine="spectral", turns)',
             "20 ms",
             peer,
-            ours_input(),
+            ours_input(engine="spectral"),
             peer_in(),
             10.0,
         ),

@@ -282,9 +282,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.add_argument(
         "--vad",
-        default="spectral",
+        default="silero",
         choices=("spectral", "silero", "webrtc", "energy"),
-        help="VAD engine (default spectral)",
+        help="VAD engine (default silero)",
     )
     s.add_argument(
         "--log-level",

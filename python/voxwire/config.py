@@ -138,7 +138,7 @@ class ServerSettings:
     store: str | None = field(default=None, repr=False)
     #: The agent a session gets when it names none (``--agent``); None: the first agent.
     default_agent: str | None = None
-    vad: str = "spectral"
+    vad: str = "silero"
     idle_timeout: float = 300.0
     max_message_bytes: int = 1 << 20
     max_send_queue: int = 256

@@ -174,7 +174,7 @@ class ServerConfig:
     shutdown_timeout_s: float = 10.0
     #: Connections per server and per peer, handshake and failed-authentication rates.
     server_limits: ServerLimits = field(default_factory=ServerLimits)
-    vad_engine: str = "spectral"
+    vad_engine: str = "silero"
     model: str = "voxwire-echo"
     #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
     #: transcripts. ``voxwire serve`` picks :class:`voxwire.asr.PocketSphinxASR` when it is

@@ -141,7 +141,7 @@ class Session:
         now: float = 0.0,
         model: str = "voxwire-echo",
         limits: Limits | None = None,
-        vad_engine: str = "spectral",
+        vad_engine: str = "silero",
         ids: ev.IdFactory = ev.random_id,
         state: ev.SessionState | None = None,
         context: ev.SessionContext | None = None,

@@ -53,6 +53,7 @@ fn main() {
     let x24 = signal(24000 * 20, 24000);
     let msgs: Vec<Vec<u8>> = x24.chunks(480).map(b64).collect();
     for (engine, frame_ms) in [
+        ("silero", 10),
         ("spectral", 10),
         ("webrtc", 10),
         ("webrtc", 20),

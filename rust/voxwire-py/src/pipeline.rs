@@ -68,7 +68,7 @@ impl InputPipeline {
     #[new]
     #[pyo3(signature = (
         in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
-        engine = "spectral", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
+        engine = "silero", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
         prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.0,
         min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0,
         *, end_mode = "silence", eagerness = "auto"
