@@ -555,12 +555,13 @@ def report(res: Results, seeds: list[int], title: str) -> None:
     n = len(seeds)
     print(f"\n### {title} ({n} seeds)\n")
     print(
-        "| scenario | runs with more underruns than fixed | runs missing the latency bar "
+        "| scenario | runs with more underruns than fixed | runs with fewer / equal underruns "
+        "| runs missing the latency bar "
         "| underruns a / f (all runs) | mean added ms a / f (p50, p95 of runs) "
         "| p95 added ms a / f | first audio mean ms a / f | first audio p95 ms a / f "
         "| turns whose first audio came later than fixed's |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for j, sc in enumerate(SCENARIOS):
         rows = [res[s, j] for s in seeds if (s, j) in res]
         wu = [s for s in seeds if (s, j) in res and worse_underruns(*res[s, j])]
@@ -572,6 +573,8 @@ def report(res: Results, seeds: list[int], title: str) -> None:
             if t in f.first_audio and v > f.first_audio[t] + 1e-6
         )
         nturns = sum(len(a.first_audio) for a, _ in rows)
+        fewer = sum(a.underruns < f.underruns for a, f in rows)
+        equal = sum(a.underruns == f.underruns for a, f in rows)
 
         def two(get: Callable[[RunSummary], float], rows: list = rows) -> str:
             a = [get(r[0]) for r in rows]
@@ -585,7 +588,7 @@ def report(res: Results, seeds: list[int], title: str) -> None:
             return f"{len(v)} (seeds {', '.join(map(str, v[:8]))}{more})"
 
         print(
-            f"| {sc.name} | {seeds_of(wu)} | {seeds_of(wl)} "
+            f"| {sc.name} | {seeds_of(wu)} | {fewer} / {equal} | {seeds_of(wl)} "
             f"| {sum(a.underruns for a, _ in rows)} / {sum(f.underruns for _, f in rows)} "
             f"| {two(lambda r: r.lat_mean)} | {two(lambda r: r.lat_p95)} "
             f"| {two(RunSummary.fa_mean)} | {two(RunSummary.fa_p95)} | {later} of {nturns} |"

@@ -271,22 +271,32 @@ def stall_after_first_chunk(first_ms: int, stall_ms: float) -> tuple[np.ndarray,
     return x, [(0.0, x[:n]), *rest]
 
 
-@pytest.mark.parametrize(("first_ms", "stall_ms"), [(145, 600.0), (75, 593.0)])
+@pytest.mark.parametrize(("first_ms", "stall_ms"), [(145, 600.0), (75, 593.0), (195, 358.0)])
 def test_a_stall_right_after_the_first_chunk_underruns_no_more_than_the_fixed_client(
     first_ms: int, stall_ms: float
 ) -> None:
-    # Traces where the previous start rule (min_start_ms=0) ran dry and the fixed client,
-    # still waiting for 250 ms queued, did not: now the adaptive buffer waits too, and its
-    # first audio comes no later than the fixed client's.
+    # Traces where a rule that started on the first chunk ran dry and the fixed client,
+    # still waiting for 250 ms queued, did not. No stream starts on its first arrival alone
+    # (unless it holds prebuffer_ms): even without the floor (min_start_ms=0) the buffer
+    # waits for the second chunk, after the stall, and its first audio comes no later than
+    # the fixed client's.
     _, pushes = stall_after_first_chunk(first_ms, stall_ms)
-    old = voxwire.JitterBuffer(RATE, min_start_ms=0)
-    drive(old, pushes, 3000)
-    assert old.stats()["underruns"] == 1
-    new = drive(voxwire.JitterBuffer(RATE), pushes, 3000)
     fixed_jb = voxwire.JitterBuffer(RATE, adaptive=False)
     fixed = drive(fixed_jb, pushes, 3000)
     assert fixed_jb.stats()["underruns"] == 0
-    assert np.flatnonzero(new)[0] <= np.flatnonzero(fixed)[0]
+    for jb in [voxwire.JitterBuffer(RATE, min_start_ms=0), voxwire.JitterBuffer(RATE)]:
+        out = drive(jb, pushes, 3000)
+        assert jb.stats()["underruns"] == 0
+        first = np.flatnonzero(out)[0]
+        assert stall_ms * RATE / 1000 <= first <= np.flatnonzero(fixed)[0]
+
+
+def test_a_first_chunk_of_the_prebuffer_starts_at_once() -> None:
+    # 260 ms in the first push: the fixed client starts on it, and so does the adaptive one
+    # (the second-arrival rule applies only below prebuffer_ms).
+    _, pushes = stall_after_first_chunk(260, 200.0)
+    out = drive(voxwire.JitterBuffer(RATE), pushes, 3000)
+    assert np.flatnonzero(out)[0] < FRAME
 
 
 def test_min_start_ms_is_validated_and_keyword_only() -> None:

@@ -27,10 +27,15 @@
 //!   Until four streams have been seen, that lateness is taken as `prebuffer_ms`.
 //!
 //! A new stream also needs `min_start_ms` queued (default `prebuffer_ms`: the fixed client's
-//! start) unless the last `CALM_GAPS` (128) or more arrival gaps hold no stall. Before the
-//! fixed client starts it cannot underrun, whatever the next gap; a stream started earlier on
-//! a small queue can, and no statistic bounds a stall the session has not seen yet (issue 28,
-//! docs/design/jitter.md: the trade-off over `min_start_ms`).
+//! start); once the last `CALM_GAPS` (128) or more arrival gaps hold no stall, only
+//! `CALM_MARGIN` (1.1) times the target. And it never starts on its first arrival alone: the
+//! gap after a stream's first chunk is the one no statistic of the session describes (a TTS
+//! that sends a small chunk and then stalls), so a stream waits for a second arrival (a push
+//! at a later time) unless it already holds `prebuffer_ms` or has ended. The fixed client needs
+//! that second arrival too whenever the first chunk is shorter than `prebuffer_ms`, so this
+//! never starts later than it. Before the fixed client starts it cannot underrun, whatever
+//! the next gap; a stream started earlier on a small queue can, and no statistic bounds a
+//! stall the session has not seen yet (issue 28, docs/design/jitter.md).
 //!
 //! It starts at once when the stream has ended. A rejoin after an underrun needs only the
 //! condition on the gaps (or `prebuffer_ms` queued). While playing:
@@ -96,8 +101,13 @@ const RESIDUAL_SEEN: usize = 32;
 const RESIDUAL_TAIL: usize = 8;
 /// Default `min_start_ms`, as a fraction of `prebuffer_ms`.
 pub const DEFAULT_MIN_START: f64 = 1.0;
-/// Gaps a session must have shown, none of them a stall, before `min_start_ms` is waived.
+/// Gaps a session must have shown, none of them a stall, before `min_start_ms` is lowered
+/// to `CALM_MARGIN` times the target.
 const CALM_GAPS: usize = 128;
+/// A calm session's start floor, as a multiple of the target (issue 28: at 1.0, a session
+/// calm for 128 gaps started a mobile-network stream on 199 ms queued against a 191 ms
+/// target and ran dry in a 360 ms hole; docs/design/jitter.md has the curve).
+const CALM_MARGIN: f64 = 1.1;
 /// Correlation above which a segment counts as periodic enough to stretch.
 const VOICED: f32 = 0.6;
 /// RMS below which a segment is quiet enough to stretch whatever its periodicity.
@@ -772,14 +782,16 @@ impl JitterBuffer {
             // A new stream also needs the target queued, unless the next push is already
             // later than any regular gap (waiting on would not be backed by the statistics;
             // playback then starts by stretching, see `wants_expand`).
-            // And it needs `min_start_ms` queued (unless the session has been calm): before
-            // the fixed client starts, nothing bounds the next gap.
+            // And it needs `min_start_ms` queued (a margin over the target once the session
+            // has been calm): before the fixed client starts, nothing bounds the next gap.
+            // And a second arrival: the gap after the first chunk is not in the statistics.
             let trusted = b >= self.target_ms() || need == 0.0;
             b >= self.cfg.prebuffer_ms as f64
                 || (b >= need.max(self.floor_ms())
                     && (after_underrun
                         || self.boundary.is_some()
                         || (trusted
+                            && self.last_arrival > self.open_t0
                             && b >= self.min_start_ms()
                             && now - self.open_t0 >= self.late_need())))
         };
@@ -839,18 +851,21 @@ impl JitterBuffer {
     }
 
     /// The least queue a new stream starts with before `prebuffer_ms` is queued:
-    /// `min_start_ms` (at most `prebuffer_ms`), waived once the last `CALM_GAPS` or more
-    /// gaps hold no stall.
+    /// `min_start_ms` (at most `prebuffer_ms`), lowered to `CALM_MARGIN` times the target
+    /// once the last `CALM_GAPS` or more gaps hold no stall.
     fn min_start_ms(&self) -> f64 {
-        if self.est.n >= CALM_GAPS && self.est.stalls == 0 {
-            // A session without stalls in its recent gaps starts on the evidence alone.
-            return 0.0;
-        }
         let pre = self.cfg.prebuffer_ms as f64;
-        self.cfg
+        let floor = self
+            .cfg
             .min_start_ms
             .map_or(DEFAULT_MIN_START * pre, |m| m as f64)
-            .min(pre)
+            .min(pre);
+        if self.est.n >= CALM_GAPS && self.est.stalls == 0 {
+            // A session without stalls in its recent gaps starts on the evidence, with a
+            // margin over the target.
+            return floor.min(CALM_MARGIN * self.target_ms());
+        }
+        floor
     }
 
     /// The least queue to start or rejoin with: a frame and two pitch periods.
@@ -1267,6 +1282,10 @@ mod tests {
         jb.push(&x, t).unwrap();
         let mut now = t;
         while jb.stats().played_ms == played && now < t + 2000.0 {
+            if now == t + 10.0 {
+                // A second arrival (no stream starts on its first alone).
+                jb.push(&x, now).unwrap();
+            }
             jb.pop(now, &mut f).unwrap();
             now += 10.0;
         }
@@ -1338,15 +1357,58 @@ mod tests {
     #[test]
     fn a_stall_after_a_small_first_chunk_is_waited_out_like_the_fixed_client() {
         // 145 ms, then nothing for 600 ms (seed 1 of the "stall after the first chunk"
-        // scenario). The old rule (min_start_ms = 0) started on the first chunk and ran dry;
-        // the fixed client waits for 250 ms queued, and so does the adaptive one now.
+        // scenario). A rule that started on the first chunk ran dry; the fixed client waits
+        // for 250 ms queued, and the adaptive one for the floor and for a second arrival (so
+        // even without the floor, min_start_ms = 0, it waits the stall out).
         let run =
             |c| stall_after_first_chunk(&mut JitterBuffer::new(c).unwrap(), 0.0, 145, 600.0, 1500);
-        let (old_u, _) = run(cfg250(true, Some(0)));
+        let (no_floor_u, no_floor_first) = run(cfg250(true, Some(0)));
         let (new_u, new_first) = run(cfg250(true, None));
         let (fixed_u, fixed_first) = run(cfg250(false, None));
-        assert_eq!((old_u, new_u, fixed_u), (1, 0, 0));
+        assert_eq!((no_floor_u, new_u, fixed_u), (0, 0, 0));
         assert!(new_first <= fixed_first, "{new_first} {fixed_first}");
+        assert!(no_floor_first >= 600.0, "{no_floor_first}");
+    }
+
+    /// A session calm for 8 streams of 40 ms chunks every 20 ms (no stall among 128+ gaps);
+    /// returns the time after it.
+    fn calm_session(jb: &mut JitterBuffer) -> f64 {
+        let x = vec![1000i16; 640];
+        let mut f = vec![0i16; 160];
+        let mut t = 0.0;
+        for _ in 0..8 {
+            for k in 0..200 {
+                let now = t + k as f64 * 10.0;
+                if k % 2 == 0 && k < 40 {
+                    jb.push(&x, now).unwrap();
+                    if k == 38 {
+                        jb.mark_end();
+                    }
+                }
+                jb.pop(now, &mut f).unwrap();
+            }
+            t += 2000.0;
+        }
+        assert_eq!(jb.stats().buffered_ms, 0.0);
+        t
+    }
+
+    #[test]
+    fn no_stream_starts_on_its_first_arrival_alone() {
+        // A calm session (the floor down to a margin over the target), then a 195 ms first
+        // chunk and nothing for 358 ms (seed 7 turn 9 of "stall after the first chunk"): the
+        // stream waits for its second arrival, as the fixed client does (195 < 250 ms).
+        let mut jb = JitterBuffer::new(cfg250(true, None)).unwrap();
+        let t = calm_session(&mut jb);
+        assert!(jb.min_start_ms() < 100.0);
+        let (u, first) = stall_after_first_chunk(&mut jb, t, 195, 358.0, 1500);
+        let mut fixed = JitterBuffer::new(cfg250(false, None)).unwrap();
+        let (fu, ffirst) = stall_after_first_chunk(&mut fixed, t, 195, 358.0, 1500);
+        assert_eq!((u, fu), (0, 0));
+        assert!((358.0..=ffirst).contains(&first), "{first} {ffirst}");
+        // A first chunk of `prebuffer_ms` or more starts at once, like the fixed client.
+        let (u, first) = stall_after_first_chunk(&mut jb, t + 4000.0, 260, 200.0, 1500);
+        assert_eq!((u, first), (0, 0.0));
     }
 
     #[test]
@@ -1359,21 +1421,16 @@ mod tests {
                 .min_start_ms(),
             250.0
         );
-        // A calm session: streams of 40 ms chunks every 20 ms, no stall among 128+ gaps.
+        // A calm session: the floor comes down to a margin over the target.
         let mut jb = JitterBuffer::new(cfg250(true, None)).unwrap();
+        let t = calm_session(&mut jb);
+        assert!((jb.min_start_ms() - CALM_MARGIN * jb.target_ms()).abs() < 1e-9);
+        assert!(jb.min_start_ms() < 250.0);
+        // Never above the configured floor.
+        let mut low = JitterBuffer::new(cfg250(true, Some(0))).unwrap();
+        calm_session(&mut low);
+        assert_eq!(low.min_start_ms(), 0.0);
         let x = vec![1000i16; 640];
-        let mut f = vec![0i16; 160];
-        let mut t = 0.0;
-        for _ in 0..8 {
-            for k in 0..20 {
-                jb.push(&x, t + k as f64 * 20.0).unwrap();
-                jb.pop(t + k as f64 * 20.0, &mut f).unwrap();
-            }
-            jb.mark_end();
-            t += 2000.0;
-            jb.pop(t, &mut f).unwrap();
-        }
-        assert_eq!(jb.min_start_ms(), 0.0);
         // One stall in the window and the floor is back.
         jb.push(&x, t).unwrap();
         jb.push(&x, t + 900.0).unwrap();
