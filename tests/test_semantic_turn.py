@@ -1,5 +1,10 @@
 """The semantic end-of-turn rule (OpenAI semantic_vad): judged from the end's prosody,
-waits ordered by eagerness, the text hint, streaming equal to one-shot, defaults unchanged."""
+waits ordered by eagerness, the text hint, streaming equal to one-shot, defaults unchanged.
+
+The utterances here are synthetic voiced tones with a pitch contour: the spectral engine hears
+them as speech (Silero, the default engine, is trained on real speech and does not), so every
+detector here names it. The rule itself does not depend on the engine (docs/design/turns.md).
+"""
 
 from __future__ import annotations
 
@@ -54,7 +59,9 @@ def stops(events: list[object]) -> list[SpeechStopped]:
 def end_of(end: str, eagerness: str) -> SpeechStopped:
     """The one SpeechStopped of a 1.5 s utterance with `end`, followed by 9 s of silence."""
     x = signal([1.0, utterance(end), 9.0])
-    s = stops(voxwire.TurnDetector(end_mode="semantic", eagerness=eagerness).push(x))
+    s = stops(
+        voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness).push(x)
+    )
     assert len(s) == 1
     return s[0]
 
@@ -79,8 +86,10 @@ def test_eagerness_orders_the_waits(end: str) -> None:
     t = [end_of(end, e).emitted_at_ms for e in EAGERNESS]
     assert t[0] <= t[1] <= t[2], t
     x = signal([1.0, utterance(end), 9.0])
-    auto = voxwire.TurnDetector(end_mode="semantic", eagerness="auto").push(x)
-    assert auto == voxwire.TurnDetector(end_mode="semantic", eagerness="medium").push(x)
+    auto = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="auto").push(x)
+    assert auto == voxwire.TurnDetector(
+        engine="spectral", end_mode="semantic", eagerness="medium"
+    ).push(x)
 
 
 def test_a_pause_after_a_level_phrase_is_not_cut_where_server_vad_cuts_it() -> None:
@@ -88,9 +97,9 @@ def test_a_pause_after_a_level_phrase_is_not_cut_where_server_vad_cuts_it() -> N
     (500 ms) ends the turn in the pause, semantic_vad at medium waits through it and ends
     once, after the falling phrase."""
     x = signal([1.0, utterance("level", 1.2), 0.9, utterance("fall", 1.0), 6.0])
-    ev = voxwire.TurnDetector(silence_duration_ms=500).push(x)
+    ev = voxwire.TurnDetector(engine="spectral", silence_duration_ms=500).push(x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
-    ev = voxwire.TurnDetector(end_mode="semantic", eagerness="medium").push(x)
+    ev = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="medium").push(x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     assert abs(stops(ev)[0].audio_end_ms - 4100) <= 40, ev
 
@@ -98,7 +107,7 @@ def test_a_pause_after_a_level_phrase_is_not_cut_where_server_vad_cuts_it() -> N
 def run_hinted(hint: bool | None) -> SpeechStopped:
     """A level end (an unsure judgement) with a text hint given once the speech paused."""
     x = signal([1.0, utterance("level"), 9.0])
-    td = voxwire.TurnDetector(end_mode="semantic", eagerness="medium")
+    td = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="medium")
     ev: list[object] = []
     hinted = False
     for i in range(0, len(x), 320):
@@ -125,11 +134,11 @@ def test_a_text_hint_moves_the_end() -> None:
 
 def test_the_hint_does_nothing_in_silence_mode_and_estimates_are_semantic_only() -> None:
     x = signal([1.0, utterance("level"), 2.0])
-    td = voxwire.TurnDetector()
+    td = voxwire.TurnDetector(engine="spectral")
     td.set_text_hint(True)
-    assert td.push(x) == voxwire.TurnDetector().push(x)
+    assert td.push(x) == voxwire.TurnDetector(engine="spectral").push(x)
     assert td.end_estimate is None and td.end_features is None
-    sem = voxwire.TurnDetector(end_mode="semantic")
+    sem = voxwire.TurnDetector(engine="spectral", end_mode="semantic")
     sem.push(x[: 2600 * 16])
     est = sem.end_estimate
     assert est is not None and abs(est[0] - 2500) <= 40 and 0 <= est[1] <= 1
@@ -139,11 +148,13 @@ def test_the_hint_does_nothing_in_silence_mode_and_estimates_are_semantic_only()
 
 def test_defaults_are_unchanged_and_bad_options_refused() -> None:
     x = signal([1.0, utterance("level"), 0.3, utterance("fall"), 2.0])
-    assert voxwire.TurnDetector().push(x) == voxwire.TurnDetector(end_mode="silence").push(x)
+    assert voxwire.TurnDetector(engine="spectral").push(x) == voxwire.TurnDetector(
+        engine="spectral", end_mode="silence"
+    ).push(x)
     msgs = [x[i : i + 480] for i in range(0, len(x), 480)]
     a, b = (
-        voxwire.InputPipeline(in_rate=RATE),
-        voxwire.InputPipeline(in_rate=RATE, end_mode="silence"),
+        voxwire.InputPipeline(engine="spectral", in_rate=RATE),
+        voxwire.InputPipeline(engine="spectral", in_rate=RATE, end_mode="silence"),
     )
     assert [a.push(m) for m in msgs] == [b.push(m) for m in msgs]
     for kw in (
@@ -152,9 +163,9 @@ def test_defaults_are_unchanged_and_bad_options_refused() -> None:
         {"end_mode": "semantic", "eagerness": "HIGH"},
     ):
         with pytest.raises(InvalidInputError):
-            voxwire.TurnDetector(**kw)  # type: ignore[arg-type]
+            voxwire.TurnDetector(engine="spectral", **kw)  # type: ignore[arg-type]
         with pytest.raises(InvalidInputError):
-            voxwire.InputPipeline(**kw)  # type: ignore[arg-type]
+            voxwire.InputPipeline(engine="spectral", **kw)  # type: ignore[arg-type]
     # Keyword-only: the twelfth positional argument is refused.
     with pytest.raises(TypeError):
         voxwire.TurnDetector(
@@ -187,7 +198,7 @@ def push_all(p: voxwire.InputPipeline, msgs: list[object]) -> list[object]:
 @pytest.mark.parametrize("eagerness", EAGERNESS)
 def test_pipeline_gives_what_its_parts_give(eagerness: str) -> None:
     """InputPipeline in semantic mode = resampler then TurnDetector in semantic mode."""
-    p = voxwire.InputPipeline(end_mode="semantic", eagerness=eagerness)
+    p = voxwire.InputPipeline(engine="spectral", end_mode="semantic", eagerness=eagerness)
     got = push_all(
         p,
         [
@@ -196,7 +207,7 @@ def test_pipeline_gives_what_its_parts_give(eagerness: str) -> None:
         ],
     )
     r = voxwire.Resampler(IN, 16000, "vad")
-    td = voxwire.TurnDetector(end_mode="semantic", eagerness=eagerness)
+    td = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
     want: list[object] = []
     for i in range(0, len(X), 480):
         want += td.push(r.process(X[i : i + 480]))
@@ -210,12 +221,17 @@ def test_streaming_equals_one_shot(sizes: list[int], eagerness: str) -> None:
     """The events do not depend on how the audio is cut into messages."""
     cuts = np.cumsum(sizes)
     chunks = np.split(X, cuts[cuts < len(X)])
-    mk = lambda: voxwire.InputPipeline(encoding="raw", end_mode="semantic", eagerness=eagerness)  # noqa: E731
+
+    def mk() -> voxwire.InputPipeline:
+        return voxwire.InputPipeline(
+            engine="spectral", encoding="raw", end_mode="semantic", eagerness=eagerness
+        )
+
     one = push_all(mk(), [X.tobytes()])
     assert push_all(mk(), [c.tobytes() for c in chunks]) == one
     x16 = voxwire.resample(X, IN, 16000).astype(np.int16)
-    td1 = voxwire.TurnDetector(end_mode="semantic", eagerness=eagerness)
-    td2 = voxwire.TurnDetector(end_mode="semantic", eagerness=eagerness)
+    td1 = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
+    td2 = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
     many: list[object] = []
     for c in np.split(x16, np.cumsum(sizes)[np.cumsum(sizes) < len(x16)]):
         many += td2.push(c)
@@ -229,7 +245,11 @@ def test_the_session_ends_semantic_vad_turns_by_prosody() -> None:
     counts = {}
     for kind in ("server_vad", "semantic_vad"):
         td = ev.TurnDetection(type=kind, eagerness="medium")
-        s = Session(OpenAIDialect(), state=ev.SessionState(id="", model="m", turn_detection=td))
+        s = Session(
+            OpenAIDialect(),
+            vad_engine="spectral",
+            state=ev.SessionState(id="", model="m", turn_detection=td),
+        )
         s.messages_to_send()
         out = []
         for i in range(0, len(x), 480):
