@@ -1,6 +1,6 @@
 """Write docs/pypi.md, the PyPI page, from README.md: the install Quickstart, absolute links.
 
-Run after editing README.md: ``python scripts/pypi_readme.py`` (tests/test_examples.py checks
+Run after editing README.md: ``python scripts/pypi_readme.py`` (tests/cli/test_examples.py checks
 that the page holds the README's snippets and no relative link).
 """
 

@@ -84,7 +84,7 @@ def test_semantic_vad_beta() -> None:
     (upd,) = send(s, {"type": "session.update", "session": {"turn_detection": td}}, beta=True)
     assert upd["session"]["turn_detection"]["type"] == "semantic_vad"
     assert upd["session"]["turn_detection"]["eagerness"] == "low"
-    # The waits by eagerness (high soonest, low longest): tests/test_semantic_turn.py.
+    # The waits by eagerness (high soonest, low longest): tests/core/test_semantic_turn.py.
 
 
 def test_a_refused_field_is_named_and_the_rest_applies() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 import voxwire
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.py"))
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_the_pypi_page_shows_the_readme_snippets() -> None:
     # docs/pypi.md is README.md for PyPI (absolute links): its code must not drift.
     import re
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
     page = (root / "docs" / "pypi.md").read_text()
     assert blocks and all(b in page for b in blocks)

@@ -21,7 +21,7 @@ import pytest
 
 import voxwire
 
-VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+VAD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "vad-dev"
 TOLERANCE = 1e-3
 
 

@@ -12,7 +12,7 @@ from voxwire import SpeechStarted, SpeechStopped
 from voxwire.errors import InvalidInputError
 
 RATE = 16000
-VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+VAD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "vad-dev"
 
 
 def voiced(seconds: float, f0: float = 140.0) -> np.ndarray:

@@ -9,7 +9,7 @@ its limits, and the response lifecycle is consistent.
 ``VOXWIRE_FUZZ_EXAMPLES`` sets how many runs (default 60, a few seconds) and
 ``VOXWIRE_FUZZ_STEPS`` the most steps a run (default 40); the long run (10^5 client messages
 and more): ``VOXWIRE_FUZZ_EXAMPLES=8000 VOXWIRE_FUZZ_STEPS=200 pytest -s
-tests/test_fuzz_session.py``.
+tests/session/test_fuzz_session.py``.
 """
 
 from __future__ import annotations

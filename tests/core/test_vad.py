@@ -97,7 +97,7 @@ def test_bad_input() -> None:
     assert vad.classify(np.zeros(100, np.int16)).shape == (0,)
 
 
-VAD_DEV = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+VAD_DEV = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data" / "vad-dev"
 
 
 @pytest.mark.slow

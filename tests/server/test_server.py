@@ -376,7 +376,7 @@ def test_serve_refuses_a_public_address_without_a_key(capsys: pytest.CaptureFixt
     assert "no API key" in capsys.readouterr().err
 
 
-VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+VAD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "vad-dev"
 
 
 @pytest.mark.slow

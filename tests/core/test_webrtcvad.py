@@ -11,7 +11,7 @@ import webrtcvad
 import voxwire
 import voxwire.webrtcvad as vw
 
-VAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vad-dev"
+VAD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "vad-dev"
 
 
 def frames_agree(x: np.ndarray, rate: int, mode: int, ms: int) -> tuple[int, int]:

@@ -36,7 +36,7 @@ if not Path(CHROMIUM).exists():  # .ci/run installs it: a skip here is a local m
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
 
 KEY = "sk_test_browser_0123456789"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VAD_DEV = ROOT.parent / "shared" / "data" / "vad-dev"
 if not VAD_DEV.exists():
     VAD_DEV = Path("/work/shared/data/vad-dev")

@@ -30,7 +30,7 @@ from voxwire.errors import ConfigError, VoxwireError
 from voxwire.gate import ServerLimits
 from voxwire.session import Limits
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "voxwire.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "voxwire.toml"
 
 FULL = """
 [server]
@@ -507,7 +507,7 @@ def test_render_never_raises(text: str, variables: dict[str, object]) -> None:
 
 # --- the reference stays in step with the code ---
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
 
 def test_docs_example_is_the_example_file() -> None:

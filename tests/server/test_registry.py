@@ -21,7 +21,7 @@ from voxwire.registry import (
     safe_file_name,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "voxwire.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "voxwire.toml"
 ESPEAK = shutil.which("espeak-ng")
 needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed")
 
