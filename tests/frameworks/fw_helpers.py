@@ -38,7 +38,10 @@ def require(module: str) -> ModuleType:
 
 def speech_24k() -> bytes:
     """One human turn from vad-dev (clean.wav, 11.3-17.0 s: speech 12.94-15.19 s, then
-    silence), as PCM16 mono at 24 kHz."""
+    silence), as PCM16 mono at 24 kHz, followed by 5 s of digital silence: a live microphone
+    goes on sending after the user stops, and semantic_vad (the Agents SDK's default turn
+    detection) may wait up to 4 s at eagerness auto before it ends a turn it judges
+    unfinished."""
     if not VAD_DEV.exists():
         pytest.skip("../shared/data/vad-dev is not beside the repo")
     import voxwire
@@ -46,4 +49,5 @@ def speech_24k() -> bytes:
     with wave.open(str(VAD_DEV / "clean.wav")) as w:
         x16 = np.frombuffer(w.readframes(w.getnframes()), np.int16)
     x = voxwire.resample(x16[11300 * 16 : 17000 * 16], 16000, 24000)
+    x = np.concatenate([x, np.zeros(5 * 24000, np.int16)])
     return x.astype("<i2").tobytes()
