@@ -4,41 +4,14 @@
 //! semantic mode allocates nothing, pitch tracking and judgements included (silence mode
 //! alongside, as the reference).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
+use common::allocations;
 
 use voxwire_core::pipeline::{Encoding, InputConfig, InputPipeline};
 use voxwire_core::vad::turn::{Eagerness, EndMode, TurnConfig, TurnDetector, TurnEvent};
 use voxwire_core::vad::Vad;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
 const WARM_S: usize = 12;
-
-fn allocations() -> u64 {
-    ALLOCS.with(|a| a.get())
-}
 
 /// Turns of a gliding harmonic voice (1.2 s, then 2.5 s of quiet noise), `n` samples.
 fn speech(n: usize, rate: u32) -> Vec<i16> {
