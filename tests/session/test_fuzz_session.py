@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from voxwire.dialects import OpenAIDialect
+from voxwire.dialects.openai import CLIENT_TYPES
 from voxwire.session import Limits, Phase, Session
 from voxwire.session import events as ev
 
@@ -37,20 +38,6 @@ EXAMPLES = int(os.environ.get("VOXWIRE_FUZZ_EXAMPLES", "60"))
 SENT = [0]
 
 LIMITS = Limits(max_items=20, max_conversation_bytes=200_000, max_response_events=300)
-
-
-TYPES = [
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "conversation.item.retrieve",
-    "response.create",
-    "response.cancel",
-]
 
 
 def pcm_b64(n: int, seed: int) -> str:
@@ -68,7 +55,7 @@ def client_event(draw: st.DrawFn, item_ids: list[str]) -> str | bytes:
         return draw(st.text(max_size=64))
     if kind == "json":
         return json.dumps(draw(json_value))
-    t = draw(st.sampled_from(TYPES))
+    t = draw(st.sampled_from(CLIENT_TYPES))
     some_id = draw(st.sampled_from([*item_ids, "item_nope", "", "root"]))
     msg: dict[str, Any] = {"type": t}
     if t == "session.update":
