@@ -221,12 +221,18 @@ def spawn_server(
             raise RuntimeError("voxwire serve did not start within 20 s")
         yield port, proc
     finally:
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[Any]) -> None:
+    """Stop a server process: SIGTERM, up to 10 s for its graceful end, then SIGKILL."""
+    if proc.poll() is None:
         proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _metrics(port: int) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from voxwire import agents
 from voxwire.agents import EchoAgent, EspeakTTS, speech_pieces, text_deltas
+from voxwire.demo import stop_server
 from voxwire.errors import (
     InputTooLargeError,
     OutputLimitError,
@@ -656,12 +657,7 @@ def python_server(setup: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
             raise RuntimeError(f"server did not start: {err}")
         yield port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def _healthy(port: int) -> bool:

@@ -19,6 +19,7 @@ from amigo_agents import HistoryAgent
 from amigo_helpers import SERVICE, Client, ServerThread, make_env, start, token_of
 from websockets.exceptions import ConnectionClosed
 
+from voxwire.demo import stop_server
 from voxwire.store import open_store
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.network]
@@ -102,13 +103,7 @@ def amigo_server(
         assert line.strip().isdigit(), "the server did not start"
         yield int(line), proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def _url(port: int) -> str:
