@@ -30,7 +30,7 @@ from voxwire.errors import ConfigError
 
 __all__ = [
     "ECHO_AGENT",
-    "Agent",
+    "AgentEntry",
     "AvatarEntry",
     "ChatstreamSettings",
     "Config",
@@ -186,7 +186,7 @@ class Tool:
 
 
 @dataclass(frozen=True)
-class Agent:
+class AgentEntry:
     """An agent of the registry (``[[agents]]``).
 
     ``id`` is what every dialect names it by: rtguide's ``key``, atoms' and chatstream's
@@ -236,7 +236,7 @@ class Agent:
 
 
 #: The embedded agent: answers with the user's own words (``voxwire.agents.EchoAgent``).
-ECHO_AGENT = Agent(
+ECHO_AGENT = AgentEntry(
     id="echo",
     name="Echo",
     description="Answers with your own words: text with the same text, speech with your audio.",
@@ -334,7 +334,7 @@ class Config:
     path: Path | None = None
     server: ServerSettings = field(default_factory=ServerSettings)
     #: Never empty: a file without ``[[agents]]`` gets the embedded echo agent.
-    agents: tuple[Agent, ...] = (ECHO_AGENT,)
+    agents: tuple[AgentEntry, ...] = (ECHO_AGENT,)
     voices: tuple[VoiceEntry, ...] = ()
     #: The tool catalog (``[[tools]]``); agents' inline tools are added by the registry.
     tools: tuple[Tool, ...] = ()
@@ -726,7 +726,7 @@ class _Loader:
             seen.add(tool.name)
         return tools
 
-    def agent(self, t: _Table, catalog: Mapping[str, Tool]) -> Agent:
+    def agent(self, t: _Table, catalog: Mapping[str, Tool]) -> AgentEntry:
         agent_id: str = t.ident("id", what="an agent id")
         t.where = f"{t.where} (id {agent_id!r})"
         implementation: str = t.text(
@@ -769,7 +769,7 @@ class _Loader:
         for name in names:
             if names.count(name) > 1:
                 raise t.fail("tools", f"tool {_show(name)} is listed twice")
-        agent = Agent(
+        agent = AgentEntry(
             id=agent_id,
             name=t.text("name", agent_id),
             description=t.text("description", ""),

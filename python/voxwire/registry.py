@@ -42,7 +42,7 @@ from typing import Any
 from voxwire.config import (
     _ID,
     ECHO_AGENT,
-    Agent,
+    AgentEntry,
     AvatarEntry,
     Config,
     JsonValue,
@@ -212,12 +212,12 @@ class Registry:
         "_voices",
     )
 
-    _agents: Mapping[str, Agent]
+    _agents: Mapping[str, AgentEntry]
     _avatar_configs: Mapping[str, AvatarConfig]
     _avatars: Mapping[str, AvatarEntry]
     _backgrounds: Mapping[str, Path]
     _config: Config
-    _default_agent: Agent
+    _default_agent: AgentEntry
     _orgs: Mapping[str, Org]
     _tools: Mapping[str, Tool]
     _voices: Mapping[str, VoiceEntry]
@@ -304,15 +304,15 @@ class Registry:
 
     # -- agents --
 
-    def agents(self) -> tuple[Agent, ...]:
+    def agents(self) -> tuple[AgentEntry, ...]:
         """Every agent, in config order."""
         return tuple(self._agents.values())
 
-    def agent(self, agent_id: str) -> Agent | None:
+    def agent(self, agent_id: str) -> AgentEntry | None:
         """The agent with this id (rtguide's key, atoms' agent_id), or None."""
         return self._agents.get(agent_id)
 
-    def default_agent(self) -> Agent:
+    def default_agent(self) -> AgentEntry:
         """The agent of sessions that name none (``[server] default_agent``, else the first)."""
         return self._default_agent
 
@@ -330,7 +330,7 @@ class Registry:
         """The voice of agents that name none: espeak-ng's ``en-us`` when found, else ``none``."""
         return self._voices.get("en-us") or NONE_VOICE
 
-    def voice_of(self, agent: Agent) -> VoiceEntry:
+    def voice_of(self, agent: AgentEntry) -> VoiceEntry:
         """The voice ``agent`` speaks with."""
         if agent.voice is not None:
             return self._voices[agent.voice]

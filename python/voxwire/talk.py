@@ -458,14 +458,14 @@ async def _amigo(
     import urllib.parse
 
     from voxwire.client import Player
-    from voxwire.clients.amigo import OUTPUT_RATE, AmigoClient, Turn
+    from voxwire.clients.amigo import OUTPUT_RATE, AmigoClient, AmigoTurn
 
     q = urllib.parse.urlsplit(url)
     if "response_format" not in urllib.parse.parse_qs(q.query):
         extra = "response_format=voice&audio_format=pcm"
         url = urllib.parse.urlunsplit(q._replace(query=(q.query + "&" if q.query else "") + extra))
     player = Player(OUTPUT_RATE, wav_path=args.out)
-    turns: list[Turn] = []
+    turns: list[AmigoTurn] = []
     c = AmigoClient(url, key or "voxwire", player=player)
     await c.connect()
     try:

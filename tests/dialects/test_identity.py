@@ -45,7 +45,7 @@ def test_text_turn_with_deterministic_ids() -> None:
     s.agent_text(rid, "hi there", 1.1)
     s.agent_done(rid, 1.2)
     facts = [m["fact"] for m in sent(s)]
-    assert facts[0] == "TextDelta"
+    assert facts[0] == "ResponseTextDelta"
     assert "ResponseDone" in facts
 
 
@@ -92,7 +92,9 @@ def test_speech_turn_from_real_speech() -> None:
         s.receive(json.dumps({"intent": "AppendAudio", "audio": b64}), k / 24000)
     facts = [m["fact"] for m in sent(s)]
     assert (
-        facts.index("SpeechStarted") < facts.index("SpeechStopped") < facts.index("ResponseCreated")
+        facts.index("InputSpeechStarted")
+        < facts.index("InputSpeechStopped")
+        < facts.index("ResponseCreated")
     )
 
 

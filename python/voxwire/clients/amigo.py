@@ -32,7 +32,7 @@ import numpy.typing as npt
 from voxwire.client import Player
 from voxwire.errors import AuthError, VoxwireError
 
-__all__ = ["OUTPUT_RATE", "PREFIX", "AmigoClient", "AmigoClosedError", "Turn", "sign_in"]
+__all__ = ["OUTPUT_RATE", "PREFIX", "AmigoClient", "AmigoClosedError", "AmigoTurn", "sign_in"]
 
 #: The subprotocol prefix the token rides in.
 PREFIX = "bearer.authorization.amigo.ai."
@@ -49,7 +49,7 @@ class AmigoClosedError(VoxwireError, ConnectionError):
 
 
 @dataclass
-class Turn:
+class AmigoTurn:
     """One agent message: its pieces and the ``server.interaction-complete`` that ended it."""
 
     interaction_id: str = ""
@@ -229,11 +229,11 @@ class AmigoClient:
 
         return await asyncio.wait_for(wait(), timeout)
 
-    async def turn(self, timeout: float = 60.0) -> Turn:
+    async def turn(self, timeout: float = 60.0) -> AmigoTurn:
         """The next agent message, up to its ``server.interaction-complete``."""
-        t = Turn()
+        t = AmigoTurn()
 
-        async def wait() -> Turn:
+        async def wait() -> AmigoTurn:
             async for m in self.messages():
                 if m.get("type") == "server.new-message":
                     t.interaction_id = str(m.get("interaction_id"))

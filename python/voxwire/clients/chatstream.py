@@ -6,7 +6,7 @@
         await speaker.done()
 
 It answers the server's ``ping`` with ``pong`` by itself, authorizes in-band, and collects a
-turn's events (``stream_start`` ... ``stream_end``) into a :class:`Turn`. With a
+turn's events (``stream_start`` ... ``stream_end``) into a :class:`ChatstreamTurn`. With a
 :class:`Speaker`, the speech of every ``tts_ready_chunk`` is fetched from the server's
 ``POST /v1/tts/synthesize`` (several at once) and played in the chunks' order through a
 :class:`voxwire.JitterBuffer` (:class:`voxwire.client.Player`), into a WAV file and/or a
@@ -37,8 +37,8 @@ from voxwire.wav import read_wav_bytes
 __all__ = [
     "ChatstreamClient",
     "ChatstreamError",
+    "ChatstreamTurn",
     "Speaker",
-    "Turn",
     "tts_url_of",
 ]
 
@@ -48,7 +48,7 @@ class ChatstreamError(VoxwireError, RuntimeError):
 
 
 @dataclass
-class Turn:
+class ChatstreamTurn:
     """One turn's events, as the client saw them."""
 
     turn_id: str = ""
@@ -188,7 +188,7 @@ class ChatstreamClient:
         conversation_id: str | None = None,
         timeout: float = 60.0,
         **fields: Any,
-    ) -> Turn:
+    ) -> ChatstreamTurn:
         """Send ``chat_message`` and collect the turn until ``stream_end``.
 
         Extra ``fields`` (``persona``, ``limit``, ``images``, ``metadata``) go in the message.
@@ -206,9 +206,9 @@ class ChatstreamClient:
         await self.send(msg)
         return await self.collect_turn(timeout=timeout)
 
-    async def collect_turn(self, *, timeout: float = 60.0) -> Turn:
+    async def collect_turn(self, *, timeout: float = 60.0) -> ChatstreamTurn:
         """The events of the turn under way, up to its ``stream_end``."""
-        turn = Turn()
+        turn = ChatstreamTurn()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

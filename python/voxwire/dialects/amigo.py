@@ -436,7 +436,7 @@ class AmigoDialect:
                 self.idle.clear()
                 self._cur = _Interaction(new_id(), new_id(), started=self.clock())
                 return None
-            case ev.TextDelta():
+            case ev.ResponseTextDelta():
                 return self._with_speech_end(self._text_piece(fact.delta))
             case ev.TranscriptDelta():
                 if self._cur is not None:
@@ -454,12 +454,12 @@ class AmigoDialect:
                 return None
             case ev.ResponseDone():
                 return self._with_speech_end(self._done(fact.response))
-            case ev.SpeechStarted():
+            case ev.InputSpeechStarted():
                 self.speaking = True
                 self._speech_start_ms = fact.audio_start_ms
                 start = self._vad_s(fact.audio_start_ms)
                 return self._frame({"type": "server.vad-speech-started", "start": start})
-            case ev.SpeechStopped():
+            case ev.InputSpeechStopped():
                 self.speaking = False
                 frame = {
                     "type": "server.vad-speech-ended",

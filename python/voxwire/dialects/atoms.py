@@ -41,7 +41,7 @@ from voxwire.session import events as ev
 
 if TYPE_CHECKING:
     from voxwire.auth import Principal
-    from voxwire.config import Agent as AgentEntry
+    from voxwire.config import AgentEntry
     from voxwire.dialects.base import (
         Accept,
         Handshake,
@@ -412,7 +412,7 @@ class AtomsDialect:
                 return [_msg("transcript.delta", role="user", text=text), final]
             case ev.ResponseCreated():
                 self._turn = _AgentTurn()
-            case ev.TextDelta(delta=d):  # chat mode: text only, cumulative
+            case ev.ResponseTextDelta(delta=d):  # chat mode: text only, cumulative
                 t.text += d
                 t.revealed = len(t.text)
                 return _msg("transcript.delta", role="assistant", text=t.text)

@@ -100,7 +100,7 @@ _IMAGE_TYPES = {
 
 
 @dataclass
-class _Turn:
+class _ChatstreamTurn:
     """The turn in progress: its ids and where its text has got to."""
 
     turn_id: str
@@ -116,7 +116,7 @@ class _Turn:
 
 
 @dataclass
-class _Conn:
+class _ChatstreamConn:
     """One connection's state."""
 
     connection_id: str
@@ -144,7 +144,7 @@ class _Conn:
             self.pong_event.set()
 
 
-class _Invalid(Exception):
+class _ChatstreamInvalid(Exception):
     """A message that fails validation: the ``error`` text to answer."""
 
 
@@ -171,18 +171,18 @@ class ChatstreamDialect:
 
     def __init__(
         self,
-        conn: _Conn | None = None,
+        conn: _ChatstreamConn | None = None,
         *,
         max_errors: int = 5,
         clock: Callable[[], float] = time.time,
-        on_turn_end: Callable[[_Turn, str, str], None] | None = None,
+        on_turn_end: Callable[[_ChatstreamTurn, str, str], None] | None = None,
     ) -> None:
-        self.conn = conn or _Conn(str(uuid.uuid4()), "?")
+        self.conn = conn or _ChatstreamConn(str(uuid.uuid4()), "?")
         self.max_errors = max_errors
         self.clock = clock
         self.on_turn_end = on_turn_end
         #: The turn in progress (set by the plugin before it starts the response).
-        self.turn: _Turn | None = None
+        self.turn: _ChatstreamTurn | None = None
 
     # -- messages out -------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ class ChatstreamDialect:
             return self._bad(f"Unsupported message type: {_clip(t)}", eid)
         try:
             payload = _validate(t, o)
-        except _Invalid as e:
+        except _ChatstreamInvalid as e:
             return self._bad(str(e), eid)
         return ev.Command(eid, t, payload)
 
@@ -256,7 +256,7 @@ class ChatstreamDialect:
                     **self._stamp(turn),
                     conversation_id=turn.conversation_id,
                 )
-            case ev.TextDelta(delta=chunk) if self._mine(turn, fact.response_id):
+            case ev.ResponseTextDelta(delta=chunk) if self._mine(turn, fact.response_id):
                 assert turn is not None
                 turn.text.append(chunk)
                 out: list[str | bytes] = [
@@ -292,23 +292,23 @@ class ChatstreamDialect:
         return None
 
     @staticmethod
-    def _mine(turn: _Turn | None, response_id: str) -> bool:
+    def _mine(turn: _ChatstreamTurn | None, response_id: str) -> bool:
         return turn is not None and turn.response_id == response_id
 
-    def _stamp(self, turn: _Turn) -> dict[str, Any]:
+    def _stamp(self, turn: _ChatstreamTurn) -> dict[str, Any]:
         return {
             "turn_id": turn.turn_id,
             "connection_id": self.conn.connection_id,
             "user_id": turn.user_id,
         }
 
-    def _speech(self, turn: _Turn, sentences: list[Sentence]) -> list[str | bytes]:
+    def _speech(self, turn: _ChatstreamTurn, sentences: list[Sentence]) -> list[str | bytes]:
         return [
             self.message("tts_ready_chunk", chunk=s.text, emotion=s.emotion, **self._stamp(turn))
             for s in sentences
         ]
 
-    def _end(self, turn: _Turn, r: ev.Response) -> list[str | bytes]:
+    def _end(self, turn: _ChatstreamTurn, r: ev.Response) -> list[str | bytes]:
         self.turn = None
         content = "".join(turn.text)
         if r.status == "cancelled":
@@ -376,32 +376,32 @@ def _base_ok(o: dict[str, Any]) -> bool:
 def _nonempty(o: dict[str, Any], key: str) -> str:
     v = o.get(key)
     if not isinstance(v, str) or not v.strip():
-        raise _Invalid(f"{key} is required and must be a non-empty string")
+        raise _ChatstreamInvalid(f"{key} is required and must be a non-empty string")
     return v
 
 
 def _validate(t: str, o: dict[str, Any]) -> dict[str, Any]:
-    """The checked fields of a message of type ``t`` (raises :class:`_Invalid`)."""
+    """The checked fields of a message of type ``t`` (raises :class:`_ChatstreamInvalid`)."""
     if t == "chat_message":
         bad = "Invalid chat message format: "
         content = o.get("content")
         if not isinstance(content, str):
-            raise _Invalid(bad + "content is required and must be a string")
+            raise _ChatstreamInvalid(bad + "content is required and must be a string")
         agent_id = _nonempty(o, "agent_id")
         user_id = _nonempty(o, "user_id")
         persona = o.get("persona")
         if persona is not None and not isinstance(persona, str):
-            raise _Invalid(bad + "persona must be a string")
+            raise _ChatstreamInvalid(bad + "persona must be a string")
         images = o.get("images")
         if images is not None and (
             not isinstance(images, list) or not all(isinstance(x, str) for x in images)
         ):
-            raise _Invalid(bad + "images must be a list of strings")
+            raise _ChatstreamInvalid(bad + "images must be a list of strings")
         limit = o.get("limit", 10)
         if limit is None:
             limit = 10
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT:
-            raise _Invalid(bad + f"limit must be an integer from 0 to {MAX_LIMIT}")
+            raise _ChatstreamInvalid(bad + f"limit must be an integer from 0 to {MAX_LIMIT}")
         conv = o.get("conversation_id")
         if conv is not None:
             try:
@@ -409,10 +409,10 @@ def _validate(t: str, o: dict[str, Any]) -> dict[str, Any]:
             except ValueError:
                 conv = None
             if conv is None:
-                raise _Invalid(bad + "conversation_id must be a UUID")
+                raise _ChatstreamInvalid(bad + "conversation_id must be a UUID")
         metadata = o.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
-            raise _Invalid(bad + "metadata must be an object")
+            raise _ChatstreamInvalid(bad + "metadata must be an object")
         return {
             "content": content,
             "agent_id": agent_id,
@@ -426,12 +426,12 @@ def _validate(t: str, o: dict[str, Any]) -> dict[str, Any]:
     if t == "interrupt_stream":
         turn_id = o.get("turn_id")
         if turn_id is not None and not isinstance(turn_id, str):
-            raise _Invalid("Invalid message format")
+            raise _ChatstreamInvalid("Invalid message format")
         return {"turn_id": turn_id}
     if t == "switch_avatar_config":
         file = o.get("file")
         if not isinstance(file, str) or not file:
-            raise _Invalid("Invalid message format")
+            raise _ChatstreamInvalid("Invalid message format")
         return {"file": file}
     return {}
 
@@ -491,7 +491,7 @@ class ChatstreamPlugin:
 
     async def handshake(self, hs: Handshake, platform: Platform) -> Accept | Refuse:
         """Accept anyone: authorization is the first message (``authorize``)."""
-        conn = _Conn(str(uuid.uuid4()), hs.peer)
+        conn = _ChatstreamConn(str(uuid.uuid4()), hs.peer)
         conn.pong_event = asyncio.Event()
         handler = _Handler(self, conn)
         codec = ChatstreamDialect(conn, max_errors=self.max_errors, on_turn_end=handler.turn_ended)
@@ -600,7 +600,7 @@ class ChatstreamPlugin:
 class _Handler:
     """One connection's commands, heartbeat and end."""
 
-    def __init__(self, plugin: ChatstreamPlugin, conn: _Conn) -> None:
+    def __init__(self, plugin: ChatstreamPlugin, conn: _ChatstreamConn) -> None:
         self.plugin = plugin
         self.conn = conn
         self.codec: ChatstreamDialect  # set right after construction
@@ -760,7 +760,7 @@ class _Handler:
             variables={"user_id": p["user_id"], "connection_id": conn.connection_id},
             conversation_id=conv_id,
         )
-        codec.turn = _Turn(str(uuid.uuid4()), conv_id, p["user_id"], eid)
+        codec.turn = _ChatstreamTurn(str(uuid.uuid4()), conv_id, p["user_id"], eid)
         session.apply(ev.CreateResponse(eid, ("text",), persona), t)
         if session.response_id is None:  # refused (a rate limit): the engine said why
             codec.turn = None
@@ -817,7 +817,7 @@ class _Handler:
 
     # -- the turn's end -----------------------------------------------------------------
 
-    def turn_ended(self, turn: _Turn, content: str, status: str) -> None:
+    def turn_ended(self, turn: _ChatstreamTurn, content: str, status: str) -> None:
         """Store the agent's reply (called by the codec when a turn ends)."""
         io = self._io
         if io is None:

@@ -30,6 +30,54 @@ if TYPE_CHECKING:
     )
     from voxwire.platform import Platform
 
+#: The server event type of each fact this dialect sends: ``(GA name, beta name)``, None
+#: where that shape has no such event. The one list of them: the client
+#: (:mod:`voxwire.client.events`) parses by it too.
+SERVER_TYPES: dict[type[ev.Fact], tuple[str | None, str | None]] = {
+    ev.SessionCreated: ("session.created", "session.created"),
+    ev.SessionUpdated: ("session.updated", "session.updated"),
+    ev.InputSpeechStarted: (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_started",
+    ),
+    ev.InputSpeechStopped: (
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.speech_stopped",
+    ),
+    ev.AudioCommitted: ("input_audio_buffer.committed", "input_audio_buffer.committed"),
+    ev.AudioCleared: ("input_audio_buffer.cleared", "input_audio_buffer.cleared"),
+    ev.ItemAdded: ("conversation.item.added", "conversation.item.created"),
+    ev.ItemDone: ("conversation.item.done", None),
+    ev.ItemRetrieved: ("conversation.item.retrieved", "conversation.item.retrieved"),
+    ev.ItemDeleted: ("conversation.item.deleted", "conversation.item.deleted"),
+    ev.ItemTruncated: ("conversation.item.truncated", "conversation.item.truncated"),
+    ev.InputTranscriptionCompleted: (
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.completed",
+    ),
+    ev.ResponseCreated: ("response.created", "response.created"),
+    ev.OutputItemAdded: ("response.output_item.added", "response.output_item.added"),
+    ev.OutputItemDone: ("response.output_item.done", "response.output_item.done"),
+    ev.ContentPartAdded: ("response.content_part.added", "response.content_part.added"),
+    ev.ContentPartDone: ("response.content_part.done", "response.content_part.done"),
+    ev.ResponseTextDelta: ("response.output_text.delta", "response.text.delta"),
+    ev.TextDone: ("response.output_text.done", "response.text.done"),
+    ev.AudioDelta: ("response.output_audio.delta", "response.audio.delta"),
+    ev.AudioDone: ("response.output_audio.done", "response.audio.done"),
+    ev.TranscriptDelta: (
+        "response.output_audio_transcript.delta",
+        "response.audio_transcript.delta",
+    ),
+    ev.TranscriptDone: ("response.output_audio_transcript.done", "response.audio_transcript.done"),
+    ev.FunctionCallArgumentsDone: (
+        "response.function_call_arguments.done",
+        "response.function_call_arguments.done",
+    ),
+    ev.ResponseDone: ("response.done", "response.done"),
+    ev.RateLimitsUpdated: ("rate_limits.updated", "rate_limits.updated"),
+    ev.Error: ("error", "error"),
+}
+
 #: The client event types this dialect takes.
 CLIENT_TYPES = (
     "session.update",
@@ -776,71 +824,8 @@ class OpenAIDialect:
         return d
 
     def _names(self, fact: ev.Fact) -> str | None:
-        b = self.beta
-        match fact:
-            case ev.SessionCreated():
-                return "session.created"
-            case ev.SessionUpdated():
-                return "session.updated"
-            case ev.SpeechStarted():
-                return "input_audio_buffer.speech_started"
-            case ev.SpeechStopped():
-                return "input_audio_buffer.speech_stopped"
-            case ev.AudioCommitted():
-                return "input_audio_buffer.committed"
-            case ev.AudioCleared():
-                return "input_audio_buffer.cleared"
-            case ev.ItemAdded():
-                return "conversation.item.created" if b else "conversation.item.added"
-            case ev.ItemDone():
-                return None if b else "conversation.item.done"
-            case ev.ItemRetrieved():
-                return "conversation.item.retrieved"
-            case ev.ItemDeleted():
-                return "conversation.item.deleted"
-            case ev.ItemTruncated():
-                return "conversation.item.truncated"
-            case ev.InputTranscriptionCompleted():
-                return "conversation.item.input_audio_transcription.completed"
-            case ev.ResponseCreated():
-                return "response.created"
-            case ev.OutputItemAdded():
-                return "response.output_item.added"
-            case ev.OutputItemDone():
-                return "response.output_item.done"
-            case ev.ContentPartAdded():
-                return "response.content_part.added"
-            case ev.ContentPartDone():
-                return "response.content_part.done"
-            case ev.TextDelta():
-                return "response.text.delta" if b else "response.output_text.delta"
-            case ev.TextDone():
-                return "response.text.done" if b else "response.output_text.done"
-            case ev.AudioDelta():
-                return "response.audio.delta" if b else "response.output_audio.delta"
-            case ev.AudioDone():
-                return "response.audio.done" if b else "response.output_audio.done"
-            case ev.TranscriptDelta():
-                return (
-                    "response.audio_transcript.delta"
-                    if b
-                    else "response.output_audio_transcript.delta"
-                )
-            case ev.TranscriptDone():
-                return (
-                    "response.audio_transcript.done"
-                    if b
-                    else "response.output_audio_transcript.done"
-                )
-            case ev.FunctionCallArgumentsDone():
-                return "response.function_call_arguments.done"
-            case ev.ResponseDone():
-                return "response.done"
-            case ev.RateLimitsUpdated():
-                return "rate_limits.updated"
-            case ev.Error():
-                return "error"
-        return None
+        names = SERVER_TYPES.get(type(fact))
+        return None if names is None else names[1 if self.beta else 0]
 
     def encode(self, fact: ev.Fact) -> str | None:
         """The JSON text of ``fact``, or None if this shape has no such event."""
@@ -851,9 +836,9 @@ class OpenAIDialect:
         match fact:
             case ev.SessionCreated(session=s) | ev.SessionUpdated(session=s):
                 d["session"] = self.session_object(s)
-            case ev.SpeechStarted():
+            case ev.InputSpeechStarted():
                 d.update(audio_start_ms=fact.audio_start_ms, item_id=fact.item_id)
-            case ev.SpeechStopped():
+            case ev.InputSpeechStopped():
                 d.update(audio_end_ms=fact.audio_end_ms, item_id=fact.item_id)
             case ev.AudioCommitted():
                 d.update(previous_item_id=fact.previous_item_id, item_id=fact.item_id)
@@ -897,7 +882,9 @@ class OpenAIDialect:
                     case ev.ContentPartAdded() | ev.ContentPartDone():
                         d["part"] = self._part(fact.part)
                     case (
-                        ev.TextDelta(delta=x) | ev.TranscriptDelta(delta=x) | ev.AudioDelta(delta=x)
+                        ev.ResponseTextDelta(delta=x)
+                        | ev.TranscriptDelta(delta=x)
+                        | ev.AudioDelta(delta=x)
                     ):
                         d["delta"] = x
                     case ev.TextDone():
@@ -1167,6 +1154,7 @@ def render_error(e: ev.Error) -> tuple[str, str | None, str, str | None]:
 __all__ = [
     "CLIENT_TYPES",
     "PLUGIN",
+    "SERVER_TYPES",
     "Invalid",
     "OpenAIDialect",
     "OpenAIPlugin",

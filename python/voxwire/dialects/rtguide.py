@@ -53,7 +53,7 @@ from voxwire.session import events as ev
 from voxwire.store import ConversationRecord
 
 if TYPE_CHECKING:
-    from voxwire.config import Agent, VoiceEntry
+    from voxwire.config import AgentEntry, VoiceEntry
     from voxwire.platform import Platform
     from voxwire.registry import Registry
     from voxwire.server import Transport
@@ -343,14 +343,14 @@ class RtguideDialect:
         match fact:
             case ev.AudioDelta(delta=d):
                 return d if isinstance(d, bytes) else None
-            case ev.TextDelta(delta=d) | ev.TranscriptDelta(delta=d):
+            case ev.ResponseTextDelta(delta=d) | ev.TranscriptDelta(delta=d):
                 t = ui.turn
                 if t is not None:
                     t.answer.append(d)
                 return ui.sev("text_delta", "assistant", content=d, format="markdown")
             case ev.ThoughtDelta(delta=d):
                 return ui.sev("thought_delta", "assistant (thought)", content=d, format="markdown")
-            case ev.SpeechStopped():
+            case ev.InputSpeechStopped():
                 ui.audio_turn_pending = True
                 return _j("user_turn_end")
             case ev.ResponseCreated(response=r):
@@ -498,7 +498,7 @@ class UISession:
                 specs.append(ev.ToolSpec(t.name, t.description, t.schema()["parameters"]))
         self.session.state = replace(self.session.state, tools=tuple(specs))
 
-    def agent(self) -> Agent:
+    def agent(self) -> AgentEntry:
         """The chat session's agent (the default one if it has gone from the registry)."""
         return self.registry.agent(self.chat.agent_key) or self.registry.default_agent()
 

@@ -283,7 +283,7 @@ class Session:
         if "audio" in r.modalities:
             self._emit(ev.TranscriptDelta(*part, delta=text))
         else:
-            self._emit(ev.TextDelta(*part, delta=text))
+            self._emit(ev.ResponseTextDelta(*part, delta=text))
         self._over_budget(r)
 
     def agent_audio(
@@ -613,7 +613,9 @@ class Session:
         assert td is not None
         self._speech_item = self._ids("item")
         self._speech_start_ms = max(0, start_ms - td.prefix_padding_ms)
-        self._emit(ev.SpeechStarted(self._offset_ms + self._speech_start_ms, self._speech_item))
+        self._emit(
+            ev.InputSpeechStarted(self._offset_ms + self._speech_start_ms, self._speech_item)
+        )
         if self._resp is not None and td.interrupt_response:
             self._finish("cancelled", reason="turn_detected")
 
@@ -622,7 +624,7 @@ class Session:
         assert td is not None
         item_id = self._speech_item or self._ids("item")
         self._speech_item = None
-        self._emit(ev.SpeechStopped(self._offset_ms + emitted_ms, item_id))
+        self._emit(ev.InputSpeechStopped(self._offset_ms + emitted_ms, item_id))
         audio = self._pipeline.audio(self._speech_start_ms, emitted_ms)
         self._pipeline.discard_until(emitted_ms)
         self._commit(item_id, audio, None)

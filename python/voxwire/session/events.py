@@ -6,7 +6,7 @@ Three kinds of frozen dataclasses:
   dialect (:class:`UpdateSession`, :class:`AppendAudio`, :class:`CommitAudio`, ...). A
   message that cannot be decoded becomes a :class:`BadMessage`.
 - **Facts** (engine -> client): what happened, encoded to the wire by the dialect
-  (:class:`SessionCreated`, :class:`SpeechStarted`, :class:`AudioDelta`,
+  (:class:`SessionCreated`, :class:`InputSpeechStarted`, :class:`AudioDelta`,
   :class:`ResponseDone`, :class:`Error`, ...).
 - **Requests** (engine -> driver): what the transport around the engine must do: start or
   cancel an agent response, close the connection.
@@ -324,7 +324,7 @@ class SessionUpdated(Fact):
 
 
 @dataclass(frozen=True)
-class SpeechStarted(Fact):
+class InputSpeechStarted(Fact):
     """Speech began (``audio_start_ms`` includes the prefix padding)."""
 
     audio_start_ms: int
@@ -332,7 +332,7 @@ class SpeechStarted(Fact):
 
 
 @dataclass(frozen=True)
-class SpeechStopped(Fact):
+class InputSpeechStopped(Fact):
     """Speech ended (``audio_end_ms`` includes the silence that ended it)."""
 
     audio_end_ms: int
@@ -471,7 +471,7 @@ class ContentPartDone(PartFact):
 
 
 @dataclass(frozen=True)
-class TextDelta(PartFact):
+class ResponseTextDelta(PartFact):
     """A piece of a text answer."""
 
     delta: str

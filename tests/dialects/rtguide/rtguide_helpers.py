@@ -20,7 +20,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from voxwire.agents import AudioChunk, EchoAgent, EspeakTTS, TextDelta, Thought, ToolCall
-from voxwire.config import Agent, Config, Tool
+from voxwire.config import AgentEntry, Config, Tool
 from voxwire.platform import ServerConfig
 from voxwire.server import serve_websockets
 from voxwire.session.events import UserTurn
@@ -69,8 +69,8 @@ WEATHER = Tool(
 )
 CONFIG = Config(
     agents=(
-        Agent(id="echo", name="Echo", description="Echoes", category=("domo",)),
-        Agent(
+        AgentEntry(id="echo", name="Echo", description="Echoes", category=("domo",)),
+        AgentEntry(
             id="helper",
             name="Helper",
             category=("realtime",),
