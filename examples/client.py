@@ -5,7 +5,7 @@ import tempfile
 import wave
 
 from voxwire import clips
-from voxwire.client import RealtimeClient, ResponseDone
+from voxwire.client import RealtimeClient, ResponseDoneEvent
 from voxwire.demo import local_server
 
 KEY = "example-key-1"
@@ -20,7 +20,7 @@ async def main(port: int) -> None:
         send = asyncio.create_task(c.stream_audio(pcm, 24000, speed=4))  # 20 ms appends, 4x
 
         async for event in c.events():
-            if isinstance(event, ResponseDone):
+            if isinstance(event, ResponseDoneEvent):
                 break
         await c.wait_played()  # until the whole answer has played
         await send

@@ -31,15 +31,16 @@ import numpy.typing as npt
 import voxwire
 from voxwire import clips
 from voxwire.client import (
-    AudioDelta,
     Closed,
-    ErrorEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
     RealtimeClient,
-    ResponseDone,
+    RealtimeErrorEvent,
+    ResponseAudioDeltaEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseDoneEvent,
+    ResponseTextDeltaEvent,
     ServerEvent,
-    SpeechStarted,
-    SpeechStopped,
-    TextDelta,
 )
 
 
@@ -60,14 +61,14 @@ class TurnReport:
 
 def _describe(e: ServerEvent) -> str:
     d = e.data
-    if isinstance(e, SpeechStarted):
+    if isinstance(e, InputAudioBufferSpeechStartedEvent):
         return f"{e.type}  audio_start_ms={e.audio_start_ms}"
-    if isinstance(e, SpeechStopped):
+    if isinstance(e, InputAudioBufferSpeechStoppedEvent):
         return f"{e.type}  audio_end_ms={e.audio_end_ms}"
-    if isinstance(e, ResponseDone):
+    if isinstance(e, ResponseDoneEvent):
         why = f" ({e.reason})" if e.reason else ""
         return f"{e.type}  status={e.status}{why}"
-    if isinstance(e, ErrorEvent):
+    if isinstance(e, RealtimeErrorEvent):
         return f"{e.type}  {e.code}: {e.message}"
     if e.type == "session.created":
         s = d.get("session", {})
@@ -112,22 +113,22 @@ async def converse(
             except TimeoutError:
                 errors.append(f"no answer within {timeout_s:g} s")
                 break
-            if isinstance(e, AudioDelta):
+            if isinstance(e, ResponseAudioDeltaEvent):
                 if deltas == 0:
                     say(f"{e.type}  (first answer audio; more follow)")
                 deltas += 1
                 continue
-            if isinstance(e, TextDelta):
+            if isinstance(e, ResponseTextDeltaEvent | ResponseAudioTranscriptDeltaEvent):
                 transcript.append(e.text)
                 continue
             say(_describe(e))
-            if isinstance(e, SpeechStarted) and started is None:
+            if isinstance(e, InputAudioBufferSpeechStartedEvent) and started is None:
                 started = e.audio_start_ms
-            elif isinstance(e, SpeechStopped) and stopped is None:
+            elif isinstance(e, InputAudioBufferSpeechStoppedEvent) and stopped is None:
                 stopped = e.audio_end_ms
-            elif isinstance(e, ErrorEvent):
+            elif isinstance(e, RealtimeErrorEvent):
                 errors.append(f"{e.code}: {e.message}")
-            elif isinstance(e, ResponseDone):
+            elif isinstance(e, ResponseDoneEvent):
                 status = e.status
                 break
             elif isinstance(e, Closed):

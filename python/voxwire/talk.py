@@ -280,14 +280,15 @@ async def _openai(
     watch: Watch,
 ) -> int:
     from voxwire.client import (
-        AudioDelta,
         Closed,
-        ErrorEvent,
+        InputAudioBufferSpeechStartedEvent,
         RealtimeClient,
-        ResponseCreated,
-        ResponseDone,
-        SpeechStarted,
-        TextDelta,
+        RealtimeErrorEvent,
+        ResponseAudioDeltaEvent,
+        ResponseAudioTranscriptDeltaEvent,
+        ResponseCreatedEvent,
+        ResponseDoneEvent,
+        ResponseTextDeltaEvent,
     )
     from voxwire.demo import _describe
 
@@ -310,21 +311,21 @@ async def _openai(
         deltas = 0
         closed: Closed | None = None
         async for e in c.events():
-            if isinstance(e, AudioDelta):
+            if isinstance(e, ResponseAudioDeltaEvent):
                 watch.answered = True
                 if deltas == 0:
                     print(f"  {time.monotonic() - t0:6.2f} s  {e.type}  (first answer audio)")
                 deltas += 1
                 continue
-            if isinstance(e, TextDelta):
+            if isinstance(e, ResponseTextDeltaEvent | ResponseAudioTranscriptDeltaEvent):
                 transcript.append(e.text)
                 continue
             print(f"  {time.monotonic() - t0:6.2f} s  {_describe(e)}", flush=True)
-            if isinstance(e, SpeechStarted | ResponseCreated):
+            if isinstance(e, InputAudioBufferSpeechStartedEvent | ResponseCreatedEvent):
                 watch.answered = True  # a turn began
-            elif isinstance(e, ErrorEvent):
+            elif isinstance(e, RealtimeErrorEvent):
                 errors.append(f"{e.code}: {e.message}")
-            elif isinstance(e, ResponseDone):
+            elif isinstance(e, ResponseDoneEvent):
                 status = e.status
                 break
             elif isinstance(e, Closed):
