@@ -231,8 +231,9 @@ class SessionMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         s = self.session
-        assert len(s._items) <= LIMITS.max_items
-        assert s._items_bytes == sum(r.nbytes() for r in s._items)
+        conv = s.conversation
+        assert len(conv) <= LIMITS.max_items
+        assert conv.nbytes == sum(r.nbytes() for r in conv.records)
         if s.phase is Phase.RESPONDING:
             assert s.response_id is not None
         else:

@@ -624,7 +624,7 @@ def test_user_transcript_is_sent_only_with_transcription_on(beta: bool) -> None:
     s.user_transcript("item_nope", "x", 3.0)
     assert msgs(s) == [] and s.events() == []
     send(s, user_text("typed"))
-    text_item = s._items[-1].item.id
+    text_item = s.items[-1].id
     s.events()
     s.user_transcript(text_item, "x", 3.0)
     assert msgs(s) == [] and s.events() == []

@@ -14,14 +14,18 @@ VAD, turn detection); agent audio goes out through a :class:`voxwire.OutputPipel
 
 Nothing raises out of :meth:`receive` or the agent methods: bad input becomes an ``error``
 fact and the session goes on. The response lifecycle is the table ``TRANSITIONS`` below.
+
+:class:`Session` is the facade: it owns the state (settings, phase, the input pipeline and
+the message rate window) and dispatches intents. The conversation's items are a
+:class:`~voxwire.session.conversation.Conversation`; the response in progress is the
+:class:`~voxwire.session.response.ResponseLifecycle`'s.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,8 @@ import numpy.typing as npt
 import voxwire
 from voxwire.errors import BufferFullError, VoxwireError
 from voxwire.session import events as ev
+from voxwire.session.conversation import Conversation, ItemRecord
+from voxwire.session.response import LiveResponse, ResponseLifecycle
 
 if TYPE_CHECKING:
     from voxwire.dialects import Dialect
@@ -74,54 +80,6 @@ class Limits:
     max_delta_ms: int = 200
 
 
-@dataclass
-class _ItemRec:
-    item: ev.Item
-    audio: npt.NDArray[np.int16] | None = None
-    audio_rate: int = 0
-    #: Output audio sent for an assistant item, in ms.
-    audio_ms: float = 0.0
-
-    def nbytes(self) -> int:
-        """What the item keeps in memory, roughly: its audio and its text."""
-        n = 0 if self.audio is None else int(self.audio.nbytes)
-        it = self.item
-        n += len(it.arguments or "") + len(it.output or "")
-        for c in it.content:
-            n += len(c.text or "") + len(c.transcript or "") + len(c.image_url or "")
-        return n
-
-
-@dataclass
-class _Resp:
-    id: str
-    modalities: tuple[ev.Modality, ...]
-    instructions: str
-    item_id: str
-    output_index: int = 0
-    text: list[str] = field(default_factory=list)
-    out: voxwire.OutputPipeline | None = None
-    out_rate_in: int = 0
-    audio_samples: int = 0
-    outputs: list[ev.Item] = field(default_factory=list)
-    notices: int = 0
-    #: Wire events and bytes this response has sent.
-    events: int = 0
-    wire_bytes: int = 0
-    #: Audio the agent has produced for this response, ms.
-    agent_audio_ms: float = 0.0
-    #: Whether the message item (text or audio) has been opened: it is, at the first text
-    #: or audio, or at the end when the response made no tool call (a response of tool
-    #: calls only has no message item).
-    opened: bool = False
-    #: Where the client truncated the answer while it was generated (ms of audio it
-    #: played): no audio is sent after that.
-    cut_ms: float | None = None
-    #: Output items so far (the message item counts once opened).
-    n_out: int = 0
-    metadata: dict[str, str] | None = None
-
-
 class Session:
     """One client's session, driven by the caller (see the module docstring).
 
@@ -155,18 +113,29 @@ class Session:
         self._encoding: str = getattr(dialect, "audio_encoding", "base64")
         base = state or ev.SessionState(id="", model=model)
         self.state = replace(base, id=ids("sess"), model=model)
-        self.phase = Phase.IDLE
+        self._closed = False
         self._outbox: list[str | bytes] = []
         self._events: list[ev.Event] = []
-        self._items: list[_ItemRec] = []
-        self._items_bytes = 0
-        self._resp: _Resp | None = None
+        #: The conversation's items (the store).
+        self.conversation = Conversation(
+            max_items=self.limits.max_items, max_bytes=self.limits.max_conversation_bytes
+        )
+        #: The response in progress (the lifecycle).
+        self.responses = ResponseLifecycle(
+            conversation=self.conversation,
+            limits=self.limits,
+            ids=ids,
+            encoding=self._encoding,
+            emit=self._emit,
+            settings=lambda: self.state,
+            context=lambda: self.context,
+            clock=lambda: self._now,
+        )
         self._speech_item: str | None = None
         self._speech_start_ms = 0
         self._offset_ms = 0
         self._last_activity = now
         self._now = now
-        self._response_times: deque[float] = deque()
         self._window_start = now
         self._window_count = 0
         self._pipeline = self._make_pipeline()
@@ -212,9 +181,16 @@ class Session:
         self._guard(lambda: self._dispatch(intent, now), getattr(intent, "event_id", None))
 
     @property
+    def phase(self) -> Phase:
+        """Where the response lifecycle is: idle, responding, or closed."""
+        if self._closed:
+            return Phase.CLOSED
+        return Phase.IDLE if self.responses.current is None else Phase.RESPONDING
+
+    @property
     def items(self) -> tuple[ev.Item, ...]:
         """The conversation's items, oldest first (as clients see them: no audio)."""
-        return tuple(r.item for r in self._items)
+        return self.conversation.items
 
     def tick(self, now: float) -> None:
         """Let time pass: closes the session once it has been idle too long."""
@@ -250,8 +226,8 @@ class Session:
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """End the session from the server side (e.g. graceful shutdown)."""
         if self.phase is not Phase.CLOSED:
-            if self._resp is not None:
-                self._finish("cancelled", reason="client_cancelled")
+            if self.responses.current is not None:
+                self.responses.finish("cancelled", reason="client_cancelled")
             self._close(code, reason)
 
     @property
@@ -267,7 +243,8 @@ class Session:
     @property
     def response_id(self) -> str | None:
         """The response in progress, if any."""
-        return self._resp.id if self._resp else None
+        r = self.responses.current
+        return r.id if r else None
 
     # ----------------------------------------------------------------------------------
     # The agent's interface (the driver forwards what the agent yields)
@@ -275,16 +252,8 @@ class Session:
     def agent_text(self, response_id: str, text: str, now: float) -> None:
         """A text delta of the response (the transcript, in audio responses)."""
         r = self._live(response_id, now)
-        if r is None or not text:
-            return
-        self._open_message(r)
-        r.text.append(text)
-        part = self._part_fact_args(r)
-        if "audio" in r.modalities:
-            self._emit(ev.TranscriptDelta(*part, delta=text))
-        else:
-            self._emit(ev.ResponseTextDelta(*part, delta=text))
-        self._over_budget(r)
+        if r is not None and text:
+            self.responses.text(r, text)
 
     def agent_audio(
         self,
@@ -303,19 +272,10 @@ class Session:
         r = self._live(response_id, now)
         if r is None or "audio" not in r.modalities or r.cut_ms is not None:
             return
-        self._open_message(r)
-        if marks:
-            base = r.agent_audio_ms
-            self._emit(
-                ev.SpeechMarks(
-                    *self._part_fact_args(r), marks=tuple((base + ms, c) for ms, c in marks)
-                )
-            )
-        if sample_rate > 0:
-            r.agent_audio_ms += len(pcm) * 1000 / sample_rate
-        self._guard(lambda: self._audio_out(r, pcm, sample_rate), None)
-        if self._resp is r:
-            self._over_budget(r)
+        self.responses.audio_marks(r, pcm, sample_rate, marks)
+        self._guard(lambda: self.responses.audio_out(r, pcm, sample_rate), None)
+        if self.responses.current is r:
+            self.responses.over_budget(r)
 
     def agent_thought(self, response_id: str, text: str, now: float) -> None:
         """A piece of the agent's reasoning (a :class:`~voxwire.session.events.ThoughtDelta`).
@@ -323,37 +283,16 @@ class Session:
         It is not kept in the conversation.
         """
         r = self._live(response_id, now)
-        if r is None or not text:
-            return
-        self._emit(ev.ThoughtDelta(r.id, r.item_id, text))
-        self._over_budget(r)
+        if r is not None and text:
+            self.responses.thought(r, text)
 
     def agent_tool_call(
         self, response_id: str, name: str, arguments: str, call_id: str, now: float
     ) -> None:
         """The agent calls a tool: a ``function_call`` output item."""
         r = self._live(response_id, now)
-        if r is None:
-            return
-        idx = r.n_out
-        r.n_out += 1
-        item = ev.Item(
-            self._ids("item"),
-            "function_call",
-            "completed",
-            call_id=call_id,
-            name=name,
-            arguments=arguments,
-        )
-        prev = self._items[-1].item.id if self._items else None
-        self._add_item(_ItemRec(item))
-        self._emit(ev.OutputItemAdded(r.id, idx, replace(item, status="in_progress")))
-        self._emit(ev.ItemAdded(item, prev))
-        self._emit(ev.FunctionCallArgumentsDone(r.id, item.id, idx, call_id, name, arguments))
-        self._emit(ev.ItemDone(item, prev))
-        self._emit(ev.OutputItemDone(r.id, idx, item))
-        r.outputs.append(item)
-        self._over_budget(r)
+        if r is not None:
+            self.responses.tool_call(r, name, arguments, call_id)
 
     def agent_tool_result(self, response_id: str, call_id: str, output: str, now: float) -> None:
         """The agent ran a tool itself (a server-side tool) and got ``output``.
@@ -363,20 +302,8 @@ class Session:
         name, when the call is in the conversation).
         """
         r = self._live(response_id, now)
-        if r is None:
-            return
-        calls = (x.item for x in self._items if x.item.type == "function_call")
-        call = next((c for c in calls if c.call_id == call_id), None)
-        name = call.name if call is not None else None
-        item = ev.Item(
-            self._ids("item"), "function_call_output", "completed", call_id=call_id, output=output
-        )
-        prev = self._items[-1].item.id if self._items else None
-        self._add_item(_ItemRec(item))
-        self._emit(ev.ItemAdded(item, prev))
-        self._emit(ev.FunctionCallOutputDone(r.id, item.id, call_id, name or "", output))
-        self._emit(ev.ItemDone(item, prev))
-        self._over_budget(r)
+        if r is not None:
+            self.responses.tool_result(r, call_id, output)
 
     def agent_notice(self, response_id: str, code: str, message: str, now: float) -> None:
         """Something the agent wants the client told.
@@ -403,14 +330,14 @@ class Session:
         self._now = now
         if self.phase is Phase.IDLE:
             self._guard(
-                lambda: self._start_response(None, None, None, now, kind="greeting", text=text),
+                lambda: self.responses.start(None, None, None, now, kind="greeting", text=text),
                 None,
             )
 
     def agent_done(self, response_id: str, now: float) -> None:
         """The agent finished the response."""
         if self._live(response_id, now) is not None:
-            self._guard(lambda: self._finish("completed"), None)
+            self._guard(lambda: self.responses.finish("completed"), None)
 
     def user_transcript(self, item_id: str, transcript: str, now: float) -> None:
         """The ASR's transcript of user item ``item_id`` (never raises).
@@ -462,25 +389,15 @@ class Session:
             self._emit(ev.InputTranscriptionDelta(item_id, text))
 
     def _set_transcript(self, item_id: str, transcript: str) -> None:
-        rec = self._find(item_id)
-        if rec is None or rec.item.role != "user":
-            return
-        parts = rec.item.content
-        idx = next((k for k, c in enumerate(parts) if c.type == "input_audio"), None)
-        if idx is None:
-            return
-        new = replace(parts[idx], transcript=transcript)
-        self._replace_item(rec, replace(rec.item, content=(*parts[:idx], new, *parts[idx + 1 :])))
-        if self.state.transcription:
-            seconds = len(rec.audio) / rec.audio_rate if rec.audio is not None else 0.0
-            if rec.audio is not None and rec.audio_rate <= 0:
-                seconds = 0.0
+        done = self.conversation.set_transcript(item_id, transcript)
+        if done is not None and self.state.transcription:
+            idx, seconds = done
             self._emit(ev.InputTranscriptionCompleted(item_id, idx, transcript, round(seconds, 3)))
 
     def agent_failed(self, response_id: str, message: str, now: float) -> None:
         """The agent failed; the response ends as ``failed``."""
         if self._live(response_id, now) is not None:
-            self._finish("failed", error=message)
+            self.responses.finish("failed", error=message)
 
     # ----------------------------------------------------------------------------------
     # Internals
@@ -501,24 +418,16 @@ class Session:
             # A dialect may answer one fact with several wire messages (a list or tuple).
             for w in (wire,) if isinstance(wire, str | bytes) else wire:
                 self._outbox.append(w)
-                r = self._resp
+                r = self.responses.current
                 if r is not None:
                     r.events += 1
                     r.wire_bytes += len(w)
-
-    def _over_budget(self, r: _Resp) -> bool:
-        """End ``r`` as incomplete when it has sent too much (True: it has ended)."""
-        lim = self.limits
-        if r.events < lim.max_response_events and r.wire_bytes < lim.max_response_bytes:
-            return False
-        self._finish("incomplete", reason="max_output_tokens")
-        return True
 
     def _error(self, kind: ev.ErrorKind, eid: str | None, **params: Any) -> None:
         self._emit(ev.Error(kind, params, eid))
 
     def _close(self, code: int, reason: str) -> None:
-        self.phase = Phase.CLOSED
+        self._closed = True
         self._emit(ev.Close(code, reason))
 
     def _make_pipeline(self) -> voxwire.InputPipeline:
@@ -616,8 +525,8 @@ class Session:
         self._emit(
             ev.InputSpeechStarted(self._offset_ms + self._speech_start_ms, self._speech_item)
         )
-        if self._resp is not None and td.interrupt_response:
-            self._finish("cancelled", reason="turn_detected")
+        if self.responses.current is not None and td.interrupt_response:
+            self.responses.finish("cancelled", reason="turn_detected")
 
     def _speech_stopped(self, end_ms: int, emitted_ms: int, now: float) -> None:
         td = self.state.turn_detection
@@ -629,16 +538,16 @@ class Session:
         self._pipeline.discard_until(emitted_ms)
         self._commit(item_id, audio, None)
         if td.create_response:
-            if self._resp is None:
-                self._start_response(None, None, None, now)
+            if self.responses.current is None:
+                self.responses.start(None, None, None, now)
             else:
                 self._busy_error(None)
 
     def _commit(self, item_id: str, audio: npt.NDArray[np.int16], eid: str | None) -> None:
-        prev = self._items[-1].item.id if self._items else None
+        prev = self.conversation.last_id()
         item = ev.Item(item_id, "message", "completed", "user", (ev.Content("input_audio"),))
         rate = self.state.input_rate
-        self._add_item(_ItemRec(item, audio=audio.copy(), audio_rate=rate))
+        self.conversation.add(ItemRecord(item, audio=audio.copy(), audio_rate=rate))
         self._emit(ev.AudioCommitted(item_id, prev))
         self._emit(ev.ItemAdded(item, prev))
         self._emit(ev.ItemDone(item, prev))
@@ -658,55 +567,16 @@ class Session:
         self._pipeline.clear_buffer()
         self._emit(ev.AudioCleared())
 
-    def _add_item(self, rec: _ItemRec, after: str | None = None) -> None:
-        if after is None:
-            self._items.append(rec)
-        elif after == "root":
-            self._items.insert(0, rec)
-        else:
-            at = next(k for k, r in enumerate(self._items) if r.item.id == after)
-            self._items.insert(at + 1, rec)
-        self._items_bytes += rec.nbytes()
-        self._trim_items()
-
-    def _trim_items(self) -> None:
-        """Drop the oldest items past ``max_items`` or ``max_conversation_bytes``.
-
-        Never the newest one, nor the item of the response in progress.
-        """
-        lim = self.limits
-        items = self._items
-        keep = self._resp.item_id if self._resp is not None else None
-        k = 0
-        while len(items) - k > 1 and (
-            len(items) > lim.max_items or self._items_bytes > lim.max_conversation_bytes
-        ):
-            if items[k].item.id == keep:
-                k += 1
-                continue
-            self._items_bytes -= items.pop(k).nbytes()
-
-    def _remove_item(self, rec: _ItemRec) -> None:
-        self._items.remove(rec)
-        self._items_bytes -= rec.nbytes()
-
-    def _replace_item(self, rec: _ItemRec, item: ev.Item) -> None:
-        self._items_bytes -= rec.nbytes()
-        rec.item = item
-        self._items_bytes += rec.nbytes()
-
-    def _find(self, item_id: str) -> _ItemRec | None:
-        return next((r for r in self._items if r.item.id == item_id), None)
-
     def _on_create_item(self, i: ev.CreateItem, now: float) -> None:
-        if self._find(i.item.id) is not None:
+        conv = self.conversation
+        if conv.find(i.item.id) is not None:
             self._error("item_exists", i.event_id, item_id=i.item.id)
             return
         prev = i.previous_item_id
-        if prev not in (None, "root") and self._find(prev) is None:
+        if prev not in (None, "root") and conv.find(prev) is None:
             self._error("previous_item_missing", i.event_id, item_id=prev)
             return
-        rec = _ItemRec(i.item)
+        rec = ItemRecord(i.item)
         for idx, b64 in i.audio:
             try:
                 pcm = voxwire.b64decode_pcm16(b64)
@@ -718,18 +588,18 @@ class Session:
             rec.audio = pcm if rec.audio is None else np.concatenate((rec.audio, pcm))
             rec.audio_rate = i.audio_rate
         if prev is None:
-            before = self._items[-1].item.id if self._items else None
+            before = conv.last_id()
         elif prev == "root":
             before = None
         else:
             before = prev
-        self._add_item(rec, prev)
+        conv.add(rec, prev)
         self._emit(ev.ItemAdded(i.item, before))
         self._emit(ev.ItemDone(i.item, before))
 
-    def _find_or_error(self, item_id: str, op: str, eid: str | None) -> _ItemRec | None:
+    def _find_or_error(self, item_id: str, op: str, eid: str | None) -> ItemRecord | None:
         """The item, or None after an ``item_missing`` error for operation ``op``."""
-        rec = self._find(item_id)
+        rec = self.conversation.find(item_id)
         if rec is None:
             self._error("item_missing", eid, op=op, item_id=item_id)
         return rec
@@ -738,9 +608,9 @@ class Session:
         rec = self._find_or_error(i.item_id, "truncate", i.event_id)
         if rec is None:
             return
-        r = self._resp
+        r = self.responses.current
         if r is not None and r.item_id == i.item_id and "audio" in r.modalities:
-            self._truncate_live(r, rec, i)
+            self.responses.truncate(r, rec, i)
             return
         it = rec.item
         if it.role != "assistant" or not any(c.type == "audio" for c in it.content):
@@ -754,35 +624,14 @@ class Session:
                 "truncate_too_long", i.event_id, audio_ms=rec.audio_ms, end_ms=i.audio_end_ms
             )
             return
-        rec.audio_ms = float(i.audio_end_ms)
-        # The transcript no longer matches what the user heard: dropped, as OpenAI does.
-        self._replace_item(
-            rec, replace(it, content=tuple(replace(c, transcript=None) for c in it.content))
-        )
-        self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
-
-    def _truncate_live(self, r: _Resp, rec: _ItemRec, i: ev.TruncateItem) -> None:
-        """Truncate the answer still being generated (a client stopping playback at once).
-
-        Its audio stops here (no more deltas; the response goes on until it ends or is
-        cancelled) and the item keeps what was played, without its transcript.
-        """
-        if i.content_index != 0 or i.audio_end_ms < 0:
-            self._error("truncate_invalid", i.event_id)
-            return
-        sent_ms = r.audio_samples * 1000 / self.state.output_rate
-        if i.audio_end_ms > sent_ms + 0.5:
-            self._error("truncate_too_long", i.event_id, audio_ms=sent_ms, end_ms=i.audio_end_ms)
-            return
-        r.cut_ms = float(i.audio_end_ms)
-        rec.audio_ms = r.cut_ms
+        self.conversation.truncate_audio(rec, i.audio_end_ms)
         self._emit(ev.ItemTruncated(i.item_id, i.content_index, i.audio_end_ms))
 
     def _on_delete(self, i: ev.DeleteItem, now: float) -> None:
         rec = self._find_or_error(i.item_id, "delete", i.event_id)
         if rec is None:
             return
-        self._remove_item(rec)
+        self.conversation.remove(rec)
         self._emit(ev.ItemDeleted(i.item_id))
 
     def _on_retrieve(self, i: ev.RetrieveItem, now: float) -> None:
@@ -791,7 +640,7 @@ class Session:
             self._emit(ev.ItemRetrieved(rec.item))
 
     def _on_respond(self, i: ev.CreateResponse, now: float) -> None:
-        self._start_response(
+        self.responses.start(
             i.modalities,
             i.instructions,
             i.event_id,
@@ -806,289 +655,26 @@ class Session:
         self._busy_error(i.event_id)
 
     def _busy_error(self, eid: str | None) -> None:
-        assert self._resp is not None
-        self._error("response_busy", eid, response_id=self._resp.id)
+        r = self.responses.current
+        assert r is not None
+        self._error("response_busy", eid, response_id=r.id)
 
     def _on_cancel(self, i: ev.CancelResponse, now: float) -> None:
-        assert self._resp is not None
-        if i.response_id is not None and i.response_id != self._resp.id:
+        r = self.responses.current
+        assert r is not None
+        if i.response_id is not None and i.response_id != r.id:
             self._error("cancel_not_active", i.event_id, response_id=i.response_id)
             return
-        self._finish("cancelled", reason="client_cancelled")
+        self.responses.finish("cancelled", reason="client_cancelled")
 
     def _on_cancel_idle(self, i: ev.CancelResponse, now: float) -> None:
         self._error("cancel_not_active", i.event_id, response_id=i.response_id)
 
-    # -- responses -------------------------------------------------------------------
-
-    def _start_response(
-        self,
-        modalities: tuple[ev.Modality, ...] | None,
-        instructions: str | None,
-        eid: str | None,
-        now: float,
-        kind: str = "user",
-        text: str | None = None,
-        *,
-        metadata: dict[str, str] | None = None,
-        tools: tuple[ev.ToolSpec, ...] | None = None,
-        tool_choice: str | None = None,
-    ) -> None:
-        t = now
-        window = self._response_times
-        while window and t - window[0] > 60.0:
-            window.popleft()
-        if len(window) >= self.limits.responses_per_minute:
-            self._error(
-                "rate_limited", eid, what="responses", limit=self.limits.responses_per_minute
-            )
-            return
-        window.append(t)
-        mods = modalities or self.state.modalities
-        r = _Resp(
-            self._ids("resp"),
-            mods,
-            self.state.instructions if instructions is None else instructions,
-            self._ids("item"),
-        )
-        r.metadata = metadata
-        self._resp = r
-        self.phase = Phase.RESPONDING
-        self._emit(ev.ResponseCreated(self._response_view(r, "in_progress")))
-        turn = self._turn(r, kind, text)
-        if tools is not None or tool_choice is not None:
-            turn = replace(
-                turn,
-                tools=turn.tools if tools is None else tools,
-                tool_choice=turn.tool_choice if tool_choice is None else tool_choice,
-            )
-        if not turn.tools or turn.tool_choice == "none":
-            # No tool to call: the answer is a message, opened now. With tools it opens at
-            # its first text or audio, so that a response of tool calls only has none.
-            self._open_message(r)
-        self._emit(ev.StartResponse(r.id, turn))
-
-    def _open_message(self, r: _Resp) -> None:
-        """Open the response's message item (text or audio), once, at its first content."""
-        if r.opened:
-            return
-        r.opened = True
-        r.output_index = r.n_out
-        r.n_out += 1
-        prev = self._items[-1].item.id if self._items else None
-        part = (
-            ev.Content("audio", transcript="")
-            if "audio" in r.modalities
-            else ev.Content("text", text="")
-        )
-        item = ev.Item(r.item_id, "message", "in_progress", "assistant", ())
-        self._add_item(_ItemRec(item))
-        self._emit(ev.OutputItemAdded(r.id, r.output_index, item))
-        self._emit(ev.ItemAdded(item, prev))
-        self._emit(ev.ContentPartAdded(*self._part_fact_args(r), part=part))
-
-    def _turn(self, r: _Resp, kind: str = "user", text: str | None = None) -> ev.UserTurn:
-        extra: dict[str, Any] = {
-            "tools": self.state.tools,
-            "tool_choice": self.state.tool_choice,
-            "context": self.context,
-            "voice": self.state.voice,
-        }
-        if kind == "user" and self._items and self._items[-1].item.type == "function_call_output":
-            # The client sent its tools' results and asks for an answer: answer them.
-            kind = "tool_results"
-        if kind != "user":
-            # No user input: a greeting (``text``: what to say first), the tools' results
-            # or an external event (the last history items).
-            if kind == "external_event" and text is None:
-                # The event's own text too: the latest system item's.
-                text = next(
-                    (
-                        " ".join(c.text for c in rec.item.content if c.text)
-                        for rec in reversed(self._items)
-                        if rec.item.role == "system"
-                    ),
-                    None,
-                )
-            return ev.UserTurn(
-                None,
-                text,
-                None,
-                self.state.input_rate,
-                None,
-                r.modalities,
-                r.instructions,
-                kind=kind,  # type: ignore[arg-type]
-                history=self._history(len(self._items)),
-                **extra,
-            )
-        for k in range(len(self._items) - 1, -1, -1):
-            rec = self._items[k]
-            it = rec.item
-            if it.role != "user":
-                continue
-            text = " ".join(c.text for c in it.content if c.type == "input_text" and c.text)
-            transcript = " ".join(c.transcript for c in it.content if c.transcript) or None
-            extra["images"] = tuple(
-                c.image_url for c in it.content if c.type == "input_image" and c.image_url
-            )
-            return ev.UserTurn(
-                it.id,
-                text or None,
-                rec.audio,
-                rec.audio_rate or self.state.input_rate,
-                transcript,
-                r.modalities,
-                r.instructions,
-                history=self._history(k),
-                **extra,
-            )
-        return ev.UserTurn(
-            None,
-            None,
-            None,
-            self.state.input_rate,
-            None,
-            r.modalities,
-            r.instructions,
-            history=self._history(len(self._items)),
-            **extra,
-        )
-
-    def _history(self, end: int) -> tuple[ev.HistoryItem, ...]:
-        """The conversation's first ``end`` items as the agent sees them (no audio)."""
-        out: list[ev.HistoryItem] = []
-        for rec in self._items[:end]:
-            it = rec.item
-            if it.type == "function_call":
-                out.append(
-                    ev.HistoryItem(
-                        "assistant",
-                        name=it.name,
-                        arguments=it.arguments,
-                        call_id=it.call_id,
-                        item_id=it.id,
-                    )
-                )
-            elif it.type == "function_call_output":
-                out.append(
-                    ev.HistoryItem("tool", call_id=it.call_id, output=it.output, item_id=it.id)
-                )
-            elif it.status != "in_progress":
-                text = " ".join(c.text or c.transcript or "" for c in it.content).strip()
-                out.append(ev.HistoryItem(it.role or "user", text, item_id=it.id))
-        return tuple(out)
-
-    def _live(self, response_id: str, now: float | None = None) -> _Resp | None:
+    def _live(self, response_id: str, now: float | None = None) -> LiveResponse | None:
         if now is not None:
             self._now = now
-        r = self._resp
-        return (
-            r if r is not None and r.id == response_id and self.phase is Phase.RESPONDING else None
-        )
-
-    def _part_fact_args(self, r: _Resp) -> tuple[str, str, int, int]:
-        return (r.id, r.item_id, r.output_index, 0)
-
-    def _audio_out(self, r: _Resp, pcm: npt.NDArray[np.int16], rate: int) -> None:
-        fmt = self.state.output_format
-        out_rate = self.state.output_rate
-        if r.out is None or r.out_rate_in != rate:
-            if r.out is not None:
-                self._send_audio(r, r.out.flush())
-            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt, encoding=self._encoding)
-            r.out_rate_in = rate
-        step = max(1, rate * self.limits.max_delta_ms // 1000)
-        for k in range(0, len(pcm), step):
-            self._send_audio(r, r.out.push(pcm[k : k + step]))
-
-    def _send_audio(self, r: _Resp, delta: str | bytes) -> None:
-        if not delta:
-            return
-        assert r.out is not None
-        r.audio_samples += r.out.last_samples
-        self._emit(ev.AudioDelta(*self._part_fact_args(r), delta=delta))
-
-    def _response_view(self, r: _Resp, status: Any, **kw: Any) -> ev.Response:
-        return ev.Response(
-            r.id,
-            status,
-            r.modalities,
-            self.state.output_format,
-            self.state.voice,
-            output=tuple(r.outputs),
-            metadata=r.metadata,
-            **kw,
-        )
-
-    def _finish(self, status: str, reason: str | None = None, error: str | None = None) -> None:
-        r = self._resp
-        assert r is not None
-        if not r.opened and not r.outputs:
-            self._open_message(r)  # a response with nothing in it still has its message
-        if not r.opened:
-            self._end_response(r, status, reason, error, "")
-            return
-        done_ok = status == "completed"
-        part_args = self._part_fact_args(r)
-        text = "".join(r.text)
-        if "audio" in r.modalities:
-            if r.out is not None and done_ok and r.cut_ms is None:
-                self._send_audio(r, r.out.flush())
-            self._emit(ev.AudioDone(*part_args))
-            self._emit(ev.TranscriptDone(*part_args, transcript=text))
-            part = ev.Content("audio", transcript=text)
-        else:
-            self._emit(ev.TextDone(*part_args, text=text))
-            part = ev.Content("text", text=text)
-        self._emit(ev.ContentPartDone(*part_args, part=part))
-        rec = self._find(r.item_id)
-        if r.cut_ms is not None:
-            part = replace(part, transcript=None)  # truncated: no text the user did not hear
-        item = ev.Item(
-            r.item_id, "message", "completed" if done_ok else "incomplete", "assistant", (part,)
-        )
-        prev = None
-        if rec is not None:
-            self._replace_item(rec, item)
-            self._trim_items()
-            rec.audio_ms = (
-                r.audio_samples * 1000 / self.state.output_rate if r.cut_ms is None else r.cut_ms
-            )
-            k = self._items.index(rec)
-            prev = self._items[k - 1].item.id if k > 0 else None
-        self._emit(ev.ItemDone(item, prev))
-        self._emit(ev.OutputItemDone(r.id, r.output_index, item))
-        r.outputs.insert(r.output_index, item)
-        self._end_response(r, status, reason, error, text)
-
-    def _end_response(
-        self, r: _Resp, status: str, reason: str | None, error: str | None, text: str
-    ) -> None:
-        """The end of every response: idle again, ``response.done``, the rate limits."""
-        self._resp = None
-        self.phase = Phase.IDLE
-        self._emit(ev.StopResponse(r.id))
-        words = len(text.split())
-        self._emit(
-            ev.ResponseDone(
-                self._response_view(r, status, reason=reason, error=error, output_tokens=words)
-            )
-        )
-        t = self._now
-        window = self._response_times
-        self._emit(
-            ev.RateLimitsUpdated(
-                (
-                    ev.RateLimit(
-                        "requests",
-                        self.limits.responses_per_minute,
-                        max(0, self.limits.responses_per_minute - len(window)),
-                        round(max(0.0, 60.0 - (t - window[0])) if window else 0.0, 3),
-                    ),
-                )
-            )
-        )
+        r = self.responses.live(response_id)
+        return r if r is not None and self.phase is Phase.RESPONDING else None
 
 
 _Handler = Callable[[Session, Any, float], None]
