@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from voxwire.cli import build_parser
 from voxwire.config import (
     ECHO_AGENT,
-    Agent,
+    AgentEntry,
     AvatarEntry,
     ChatstreamSettings,
     Config,
@@ -520,7 +520,7 @@ def test_docs_name_every_key() -> None:
     text = DOCS.read_text(encoding="utf-8")
     classes = (
         ServerSettings,
-        Agent,
+        AgentEntry,
         Tool,
         VoiceEntry,
         Org,
