@@ -36,7 +36,8 @@ import voxwire
 from voxwire.errors import BufferFullError, VoxwireError
 from voxwire.session import events as ev
 from voxwire.session.conversation import Conversation, ItemRecord
-from voxwire.session.response import LiveResponse, ResponseLifecycle
+from voxwire.session.outbox import Outbox
+from voxwire.session.response import LiveResponse, ResponseLifecycle, SessionView
 
 if TYPE_CHECKING:
     from voxwire.dialects import Dialect
@@ -104,18 +105,17 @@ class Session:
         state: ev.SessionState | None = None,
         context: ev.SessionContext | None = None,
     ) -> None:
-        self.dialect = dialect
         self.limits = limits or Limits()
         self.vad_engine = vad_engine
         self._ids = ids
-        #: Who and what the session is for (the dialect's handshake sets it).
-        self.context = context or ev.SessionContext()
         self._encoding: str = getattr(dialect, "audio_encoding", "base64")
         base = state or ev.SessionState(id="", model=model)
-        self.state = replace(base, id=ids("sess"), model=model)
+        # The settings, context and clock, shared with the response lifecycle (read there).
+        self._view = SessionView(
+            replace(base, id=ids("sess"), model=model), context or ev.SessionContext(), now
+        )
         self._closed = False
-        self._outbox: list[str | bytes] = []
-        self._events: list[ev.Event] = []
+        self._out = Outbox(dialect)
         #: The conversation's items (the store).
         self.conversation = Conversation(
             max_items=self.limits.max_items, max_bytes=self.limits.max_conversation_bytes
@@ -126,20 +126,53 @@ class Session:
             limits=self.limits,
             ids=ids,
             encoding=self._encoding,
-            emit=self._emit,
-            settings=lambda: self.state,
-            context=lambda: self.context,
-            clock=lambda: self._now,
+            outbox=self._out,
+            view=self._view,
         )
         self._speech_item: str | None = None
         self._speech_start_ms = 0
         self._offset_ms = 0
         self._last_activity = now
-        self._now = now
         self._window_start = now
         self._window_count = 0
         self._pipeline = self._make_pipeline()
         self._emit(ev.SessionCreated(self.state))
+
+    @property
+    def dialect(self) -> Dialect:
+        """The wire codec (it encodes every fact into the outbox)."""
+        return self._out.dialect
+
+    @dialect.setter
+    def dialect(self, dialect: Dialect) -> None:
+        self._out.dialect = dialect
+
+    @property
+    def state(self) -> ev.SessionState:
+        """The session's settings (formats, rates, turn detection, voice, tools...)."""
+        return self._view.state
+
+    @state.setter
+    def state(self, state: ev.SessionState) -> None:
+        self._view.state = state
+
+    @property
+    def context(self) -> ev.SessionContext:
+        """Who and what the session is for (the dialect's handshake sets it)."""
+        return self._view.context
+
+    @context.setter
+    def context(self, context: ev.SessionContext) -> None:
+        self._view.context = context
+
+    @property
+    def _now(self) -> float:
+        """The time of the latest call (the caller's clock)."""
+        return self._view.now
+
+    @_now.setter
+    def _now(self, now: float) -> None:
+        self._view.now = now
 
     # ----------------------------------------------------------------------------------
     # The driver's interface
@@ -211,16 +244,16 @@ class Session:
         It goes out in order with the engine's own messages.
         """
         if self.phase is not Phase.CLOSED:
-            self._outbox.append(message)
+            self._out.messages.append(message)
 
     def messages_to_send(self) -> list[str | bytes]:
         """Wire messages produced since the last call, in order."""
-        out, self._outbox = self._outbox, []
+        out, self._out.messages = self._out.messages, []
         return out
 
     def events(self) -> list[ev.Event]:
         """Facts and driver requests produced since the last call, in order."""
-        out, self._events = self._events, []
+        out, self._out.events = self._out.events, []
         return out
 
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
@@ -410,18 +443,7 @@ class Session:
             self._error("internal", event_id, detail=str(e))
 
     def _emit(self, e: ev.Event) -> None:
-        self._events.append(e)
-        if isinstance(e, ev.Fact):
-            wire = self.dialect.encode(e)
-            if wire is None:
-                return
-            # A dialect may answer one fact with several wire messages (a list or tuple).
-            for w in (wire,) if isinstance(wire, str | bytes) else wire:
-                self._outbox.append(w)
-                r = self.responses.current
-                if r is not None:
-                    r.events += 1
-                    r.wire_bytes += len(w)
+        self._out.emit(e)
 
     def _error(self, kind: ev.ErrorKind, eid: str | None, **params: Any) -> None:
         self._emit(ev.Error(kind, params, eid))
@@ -462,7 +484,7 @@ class Session:
     # -- intents ---------------------------------------------------------------------
 
     def _on_command(self, i: ev.Command, now: float) -> None:
-        self._events.append(ev.RunCommand(i))
+        self._out.events.append(ev.RunCommand(i))
 
     def _on_bad(self, i: ev.BadMessage, now: float) -> None:
         self._error("bad_message", i.event_id, code=i.code, message=i.message, param=i.param)

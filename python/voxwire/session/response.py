@@ -5,14 +5,14 @@ opens its message item, turns the agent's text, audio, thoughts and tool calls i
 sends its audio through a :class:`voxwire.OutputPipeline`, truncates it while it plays,
 and finishes it (completed, cancelled, failed or incomplete past its budget). It is driven
 by :class:`voxwire.session.Session`, which owns the state: the lifecycle reads the session's
-settings, context and clock through the callables it is given, adds its output items to the
-:class:`~voxwire.session.conversation.Conversation` and emits its facts through ``emit``.
+settings, context and time in a :class:`SessionView`, adds its output items to the
+:class:`~voxwire.session.conversation.Conversation` and emits its facts into the
+:class:`~voxwire.session.outbox.Outbox`. None of them refers back to the session.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import numpy.typing as npt
 import voxwire
 from voxwire.session import events as ev
 from voxwire.session.conversation import Conversation, ItemRecord
+from voxwire.session.outbox import Outbox
 
 if TYPE_CHECKING:
     from voxwire.session.engine import Limits
@@ -59,11 +60,23 @@ class LiveResponse:
     metadata: dict[str, str] | None = None
 
 
+@dataclass
+class SessionView:
+    """What the lifecycle reads of its session: settings, context, the latest call's time.
+
+    The session keeps its own in it (``Session.state`` and ``Session.context`` read and
+    write here), so the lifecycle sees every change without a reference to the session.
+    """
+
+    state: ev.SessionState
+    context: ev.SessionContext
+    now: float
+
+
 class ResponseLifecycle:
     """At most one response at a time (:attr:`current`), driven by the session.
 
-    ``settings``, ``context`` and ``clock`` read the session's current configuration, its
-    context and the time of the latest call; ``emit`` queues a fact or driver request.
+    ``view`` is the session's settings, context and time; facts go to ``outbox``.
     """
 
     def __init__(
@@ -73,19 +86,16 @@ class ResponseLifecycle:
         limits: Limits,
         ids: ev.IdFactory,
         encoding: str,
-        emit: Callable[[ev.Event], None],
-        settings: Callable[[], ev.SessionState],
-        context: Callable[[], ev.SessionContext],
-        clock: Callable[[], float],
+        outbox: Outbox,
+        view: SessionView,
     ) -> None:
         self.conversation = conversation
         self.limits = limits
         self._ids = ids
         self._encoding = encoding
-        self._emit = emit
-        self._settings = settings
-        self._context = context
-        self._clock = clock
+        self._outbox = outbox
+        self._emit = outbox.emit
+        self._view = view
         #: The response in progress, if any.
         self.current: LiveResponse | None = None
         #: When the responses of the last minute started (the rate window).
@@ -125,7 +135,7 @@ class ResponseLifecycle:
             )
             return
         window.append(t)
-        state = self._settings()
+        state = self._view.state
         mods = modalities or state.modalities
         r = LiveResponse(
             self._ids("resp"),
@@ -134,7 +144,7 @@ class ResponseLifecycle:
             self._ids("item"),
         )
         r.metadata = metadata
-        self.current = r
+        self.current = self._outbox.response = r
         self.conversation.pinned = r.item_id
         self._emit(ev.ResponseCreated(self.view(r, "in_progress")))
         turn = self._turn(r, kind, text)
@@ -151,12 +161,12 @@ class ResponseLifecycle:
         self._emit(ev.StartResponse(r.id, turn))
 
     def _turn(self, r: LiveResponse, kind: str = "user", text: str | None = None) -> ev.UserTurn:
-        state = self._settings()
+        state = self._view.state
         conv = self.conversation
         extra: dict[str, Any] = {
             "tools": state.tools,
             "tool_choice": state.tool_choice,
-            "context": self._context(),
+            "context": self._view.context,
             "voice": state.voice,
         }
         records = conv.records
@@ -268,7 +278,7 @@ class ResponseLifecycle:
 
     def audio_out(self, r: LiveResponse, pcm: npt.NDArray[np.int16], rate: int) -> None:
         """Encode agent audio at ``rate`` into deltas of the session's output format."""
-        state = self._settings()
+        state = self._view.state
         fmt = state.output_format
         out_rate = state.output_rate
         if r.out is None or r.out_rate_in != rate:
@@ -348,7 +358,7 @@ class ResponseLifecycle:
         if i.content_index != 0 or i.audio_end_ms < 0:
             self._error("truncate_invalid", i.event_id)
             return
-        sent_ms = r.audio_samples * 1000 / self._settings().output_rate
+        sent_ms = r.audio_samples * 1000 / self._view.state.output_rate
         if i.audio_end_ms > sent_ms + 0.5:
             self._error("truncate_too_long", i.event_id, audio_ms=sent_ms, end_ms=i.audio_end_ms)
             return
@@ -360,7 +370,7 @@ class ResponseLifecycle:
 
     def view(self, r: LiveResponse, status: Any, **kw: Any) -> ev.Response:
         """The response as facts carry it."""
-        state = self._settings()
+        state = self._view.state
         return ev.Response(
             r.id,
             status,
@@ -406,7 +416,7 @@ class ResponseLifecycle:
             conv.replace(rec, item)
             conv.trim()
             rec.audio_ms = (
-                r.audio_samples * 1000 / self._settings().output_rate
+                r.audio_samples * 1000 / self._view.state.output_rate
                 if r.cut_ms is None
                 else r.cut_ms
             )
@@ -420,14 +430,14 @@ class ResponseLifecycle:
         self, r: LiveResponse, status: str, reason: str | None, error: str | None, text: str
     ) -> None:
         """The end of every response: idle again, ``response.done``, the rate limits."""
-        self.current = None
+        self.current = self._outbox.response = None
         self.conversation.pinned = None
         self._emit(ev.StopResponse(r.id))
         words = len(text.split())
         self._emit(
             ev.ResponseDone(self.view(r, status, reason=reason, error=error, output_tokens=words))
         )
-        t = self._clock()
+        t = self._view.now
         window = self._times
         self._emit(
             ev.RateLimitsUpdated(
@@ -443,4 +453,4 @@ class ResponseLifecycle:
         )
 
 
-__all__ = ["LiveResponse", "ResponseLifecycle"]
+__all__ = ["LiveResponse", "ResponseLifecycle", "SessionView"]
