@@ -1,10 +1,10 @@
 """Type stubs of the compiled core, voxwire._voxwire (checked with mypy.stubtest)."""
 
-from typing import Any, TypedDict, final, overload
+from typing import Any, Self, TypedDict, final, overload
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer
 
 from voxwire.types import AudioFormat, Eagerness, Encoding, EndMode, Quality, VadEngine
 

@@ -34,6 +34,7 @@ from voxwire.session import events as ev
 
 if TYPE_CHECKING:
     from voxwire.dialects import Dialect
+    from voxwire.types import Encoding, VadEngine
 
 log = logging.getLogger("voxwire.session")
 
@@ -141,7 +142,7 @@ class Session:
         now: float = 0.0,
         model: str = "voxwire-echo",
         limits: Limits | None = None,
-        vad_engine: str = "silero",
+        vad_engine: VadEngine = "silero",
         ids: ev.IdFactory = ev.random_id,
         state: ev.SessionState | None = None,
         context: ev.SessionContext | None = None,
@@ -152,7 +153,7 @@ class Session:
         self._ids = ids
         #: Who and what the session is for (the dialect's handshake sets it).
         self.context = context or ev.SessionContext()
-        self._encoding: str = getattr(dialect, "audio_encoding", "base64")
+        self._encoding: Encoding = getattr(dialect, "audio_encoding", "base64")
         base = state or ev.SessionState(id="", model=model)
         self.state = replace(base, id=ids("sess"), model=model)
         self.phase = Phase.IDLE
@@ -525,21 +526,26 @@ class Session:
         td = self.state.turn_detection
         fmt = self.state.input_format
         rate = self.state.input_rate
-        semantic = td is not None and td.type == "semantic_vad"
+        turn = None
+        if td is not None:
+            turn = voxwire.TurnConfig(
+                threshold=td.threshold,
+                prefix_padding_ms=td.prefix_padding_ms,
+                silence_duration_ms=td.silence_duration_ms,
+                # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
+                end_mode="semantic" if td.type == "semantic_vad" else "silence",
+                eagerness=td.eagerness,
+            )
         return voxwire.InputPipeline(
             in_rate=rate,
             encoding=self._encoding,
             format=fmt,
             vad_rate=16000 if rate > 8000 else 8000,
             engine=self.vad_engine,
-            threshold=td.threshold if td else 0.5,
-            prefix_padding_ms=td.prefix_padding_ms if td else 300,
-            silence_duration_ms=td.silence_duration_ms if td else 500,
+            mode=3,  # the webrtc engine's aggressiveness (the others have none)
+            turn=turn,
             turn_detection=td is not None,
             max_buffer_ms=self.limits.max_buffer_ms,
-            # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
-            end_mode="semantic" if semantic else "silence",
-            eagerness=td.eagerness if td is not None else "auto",
         )
 
     def _dispatch(self, intent: ev.Intent, now: float) -> None:
@@ -994,7 +1000,9 @@ class Session:
         if r.out is None or r.out_rate_in != rate:
             if r.out is not None:
                 self._send_audio(r, r.out.flush())
-            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt, encoding=self._encoding)
+            r.out = voxwire.OutputPipeline(
+                in_rate=rate, out_rate=out_rate, format=fmt, encoding=self._encoding
+            )
             r.out_rate_in = rate
         step = max(1, rate * self.limits.max_delta_ms // 1000)
         for k in range(0, len(pcm), step):
