@@ -235,7 +235,7 @@ def run(
 ) -> Result:
     """Plays a trace through one buffer (`options`: extra JitterBuffer keyword arguments)."""
     jb = voxwire.JitterBuffer(
-        RATE, FRAME_MS, prebuffer_ms=250, adaptive=adaptive, **(options or {})
+        RATE, frame_ms=FRAME_MS, prebuffer_ms=250, adaptive=adaptive, **(options or {})
     )
     res = Result()
     events: list[tuple[float, int, int, int]] = []  # (time, kind, turn, chunk)

@@ -25,8 +25,8 @@ import voxwire
 PAIRS = [(24000, 16000), (16000, 24000), (48000, 16000), (44100, 16000), (8000, 16000)]
 Resample = Callable[[np.ndarray, int, int], np.ndarray]
 FILTERS: dict[str, Resample] = {
-    "voxwire hq": lambda x, a, b: voxwire.resample(x, a, b, "hq"),
-    "voxwire lowlat": lambda x, a, b: voxwire.resample(x, a, b, "lowlat"),
+    "voxwire hq": lambda x, a, b: voxwire.resample(x, a, b, quality="hq"),
+    "voxwire lowlat": lambda x, a, b: voxwire.resample(x, a, b, quality="lowlat"),
     "soxr HQ": lambda x, a, b: soxr.resample(x, a, b, "HQ"),
 }
 
@@ -101,7 +101,9 @@ def figures(name: str, a: int, b: int) -> dict[str, float]:
         # Images of tones in the passband (tones nearer Nyquist image into the transition).
         stop = images(fn, a, b, np.linspace(20, PASSBAND[name] * a / 2, 40))
     delay = (
-        voxwire.Resampler(a, b, name.split()[-1]).delay / b * 1000 if "voxwire" in name else np.nan
+        voxwire.Resampler(a, b, quality=name.split()[-1]).delay / b * 1000
+        if "voxwire" in name
+        else np.nan
     )
     return {
         "ripple_db": float(np.max(np.abs(gains))),

@@ -9,7 +9,7 @@ Two measures per configuration, over turns whose true ends are known:
   next one starts counts as merged (shown apart, its latency is the gap, a lower bound).
 
 Configurations: ``server_vad`` with 500 ms (OpenAI's default) and 200 ms of silence, and
-``semantic_vad`` at each eagerness (``TurnDetector(end_mode="semantic", eagerness=...)``).
+``semantic_vad`` at each eagerness (``TurnConfig(end_mode="semantic", eagerness=...)``).
 
 Sets:
 
@@ -282,7 +282,7 @@ def evaluate(
         by_kind: dict[str, list[float]] = {}
         if turns is None:
             for _, x, ends, pauses in vad_dev_streams(only):
-                ev = voxwire.TurnDetector(**kw).push(x)  # type: ignore[arg-type]
+                ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
                 c, ll, m = score_stream(stops, ends, pauses)
                 cuts += c
@@ -293,7 +293,7 @@ def evaluate(
             cut_turns = cuts
         else:
             for t in turns:
-                ev = voxwire.TurnDetector(**kw).push(t.x)  # type: ignore[arg-type]
+                ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(t.x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
                 c = sum(
                     any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
@@ -331,7 +331,7 @@ def evaluate(
 def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
     """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features),
     with the turn held open (a "not complete" hint) so that every pause is seen."""
-    td = voxwire.TurnDetector(end_mode="semantic", eagerness="low")
+    td = voxwire.TurnDetector(turn=voxwire.TurnConfig(end_mode="semantic", eagerness="low"))
     out: list[tuple[int, int, list[float]]] = []
     cur: tuple[int, list[float]] | None = None
     for i in range(0, len(t.x), 160):

@@ -19,7 +19,7 @@ def voiced(n: int) -> np.ndarray:
 @pytest.mark.parametrize("adaptive", [True, False])
 def test_push_pop_20ms(benchmark, adaptive: bool) -> None:
     """One 20 ms push and two 10 ms pops: the steady state of a real-time stream."""
-    jb = voxwire.JitterBuffer(RATE, 10, adaptive=adaptive)
+    jb = voxwire.JitterBuffer(RATE, frame_ms=10, adaptive=adaptive)
     x = voiced(RATE // 50)
     clock = [0.0]
 
@@ -36,7 +36,7 @@ def test_push_pop_20ms(benchmark, adaptive: bool) -> None:
 
 def test_pop_accelerating(benchmark) -> None:
     """Pops while far behind schedule: each may run a pitch search and a crossfade."""
-    jb = voxwire.JitterBuffer(RATE, 10, max_ms=600_000)
+    jb = voxwire.JitterBuffer(RATE, frame_ms=10, max_ms=600_000)
     jb.push(voiced(RATE * 500), 0.0)
     clock = [5000.0]
 

@@ -164,7 +164,7 @@ def voxwire_turns(engine: str, **kw: float) -> Detector:
     """voxwire.TurnDetector with its defaults (or `kw`) and the given engine."""
 
     def make() -> Callable[[Pcm], bool | None]:
-        td = voxwire.TurnDetector(engine=engine, **kw)  # type: ignore[arg-type]
+        td = voxwire.TurnDetector(engine, turn=voxwire.TurnConfig(**kw))  # type: ignore[arg-type]
 
         def step(chunk: Pcm) -> bool:
             return any(isinstance(e, voxwire.SpeechStarted) for e in td.push(chunk))

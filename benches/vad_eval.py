@@ -62,7 +62,7 @@ def voxwire_engine(engine: str, mode: int = 0) -> Decide:
     """voxwire.Vad on 10 ms frames."""
 
     def run(y: Pcm, rate: int) -> npt.NDArray[np.bool_]:
-        return voxwire.Vad(engine, rate, 10, mode=mode).classify(y)
+        return voxwire.Vad(engine, sample_rate=rate, frame_ms=10, mode=mode).classify(y)
 
     return run
 

@@ -36,7 +36,7 @@ def py_webrtcvad(mode: int, ms: int = 30) -> Decide:
 
 def voxwire_engine(engine: str, mode: int = 0) -> Decide:
     def run(x: np.ndarray) -> np.ndarray:
-        return voxwire.Vad(engine, 16000, 10, mode=mode).classify(x)
+        return voxwire.Vad(engine, sample_rate=16000, frame_ms=10, mode=mode).classify(x)
 
     return run
 

@@ -72,7 +72,9 @@ def conditions(x: Signal, speech: npt.NDArray[np.bool_]) -> dict[str, tuple[Sign
 
 def engines() -> dict[str, Callable[[npt.NDArray[np.int16], int], npt.NDArray[np.bool_]]]:
     def ours(engine: str, mode: int = 0) -> Callable[..., npt.NDArray[np.bool_]]:
-        return lambda y, rate: voxwire.Vad(engine, rate, 10, mode=mode).classify(y)
+        return lambda y, rate: voxwire.Vad(
+            engine, sample_rate=rate, frame_ms=10, mode=mode
+        ).classify(y)
 
     def theirs(mode: int) -> Callable[..., npt.NDArray[np.bool_]]:
         def run(y: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.bool_]:

@@ -13,7 +13,7 @@ agent_pcm = np.zeros(441, np.int16)  # 20 ms at 22.05 kHz
 inp = voxwire.InputPipeline(in_rate=24000, encoding="base64")  # decode, resample, VAD, turns
 for event in inp.push(message["audio"]):  # SpeechStarted / SpeechStopped
     print(event)
-out = voxwire.OutputPipeline(22050, 24000)  # resample, then base64
+out = voxwire.OutputPipeline(in_rate=22050, out_rate=24000)  # resample, then base64
 delta = out.push(agent_pcm)
 
 print(f"level {inp.level_db:.1f} dB; {len(delta)} base64 characters out")

@@ -7,12 +7,13 @@ reads any bytes-like object or numpy array without copying and writes its result
 into the array or bytes it returns.
 
 Errors are in :mod:`voxwire.errors`; G.711 is in :mod:`voxwire.g711`; a drop-in for
-py-webrtcvad is :mod:`voxwire.webrtcvad`.
+py-webrtcvad is :mod:`voxwire.webrtcvad`; the ``Literal`` types of the string options
+(``VadEngine``, ``Quality``, ...) are in :mod:`voxwire.types`, re-exported here.
 """
 
 from __future__ import annotations
 
-from voxwire import errors, g711, webrtcvad
+from voxwire import errors, g711, types, webrtcvad
 from voxwire._pcm import as_pcm16
 from voxwire._voxwire import (
     Framer,
@@ -22,6 +23,7 @@ from voxwire._voxwire import (
     Resampler,
     SpeechStarted,
     SpeechStopped,
+    TurnConfig,
     TurnDetector,
     Vad,
     apply_gain,
@@ -32,6 +34,7 @@ from voxwire._voxwire import (
     pcm16_to_float32,
     resample,
 )
+from voxwire.types import AudioFormat, Eagerness, Encoding, EndMode, Quality, VadEngine
 
 
 def _version() -> str:
@@ -49,15 +52,22 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
+    "AudioFormat",
+    "Eagerness",
+    "Encoding",
+    "EndMode",
     "Framer",
     "InputPipeline",
     "JitterBuffer",
     "OutputPipeline",
+    "Quality",
     "Resampler",
     "SpeechStarted",
     "SpeechStopped",
+    "TurnConfig",
     "TurnDetector",
     "Vad",
+    "VadEngine",
     "__version__",
     "apply_gain",
     "as_pcm16",
@@ -69,5 +79,6 @@ __all__ = [
     "g711",
     "pcm16_to_float32",
     "resample",
+    "types",
     "webrtcvad",
 ]

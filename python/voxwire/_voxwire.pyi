@@ -1,10 +1,12 @@
 """Type stubs of the compiled core, voxwire._voxwire (checked with mypy.stubtest)."""
 
-from typing import Any, TypedDict, final
+from typing import Any, Self, TypedDict, final, overload
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
+
+from voxwire.types import AudioFormat, Eagerness, Encoding, EndMode, Quality, VadEngine
 
 __all__ = [
     "END_FEATURE_NAMES",
@@ -15,6 +17,7 @@ __all__ = [
     "Resampler",
     "SpeechStarted",
     "SpeechStopped",
+    "TurnConfig",
     "TurnDetector",
     "Vad",
     "WebRtcVad",
@@ -41,6 +44,8 @@ END_FEATURE_NAMES: list[str]
 # GIL held, or copied first where the work releases it, so another thread cannot change them
 # mid-call. A panic in the core would raise voxwire.errors.InternalError (an Exception).
 _In = Buffer | np.ndarray[Any, Any]
+# What comes back as int16 from the resamplers: int16 arrays and PCM16 bytes.
+_I16In = Buffer | npt.NDArray[np.int16]
 
 def b64decode_pcm16(data: str | Buffer) -> npt.NDArray[np.int16]:
     """Decode strict padded base64 (str or bytes-like) straight into int16 samples.
@@ -83,7 +88,7 @@ class Framer:
     def push(self, x: _In) -> npt.NDArray[np.int16]:
         """Append a chunk; return the frames it completes, shape (n, frame_samples)."""
 
-    def flush(self, pad: bool = True) -> npt.NDArray[np.int16]:
+    def flush(self, *, pad: bool = True) -> npt.NDArray[np.int16]:
         """Return what is pending and empty the framer."""
 
     def reset(self) -> None:
@@ -137,11 +142,11 @@ class JitterBuffer:
     def __new__(
         cls,
         sample_rate: int,
+        *,
         frame_ms: int = 10,
         prebuffer_ms: int = 250,
         adaptive: bool = True,
         max_ms: int = 60000,
-        *,
         min_start_ms: int | None = None,
     ) -> JitterBuffer: ...
     def push(self, pcm: _In, now_ms: float) -> None:
@@ -179,11 +184,33 @@ class JitterBuffer:
     def target_ms(self) -> float:
         """The current target delay in ms (``prebuffer_ms`` in fixed mode)."""
 
+@overload
+def resample(
+    x: npt.NDArray[np.float32],
+    in_rate: int,
+    out_rate: int,
+    *,
+    quality: Quality = "hq",
+    channels: int = 1,
+    threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+@overload
+def resample(
+    x: _I16In,
+    in_rate: int,
+    out_rate: int,
+    *,
+    quality: Quality = "hq",
+    channels: int = 1,
+    threads: int | None = None,
+) -> npt.NDArray[np.int16]: ...
+@overload
 def resample(
     x: _In,
     in_rate: int,
     out_rate: int,
-    quality: str = "hq",
+    *,
+    quality: Quality = "hq",
     channels: int = 1,
     threads: int | None = None,
 ) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
@@ -199,13 +226,18 @@ class Resampler:
     """Streaming sample-rate converter: every pair of the common voice rates, and others."""
 
     def __new__(
-        cls, in_rate: int, out_rate: int, quality: str = "hq", channels: int = 1
+        cls, in_rate: int, out_rate: int, *, quality: Quality = "hq", channels: int = 1
     ) -> Resampler: ...
+    @overload
+    def process(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    @overload
+    def process(self, x: _I16In) -> npt.NDArray[np.int16]: ...
+    @overload
     def process(self, x: _In) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
         """Resample a chunk; return the output it completes, in the input's dtype."""
 
     def flush(self) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
-        """End the stream: return the remaining output and reset."""
+        """End the stream: return the remaining output (last input's dtype) and reset."""
 
     def reset(self) -> None:
         """Forget the stream without returning its tail."""
@@ -227,7 +259,7 @@ class Resampler:
         """Output sample rate in Hz."""
 
     @property
-    def quality(self) -> str:
+    def quality(self) -> Quality:
         """The preset name."""
 
     @property
@@ -266,7 +298,12 @@ class Vad:
     """
 
     def __new__(
-        cls, engine: str = "silero", sample_rate: int = 16000, frame_ms: int = 10, mode: int = 0
+        cls,
+        engine: VadEngine = "silero",
+        *,
+        sample_rate: int = 16000,
+        frame_ms: int = 10,
+        mode: int = 0,
     ) -> Vad: ...
     def is_speech(self, frame: _In) -> bool:
         """Whether the frame holds speech."""
@@ -292,7 +329,7 @@ class Vad:
         """Sample rate in Hz."""
 
     @property
-    def engine(self) -> str:
+    def engine(self) -> VadEngine:
         """The engine's name."""
 
 @final
@@ -312,31 +349,113 @@ class SpeechStopped:
     def emitted_at_ms(self) -> int: ...
 
 @final
-class TurnDetector:
-    """Server-side turn detection (OpenAI server_vad and pipecat VADParams).
+class TurnConfig:
+    """Turn parameters (keyword-only, frozen), shared by TurnDetector and InputPipeline.
 
-    Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
-    ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` at most
-    60000 ms; ``threshold`` and ``min_volume`` 0-1; ``end_gate_db`` finite and >= 0;
-    ``end_mode`` "silence" or "semantic"; ``eagerness`` "low", "medium", "high" or "auto".
+    OpenAI server_vad's ``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``;
+    pipecat's ``start_secs``, ``stop_secs`` (= ``silence_duration_ms``, which wins when both
+    are given), ``min_volume``; ``end_gate_db``; ``end_mode`` and ``eagerness`` (semantic_vad).
+    Defaults: 0.5, 300 ms, 500 ms, 0 s, 0, 35 dB, "silence", "auto".
+
+    Bounds (else InvalidInputError): ``prefix_padding_ms``, ``silence_duration_ms``
+    (``stop_secs``) and ``start_secs`` at most 60000 ms; ``threshold`` and ``min_volume``
+    0-1; ``end_gate_db`` finite and >= 0.
     """
 
     def __new__(
         cls,
-        sample_rate: int = 16000,
-        frame_ms: int = 10,
-        engine: str = "silero",
+        *,
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int | None = None,
-        start_secs: float = 0.0,
         stop_secs: float | None = None,
+        start_secs: float = 0.0,
         min_volume: float = 0.0,
-        mode: int = 0,
         end_gate_db: float = 35.0,
+        end_mode: EndMode = "silence",
+        eagerness: Eagerness = "auto",
+    ) -> TurnConfig: ...
+    def replace(
+        self,
         *,
-        end_mode: str = "silence",
-        eagerness: str = "auto",
+        threshold: float = ...,
+        prefix_padding_ms: int = ...,
+        silence_duration_ms: int | None = ...,
+        stop_secs: float | None = ...,
+        start_secs: float = ...,
+        min_volume: float = ...,
+        end_gate_db: float = ...,
+        end_mode: EndMode = ...,
+        eagerness: Eagerness = ...,
+    ) -> Self:
+        """A copy with the given fields changed."""
+
+    def __replace__(
+        self,
+        *,
+        threshold: float = ...,
+        prefix_padding_ms: int = ...,
+        silence_duration_ms: int | None = ...,
+        stop_secs: float | None = ...,
+        start_secs: float = ...,
+        min_volume: float = ...,
+        end_gate_db: float = ...,
+        end_mode: EndMode = ...,
+        eagerness: Eagerness = ...,
+    ) -> Self:
+        """``copy.replace`` (Python 3.13)."""
+
+    def __getnewargs_ex__(self) -> tuple[tuple[()], dict[str, Any]]:
+        """Pickling and ``copy``: rebuilt from the keyword arguments."""
+
+    @property
+    def threshold(self) -> float:
+        """Speech probability at or above which a frame is voiced."""
+
+    @property
+    def prefix_padding_ms(self) -> int:
+        """Audio kept before the start of speech, in ms."""
+
+    @property
+    def silence_duration_ms(self) -> int:
+        """Silence that ends a turn, in ms (``stop_secs`` * 1000)."""
+
+    @property
+    def start_secs(self) -> float:
+        """Voiced time needed before a turn starts, in seconds."""
+
+    @property
+    def min_volume(self) -> float:
+        """Minimum frame level for voiced frames, 0-1 (0: off)."""
+
+    @property
+    def end_gate_db(self) -> float:
+        """Frames this many dB below the turn's loudest count as silence for its end."""
+
+    @property
+    def end_mode(self) -> EndMode:
+        """The rule that ends a turn."""
+
+    @property
+    def eagerness(self) -> Eagerness:
+        """The semantic rule's eagerness."""
+
+@final
+class TurnDetector:
+    """Server-side turn detection (OpenAI server_vad and semantic_vad, pipecat VADParams).
+
+    ``engine``, ``sample_rate``, ``frame_ms`` and ``mode`` choose the VAD (bounds as for
+    :class:`Vad`); ``turn`` the turn parameters (None: ``TurnConfig()``).
+    """
+
+    def __new__(
+        cls,
+        engine: VadEngine = "silero",
+        *,
+        sample_rate: int = 16000,
+        frame_ms: int = 10,
+        mode: int = 0,
+        turn: TurnConfig | None = None,
     ) -> TurnDetector: ...
     def push(self, x: _In) -> list[SpeechStarted | SpeechStopped]:
         """Push audio of any length; return the events it causes."""
@@ -370,32 +489,25 @@ class TurnDetector:
 class InputPipeline:
     """Inbound hot path in one call per message: decode, resample, frame, VAD, turns.
 
-    Bounds (else InvalidInputError): ``in_rate`` one of the resampler's rates, ``vad_rate``
-    and ``frame_ms`` as for :class:`Vad`, the turn parameters as for :class:`TurnDetector`,
-    ``max_buffer_ms`` 0-3600000.
+    Keyword-only. Bounds (else InvalidInputError): ``in_rate`` one of the resampler's rates,
+    ``vad_rate`` and ``frame_ms`` as for :class:`Vad`, ``max_buffer_ms`` 0-3600000.
+    ``turn``: the turn parameters (None: ``TurnConfig()``).
     """
 
     def __new__(
         cls,
+        *,
         in_rate: int = 24000,
-        encoding: str = "base64",
-        format: str = "pcm16",
+        encoding: Encoding = "base64",
+        format: AudioFormat = "pcm16",
         vad_rate: int = 16000,
-        engine: str = "silero",
-        mode: int = 3,
+        engine: VadEngine = "silero",
+        mode: int = 0,
         frame_ms: int = 10,
-        quality: str = "vad",
-        threshold: float = 0.5,
-        prefix_padding_ms: int = 300,
-        silence_duration_ms: int = 500,
-        start_secs: float = 0.0,
-        min_volume: float = 0.0,
+        quality: Quality = "vad",
+        turn: TurnConfig | None = None,
         turn_detection: bool = True,
         max_buffer_ms: int = 900000,
-        end_gate_db: float = 35.0,
-        *,
-        end_mode: str = "silence",
-        eagerness: str = "auto",
     ) -> InputPipeline: ...
     def push(self, chunk: str | _In) -> list[SpeechStarted | SpeechStopped]:
         """Push one message's audio; return the turn events it causes."""
@@ -460,15 +572,16 @@ class InputPipeline:
 
 @final
 class OutputPipeline:
-    """Outbound path in one call per chunk: resample, then encode."""
+    """Outbound path in one call per chunk: resample, then encode (keyword-only)."""
 
     def __new__(
         cls,
+        *,
         in_rate: int = 24000,
         out_rate: int = 24000,
-        encoding: str = "base64",
-        format: str = "pcm16",
-        quality: str = "hq",
+        encoding: Encoding = "base64",
+        format: AudioFormat = "pcm16",
+        quality: Quality = "hq",
     ) -> OutputPipeline: ...
     def push(self, x: _In) -> str | bytes:
         """Resample and encode; base64 ``str`` or raw ``bytes`` per ``encoding``."""

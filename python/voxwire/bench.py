@@ -250,7 +250,7 @@ def _resampler_cases(x24: npt.NDArray[np.int16], size: str) -> list[Case]:
     for a, b, x in ((24000, 16000, x24), (16000, 24000, x16)):
         label = f"resample {a // 1000}k -> {b // 1000}k (hq, int16)"
         if size == "20 ms":
-            ours = voxwire.Resampler(a, b, "hq")
+            ours = voxwire.Resampler(a, b, quality="hq")
             peer = "soxr.ResampleStream(HQ).resample_chunk(x)"
             theirs: Callable[[], object] | None = None
             if soxr is not None:
@@ -528,7 +528,7 @@ def _pipeline_cases() -> list[Case]:
             'InputPipeline 24k b64 (engine="webrtc", 10 ms frames, turns)',
             "20 ms",
             peer,
-            ours_input(engine="webrtc"),
+            ours_input(engine="webrtc", mode=3),  # mode 3 like the peer
             peer_in(),
             None,
         ),
@@ -536,7 +536,7 @@ def _pipeline_cases() -> list[Case]:
             'InputPipeline 24k b64 (engine="webrtc", 20 ms frames like the peer, turns)',
             "20 ms",
             peer,
-            ours_input(engine="webrtc", frame_ms=20),
+            ours_input(engine="webrtc", mode=3, frame_ms=20),
             peer_in(),
             10.0,
         ),
@@ -550,7 +550,7 @@ def _pipeline_cases() -> list[Case]:
         return lambda: pybase64.b64encode_as_string(rs.resample_chunk(nxt()).tobytes())
 
     def ours_output() -> Callable[[], object]:
-        p = voxwire.OutputPipeline(16000, 24000)
+        p = voxwire.OutputPipeline(in_rate=16000, out_rate=24000)
         nxt = _cycle(chunks16)
         return lambda: p.push(nxt())
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from voxwire.config import Config
     from voxwire.dialects.base import Accept, Refuse
     from voxwire.registry import Registry
+    from voxwire.types import VadEngine
 
 log = logging.getLogger("voxwire.platform")
 
@@ -174,7 +175,7 @@ class ServerConfig:
     shutdown_timeout_s: float = 10.0
     #: Connections per server and per peer, handshake and failed-authentication rates.
     server_limits: ServerLimits = field(default_factory=ServerLimits)
-    vad_engine: str = "silero"
+    vad_engine: VadEngine = "silero"
     model: str = "voxwire-echo"
     #: Speech recognition for user audio turns (see :mod:`voxwire.asr`); None: no
     #: transcripts. ``voxwire serve`` picks :class:`voxwire.asr.PocketSphinxASR` when it is

@@ -314,7 +314,7 @@ def test_the_dsp_alone_without_the_server_packages() -> None:
         "    sys.modules[m] = None\n"
         "import numpy as np, voxwire\n"
         "y = voxwire.resample(np.zeros(480, np.int16), 24000, 16000)\n"
-        "assert len(y) == 320 and voxwire.Vad('spectral', 16000, 10) is not None\n"
+        "assert len(y) == 320 and voxwire.Vad('spectral', frame_ms=10) is not None\n"
         "import voxwire.wav, voxwire.g711, voxwire.bench\n"
         "from voxwire import cli\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"

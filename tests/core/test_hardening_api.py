@@ -70,13 +70,17 @@ I16_CALLS: dict[str, Callable[[npt.NDArray[np.int16]], object]] = {
     "Resampler.process": lambda x: voxwire.Resampler(16000, 48000).process(x),
     "Framer.push": lambda x: voxwire.Framer(160).push(x),
     "JitterBuffer.push": lambda x: _jitter_push(x),
-    "Vad.is_speech": lambda x: voxwire.Vad("spectral", 16000, 10).is_speech(x[:160]),
-    "Vad.probability": lambda x: voxwire.Vad("energy", 16000, 10).probability(x[:160]),
-    "Vad.classify": lambda x: voxwire.Vad("webrtc", 16000, 10).classify(x),
+    "Vad.is_speech": lambda x: voxwire.Vad("spectral", sample_rate=16000, frame_ms=10).is_speech(
+        x[:160]
+    ),
+    "Vad.probability": lambda x: voxwire.Vad("energy", sample_rate=16000, frame_ms=10).probability(
+        x[:160]
+    ),
+    "Vad.classify": lambda x: voxwire.Vad("webrtc", sample_rate=16000, frame_ms=10).classify(x),
     "WebRtcVad.is_speech": lambda x: voxwire.webrtcvad.Vad(2).is_speech(x[:320], 16000),
     "TurnDetector.push": lambda x: _turn_push(x),
     "InputPipeline.push": lambda x: _input_push(x),
-    "OutputPipeline.push": lambda x: voxwire.OutputPipeline(16000, 24000).push(x),
+    "OutputPipeline.push": lambda x: voxwire.OutputPipeline(in_rate=16000, out_rate=24000).push(x),
 }
 
 
@@ -88,13 +92,13 @@ def _jitter_push(x: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
 
 
 def _turn_push(x: npt.NDArray[np.int16]) -> list[object]:
-    td = voxwire.TurnDetector(silence_duration_ms=200)
+    td = voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=200))
     events: list[object] = td.push(x)
     return [*events, td.last_utterance()]
 
 
 def _input_push(x: npt.NDArray[np.int16]) -> list[object]:
-    p = voxwire.InputPipeline(in_rate=16000, silence_duration_ms=200)
+    p = voxwire.InputPipeline(in_rate=16000, turn=voxwire.TurnConfig(silence_duration_ms=200))
     events: list[object] = p.push(x)
     return [*events, p.buffered()[1]]
 
@@ -143,20 +147,21 @@ CONSTRUCTORS = [
     "voxwire.Framer(2**34)",
     "voxwire.Framer(2**70)",
     "voxwire.Framer(-1)",
-    "voxwire.Vad('spectral', 16000, 2**31)",
-    "voxwire.Vad('energy', 16000, 2**70)",
-    "voxwire.Vad('spectral', 4_000_000_000, 1000)",
-    "voxwire.Vad('spectral', 1000, 1000)",
-    "voxwire.Vad('energy', 1, 1000)",
-    "voxwire.TurnDetector(prefix_padding_ms=2**31)",
-    "voxwire.TurnDetector(silence_duration_ms=2**40)",
-    "voxwire.TurnDetector(stop_secs=1e12)",
-    "voxwire.TurnDetector(start_secs=1e300)",
+    "voxwire.Vad('spectral', sample_rate=16000, frame_ms=2**31)",
+    "voxwire.Vad('energy', sample_rate=16000, frame_ms=2**70)",
+    "voxwire.Vad('spectral', sample_rate=4_000_000_000, frame_ms=1000)",
+    "voxwire.Vad('spectral', sample_rate=1000, frame_ms=1000)",
+    "voxwire.Vad('energy', sample_rate=1, frame_ms=1000)",
+    "voxwire.TurnConfig(prefix_padding_ms=2**31)",
+    "voxwire.TurnConfig(silence_duration_ms=2**40)",
+    "voxwire.TurnConfig(stop_secs=1e12)",
+    "voxwire.TurnConfig(start_secs=1e300)",
+    "voxwire.TurnConfig(prefix_padding_ms=-(2**70))",
     "voxwire.TurnDetector(sample_rate=4_000_000_000, frame_ms=1000)",
     "voxwire.InputPipeline(frame_ms=2**31)",
     "voxwire.InputPipeline(max_buffer_ms=2**40)",
     "voxwire.InputPipeline(max_buffer_ms=3_600_001)",
-    "voxwire.InputPipeline(prefix_padding_ms=10**6)",
+    "voxwire.InputPipeline(turn=voxwire.TurnConfig(prefix_padding_ms=10**6))",
     "voxwire.InputPipeline(vad_rate=2**33)",
     "voxwire.InputPipeline(in_rate=-1)",
     "voxwire.JitterBuffer(2**40)",
@@ -199,9 +204,11 @@ def test_constructor_bounds_refuse_without_abort_or_hang(call: str) -> None:
 
 def test_bounds_at_their_maxima_are_accepted() -> None:
     assert voxwire.Framer(2**22).frame_samples == 2**22
-    assert voxwire.Vad("energy", 192000, 1000).frame_samples == 192000
-    assert voxwire.Vad("spectral", 8000, 1).frame_samples == 8
-    td = voxwire.TurnDetector(prefix_padding_ms=60000, silence_duration_ms=60000, start_secs=60)
+    assert voxwire.Vad("energy", sample_rate=192000, frame_ms=1000).frame_samples == 192000
+    assert voxwire.Vad("spectral", sample_rate=8000, frame_ms=1).frame_samples == 8
+    td = voxwire.TurnDetector(
+        turn=voxwire.TurnConfig(prefix_padding_ms=60000, silence_duration_ms=60000, start_secs=60)
+    )
     assert not td.speaking
     voxwire.InputPipeline(max_buffer_ms=3_600_000)
     voxwire.JitterBuffer(48000, max_ms=600_000, prebuffer_ms=600_000)
@@ -354,7 +361,7 @@ def test_input_pipeline_refuses_a_surrogate_str_whole() -> None:
 def test_oversized_ints_are_invalid_input_not_overflow() -> None:
     for make in (
         lambda: voxwire.Framer(2**100),
-        lambda: voxwire.Vad("spectral", 16000, -(2**100)),
+        lambda: voxwire.Vad("spectral", sample_rate=16000, frame_ms=-(2**100)),
         lambda: voxwire.Resampler(16000, 2**100),
         lambda: voxwire.webrtcvad.Vad(1).set_mode(2**100),
     ):

@@ -74,7 +74,7 @@ def steady(x: np.ndarray, chunk: int, period_ms: float, t0: float = 0.0) -> list
 )
 def test_every_pop_is_exactly_one_frame(rf: tuple, adaptive: bool, ops: list) -> None:
     rate, frame_ms = rf
-    jb = voxwire.JitterBuffer(rate, frame_ms, adaptive=adaptive, max_ms=2000)
+    jb = voxwire.JitterBuffer(rate, frame_ms=frame_ms, adaptive=adaptive, max_ms=2000)
     n = rate * frame_ms // 1000
     now = 0.0
     rng = np.random.default_rng(len(ops))
@@ -106,7 +106,7 @@ def test_pop_before_any_push_is_silence() -> None:
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_steady_real_time_arrival_plays_the_input_exactly(adaptive: bool) -> None:
     x = np.random.default_rng(1).integers(-30000, 30000, RATE * 2).astype(np.int16)
-    jb = voxwire.JitterBuffer(RATE, 10, prebuffer_ms=250, adaptive=adaptive)
+    jb = voxwire.JitterBuffer(RATE, frame_ms=10, prebuffer_ms=250, adaptive=adaptive)
     out = drive(jb, steady(x, 320, 20.0), until_ms=3000)
     s = jb.stats()
     assert s["underruns"] == 0 and s["stretched_ms"] == 0 and s["concealed_ms"] == 0
@@ -303,7 +303,7 @@ def test_min_start_ms_is_validated_and_keyword_only() -> None:
     with pytest.raises(InvalidInputError):
         voxwire.JitterBuffer(RATE, min_start_ms=-1)
     with pytest.raises(TypeError):
-        voxwire.JitterBuffer(RATE, 10, 250, True, 60000, 100)  # type: ignore[misc]
+        voxwire.JitterBuffer(RATE, 10)  # type: ignore[misc]
 
 
 # -- stats and errors -----------------------------------------------------------------------

@@ -67,8 +67,8 @@ def test_same_events_as_resampler_then_turn_detector(quality: str) -> None:
     """The fused pipeline gives exactly what its parts give when chained by hand."""
     p = voxwire.InputPipeline(quality=quality)
     got = push_all(p, [b64(X[i : i + 480]) for i in range(0, len(X), 480)])
-    r = voxwire.Resampler(IN, 16000, quality)
-    td = voxwire.TurnDetector(sample_rate=16000, silence_duration_ms=500)
+    r = voxwire.Resampler(IN, 16000, quality=quality)
+    td = voxwire.TurnDetector(sample_rate=16000, turn=voxwire.TurnConfig(silence_duration_ms=500))
     want: list[object] = []
     for i in range(0, len(X), 480):
         want += td.push(r.process(X[i : i + 480]))
@@ -117,7 +117,7 @@ def test_g711_input_is_decoded_like_voxwire_g711(fmt: str) -> None:
 
 
 def test_the_turn_audio_is_the_input_as_sent() -> None:
-    p = voxwire.InputPipeline(engine="spectral", prefix_padding_ms=300)
+    p = voxwire.InputPipeline(engine="spectral", turn=voxwire.TurnConfig(prefix_padding_ms=300))
     stops = 0
     for i in range(0, len(X), 480):
         ev = p.push(b64(X[i : i + 480]))
@@ -184,9 +184,9 @@ def test_bad_messages_raise_and_change_nothing() -> None:
         {"format": "mp3"},
         {"quality": "best"},
         {"engine": "tenvad"},
-        {"threshold": 1.5},
-        {"silence_duration_ms": -1},
-        {"start_secs": float("nan")},
+        {"frame_ms": 0},
+        {"max_buffer_ms": 3_600_001},
+        # The turn parameters: TurnConfig's bounds (tests/core/test_turn_config.py).
     ],
 )
 def test_bad_configurations_are_refused(kwargs: dict[str, object]) -> None:
@@ -201,7 +201,7 @@ def test_output_pipeline_equals_one_shot_resample_and_encode(
 ) -> None:
     a, b = rates
     x = voiced(1.3, a).astype(np.int16)
-    p = voxwire.OutputPipeline(a, b, format=fmt)
+    p = voxwire.OutputPipeline(in_rate=a, out_rate=b, format=fmt)
     out = [p.push(x[i : i + 333]) for i in range(0, len(x), 333)] + [p.flush()]
     assert all(isinstance(o, str) for o in out)
     raw = b"".join(base64.b64decode(o) for o in out)  # type: ignore[arg-type]
@@ -216,19 +216,19 @@ def test_output_pipeline_equals_one_shot_resample_and_encode(
 
 def test_output_pipeline_raw_bytes_and_a_new_stream_after_flush() -> None:
     x = voiced(0.5, 16000).astype(np.int16)
-    p = voxwire.OutputPipeline(16000, 24000, encoding="raw")
+    p = voxwire.OutputPipeline(in_rate=16000, out_rate=24000, encoding="raw")
     first = b"".join([p.push(x), p.flush()])  # type: ignore[list-item]
     second = b"".join([p.push(x.tobytes()), p.flush()])  # type: ignore[list-item]
     assert first == second == voxwire.resample(x, 16000, 24000).tobytes()
 
 
 def test_output_pipeline_bad_input() -> None:
-    p = voxwire.OutputPipeline(16000, 24000)
+    p = voxwire.OutputPipeline(in_rate=16000, out_rate=24000)
     with pytest.raises(OddLengthError):
         p.push(b"abc")
     with pytest.raises(TypeError):
         p.push(np.zeros(4, dtype=np.float64))
     with pytest.raises(InvalidInputError):
-        voxwire.OutputPipeline(16000, 12345)
+        voxwire.OutputPipeline(in_rate=16000, out_rate=12345)
     with pytest.raises(InvalidInputError):
-        voxwire.OutputPipeline(16000, 24000, format="opus")
+        voxwire.OutputPipeline(in_rate=16000, out_rate=24000, format="opus")

@@ -61,8 +61,8 @@ def test_streaming_is_bit_identical_to_one_shot(pair, cuts, quality, kind) -> No
     a, b = pair
     x = as_int16(tone(sum(cuts), a, 997) + tone(sum(cuts), a, 3100, -20))
     src = x.astype(np.float32) / 32768 if kind == "float32" else x
-    once = voxwire.resample(src if kind != "bytes" else x.tobytes(), a, b, quality)
-    r = voxwire.Resampler(a, b, quality)
+    once = voxwire.resample(src if kind != "bytes" else x.tobytes(), a, b, quality=quality)
+    r = voxwire.Resampler(a, b, quality=quality)
     parts = []
     pos = 0
     for n in cuts:
@@ -92,7 +92,7 @@ def test_properties() -> None:
     assert (r.in_rate, r.out_rate, r.quality) == (24000, 16000, "hq")
     assert r.delay > 0
     for a, b in PAIRS:
-        ll = voxwire.Resampler(a, b, "lowlat")
+        ll = voxwire.Resampler(a, b, quality="lowlat")
         assert ll.delay / b <= 0.002 + 1e-9, (a, b, ll.delay)
 
 
@@ -155,7 +155,7 @@ def test_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         voxwire.Resampler(16000, -1)
     with pytest.raises(InvalidInputError):
-        voxwire.Resampler(16000, 24000, "best")
+        voxwire.Resampler(16000, 24000, quality="best")
     r = voxwire.Resampler(16000, 24000)
     with pytest.raises(DTypeError):
         r.process(np.zeros(10, np.float64))

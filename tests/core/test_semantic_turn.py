@@ -60,7 +60,9 @@ def end_of(end: str, eagerness: str) -> SpeechStopped:
     """The one SpeechStopped of a 1.5 s utterance with `end`, followed by 9 s of silence."""
     x = signal([1.0, utterance(end), 9.0])
     s = stops(
-        voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness).push(x)
+        voxwire.TurnDetector(
+            engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness)
+        ).push(x)
     )
     assert len(s) == 1
     return s[0]
@@ -86,9 +88,11 @@ def test_eagerness_orders_the_waits(end: str) -> None:
     t = [end_of(end, e).emitted_at_ms for e in EAGERNESS]
     assert t[0] <= t[1] <= t[2], t
     x = signal([1.0, utterance(end), 9.0])
-    auto = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="auto").push(x)
+    auto = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness="auto")
+    ).push(x)
     assert auto == voxwire.TurnDetector(
-        engine="spectral", end_mode="semantic", eagerness="medium"
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness="medium")
     ).push(x)
 
 
@@ -97,9 +101,13 @@ def test_a_pause_after_a_level_phrase_is_not_cut_where_server_vad_cuts_it() -> N
     (500 ms) ends the turn in the pause, semantic_vad at medium waits through it and ends
     once, after the falling phrase."""
     x = signal([1.0, utterance("level", 1.2), 0.9, utterance("fall", 1.0), 6.0])
-    ev = voxwire.TurnDetector(engine="spectral", silence_duration_ms=500).push(x)
+    ev = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(silence_duration_ms=500)
+    ).push(x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
-    ev = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="medium").push(x)
+    ev = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness="medium")
+    ).push(x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     assert abs(stops(ev)[0].audio_end_ms - 4100) <= 40, ev
 
@@ -107,7 +115,9 @@ def test_a_pause_after_a_level_phrase_is_not_cut_where_server_vad_cuts_it() -> N
 def run_hinted(hint: bool | None) -> SpeechStopped:
     """A level end (an unsure judgement) with a text hint given once the speech paused."""
     x = signal([1.0, utterance("level"), 9.0])
-    td = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness="medium")
+    td = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness="medium")
+    )
     ev: list[object] = []
     hinted = False
     for i in range(0, len(x), 320):
@@ -138,7 +148,7 @@ def test_the_hint_does_nothing_in_silence_mode_and_estimates_are_semantic_only()
     td.set_text_hint(True)
     assert td.push(x) == voxwire.TurnDetector(engine="spectral").push(x)
     assert td.end_estimate is None and td.end_features is None
-    sem = voxwire.TurnDetector(engine="spectral", end_mode="semantic")
+    sem = voxwire.TurnDetector(engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic"))
     sem.push(x[: 2600 * 16])
     est = sem.end_estimate
     assert est is not None and abs(est[0] - 2500) <= 40 and 0 <= est[1] <= 1
@@ -149,12 +159,14 @@ def test_the_hint_does_nothing_in_silence_mode_and_estimates_are_semantic_only()
 def test_defaults_are_unchanged_and_bad_options_refused() -> None:
     x = signal([1.0, utterance("level"), 0.3, utterance("fall"), 2.0])
     assert voxwire.TurnDetector(engine="spectral").push(x) == voxwire.TurnDetector(
-        engine="spectral", end_mode="silence"
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="silence")
     ).push(x)
     msgs = [x[i : i + 480] for i in range(0, len(x), 480)]
     a, b = (
         voxwire.InputPipeline(engine="spectral", in_rate=RATE),
-        voxwire.InputPipeline(engine="spectral", in_rate=RATE, end_mode="silence"),
+        voxwire.InputPipeline(
+            engine="spectral", in_rate=RATE, turn=voxwire.TurnConfig(end_mode="silence")
+        ),
     )
     assert [a.push(m) for m in msgs] == [b.push(m) for m in msgs]
     for kw in (
@@ -163,14 +175,14 @@ def test_defaults_are_unchanged_and_bad_options_refused() -> None:
         {"end_mode": "semantic", "eagerness": "HIGH"},
     ):
         with pytest.raises(InvalidInputError):
-            voxwire.TurnDetector(engine="spectral", **kw)  # type: ignore[arg-type]
-        with pytest.raises(InvalidInputError):
-            voxwire.InputPipeline(engine="spectral", **kw)  # type: ignore[arg-type]
-    # Keyword-only: the twelfth positional argument is refused.
+            voxwire.TurnConfig(**kw)  # type: ignore[arg-type]
+    # Keyword-only: the turn parameters are TurnConfig's, not the detector's or pipeline's.
     with pytest.raises(TypeError):
-        voxwire.TurnDetector(
-            16000, 10, "spectral", 0.5, 300, 500, 0.0, None, 0.0, 0, 35.0, "semantic"
-        )  # type: ignore[misc]
+        voxwire.TurnDetector(engine="spectral", end_mode="semantic")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        voxwire.InputPipeline(engine="spectral", end_mode="semantic")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        voxwire.TurnConfig(0.5)  # type: ignore[misc]
 
 
 IN = 24000
@@ -198,7 +210,9 @@ def push_all(p: voxwire.InputPipeline, msgs: list[object]) -> list[object]:
 @pytest.mark.parametrize("eagerness", EAGERNESS)
 def test_pipeline_gives_what_its_parts_give(eagerness: str) -> None:
     """InputPipeline in semantic mode = resampler then TurnDetector in semantic mode."""
-    p = voxwire.InputPipeline(engine="spectral", end_mode="semantic", eagerness=eagerness)
+    p = voxwire.InputPipeline(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness)
+    )
     got = push_all(
         p,
         [
@@ -206,8 +220,10 @@ def test_pipeline_gives_what_its_parts_give(eagerness: str) -> None:
             for i in range(0, len(X), 480)
         ],
     )
-    r = voxwire.Resampler(IN, 16000, "vad")
-    td = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
+    r = voxwire.Resampler(IN, 16000, quality="vad")
+    td = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness)
+    )
     want: list[object] = []
     for i in range(0, len(X), 480):
         want += td.push(r.process(X[i : i + 480]))
@@ -224,14 +240,20 @@ def test_streaming_equals_one_shot(sizes: list[int], eagerness: str) -> None:
 
     def mk() -> voxwire.InputPipeline:
         return voxwire.InputPipeline(
-            engine="spectral", encoding="raw", end_mode="semantic", eagerness=eagerness
+            engine="spectral",
+            encoding="raw",
+            turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness),
         )
 
     one = push_all(mk(), [X.tobytes()])
     assert push_all(mk(), [c.tobytes() for c in chunks]) == one
     x16 = voxwire.resample(X, IN, 16000).astype(np.int16)
-    td1 = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
-    td2 = voxwire.TurnDetector(engine="spectral", end_mode="semantic", eagerness=eagerness)
+    td1 = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness)
+    )
+    td2 = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(end_mode="semantic", eagerness=eagerness)
+    )
     many: list[object] = []
     for c in np.split(x16, np.cumsum(sizes)[np.cumsum(sizes) < len(x16)]):
         many += td2.push(c)

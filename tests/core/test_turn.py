@@ -44,7 +44,7 @@ def run(td: voxwire.TurnDetector, x: np.ndarray, chunk: int = 320) -> list[objec
 
 def test_events_on_the_audio_timeline() -> None:
     x, spans = signal([("gap", 1.0), ("speech", 1.2), ("gap", 1.5), ("speech", 0.8), ("gap", 1.2)])
-    td = voxwire.TurnDetector(engine="spectral", silence_duration_ms=500)
+    td = voxwire.TurnDetector(engine="spectral", turn=voxwire.TurnConfig(silence_duration_ms=500))
     ev = run(td, x, chunk=333)  # chunks that do not align with frames
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
     for (start, end), (a, b) in zip(spans, zip(ev[0::2], ev[1::2], strict=True), strict=True):
@@ -56,10 +56,10 @@ def test_events_on_the_audio_timeline() -> None:
 
 def test_no_split_on_short_pauses_and_split_on_long_ones() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.3), ("speech", 0.7), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(silence_duration_ms=500), x)
+    ev = run(voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=500)), x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.8), ("speech", 0.7), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(silence_duration_ms=500), x)
+    ev = run(voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=500)), x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
 
 
@@ -70,7 +70,11 @@ def assert_gate_ends_the_turn(y: np.ndarray, speech_end_ms: float) -> None:
     stops = {}
     for gate in (35.0, 0.0):
         ev = run(
-            voxwire.TurnDetector(engine="spectral", silence_duration_ms=500, end_gate_db=gate), y16
+            voxwire.TurnDetector(
+                engine="spectral",
+                turn=voxwire.TurnConfig(silence_duration_ms=500, end_gate_db=gate),
+            ),
+            y16,
         )
         stop = [e for e in ev if isinstance(e, SpeechStopped)]
         assert len(stop) == 1
@@ -89,7 +93,7 @@ def test_end_gate_ends_the_turn_at_the_speech_not_at_its_faint_echo() -> None:
     y[end : end + len(tail)] += tail
     assert_gate_ends_the_turn(y, spans[0][1])
     with pytest.raises(InvalidInputError):
-        voxwire.TurnDetector(end_gate_db=-1.0)
+        voxwire.TurnDetector(turn=voxwire.TurnConfig(end_gate_db=-1.0))
 
 
 def test_end_gate_sees_through_hum_louder_than_the_gate() -> None:
@@ -110,7 +114,9 @@ def test_end_gate_sees_through_hum_louder_than_the_gate() -> None:
 
 def test_utterance_holds_prefix_speech_and_silence() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 1.0), ("gap", 1.0)])
-    td = voxwire.TurnDetector(prefix_padding_ms=300, silence_duration_ms=500)
+    td = voxwire.TurnDetector(
+        turn=voxwire.TurnConfig(prefix_padding_ms=300, silence_duration_ms=500)
+    )
     ev = run(td, x)
     stop = ev[-1]
     assert isinstance(stop, SpeechStopped)
@@ -123,7 +129,12 @@ def test_utterance_holds_prefix_speech_and_silence() -> None:
 
 def test_start_secs_ignores_short_blips_and_reset() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 0.1), ("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(engine="spectral", start_secs=0.2, stop_secs=0.5), x)
+    ev = run(
+        voxwire.TurnDetector(
+            engine="spectral", turn=voxwire.TurnConfig(start_secs=0.2, stop_secs=0.5)
+        ),
+        x,
+    )
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     assert ev[0].audio_start_ms > 2000  # type: ignore[attr-defined]
     td = voxwire.TurnDetector(engine="spectral")
@@ -137,16 +148,17 @@ def test_start_secs_ignores_short_blips_and_reset() -> None:
 def test_min_volume_and_bad_config() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
     x = (x // 20).astype(np.int16)  # about -40 dBFS
-    assert run(voxwire.TurnDetector(min_volume=0.5), x) == []
-    assert len(run(voxwire.TurnDetector(min_volume=0.1), x)) == 2
+    assert run(voxwire.TurnDetector(turn=voxwire.TurnConfig(min_volume=0.5)), x) == []
+    assert len(run(voxwire.TurnDetector(turn=voxwire.TurnConfig(min_volume=0.1)), x)) == 2
     for kw in (
         {"threshold": 1.5},
         {"min_volume": -0.1},
         {"silence_duration_ms": -1},
         {"start_secs": float("nan")},
-        {"engine": "nope"},
-        {"sample_rate": 12345, "engine": "webrtc"},
     ):
+        with pytest.raises(InvalidInputError):
+            voxwire.TurnConfig(**kw)  # type: ignore[arg-type]
+    for kw in ({"engine": "nope"}, {"sample_rate": 12345, "engine": "webrtc"}):
         with pytest.raises(InvalidInputError):
             voxwire.TurnDetector(**kw)  # type: ignore[arg-type]
 
@@ -187,7 +199,9 @@ def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
     with wave.open(str(VAD_DEV / f"{condition}.wav")) as w:
         x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
     silence = 500
-    td = voxwire.TurnDetector(engine="spectral", silence_duration_ms=silence)
+    td = voxwire.TurnDetector(
+        engine="spectral", turn=voxwire.TurnConfig(silence_duration_ms=silence)
+    )
     stops = [e.emitted_at_ms for e in run(td, x, 480) if isinstance(e, SpeechStopped)]
     # Labelled ends followed by more than the silence duration (+ 100 ms) of non-speech.
     ends = []

@@ -26,7 +26,7 @@ def bursts(rate: int = 16000, seconds: float = 4.0) -> tuple[np.ndarray, np.ndar
 @pytest.mark.parametrize("engine", ["spectral", "energy", "webrtc"])
 def test_engines_find_the_bursts(engine: str) -> None:
     x, truth = bursts()
-    vad = voxwire.Vad(engine, 16000, 10)
+    vad = voxwire.Vad(engine, sample_rate=16000, frame_ms=10)
     got = vad.classify(x)
     assert got.dtype == np.bool_ and got.shape == truth.shape
     recall = np.sum(got & truth) / np.sum(truth)
@@ -51,7 +51,7 @@ def test_classify_equals_frame_by_frame() -> None:
 
 def test_webrtc_engine_is_the_drop_in() -> None:
     x, _ = bursts()
-    ours = voxwire.Vad("webrtc", 16000, 20, mode=2)
+    ours = voxwire.Vad("webrtc", sample_rate=16000, frame_ms=20, mode=2)
     theirs = webrtcvad.Vad(2)
     for i in range(0, len(x) - 319, 320):
         f = x[i : i + 320]
@@ -60,31 +60,31 @@ def test_webrtc_engine_is_the_drop_in() -> None:
 
 def test_probability_range_and_properties() -> None:
     x, _ = bursts()
-    vad = voxwire.Vad("energy", 16000, 10)
+    vad = voxwire.Vad("energy", sample_rate=16000, frame_ms=10)
     ps = [vad.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
     assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1
     assert (vad.frame_samples, vad.sample_rate, vad.engine) == (160, 16000, "energy")
     assert voxwire.Vad().engine == "silero"
-    sp = voxwire.Vad("spectral", 16000, 10)
+    sp = voxwire.Vad("spectral", sample_rate=16000, frame_ms=10)
     ps = [sp.probability(x[i : i + 160]) for i in range(0, len(x) - 159, 160)]
     assert all(0.0 <= p <= 1.0 for p in ps) and max(ps) > 0.9 and min(ps) < 0.1
     for rate, ms in ((8000, 10), (24000, 20), (48000, 30), (44100, 10)):
-        v = voxwire.Vad("spectral", rate, ms)
+        v = voxwire.Vad("spectral", sample_rate=rate, frame_ms=ms)
         assert v.classify(np.zeros(rate, np.int16)).shape == (1000 // ms,)
     w = voxwire.Vad("webrtc")
     assert w.probability(np.zeros(160, np.int16)) in (0.0, 1.0)
-    assert voxwire.Vad("energy", 44100, 10).frame_samples == 441
+    assert voxwire.Vad("energy", sample_rate=44100, frame_ms=10).frame_samples == 441
 
 
 def test_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         voxwire.Vad("tenvad")
     with pytest.raises(InvalidInputError):
-        voxwire.Vad("webrtc", 44100, 10)
+        voxwire.Vad("webrtc", sample_rate=44100, frame_ms=10)
     with pytest.raises(InvalidInputError):
-        voxwire.Vad("energy", 16000, 0)
+        voxwire.Vad("energy", sample_rate=16000, frame_ms=0)
     with pytest.raises(InvalidInputError):
-        voxwire.Vad("energy", 11025, 3)  # 33.075 samples
+        voxwire.Vad("energy", sample_rate=11025, frame_ms=3)  # 33.075 samples
     with pytest.raises(InvalidInputError):
         voxwire.Vad("webrtc", mode=5)
     vad = voxwire.Vad("energy")

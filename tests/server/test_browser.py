@@ -312,7 +312,7 @@ def _trace(seed: int) -> list[list[Any]]:
 
 
 def _run_rust(ops: list[list[Any]], adaptive: bool) -> tuple[list[int], dict[str, float]]:
-    jb = voxwire.JitterBuffer(24000, 10, 250, adaptive)
+    jb = voxwire.JitterBuffer(24000, frame_ms=10, prebuffer_ms=250, adaptive=adaptive)
     sums = []
     for op in ops:
         if op[0] == "push":

@@ -41,6 +41,7 @@ from voxwire.session.response import LiveResponse, ResponseLifecycle, SessionVie
 
 if TYPE_CHECKING:
     from voxwire.dialects import Dialect
+    from voxwire.types import Encoding, VadEngine
 
 log = logging.getLogger("voxwire.session")
 
@@ -100,7 +101,7 @@ class Session:
         now: float = 0.0,
         model: str = "voxwire-echo",
         limits: Limits | None = None,
-        vad_engine: str = "silero",
+        vad_engine: VadEngine = "silero",
         ids: ev.IdFactory = ev.random_id,
         state: ev.SessionState | None = None,
         context: ev.SessionContext | None = None,
@@ -108,7 +109,7 @@ class Session:
         self.limits = limits or Limits()
         self.vad_engine = vad_engine
         self._ids = ids
-        self._encoding: str = getattr(dialect, "audio_encoding", "base64")
+        self._encoding: Encoding = getattr(dialect, "audio_encoding", "base64")
         base = state or ev.SessionState(id="", model=model)
         # The settings, context and clock, shared with the response lifecycle (read there).
         self._view = SessionView(
@@ -456,21 +457,26 @@ class Session:
         td = self.state.turn_detection
         fmt = self.state.input_format
         rate = self.state.input_rate
-        semantic = td is not None and td.type == "semantic_vad"
+        turn = None
+        if td is not None:
+            turn = voxwire.TurnConfig(
+                threshold=td.threshold,
+                prefix_padding_ms=td.prefix_padding_ms,
+                silence_duration_ms=td.silence_duration_ms,
+                # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
+                end_mode="semantic" if td.type == "semantic_vad" else "silence",
+                eagerness=td.eagerness,
+            )
         return voxwire.InputPipeline(
             in_rate=rate,
             encoding=self._encoding,
             format=fmt,
             vad_rate=16000 if rate > 8000 else 8000,
             engine=self.vad_engine,
-            threshold=td.threshold if td else 0.5,
-            prefix_padding_ms=td.prefix_padding_ms if td else 300,
-            silence_duration_ms=td.silence_duration_ms if td else 500,
+            mode=3,  # the webrtc engine's aggressiveness (the others have none)
+            turn=turn,
             turn_detection=td is not None,
             max_buffer_ms=self.limits.max_buffer_ms,
-            # semantic_vad: the prosodic end-of-turn rule, its waits by eagerness.
-            end_mode="semantic" if semantic else "silence",
-            eagerness=td.eagerness if td is not None else "auto",
         )
 
     def _dispatch(self, intent: ev.Intent, now: float) -> None:

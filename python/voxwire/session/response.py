@@ -26,6 +26,7 @@ from voxwire.session.outbox import Outbox
 
 if TYPE_CHECKING:
     from voxwire.session.engine import Limits
+    from voxwire.types import Encoding
 
 
 @dataclass
@@ -85,7 +86,7 @@ class ResponseLifecycle:
         conversation: Conversation,
         limits: Limits,
         ids: ev.IdFactory,
-        encoding: str,
+        encoding: Encoding,
         outbox: Outbox,
         view: SessionView,
     ) -> None:
@@ -284,7 +285,9 @@ class ResponseLifecycle:
         if r.out is None or r.out_rate_in != rate:
             if r.out is not None:
                 self._send_audio(r, r.out.flush())
-            r.out = voxwire.OutputPipeline(rate, out_rate, format=fmt, encoding=self._encoding)
+            r.out = voxwire.OutputPipeline(
+                in_rate=rate, out_rate=out_rate, format=fmt, encoding=self._encoding
+            )
             r.out_rate_in = rate
         step = max(1, rate * self.limits.max_delta_ms // 1000)
         for k in range(0, len(pcm), step):

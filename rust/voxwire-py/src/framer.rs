@@ -64,7 +64,7 @@ impl Framer {
     /// Returns what is pending and empties the framer: one zero-padded frame when ``pad``
     /// (an empty array if nothing is pending), else the pending samples as they are.
     /// Raises OddLengthError, changing nothing, if half a sample (one byte) is pending.
-    #[pyo3(signature = (pad = true))]
+    #[pyo3(signature = (*, pad = true))]
     fn flush<'py>(&mut self, py: Python<'py>, pad: bool) -> PyResult<Bound<'py, PyArray1<i16>>> {
         guard(|| {
             if self.inner.has_pending_byte() {

@@ -49,7 +49,7 @@ fn ms_arg(v: i64, what: &str) -> PyResult<u32> {
 #[pymethods]
 impl JitterBuffer {
     #[new]
-    #[pyo3(signature = (sample_rate, frame_ms = 10, prebuffer_ms = 250, adaptive = true, max_ms = 60000, *, min_start_ms = None))]
+    #[pyo3(signature = (sample_rate, *, frame_ms = 10, prebuffer_ms = 250, adaptive = true, max_ms = 60000, min_start_ms = None))]
     fn new(
         #[pyo3(from_py_with = sat)] sample_rate: i64,
         #[pyo3(from_py_with = sat)] frame_ms: i64,

@@ -9,6 +9,7 @@ mod jitter;
 mod pcm;
 mod pipeline;
 mod resample;
+mod turn_config;
 mod vad;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ fn _voxwire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     resample::register(m)?;
     vad::register(m)?;
     vad::register_turn(m)?;
+    m.add_class::<turn_config::TurnConfig>()?;
     pipeline::register(m)?;
     m.add_class::<framer::Framer>()?;
     m.add_class::<jitter::JitterBuffer>()?;

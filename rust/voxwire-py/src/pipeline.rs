@@ -3,13 +3,13 @@
 use crate::buffer::{Buf, Elem};
 use crate::errors::{guard, sat, IntoPyResult};
 use crate::pcm::{b64_text, new_ascii_str, new_bytes, AsciiScratch};
-use crate::vad::{end_mode_arg, events_to_py, u32_or_max};
+use crate::turn_config::TurnConfig;
+use crate::vad::{events_to_py, u32_or_max};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use voxwire_core::pipeline::{self as pl, Encoding, Format};
 use voxwire_core::resample::Quality;
-use voxwire_core::vad::turn::{EndMode, TurnConfig};
 use voxwire_core::Error;
 
 /// A non-negative integer argument; too large saturates to `u32::MAX`, which the core's
@@ -47,16 +47,15 @@ fn rate_arg(v: i64, what: &str) -> PyResult<u32> {
 /// :class:`voxwire.errors.InvalidInputError`). ``turn_detection=False`` skips VAD and turns
 /// (manual commits only).
 ///
-/// Turn parameters are OpenAI's server_vad (``threshold``, ``prefix_padding_ms``,
-/// ``silence_duration_ms``) and pipecat's (``start_secs``, ``min_volume``), and
-/// ``end_gate_db``, ``end_mode`` and ``eagerness`` (keyword-only; ``end_mode="semantic"`` is
-/// OpenAI's semantic_vad: see :class:`TurnDetector`); ``engine``,
-/// ``mode`` and ``frame_ms`` choose the VAD (see :class:`Vad`); ``quality`` the resampler.
+/// All arguments are keyword-only. ``turn`` is a :class:`TurnConfig` (``None``: its
+/// defaults; ``end_mode="semantic"`` is OpenAI's semantic_vad: see :class:`TurnDetector`);
+/// ``engine``, ``mode`` and ``frame_ms`` choose the VAD (see :class:`Vad`); ``quality`` the
+/// resampler.
 ///
 /// Bounds (else InvalidInputError): ``in_rate`` one of 8000, 11025, 16000, 22050, 24000,
 /// 32000, 44100, 48000; ``vad_rate`` and ``frame_ms`` as for :class:`Vad` (and ``vad_rate``
 /// one of those rates when it differs from ``in_rate``); the turn parameters as for
-/// :class:`TurnDetector`; ``max_buffer_ms`` 0 to 3600000 (one hour).
+/// :class:`TurnConfig`; ``max_buffer_ms`` 0 to 3600000 (one hour).
 #[pyclass(module = "voxwire._voxwire")]
 pub struct InputPipeline {
     inner: pl::InputPipeline,
@@ -67,11 +66,9 @@ pub struct InputPipeline {
 impl InputPipeline {
     #[new]
     #[pyo3(signature = (
-        in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
-        engine = "silero", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
-        prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.0,
-        min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0,
-        *, end_mode = "silence", eagerness = "auto"
+        *, in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
+        engine = "silero", mode = 0, frame_ms = 10, quality = "vad", turn = None,
+        turn_detection = true, max_buffer_ms = 900_000
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -83,37 +80,29 @@ impl InputPipeline {
         #[pyo3(from_py_with = sat)] mode: i64,
         #[pyo3(from_py_with = sat)] frame_ms: i64,
         quality: &str,
-        threshold: f32,
-        #[pyo3(from_py_with = sat)] prefix_padding_ms: i64,
-        #[pyo3(from_py_with = sat)] silence_duration_ms: i64,
-        start_secs: f64,
-        min_volume: f32,
+        turn: Option<&Bound<'_, TurnConfig>>,
         turn_detection: bool,
         #[pyo3(from_py_with = sat)] max_buffer_ms: i64,
-        end_gate_db: f32,
-        end_mode: &str,
-        eagerness: &str,
     ) -> PyResult<Self> {
+        let turn = TurnConfig::core_of(turn);
         guard(|| {
-            Self::new_impl(
-                in_rate,
-                encoding,
-                format,
-                vad_rate,
-                engine,
+            let cfg = pl::InputConfig {
+                in_rate: rate_arg(in_rate, "input rate")?,
+                encoding: Encoding::parse(encoding).py()?,
+                format: Format::parse(format).py()?,
+                vad_rate: rate_arg(vad_rate, "VAD rate")?,
+                engine: engine.to_owned(),
                 mode,
-                frame_ms,
-                quality,
-                threshold,
-                prefix_padding_ms,
-                silence_duration_ms,
-                start_secs,
-                min_volume,
-                turn_detection,
-                max_buffer_ms,
-                end_gate_db,
-                end_mode_arg(end_mode, eagerness).py()?,
-            )
+                frame_ms: u32_arg(frame_ms, "frame_ms")?,
+                quality: Quality::parse(quality).py()?,
+                turn,
+                detect_turns: turn_detection,
+                max_buffer_ms: u32_arg(max_buffer_ms, "max_buffer_ms")?,
+            };
+            Ok(Self {
+                inner: pl::InputPipeline::new(cfg).py()?,
+                events: Vec::with_capacity(4),
+            })
         })
     }
 
@@ -228,59 +217,6 @@ impl InputPipeline {
 }
 
 impl InputPipeline {
-    #[allow(clippy::too_many_arguments)]
-    fn new_impl(
-        in_rate: i64,
-        encoding: &str,
-        format: &str,
-        vad_rate: i64,
-        engine: &str,
-        mode: i64,
-        frame_ms: i64,
-        quality: &str,
-        threshold: f32,
-        prefix_padding_ms: i64,
-        silence_duration_ms: i64,
-        start_secs: f64,
-        min_volume: f32,
-        turn_detection: bool,
-        max_buffer_ms: i64,
-        end_gate_db: f32,
-        end_mode: EndMode,
-    ) -> PyResult<Self> {
-        if !(start_secs.is_finite() && start_secs >= 0.0) {
-            return Err(Error::InvalidArgument(
-                "start_secs must be a non-negative number".into(),
-            ))
-            .py();
-        }
-        let cfg = pl::InputConfig {
-            in_rate: rate_arg(in_rate, "input rate")?,
-            encoding: Encoding::parse(encoding).py()?,
-            format: Format::parse(format).py()?,
-            vad_rate: rate_arg(vad_rate, "VAD rate")?,
-            engine: engine.to_owned(),
-            mode,
-            frame_ms: u32_arg(frame_ms, "frame_ms")?,
-            quality: Quality::parse(quality).py()?,
-            turn: TurnConfig {
-                threshold,
-                prefix_padding_ms: u32_arg(prefix_padding_ms, "prefix_padding_ms")?,
-                silence_duration_ms: u32_arg(silence_duration_ms, "silence_duration_ms")?,
-                start_ms: (start_secs * 1000.0).round() as u32,
-                min_volume,
-                end_gate_db,
-                end_mode,
-            },
-            detect_turns: turn_detection,
-            max_buffer_ms: u32_arg(max_buffer_ms, "max_buffer_ms")?,
-        };
-        Ok(Self {
-            inner: pl::InputPipeline::new(cfg).py()?,
-            events: Vec::with_capacity(4),
-        })
-    }
-
     fn push_impl<'py>(
         &mut self,
         py: Python<'py>,
@@ -343,7 +279,7 @@ impl OutputPipeline {
 #[pymethods]
 impl OutputPipeline {
     #[new]
-    #[pyo3(signature = (in_rate = 24000, out_rate = 24000, encoding = "base64", format = "pcm16", quality = "hq"))]
+    #[pyo3(signature = (*, in_rate = 24000, out_rate = 24000, encoding = "base64", format = "pcm16", quality = "hq"))]
     fn new(
         #[pyo3(from_py_with = sat)] in_rate: i64,
         #[pyo3(from_py_with = sat)] out_rate: i64,

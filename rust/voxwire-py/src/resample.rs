@@ -72,7 +72,7 @@ fn check_rate(r: i64) -> PyResult<u32> {
 #[pymethods]
 impl Resampler {
     #[new]
-    #[pyo3(signature = (in_rate, out_rate, quality = "hq", channels = 1))]
+    #[pyo3(signature = (in_rate, out_rate, *, quality = "hq", channels = 1))]
     fn new(
         #[pyo3(from_py_with = sat)] in_rate: i64,
         #[pyo3(from_py_with = sat)] out_rate: i64,
@@ -190,7 +190,7 @@ impl Resampler {
 /// resampled in parallel without the GIL (default: the CPUs available); the output is
 /// bit-identical whatever the count. ``threads=1`` keeps the call on one core.
 #[pyfunction]
-#[pyo3(signature = (x, in_rate, out_rate, quality = "hq", channels = 1, threads = None))]
+#[pyo3(signature = (x, in_rate, out_rate, *, quality = "hq", channels = 1, threads = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn resample<'py>(
     py: Python<'py>,

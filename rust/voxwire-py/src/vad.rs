@@ -3,6 +3,7 @@
 
 use crate::buffer::Buf;
 use crate::errors::{guard, sat, sat_opt, IntoPyResult};
+use crate::turn_config::TurnConfig;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use voxwire_core::vad::prosody;
@@ -171,7 +172,7 @@ impl Vad {
 #[pymethods]
 impl Vad {
     #[new]
-    #[pyo3(signature = (engine = "silero", sample_rate = 16000, frame_ms = 10, mode = 0))]
+    #[pyo3(signature = (engine = "silero", *, sample_rate = 16000, frame_ms = 10, mode = 0))]
     fn new(
         engine: &str,
         #[pyo3(from_py_with = sat)] sample_rate: i64,
@@ -300,19 +301,20 @@ impl SpeechStopped {
     }
 }
 
-/// Server-side turn detection with OpenAI's server_vad parameters (``threshold``,
-/// ``prefix_padding_ms``, ``silence_duration_ms``) and pipecat's VADParams (``start_secs``,
-/// ``stop_secs`` -- the same as ``silence_duration_ms``, which wins when both are given --
-/// and ``min_volume`` on a 0-1 scale from -60 dBFS to 0 dBFS; 0 disables it).
-/// ``end_gate_db``: a frame that far or further below the turn's loudest frame counts as
-/// silence for ending the turn, so faint tails, breath and room echo in a quiet room do not
-/// hold it open (0 disables). With the spectral engine a frame's level for the gate counts
-/// only its speech share (band power above the noise heard before the turn), so steady
-/// noise such as hum does not keep it from acting; under random noise louder than the gate
-/// it does not act. With the gate on, the spectral engine at 16 kHz also keeps a turn going
-/// up to 250 ms after its last voiced frame on frames whose 4-8 kHz energy stands above that
-/// band's noise before the turn and within ``end_gate_db`` - 7 dB of the turn's peak (final
-/// fricatives, which under noise the VAD's 100-4000 Hz band misses).
+/// Server-side turn detection (OpenAI's server_vad and semantic_vad, pipecat's VADParams):
+/// ``TurnDetector(engine="silero", *, sample_rate=16000, frame_ms=10, mode=0, turn=None)``.
+/// ``engine``, ``sample_rate``, ``frame_ms`` and ``mode`` choose the VAD (see :class:`Vad`);
+/// ``turn`` is a :class:`TurnConfig` (``None``: its defaults, server_vad's 0.5 threshold,
+/// 300 ms prefix and 500 ms silence).
+///
+/// ``end_gate_db`` (see :class:`TurnConfig`): with the spectral engine a frame's level for
+/// the gate counts only its speech share (band power above the noise heard before the
+/// turn), so steady noise such as hum does not keep it from acting; under random noise
+/// louder than the gate it does not act. With the gate on, the spectral engine at 16 kHz
+/// also keeps a turn going up to 250 ms after its last voiced frame on frames whose 4-8 kHz
+/// energy stands above that band's noise before the turn and within ``end_gate_db`` - 7 dB
+/// of the turn's peak (final fricatives, which under noise the VAD's 100-4000 Hz band
+/// misses).
 ///
 /// ``push(x)`` takes audio of any length at ``sample_rate`` and returns the events it
 /// causes: :class:`SpeechStarted` and :class:`SpeechStopped`, timed on the audio timeline
@@ -320,7 +322,7 @@ impl SpeechStopped {
 /// ``last_utterance()`` returns the turn's audio: prefix padding, speech and the silence that
 /// ended it. ``reset()`` starts over (between sessions).
 ///
-/// ``end_mode="semantic"`` (keyword-only; OpenAI's ``semantic_vad``) ends a turn by
+/// ``TurnConfig(end_mode="semantic")`` (OpenAI's ``semantic_vad``) ends a turn by
 /// judging, when the speech pauses, whether the utterance is complete from the prosody of
 /// its last 300 ms (pitch slope and final pitch against the turn's mean, level slope and
 /// final level, the VAD's probability) and an optional text hint (``set_text_hint``), then
@@ -331,9 +333,7 @@ impl SpeechStopped {
 /// silence.
 ///
 /// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
-/// ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` 0 to
-/// 60000 ms (60 s); ``threshold`` and ``min_volume`` 0 to 1; ``end_gate_db`` finite, >= 0;
-/// ``end_mode`` "silence" or "semantic"; ``eagerness`` as above.
+/// the turn parameters as for :class:`TurnConfig`.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct TurnDetector {
     inner: voxwire_core::vad::turn::TurnDetector,
@@ -343,42 +343,27 @@ pub struct TurnDetector {
 impl TurnDetector {
     #[new]
     #[pyo3(signature = (
-        sample_rate = 16000, frame_ms = 10, engine = "silero", threshold = 0.5,
-        prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.0,
-        stop_secs = None, min_volume = 0.0, mode = 0, end_gate_db = 35.0, *,
-        end_mode = "silence", eagerness = "auto"
+        engine = "silero", *, sample_rate = 16000, frame_ms = 10, mode = 0, turn = None
     ))]
-    #[allow(clippy::too_many_arguments)]
     fn new(
+        engine: &str,
         #[pyo3(from_py_with = sat)] sample_rate: i64,
         #[pyo3(from_py_with = sat)] frame_ms: i64,
-        engine: &str,
-        threshold: f32,
-        #[pyo3(from_py_with = sat)] prefix_padding_ms: i64,
-        #[pyo3(from_py_with = sat_opt)] silence_duration_ms: Option<i64>,
-        start_secs: f64,
-        stop_secs: Option<f64>,
-        min_volume: f32,
         #[pyo3(from_py_with = sat)] mode: i64,
-        end_gate_db: f32,
-        end_mode: &str,
-        eagerness: &str,
+        turn: Option<&Bound<'_, TurnConfig>>,
     ) -> PyResult<Self> {
+        let cfg = TurnConfig::core_of(turn);
         guard(|| {
-            Self::new_impl(
+            let vad = voxwire_core::vad::Vad::new(
+                engine,
                 u32_or_max(sample_rate),
                 u32_or_max(frame_ms),
-                engine,
-                threshold,
-                prefix_padding_ms,
-                silence_duration_ms,
-                start_secs,
-                stop_secs,
-                min_volume,
                 mode,
-                end_gate_db,
-                end_mode_arg(end_mode, eagerness).py()?,
             )
+            .py()?;
+            Ok(Self {
+                inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
+            })
         })
     }
 
@@ -440,61 +425,6 @@ impl TurnDetector {
     /// Starts over: timeline, VAD state and audio.
     fn reset(&mut self) -> PyResult<()> {
         guard(|| self.inner.reset().py())
-    }
-}
-
-impl TurnDetector {
-    #[allow(clippy::too_many_arguments)]
-    fn new_impl(
-        sample_rate: u32,
-        frame_ms: u32,
-        engine: &str,
-        threshold: f32,
-        prefix_padding_ms: i64,
-        silence_duration_ms: Option<i64>,
-        start_secs: f64,
-        stop_secs: Option<f64>,
-        min_volume: f32,
-        mode: i64,
-        end_gate_db: f32,
-        end_mode: EndMode,
-    ) -> PyResult<Self> {
-        let bad = |what: &str| {
-            voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
-        };
-        // Too large saturates, for the core's range check to refuse with the bounds.
-        let nonneg_ms = |v: i64, what: &str| {
-            if v < 0 {
-                Err(bad(what))
-            } else {
-                Ok(u32::try_from(v).unwrap_or(u32::MAX))
-            }
-        };
-        let secs_ms = |v: f64, what: &str| {
-            if v.is_finite() && v >= 0.0 {
-                Ok((v * 1000.0).round() as u32)
-            } else {
-                Err(bad(what))
-            }
-        };
-        let silence = match (silence_duration_ms, stop_secs) {
-            (Some(ms), _) => nonneg_ms(ms, "silence_duration_ms").py()?,
-            (None, Some(s)) => secs_ms(s, "stop_secs").py()?,
-            (None, None) => 500,
-        };
-        let cfg = voxwire_core::vad::turn::TurnConfig {
-            threshold,
-            prefix_padding_ms: nonneg_ms(prefix_padding_ms, "prefix_padding_ms").py()?,
-            silence_duration_ms: silence,
-            start_ms: secs_ms(start_secs, "start_secs").py()?,
-            min_volume,
-            end_gate_db,
-            end_mode,
-        };
-        let vad = voxwire_core::vad::Vad::new(engine, sample_rate, frame_ms, mode).py()?;
-        Ok(Self {
-            inner: voxwire_core::vad::turn::TurnDetector::new(vad, cfg).py()?,
-        })
     }
 }
 
