@@ -354,30 +354,85 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
 
 #: The features the model uses: the first six (the turn's length, the seventh, is left out).
 FIT_FEATURES = 6
+#: Maximum waits of high, medium and low: OpenAI's documented maximum timeouts.
+MAX_MS = {"high": 2000, "medium": 4000, "low": 8000}
+#: The server_vad silence (ms) whose tuning-split mean latency each eagerness must not exceed.
+LATENCY_BOUND = {"high": 400, "medium": 500, "low": 800}
+#: What the simulation is taken to underestimate the mean latency by (ms): a turn cut early
+#: starts again after the cut, and its end is judged on the shorter history.
+SIM_MARGIN_MS = 45
+#: The grid of waits searched: complete_ms, sure_p, shape.
+GRID = [
+    (c, round(float(sp), 2), k)
+    for c in (100, 120, 150, 180, 200, 250, 300)
+    for sp in np.arange(0.4, 0.96, 0.05)
+    for k in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+]
 
 
-def fit(turns: list[Turn]) -> None:
-    """Fits the logistic model on the tune split (the end of each turn against its pauses of
-    250 ms or more) and prints, for candidate waits, the share of turns cut early and the
-    latency, simulated from the judged pauses (a turn is cut at an inner pause whose
-    silence lasts as long as its wait)."""
+def wait_ms(p: npt.NDArray[np.float64], c: float, mx: float, sure: float, shape: float) -> (
+    npt.NDArray[np.float64]
+):
+    """The semantic rule's wait (turn.rs ``semantic_wait_ms``), rounded up to 10 ms frames."""
+    w = c + (mx - c) * np.clip((sure - p) / sure, 0, 1) ** shape
+    return np.maximum(np.ceil(np.round(w) / 10) * 10, 10)
+
+
+@dataclass
+class Judged:
+    """Every pause the semantic rule judged on a split, one entry per pause."""
+
+    turn: npt.NDArray[np.int64]
+    final: npt.NDArray[np.bool_]
+    inner: npt.NDArray[np.bool_]
+    audio_end_ms: npt.NDArray[np.float64]
+    silence_ms: npt.NDArray[np.float64]
+    turn_end_ms: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float64]
+
+    def simulate(self, wait: npt.NDArray[np.float64]) -> tuple[int, float, float]:
+        """Turns cut early, mean and p95 latency if each pause waited `wait` (ms): a turn is
+        cut at an inner pause whose silence lasts its wait."""
+        cut = np.zeros(self.turn.max() + 1, bool)
+        cut[self.turn[self.inner & (wait <= self.silence_ms - 10)]] = True
+        lat = (self.audio_end_ms + wait - self.turn_end_ms)[self.final]
+        return int(cut.sum()), float(lat.mean()), float(np.percentile(lat, 95))
+
+
+def judged(turns: list[Turn]) -> Judged:
+    """The pauses of `turns` as the semantic rule judges them (with the default engine)."""
     rows = []
     for k, t in enumerate(turns):
         ons = onsets(t)
         for j, (e, g, f) in enumerate(ons):
             rows.append((k, j == len(ons) - 1, e, g if g >= 0 else 10**6, f, t.end_ms))
-    # Every feature but the turn's length (see END_MODEL_WEIGHTS in turn.rs).
-    x = np.array([r[4][:FIT_FEATURES] for r in rows], dtype=np.float64)
-    fin = np.array([r[1] for r in rows])
     e = np.array([r[2] for r in rows], dtype=np.float64)
-    g = np.array([r[3] for r in rows], dtype=np.float64)
     end = np.array([r[5] for r in rows], dtype=np.float64)
-    tid = np.array([r[0] for r in rows])
-    inner = ~fin & (e < end - 150)
-    use = fin | (inner & (g >= 250))
+    fin = np.array([r[1] for r in rows])
+    return Judged(
+        turn=np.array([r[0] for r in rows]),
+        final=fin,
+        inner=~fin & (e < end - 150),
+        audio_end_ms=e,
+        silence_ms=np.array([r[3] for r in rows], dtype=np.float64),
+        turn_end_ms=end,
+        features=np.array([r[4] for r in rows], dtype=np.float64),
+    )
+
+
+def fit(turns: list[Turn]) -> None:
+    """Fits the logistic model on the tune split (the end of each turn against its pauses of
+    250 ms or more) and chooses each eagerness's waits from the simulated figures (turns cut
+    early, mean latency): medium (= auto) the fewest turns cut at a mean latency no higher
+    than server_vad's at 500 ms, high the fewest at no more than server_vad's at 400 ms and
+    never waiting longer than medium, low the fewest at no more than server_vad's at 800 ms
+    and never waiting less than medium. Prints the constants for turn.rs."""
+    j = judged(turns)
+    x = j.features[:, :FIT_FEATURES]
+    use = j.final | (j.inner & (j.silence_ms >= 250))
     mu, sd = x[use].mean(0), x[use].std(0) + 1e-9
     z = (x[use] - mu) / sd
-    yy = fin[use].astype(np.float64)
+    yy = j.final[use].astype(np.float64)
     w = np.zeros(z.shape[1])
     b = 0.0
     for _ in range(5000):
@@ -388,29 +443,38 @@ def fit(turns: list[Turn]) -> None:
     raw_w = w / sd
     raw_b = b - float(np.sum(w * mu / sd))
     p = 1 / (1 + np.exp(-(x @ raw_w + raw_b)))
-    print(f"pauses judged {len(rows)}, used {int(use.sum())}, ends {int(fin.sum())}")
+    print(f"pauses judged {len(p)}, used {int(use.sum())}, ends {int(j.final.sum())}")
     print("features", list(voxwire._voxwire.END_FEATURE_NAMES)[:FIT_FEATURES])
-    print("weights", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
+    print("END_MODEL_WEIGHTS", [round(float(v), 4) for v in raw_w], "bias", round(raw_b, 4))
     print("standardised weights", [round(float(v), 2) for v in w])
     acc = np.mean((p[use] > 0.5) == (yy == 1))
-    p_end, p_pause = p[fin].mean(), p[use & ~fin].mean()
+    p_end, p_pause = p[j.final].mean(), p[use & ~j.final].mean()
     print(f"accuracy {acc:.3f}; mean p at ends {p_end:.2f}, at pauses {p_pause:.2f}")
-
-    def sim(wait: npt.NDArray[np.float64]) -> str:
-        wait = np.ceil(wait / 10) * 10
-        cut = np.zeros(tid.max() + 1, bool)
-        cut[tid[inner & (wait <= g)]] = True
-        lat = e[fin] + wait[fin] - end[fin]
-        p95 = np.percentile(lat, 95)
-        return f"turns cut {cut.mean():.3f}, latency mean {lat.mean():.0f} p95 {p95:.0f}"
-
-    for s in (200, 500):
-        print(f"server_vad {s} ms: {sim(np.full(len(rows), float(s)))}")
-    for mx in (2000, 4000, 8000):
-        for c in (100, 150, 200, 300, 400):
-            for sure in (0.5, 0.6, 0.7, 0.75, 0.8):
-                wait = c + (mx - c) * np.clip((sure - p) / sure, 0, 1)
-                print(f"max {mx} complete {c} sure_p {sure}: {sim(wait)}")
+    server = {}
+    for s in range(200, 801, 100):
+        server[s] = j.simulate(np.full(len(p), float(s)))
+        print(f"server_vad {s} ms: turns cut {server[s][0]}, latency mean {server[s][1]:.0f}")
+    grid_p = np.linspace(0, 1, 201)
+    chosen: dict[str, tuple[int, float, float]] = {}
+    for e in ("medium", "high", "low"):
+        bound = server[LATENCY_BOUND[e]][1] - SIM_MARGIN_MS
+        best: tuple[tuple[int, float], tuple[int, float, float]] | None = None
+        for c, sure, shape in GRID:
+            curve = wait_ms(grid_p, c, MAX_MS[e], sure, shape)
+            if e != "medium":
+                med = wait_ms(grid_p, chosen["medium"][0], MAX_MS["medium"], *chosen["medium"][1:])
+                if (e == "high" and np.any(curve > med)) or (e == "low" and np.any(curve < med)):
+                    continue
+            cut, mean, _ = j.simulate(wait_ms(p, c, MAX_MS[e], sure, shape))
+            if mean <= bound and (best is None or (cut, mean) < best[0]):
+                best = ((cut, mean), (c, sure, shape))
+        assert best is not None, e
+        chosen[e] = best[1]
+        cut, mean, p95 = j.simulate(wait_ms(p, best[1][0], MAX_MS[e], *best[1][1:]))
+        print(
+            f"{e}: complete_ms {best[1][0]} sure_p {best[1][1]} shape {best[1][2]}: turns cut "
+            f"{cut}, latency mean {mean:.0f} p95 {p95:.0f} (bound {bound:.0f})"
+        )
 
 
 def table(name: str, res: dict[str, dict[str, float]]) -> str:

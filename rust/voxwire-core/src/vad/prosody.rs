@@ -252,29 +252,50 @@ impl History {
         self.count += 1;
     }
 
-    /// The `k` newest records (at most HIST and what was recorded), oldest first, by index.
-    fn last(&self, k: usize) -> impl Iterator<Item = (usize, &Rec)> + '_ {
-        let k = (k as u64).min(self.count).min(HIST as u64);
-        let first = self.count - k;
+    /// The `k` newest records before `upto` (a count of records), at most what the
+    /// history holds, oldest first, by index.
+    fn last(&self, upto: u64, k: usize) -> impl Iterator<Item = (usize, &Rec)> + '_ {
+        let oldest = self.count.saturating_sub(HIST as u64);
+        let k = (k as u64).min(upto - oldest);
+        let first = upto - k;
         (0..k).map(move |i| (i as usize, &self.recs[((first + i) % HIST as u64) as usize]))
+    }
+
+    /// The end of the voice: the count of records up to the newest pitched one the history
+    /// holds (all of them when none is pitched). The unpitched frames after it are a final
+    /// consonant, a breath or noise that the VAD still calls speech (Silero holds on to
+    /// speech for 50-150 ms after the voice ends); measured from there, the end's features
+    /// describe the voice, not that tail.
+    fn voice_end(&self) -> u64 {
+        let oldest = self.count.saturating_sub(HIST as u64);
+        let mut c = self.count;
+        while c > oldest {
+            if !self.recs[((c - 1) % HIST as u64) as usize].st.is_nan() {
+                return c;
+            }
+            c -= 1;
+        }
+        self.count
     }
 
     fn frames(&self, s: f32) -> usize {
         ((s / self.frame_s).round() as usize).clamp(1, HIST)
     }
 
-    /// The features of the turn's end (the frames recorded so far).
+    /// The features of the turn's end: of the frames recorded so far up to the last pitched
+    /// one (the turn's length: all of them).
     pub fn features(&self) -> Features {
         let n300 = self.frames(0.3);
         let n200 = self.frames(0.2);
         let n50 = self.frames(0.05);
         let dt = self.frame_s;
+        let upto = self.voice_end();
         // Pitch slope: least squares over the pitched frames of the last 300 ms.
         let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0f32, 0f32, 0f32, 0f32, 0f32);
         let mut tail = [0f32; 5];
         let mut nt = 0usize;
         let mut total = 0usize;
-        for (i, r) in self.last(n300) {
+        for (i, r) in self.last(upto, n300) {
             total += 1;
             if r.st.is_nan() {
                 continue;
@@ -312,7 +333,7 @@ impl History {
         };
         // Level slope over the last 200 ms.
         let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0f32, 0f32, 0f32, 0f32, 0f32);
-        for (i, r) in self.last(n200) {
+        for (i, r) in self.last(upto, n200) {
             let t = i as f32 * dt;
             n += 1.0;
             sx += t;
@@ -323,7 +344,7 @@ impl History {
         let level_slope = slope(n, sx, sy, sxx, sxy).clamp(-150.0, 150.0);
         // Final level and probability: the last 50 ms.
         let (mut db, mut p, mut k) = (0f32, 0f32, 0f32);
-        for (_, r) in self.last(n50) {
+        for (_, r) in self.last(upto, n50) {
             db += r.db;
             p += r.p;
             k += 1.0;

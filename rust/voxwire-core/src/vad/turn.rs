@@ -51,45 +51,55 @@ pub struct EagernessWaits {
     /// maximum timeouts, 8, 4 and 2 s.
     pub max_ms: u32,
     /// The probability of completeness from which on the wait is `complete_ms`; below it
-    /// the wait grows in proportion to `sure_p - p`, to `max_ms` at p = 0.
+    /// the wait grows with `sure_p - p`, to `max_ms` at p = 0.
     pub sure_p: f32,
+    /// How the wait grows below `sure_p`: as the power `shape` of `(sure_p - p) / sure_p`
+    /// (1: in proportion; under 1: steeply at first, so that an end just under `sure_p`
+    /// already waits long; over 1: slowly at first, long waits only for clearly unfinished
+    /// ends).
+    pub shape: f32,
 }
 
 /// Waits of Low, Medium and High, in that order: chosen on the tuning split of
-/// `benches/semantic_turn.py` (High: fewest turns cut at pauses for a mean latency under
-/// server_vad's at 500 ms; Medium and Low: about 3 % and none cut), and so that for every
-/// p a lower eagerness never waits less.
+/// `benches/semantic_turn.py` (`--fit`), with Silero deciding speech, as the fewest turns cut
+/// at pauses for a mean latency no higher than server_vad's at 500 ms (Medium), 400 ms
+/// (High) and 800 ms (Low), and so that for every p a lower eagerness never waits less.
 pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
-        complete_ms: 300,
+        complete_ms: 120,
         max_ms: 8000,
-        sure_p: 0.75,
+        sure_p: 0.85,
+        shape: 3.0,
     },
     EagernessWaits {
-        complete_ms: 200,
+        complete_ms: 100,
         max_ms: 4000,
-        sure_p: 0.75,
+        sure_p: 0.7,
+        shape: 2.0,
     },
     EagernessWaits {
         complete_ms: 100,
         max_ms: 2000,
-        sure_p: 0.75,
+        sure_p: 0.6,
+        shape: 1.0,
     },
 ];
 
 /// The semantic rule's model: the probability that the utterance is complete when the
 /// speaker falls silent is `sigmoid(END_MODEL_BIAS + sum(END_MODEL_WEIGHTS[i] *
-/// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`]: a logistic
-/// regression fitted on the tuning split of `benches/semantic_turn.py` (ends of turns
-/// against pauses of 250 ms or more inside them). In standard units the weights are: final
-/// pitch against the turn's mean -1.56 (a low end: complete), the level slope -0.35 (a level
-/// still falling steeply at the pause: a word cut off), the share of pitched frames +0.30,
-/// the pitch slope -0.08 (the final pitch carries most of what it tells), the VAD's final
-/// probability +0.06, the final level +0.05. The turn's length is left out (weight 0): it
-/// made one-word answers wait and, on the tuning split, cut more turns for the same latency.
-pub const END_MODEL_BIAS: f32 = -3.7691;
+/// features[i]))`, on the features of [`super::prosody::FEATURE_NAMES`] (measured up to the
+/// last pitched frame before the pause): a logistic regression fitted on the tuning split
+/// of `benches/semantic_turn.py` with Silero deciding speech (ends of turns against pauses
+/// of 250 ms or more inside them). In standard units the weights are: final pitch against
+/// the turn's mean -1.34 (a low end: complete), the VAD's final probability -1.08 (a voice
+/// that fades at its end, which Silero hears as less sure speech: complete), the level slope
+/// -0.42 (a level still falling steeply at the pause: a word cut off), the share of pitched
+/// frames +0.31, the final level +0.16, the pitch slope -0.05 (the final pitch carries most
+/// of what it tells). The turn's length is left out (weight 0): it made one-word answers
+/// wait.
+pub const END_MODEL_BIAS: f32 = 14.13;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.0054, -0.8048, -0.0065, 0.0079, 1.8469, 0.3464, 0.0];
+pub const END_MODEL_WEIGHTS: Features = [-0.002, -0.3531, -0.0078, 0.0308, 1.7276, -16.2627, 0.0];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
@@ -99,7 +109,7 @@ pub fn semantic_wait_ms(eagerness: Eagerness, p: f32) -> u32 {
     let w = eagerness.waits();
     let span = (w.max_ms - w.complete_ms) as f32;
     let short = ((w.sure_p - p.clamp(0.0, 1.0)) / w.sure_p).clamp(0.0, 1.0);
-    w.complete_ms + (span * short).round() as u32
+    w.complete_ms + (span * short.powf(w.shape)).round() as u32
 }
 
 /// The rule that ends a turn.
