@@ -354,8 +354,9 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
 
 #: The features the model uses: the first six (the turn's length, the seventh, is left out).
 FIT_FEATURES = 6
-#: Maximum waits of high, medium and low: OpenAI's documented maximum timeouts.
-MAX_MS = {"high": 2000, "medium": 4000, "low": 8000}
+#: The longest wait (at p = 0) searched for high, medium and low: within OpenAI's documented
+#: maximum timeouts (2, 4 and 8 s), never under high's 2 s (medium) or medium's 4 s (low).
+MAX_MS = {"high": (2000,), "medium": (2000, 3000, 4000), "low": (4000, 6000, 8000)}
 #: The server_vad silence (ms) whose tuning-split mean latency each eagerness must not exceed.
 LATENCY_BOUND = {"high": 400, "medium": 500, "low": 800}
 #: What the simulation is taken to underestimate the mean latency by (ms): a turn cut early
@@ -455,25 +456,29 @@ def fit(turns: list[Turn]) -> None:
         server[s] = j.simulate(np.full(len(p), float(s)))
         print(f"server_vad {s} ms: turns cut {server[s][0]}, latency mean {server[s][1]:.0f}")
     grid_p = np.linspace(0, 1, 201)
-    chosen: dict[str, tuple[int, float, float]] = {}
+    chosen: dict[str, tuple[int, int, float, float]] = {}
     for e in ("medium", "high", "low"):
         bound = server[LATENCY_BOUND[e]][1] - SIM_MARGIN_MS
-        best: tuple[tuple[int, float], tuple[int, float, float]] | None = None
-        for c, sure, shape in GRID:
-            curve = wait_ms(grid_p, c, MAX_MS[e], sure, shape)
-            if e != "medium":
-                med = wait_ms(grid_p, chosen["medium"][0], MAX_MS["medium"], *chosen["medium"][1:])
-                if (e == "high" and np.any(curve > med)) or (e == "low" and np.any(curve < med)):
-                    continue
-            cut, mean, _ = j.simulate(wait_ms(p, c, MAX_MS[e], sure, shape))
-            if mean <= bound and (best is None or (cut, mean) < best[0]):
-                best = ((cut, mean), (c, sure, shape))
+        best: tuple[tuple[int, float], tuple[int, int, float, float]] | None = None
+        for mx in MAX_MS[e]:
+            for c, sure, shape in GRID:
+                curve = wait_ms(grid_p, c, mx, sure, shape)
+                if e != "medium":
+                    med = wait_ms(grid_p, *chosen["medium"])
+                    if (e == "high" and np.any(curve > med)) or (
+                        e == "low" and np.any(curve < med)
+                    ):
+                        continue
+                cut, mean, _ = j.simulate(wait_ms(p, c, mx, sure, shape))
+                if mean <= bound and (best is None or (cut, mean) < best[0]):
+                    best = ((cut, mean), (c, mx, sure, shape))
         assert best is not None, e
         chosen[e] = best[1]
-        cut, mean, p95 = j.simulate(wait_ms(p, best[1][0], MAX_MS[e], *best[1][1:]))
+        cut, mean, p95 = j.simulate(wait_ms(p, *best[1]))
+        c, mx, sure, shape = best[1]
         print(
-            f"{e}: complete_ms {best[1][0]} sure_p {best[1][1]} shape {best[1][2]}: turns cut "
-            f"{cut}, latency mean {mean:.0f} p95 {p95:.0f} (bound {bound:.0f})"
+            f"{e}: complete_ms {c} max_ms {mx} sure_p {sure} shape {shape}: turns cut {cut}, "
+            f"latency mean {mean:.0f} p95 {p95:.0f} (bound {bound:.0f})"
         )
 
 

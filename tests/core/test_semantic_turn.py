@@ -26,7 +26,7 @@ from voxwire.session import events as ev
 RATE = 16000
 EAGERNESS = ["high", "medium", "low"]
 # The documented waits: (complete_ms, max_ms) per eagerness.
-WAITS = {"high": (100, 2000), "medium": (100, 4000), "low": (120, 8000)}
+WAITS = {"high": (100, 2000), "medium": (100, 2000), "low": (120, 4000)}
 
 
 def voiced(f0: np.ndarray, rate: int = RATE) -> np.ndarray:
