@@ -29,8 +29,8 @@ Sets:
   waits were fitted on ``tune`` only (``--fit`` prints the fit).
 
 Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune] [--fit]
-       [--json out]
-Needs: espeak-ng (apt), numpy.
+       [--json out] [--curve [docs/semantic_turn_curve.png]]
+Needs: espeak-ng (apt), numpy; matplotlib for --curve.
 """
 
 from __future__ import annotations
@@ -328,27 +328,31 @@ def evaluate(
 # -- fitting (tune split only) ----------------------------------------------------------
 
 
-def onsets(t: Turn) -> list[tuple[int, int, list[float]]]:
-    """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features),
-    with the turn held open (a "not complete" hint) so that every pause is seen."""
+def onsets(t: Turn) -> list[tuple[int, int, list[float], float]]:
+    """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features,
+    the model's probability), with the turn held open (a "not complete" hint) so that every
+    pause is seen."""
     td = voxwire.TurnDetector(turn=voxwire.TurnConfig(end_mode="semantic", eagerness="low"))
-    out: list[tuple[int, int, list[float]]] = []
-    cur: tuple[int, list[float]] | None = None
+    out: list[tuple[int, int, list[float], float]] = []
+    cur: tuple[int, list[float], float] | None = None
     for i in range(0, len(t.x), 160):
         td.push(t.x[i : i + 160])
-        td.set_text_hint(False)
         est = td.end_estimate
         if est is not None and (cur is None or cur[0] != est[0]):
             if cur is not None:
-                out.append((cur[0], -1, cur[1]))
+                out.append((cur[0], -1, cur[1], cur[2]))
             feats = td.end_features
             assert feats is not None
-            cur = (est[0], [v for _, v in feats])
+            td.set_text_hint(None)
+            plain = td.end_estimate
+            assert plain is not None
+            cur = (est[0], [v for _, v in feats], plain[1])
         elif est is None and cur is not None:
-            out.append((cur[0], td.position_ms - cur[0], cur[1]))
+            out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2]))
             cur = None
+        td.set_text_hint(False)
     if cur is not None:
-        out.append((cur[0], 10**6, cur[1]))
+        out.append((cur[0], 10**6, cur[1], cur[2]))
     return out
 
 
@@ -371,9 +375,9 @@ GRID = [
 ]
 
 
-def wait_ms(p: npt.NDArray[np.float64], c: float, mx: float, sure: float, shape: float) -> (
-    npt.NDArray[np.float64]
-):
+def wait_ms(
+    p: npt.NDArray[np.float64], c: float, mx: float, sure: float, shape: float
+) -> npt.NDArray[np.float64]:
     """The semantic rule's wait (turn.rs ``semantic_wait_ms``), rounded up to 10 ms frames."""
     w = c + (mx - c) * np.clip((sure - p) / sure, 0, 1) ** shape
     return np.maximum(np.ceil(np.round(w) / 10) * 10, 10)
@@ -390,6 +394,8 @@ class Judged:
     silence_ms: npt.NDArray[np.float64]
     turn_end_ms: npt.NDArray[np.float64]
     features: npt.NDArray[np.float64]
+    #: The model's probability (turn.rs's weights, no hint).
+    p: npt.NDArray[np.float64]
 
     def simulate(self, wait: npt.NDArray[np.float64]) -> tuple[int, float, float]:
         """Turns cut early, mean and p95 latency if each pause waited `wait` (ms): a turn is
@@ -405,8 +411,8 @@ def judged(turns: list[Turn]) -> Judged:
     rows = []
     for k, t in enumerate(turns):
         ons = onsets(t)
-        for j, (e, g, f) in enumerate(ons):
-            rows.append((k, j == len(ons) - 1, e, g if g >= 0 else 10**6, f, t.end_ms))
+        for i, (at, g, f, p) in enumerate(ons):
+            rows.append((k, i == len(ons) - 1, at, g if g >= 0 else 10**6, f, t.end_ms, p))
     e = np.array([r[2] for r in rows], dtype=np.float64)
     end = np.array([r[5] for r in rows], dtype=np.float64)
     fin = np.array([r[1] for r in rows])
@@ -418,6 +424,7 @@ def judged(turns: list[Turn]) -> Judged:
         silence_ms=np.array([r[3] for r in rows], dtype=np.float64),
         turn_end_ms=end,
         features=np.array([r[4] for r in rows], dtype=np.float64),
+        p=np.array([r[6] for r in rows], dtype=np.float64),
     )
 
 
@@ -482,6 +489,69 @@ def fit(turns: list[Turn]) -> None:
         )
 
 
+#: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
+WAITS = {
+    "high": (100, 2000, 0.5, 0.5),
+    "medium": (100, 2000, 0.6, 0.5),
+    "low": (120, 4000, 0.7, 1.0),
+}
+#: The factors the wait scale runs over in the trade-off curve.
+SCALES = [0.25, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
+
+
+def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
+    """Turns cut early against mean latency: server_vad at 200-800 ms of silence (measured)
+    and each eagerness with all its waits times a factor (simulated from the judged pauses;
+    the simulation puts the mean latency 20-40 ms low, as a turn cut early has its end
+    judged on a shorter history)."""
+    out: dict[str, list[list[float]]] = {"server_vad": []}
+    for s in range(200, 801, 100):
+        cut, lat = 0, []
+        for t in turns:
+            ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=s)).push(t.x)
+            stops = [e for e in ev if isinstance(e, SpeechStopped)]
+            cut += any(x.audio_end_ms < t.end_ms - 150 for x in stops)
+            final = [x for x in stops if x.audio_end_ms >= t.end_ms - 150]
+            lat.append(final[0].emitted_at_ms - t.end_ms if final else len(t.x) / 16 - t.end_ms)
+        out["server_vad"].append([s, cut, float(np.mean(lat))])
+    j = judged(turns)
+    for e, (c, mx, sure, shape) in WAITS.items():
+        out[e] = []
+        for f in SCALES:
+            w = wait_ms(j.p, c, mx, sure, shape) * f
+            cut, mean, _ = j.simulate(np.maximum(np.ceil(w / 10) * 10, 10))
+            out[e].append([f, cut, mean])
+    return out
+
+
+def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
+    """The trade-off of each split on one pair of axes (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.8), sharey=True)
+    for ax, (split, cv) in zip(np.atleast_1d(axes), curves.items(), strict=True):
+        sv = np.array(cv["server_vad"])
+        ax.plot(sv[:, 2], sv[:, 1], "ks-", label="server_vad 200-800 ms (measured)")
+        for s, cut, lat in sv:
+            ax.annotate(f"{s:.0f}", (lat, cut), textcoords="offset points", xytext=(4, 4))
+        for e, style in (("high", "o-"), ("medium", "^-"), ("low", "v-")):
+            a = np.array(cv[e])
+            ax.plot(a[:, 2], a[:, 1], style, label=f"semantic {e}, waits x 0.25-3 (simulated)")
+            one = a[a[:, 0] == 1.0][0]
+            ax.plot(one[2], one[1], "r*", ms=12)
+        ax.set_title(f"{split}: {len(cv['server_vad'])} silences, * = the eagerness as shipped")
+        ax.set_xlabel("mean end-of-turn latency (ms)")
+        ax.set_xlim(0, 2000)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("turns cut early (of 168)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def table(name: str, res: dict[str, dict[str, float]]) -> str:
     """A markdown table of one set's figures."""
     lines = [
@@ -520,15 +590,29 @@ def main() -> None:
     ap.add_argument("--sets", default="vad-dev,held-out")
     ap.add_argument("--fit", action="store_true", help="fit the model on the tune split")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--curve",
+        nargs="?",
+        const="docs/semantic_turn_curve.png",
+        help="also the trade-off curves of the espeak-ng sets asked for (PNG, needs matplotlib; "
+        "the points go to the --json file)",
+    )
     a = ap.parse_args()
     if a.fit:
         fit(espeak_turns("tune"))
         return
-    out = {}
+    out: dict[str, object] = {}
+    curves: dict[str, dict[str, list[list[float]]]] = {}
     for s in a.sets.split(","):
         turns = None if s.startswith("vad-dev") else espeak_turns(s)
-        out[s] = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
-        print(table(s, out[s]) + "\n")
+        res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
+        out[s] = res
+        print(table(s, res) + "\n")
+        if a.curve and turns is not None:
+            curves[s] = tradeoff(turns)
+    if curves:
+        out["tradeoff"] = curves
+        plot(curves, a.curve)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 
