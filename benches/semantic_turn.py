@@ -542,7 +542,7 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
             ax.plot(a[:, 2], a[:, 1], style, label=f"semantic {e}, waits x 0.25-3 (simulated)")
             one = a[a[:, 0] == 1.0][0]
             ax.plot(one[2], one[1], "r*", ms=12)
-        ax.set_title(f"{split}: {len(cv['server_vad'])} silences, * = the eagerness as shipped")
+        ax.set_title(f"{split} (168 turns); *: each eagerness as shipped")
         ax.set_xlabel("mean end-of-turn latency (ms)")
         ax.set_xlim(0, 2000)
         ax.grid(alpha=0.3)

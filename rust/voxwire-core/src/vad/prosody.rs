@@ -12,7 +12,8 @@
 //! - Features (see [`Features`]): the pitch slope over the last 300 ms of speech, the final
 //!   pitch against the turn's mean, the level slope over the last 200 ms, the final level
 //!   against the turn's loudest frame, the share of pitched frames at the end, the VAD's
-//!   final probability and the turn's length.
+//!   final probability and the turn's length; the windows end at the last pitched frame
+//!   (the voice's end), not at the last frame the VAD called speech.
 //!
 //! Nothing here allocates after construction.
 
