@@ -40,8 +40,8 @@ def speech_24k() -> bytes:
     """One human turn from vad-dev (clean.wav, 11.3-17.0 s: speech 12.94-15.19 s, then
     silence), as PCM16 mono at 24 kHz, followed by 5 s of digital silence: a live microphone
     goes on sending after the user stops, and semantic_vad (the Agents SDK's default turn
-    detection) may wait up to 4 s at eagerness auto before it ends a turn it judges
-    unfinished."""
+    detection) may wait up to 2 s at eagerness auto (4 s at low) before it ends a turn it
+    judges unfinished."""
     if not VAD_DEV.exists():
         pytest.skip("../shared/data/vad-dev is not beside the repo")
     import voxwire
