@@ -94,15 +94,15 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
 /// last pitched frame before the pause): a logistic regression fitted on the tuning split
 /// of `benches/semantic_turn.py` with Silero deciding speech (ends of turns against pauses
 /// of 250 ms or more inside them). In standard units the weights are: final pitch against
-/// the turn's mean -1.34 (a low end: complete), the VAD's final probability -1.08 (a voice
+/// the turn's mean -1.34 (a low end: complete), the VAD's final probability -1.09 (a voice
 /// that fades at its end, which Silero hears as less sure speech: complete), the level slope
 /// -0.42 (a level still falling steeply at the pause: a word cut off), the share of pitched
-/// frames +0.31, the final level +0.16, the pitch slope -0.05 (the final pitch carries most
+/// frames +0.31, the final level +0.17, the pitch slope -0.05 (the final pitch carries most
 /// of what it tells). The turn's length is left out (weight 0): it made one-word answers
 /// wait.
-pub const END_MODEL_BIAS: f32 = 14.13;
+pub const END_MODEL_BIAS: f32 = 14.2138;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.002, -0.3531, -0.0078, 0.0308, 1.7276, -16.2627, 0.0];
+pub const END_MODEL_WEIGHTS: Features = [-0.0021, -0.3534, -0.0078, 0.0313, 1.7307, -16.3439, 0.0];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
