@@ -299,6 +299,34 @@ def test_a_first_chunk_of_the_prebuffer_starts_at_once() -> None:
     assert np.flatnonzero(out)[0] < FRAME
 
 
+def test_a_second_stall_in_the_start_up_is_waited_out_like_the_fixed_client() -> None:
+    # After a calm session (40 ms chunks every 20 ms), the shape of warm-up seed 82 turn 48:
+    # 254 ms in two pushes (both buffers start), a 355 ms hole (both run dry), 239 ms in three
+    # pushes, a second 346 ms hole, then the rest. The hole was a stall by the session's own
+    # statistics and came within the stream's start-up: the adaptive buffer rejoins on what
+    # it lasted (at most prebuffer_ms, as the fixed client does) instead of on 239 ms, and
+    # runs dry once, like the fixed client.
+    history = harmonic(150, RATE * 2 // 5)
+    x = harmonic(170, RATE * 118 // 100)
+    ms = [126, 128, 98, 62, 79, 687]
+    at = [0.0, 4.0, 359.0, 359.0, 359.0, 705.0]
+    cuts = np.cumsum([0, *ms]) * RATE // 1000
+    underruns = []
+    for adaptive in (True, False):
+        jb = voxwire.JitterBuffer(RATE, adaptive=adaptive)
+        t0 = 0.0
+        for _ in range(8):
+            drive(jb, steady(history, 640, 20.0, t0), t0 + 2000, start_ms=t0)
+            t0 += 2000
+        before = jb.stats()
+        pushes = [(t0 + a, x[cuts[i] : cuts[i + 1]]) for i, a in enumerate(at)]
+        drive(jb, pushes, t0 + 3000, start_ms=t0)
+        after = jb.stats()
+        assert after["played_ms"] - before["played_ms"] == pytest.approx(sum(ms))
+        underruns.append(after["underruns"] - before["underruns"])
+    assert underruns == [1, 1]
+
+
 def test_min_start_ms_is_validated_and_keyword_only() -> None:
     with pytest.raises(InvalidInputError):
         voxwire.JitterBuffer(RATE, min_start_ms=-1)

@@ -341,6 +341,29 @@ def _starts(sums: list[int], ops: list[list[Any]]) -> list[int]:
     return out
 
 
+def _rules_trace() -> list[list[Any]]:
+    """A calm session (8 streams of 40 ms every 20 ms), then a 195 ms first chunk and a 358 ms
+    stall (no start on the first arrival alone), then warm-up seed 82's turn 48: 254 ms, a 355
+    ms hole, 239 ms, a 346 ms hole, the rest (a rejoin after a start-up stall)."""
+    ops: list[list[Any]] = []
+    value = 1
+
+    def stream(pushes: list[tuple[float, int]]) -> None:
+        nonlocal value
+        for at, ms in pushes:
+            ops.append(["push", at, ms * 24, value])
+            value += 1
+        ops.append(["end", pushes[-1][0] + 0.5])
+
+    for k in range(8):
+        stream([(2000.0 * k + 20 * i, 40) for i in range(20)])
+    stream([(16000.0, 195)] + [(16358.0 + 10 * i, 20) for i in range(65)])
+    at = [20000.0, 20004, 20359, 20359, 20359, 20705]
+    stream(list(zip(at, [126, 128, 98, 62, 79, 687], strict=True)))
+    pops = [["pop", float(x)] for x in np.arange(0, 24000, 10.0)]
+    return sorted(ops + pops, key=lambda o: (o[1], o[0] != "pop"))
+
+
 def test_jitter_port_matches_the_core(page: Page) -> None:
     """The page's jitter buffer (jitter.js) against voxwire.JitterBuffer on the same traces.
 
@@ -373,3 +396,28 @@ def test_jitter_port_matches_the_core(page: Page) -> None:
                 assert got["sums"] == want, seed
                 assert got["underruns"] == stats["underruns"]
                 assert got["played_ms"] == pytest.approx(stats["played_ms"])
+
+
+def test_jitter_port_follows_the_core_start_and_rejoin_rules(page: Page) -> None:
+    """jitter.js against voxwire.JitterBuffer (adaptive) where the start and rejoin rules of
+    issue 28 decide: the same starts, and one underrun each where the stream's start-up
+    stalls twice (the rejoin waits for what the first stall lasted)."""
+    ops = _rules_trace()
+    want, stats = _run_rust(ops, True)
+    got = page.js(
+        """async (ops) => {
+          const { JitterBuffer } = await import('/ui/jitter.js');
+          const jb = new JitterBuffer({ sampleRate: 24000 });
+          const out = new Int16Array(jb.frame);
+          const sums = [];
+          for (const op of ops) {
+            if (op[0] === 'push') jb.push(new Int16Array(op[2]).fill(op[3]), op[1]);
+            else if (op[0] === 'end') jb.markEnd();
+            else { jb.pop(op[1], out); sums.push(out.reduce((a, b) => a + b, 0)); }
+          }
+          return { sums, underruns: jb.stats().underruns };
+        }""",
+        ops,
+    )
+    assert _starts(got["sums"], ops) == _starts(want, ops)
+    assert got["underruns"] == stats["underruns"] == 1

@@ -6,9 +6,11 @@
 // (95th percentile over 256 gaps, blended with a prior over the first 32), the target
 // (percentile x 1.25 + a frame, at most prebuffer_ms), the start rule (prebuffer_ms queued,
 // or the evidence conditions: the queue lasts until the next regular push, holds the
-// target, covers the start-up lateness of the last 32 streams, and min_start_ms with the
-// calm-session waiver), stream boundaries (a stream queued behind one still playing),
-// mark_end(), clear() (barge-in: returns the ms of the stream played) and the counters.
+// target, covers the start-up lateness of the last 32 streams, min_start_ms (a calm
+// session's floor: 1.1 x the target) and a second arrival; a rejoin after a start-up stall
+// needs what the stall lasted, at most prebuffer_ms), stream boundaries (a stream queued
+// behind one still playing), mark_end(), clear() (barge-in: returns the ms of the stream
+// played) and the counters.
 // Not ported (see docs/design/browser.md): the time-scale modification (expansion and
 // acceleration by pitch periods) and the pitch-period concealment; an underrun here plays
 // silence after a 5 ms fade (in the fixed mode, at once, as the core does).
@@ -25,6 +27,7 @@ const LATE_HORIZON_MS = 1000.0;
 const LATE_MARGIN = 1.2;
 const LATE_ADD_MS = 20.0;
 const CALM_GAPS = 128;
+const CALM_MARGIN = 1.1;
 const STREAMS = 32;
 
 class Estimator {
@@ -135,6 +138,9 @@ export class JitterBuffer {
     this.openFirst = 0;
     this.openLate = 0;
     this.openFullAt = null;
+    this.hole = 0; // the gap that caused the current underrun (negative until known)
+    this.fixedPlayed = 0; // the fixed client on the open stream, shadowed (ms played)
+    this.fixedPlaying = false;
     this.s = { played: 0, output: 0, concealed: 0, underruns: 0, streams: 0, latePushes: 0,
       dropped: 0, cleared: 0, maxBuffered: 0 };
   }
@@ -173,6 +179,8 @@ export class JitterBuffer {
       }
       this.openLate = 0;
       this.openFullAt = null;
+      this.fixedPlayed = 0;
+      this.fixedPlaying = false;
       this.open = true;
       this.openT0 = now;
       this.openPushed = 0;
@@ -192,6 +200,7 @@ export class JitterBuffer {
         this.openLate = Math.max(this.openLate, now - this.openT0 - ahead);
       }
     }
+    if (this.state === 'underrun' && this.hole < 0) this.hole = now - this.lastArrival;
     this.lastArrival = now;
     if (this.state === 'underrun' && this.boundary === null) this.s.latePushes += 1;
   }
@@ -256,6 +265,7 @@ export class JitterBuffer {
   pop(now, out) {
     if (out.length !== this.frame) throw new RangeError(`pop needs ${this.frame} samples`);
     this.tick(now);
+    this.shadowFixed();
     this.maybeStart(now);
     let i = 0;
     while (i < this.frame) {
@@ -266,6 +276,7 @@ export class JitterBuffer {
           } else {
             this.s.underruns += 1;
             this.state = 'underrun';
+            this.hole = -1;
             this.fadeLeft = this.cfg.adaptive ? this.fade : 0; // fixed mode: silence at once
           }
           continue;
@@ -311,6 +322,20 @@ export class JitterBuffer {
     }
   }
 
+  // One frame of the fixed client on the open stream: it starts (and resumes after running
+  // dry) once prebufferMs of the stream is queued or the stream has ended.
+  shadowFixed() {
+    const left = this.msOf(this.openPushed) - this.fixedPlayed;
+    if (!this.fixedPlaying && left > 0 && (left >= this.cfg.prebufferMs || !this.open)) {
+      this.fixedPlaying = true;
+    }
+    if (this.fixedPlaying) {
+      const f = this.cfg.frameMs;
+      this.fixedPlayed += Math.min(f, left);
+      if (left < f && this.open) this.fixedPlaying = false;
+    }
+  }
+
   maybeStart(now) {
     const waiting = this.state === 'buffering' || this.state === 'underrun';
     const afterUnderrun = this.state === 'underrun';
@@ -326,8 +351,9 @@ export class JitterBuffer {
       const trusted = b >= this.targetMs() || need === 0;
       ready = b >= this.cfg.prebufferMs
         || (b >= Math.max(need, this.floorMs())
-          && (afterUnderrun || this.boundary !== null
-            || (trusted && b >= this.minStartMs() && now - this.openT0 >= this.lateNeed())));
+          && ((afterUnderrun && b >= this.rejoinNeed()) || this.boundary !== null
+            || (trusted && this.lastArrival > this.openT0 && b >= this.minStartMs()
+              && now - this.openT0 >= this.lateNeed())));
     }
     if (ready) this.state = 'playing';
   }
@@ -338,6 +364,15 @@ export class JitterBuffer {
     return Math.max(this.lastArrival + g - now, 0);
   }
 
+  // A rejoin within the stream's start-up, after a hole longer than any regular gap of the
+  // window, also needs what the hole lasted (at most prebufferMs, the fixed client's rejoin).
+  // And only while the fixed client (shadowed) is still pre-buffering: never later than it.
+  rejoinNeed() {
+    if (this.boundary !== null || this.hole <= this.est.worst || this.fixedPlaying) return 0;
+    if (this.msOf(this.openPushed) - this.openFirst > LATE_HORIZON_MS) return 0;
+    return Math.min(this.hole, this.cfg.prebufferMs);
+  }
+
   lateNeed() {
     let m = this.latesN < 4 ? this.cfg.prebufferMs : 0;
     for (let i = 0; i < this.latesN; i++) m = Math.max(m, this.lates[i]);
@@ -345,9 +380,12 @@ export class JitterBuffer {
   }
 
   minStartMs() {
-    if (this.est.n >= CALM_GAPS && this.est.stalls === 0) return 0;
     const pre = this.cfg.prebufferMs;
-    return Math.min(this.cfg.minStartMs ?? pre, pre);
+    const floor = Math.min(this.cfg.minStartMs ?? pre, pre);
+    if (this.est.n >= CALM_GAPS && this.est.stalls === 0) {
+      return Math.min(floor, CALM_MARGIN * this.targetMs());
+    }
+    return floor;
   }
 
   floorMs() {

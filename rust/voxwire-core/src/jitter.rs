@@ -38,7 +38,9 @@
 //! stall the session has not seen yet (issue 28, docs/design/jitter.md).
 //!
 //! It starts at once when the stream has ended. A rejoin after an underrun needs only the
-//! condition on the gaps (or `prebuffer_ms` queued). While playing:
+//! condition on the gaps (or `prebuffer_ms` queued), except within a stream's start-up after
+//! a hole longer than any regular gap: then also as much queued as the hole lasted, at most
+//! `prebuffer_ms` and no later than the fixed client would rejoin. While playing:
 //!
 //! - *expand* (slow down by inserting one pitch period, at most one per frame of output, or
 //!   per period when that is longer) before the stream has ended, when the queue would not
@@ -394,6 +396,13 @@ pub struct JitterBuffer {
     /// Whether the stream being played has had an underrun (it then keeps the delay it
     /// gained: no acceleration).
     stream_underrun: bool,
+    /// The gap between pushes that caused the current underrun (negative until the first
+    /// push after it).
+    hole: f64,
+    /// The fixed client on the open stream, shadowed: source ms it has played of it, and
+    /// whether it is playing (not pre-buffering).
+    fixed_played: f64,
+    fixed_playing: bool,
 
     est: Estimator,
     /// Start-up lateness of recent streams (see `late_need`), newest at `lates_next - 1`.
@@ -492,6 +501,9 @@ impl JitterBuffer {
             xfade: ms(5.0),
             cooldown: 0,
             stream_underrun: false,
+            hole: 0.0,
+            fixed_played: 0.0,
+            fixed_playing: false,
             lates: [0.0; STREAMS],
             lates_n: 0,
             lates_next: 0,
@@ -581,6 +593,8 @@ impl JitterBuffer {
             }
             self.open_late = 0.0;
             self.open_full_at = None;
+            self.fixed_played = 0.0;
+            self.fixed_playing = false;
             self.open = true;
             self.open_t0 = now;
             self.open_pushed = 0;
@@ -609,6 +623,9 @@ impl JitterBuffer {
                 let late = now - self.open_t0 - ahead;
                 self.open_late = self.open_late.max(late);
             }
+        }
+        if self.state == State::Underrun && self.hole < 0.0 {
+            self.hole = now - self.last_arrival;
         }
         self.last_arrival = now;
         if self.state == State::Underrun && self.boundary.is_none() {
@@ -737,6 +754,7 @@ impl JitterBuffer {
             )));
         }
         self.tick(now_ms)?;
+        self.shadow_fixed();
         self.maybe_start(now_ms);
         let mut guard = 0;
         while self.queued < self.frame {
@@ -762,6 +780,24 @@ impl JitterBuffer {
         Ok(())
     }
 
+    /// Advances the shadow of the fixed client on the open stream by one frame: it starts
+    /// (and resumes after running dry) once `prebuffer_ms` of the stream is queued or the
+    /// stream has ended.
+    fn shadow_fixed(&mut self) {
+        let left = self.ms_of(self.open_pushed) - self.fixed_played;
+        if !self.fixed_playing && left > 0.0 && (left >= self.cfg.prebuffer_ms as f64 || !self.open)
+        {
+            self.fixed_playing = true;
+        }
+        if self.fixed_playing {
+            let f = self.cfg.frame_ms as f64;
+            self.fixed_played += f.min(left);
+            if left < f && self.open {
+                self.fixed_playing = false;
+            }
+        }
+    }
+
     /// Starts playback (or resumes after an underrun) when the mode's condition holds.
     fn maybe_start(&mut self, now: f64) {
         let (waiting, after_underrun) = match self.state {
@@ -785,10 +821,12 @@ impl JitterBuffer {
             // And it needs `min_start_ms` queued (a margin over the target once the session
             // has been calm): before the fixed client starts, nothing bounds the next gap.
             // And a second arrival: the gap after the first chunk is not in the statistics.
+            // A rejoin after a start-up stall also needs what the stall lasted (at most
+            // `prebuffer_ms`, the fixed client's rejoin): see `rejoin_need`.
             let trusted = b >= self.target_ms() || need == 0.0;
             b >= self.cfg.prebuffer_ms as f64
                 || (b >= need.max(self.floor_ms())
-                    && (after_underrun
+                    && ((after_underrun && b >= self.rejoin_need())
                         || self.boundary.is_some()
                         || (trusted
                             && self.last_arrival > self.open_t0
@@ -823,6 +861,28 @@ impl JitterBuffer {
             .target_ms()
             .max(self.est.worst + self.cfg.frame_ms as f64);
         (self.last_arrival + g - now).max(0.0)
+    }
+
+    /// Queue a rejoin needs beyond the gap condition: when the underrun came within the
+    /// stream's start-up (its first `LATE_HORIZON_MS` of audio after the first chunk) and
+    /// the hole that caused it was a stall by the session's own statistics (longer than any
+    /// regular gap of the window), as much as that hole lasted, at most `prebuffer_ms`, and
+    /// only while the fixed client (shadowed on the stream) is still pre-buffering: never
+    /// later than its rejoin. A TTS that stalls while warming up tends to stall again before
+    /// it reaches its pace (issue 28: warm-up seed 82 rejoined on 239 ms after a 355 ms hole
+    /// and ran dry in a second 346 ms one, where the fixed client, pre-buffering again, waited
+    /// through it). Later in a stream, and after a regular gap, the gap condition alone
+    /// decides (rejoining sooner there is most of the latency the adaptive buffer wins in
+    /// stall-heavy sessions; docs/design/jitter.md, round four).
+    fn rejoin_need(&self) -> f64 {
+        if self.boundary.is_some() || self.hole <= self.est.worst || self.fixed_playing {
+            return 0.0;
+        }
+        let startup = self.ms_of(self.open_pushed) - self.open_first <= LATE_HORIZON_MS;
+        if !startup {
+            return 0.0;
+        }
+        self.hole.min(self.cfg.prebuffer_ms as f64)
     }
 
     /// Wait after a stream's first arrival that recent streams' start-up lateness calls for.
@@ -1006,6 +1066,7 @@ impl JitterBuffer {
         self.stats.underruns += 1;
         self.stream_underrun = true;
         self.state = State::Underrun;
+        self.hole = -1.0;
         if self.cfg.adaptive {
             let p = self.syn_len;
             let per = if p >= self.pitch.needs(Around::Behind).0 {
@@ -1409,6 +1470,48 @@ mod tests {
         // A first chunk of `prebuffer_ms` or more starts at once, like the fixed client.
         let (u, first) = stall_after_first_chunk(&mut jb, t + 4000.0, 260, 200.0, 1500);
         assert_eq!((u, first), (0, 0.0));
+    }
+
+    /// Plays the shape of warm-up seed 82 turn 48 at `t`: 254 ms in two pushes, a 355 ms
+    /// hole, 239 ms in three pushes, a 346 ms hole, then the rest (1180 ms in all). Returns
+    /// the underruns it caused.
+    fn two_start_up_stalls(jb: &mut JitterBuffer, t: f64) -> u64 {
+        let x: Vec<i16> = (0..16 * 1180)
+            .map(|i| ((i as f32 * 0.06).sin() * 8000.0) as i16)
+            .collect();
+        let cuts = [0, 126, 254, 352, 414, 493, 1180].map(|m| 16 * m);
+        let at = [0.0, 4.0, 359.0, 359.0, 359.0, 705.0];
+        let u0 = jb.stats().underruns;
+        let played0 = jb.stats().played_ms;
+        let mut f = vec![0i16; 160];
+        let mut k = 0;
+        for tick in 0..300 {
+            let now = t + tick as f64 * 10.0;
+            while k < at.len() && t + at[k] <= now {
+                jb.push(&x[cuts[k]..cuts[k + 1]], t + at[k]).unwrap();
+                k += 1;
+                if k == at.len() {
+                    jb.mark_end();
+                }
+            }
+            jb.pop(now, &mut f).unwrap();
+        }
+        assert!((jb.stats().played_ms - played0 - 1180.0).abs() < 1e-9);
+        jb.stats().underruns - u0
+    }
+
+    #[test]
+    fn a_second_stall_in_the_start_up_is_waited_out_like_the_fixed_client() {
+        // After a calm session the 355 ms hole is a stall by the session's statistics and it
+        // came within the stream's start-up: the rejoin waits for what it lasted (capped at
+        // prebuffer_ms, the fixed client's rejoin) instead of going on 239 ms, and the second
+        // hole is waited out as the fixed client waits it out.
+        let mut jb = JitterBuffer::new(cfg250(true, None)).unwrap();
+        let t = calm_session(&mut jb);
+        let mut fixed = JitterBuffer::new(cfg250(false, None)).unwrap();
+        let tf = calm_session(&mut fixed);
+        assert_eq!(two_start_up_stalls(&mut fixed, tf), 1);
+        assert_eq!(two_start_up_stalls(&mut jb, t), 1);
     }
 
     #[test]
