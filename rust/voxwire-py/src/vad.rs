@@ -7,7 +7,7 @@ use crate::turn_config::TurnConfig;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use voxwire_core::vad::prosody;
-use voxwire_core::vad::turn::{Eagerness, EndMode};
+use voxwire_core::vad::turn::{self, Eagerness, EndMode};
 use voxwire_core::vad::webrtc;
 
 pyo3::import_exception!(voxwire.errors, WebRtcVadError);
@@ -392,6 +392,17 @@ impl TurnDetector {
             .map(|f| prosody::FEATURE_NAMES.iter().copied().zip(f).collect())
     }
 
+    /// With ``end_mode="semantic"``: the reliability gate at the last pause in a turn,
+    /// ``(passed, [(name, value), ...])`` (see ``voxwire._voxwire.END_GATE_NAMES``): when it
+    /// did not pass, the turn waited ``silence_duration_ms`` as with server_vad. ``None`` in
+    /// silence mode.
+    #[getter]
+    fn end_gate(&self) -> Option<(bool, Vec<(&'static str, f32)>)> {
+        self.inner
+            .end_gate()
+            .map(|(ok, m)| (ok, turn::GATE_NAMES.iter().copied().zip(m).collect()))
+    }
+
     /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
     fn push<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
         guard(|| {
@@ -471,5 +482,6 @@ pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpeechStarted>()?;
     m.add_class::<SpeechStopped>()?;
     m.add("END_FEATURE_NAMES", prosody::FEATURE_NAMES.to_vec())?;
+    m.add("END_GATE_NAMES", turn::GATE_NAMES.to_vec())?;
     m.add_class::<TurnDetector>()
 }
