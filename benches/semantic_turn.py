@@ -329,11 +329,13 @@ def evaluate(
         cut_turns = 0
         lat: list[float] = []
         by_kind: dict[str, list[float]] = {}
+        by_cond: dict[str, list[float]] = {}
         if turns is None:
-            for _, x, ends, pauses in vad_dev_streams(only):
+            for cond, x, ends, pauses in vad_dev_streams(only):
                 ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
                 c, ll, m = score_stream(stops, ends, pauses)
+                by_cond[cond] = [c, m, float(np.mean(ll))]
                 cuts += c
                 n_pauses += len(pauses)
                 lat += ll
@@ -348,7 +350,7 @@ def evaluate(
                     any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
                 )
                 early = [s for s in stops if s.audio_end_ms < t.end_ms - 150]
-                cuts += c
+                bc = by_cond.setdefault(t.condition, [0, 0, 0.0, 0])
                 cut_turns += bool(early)
                 n_pauses += len(t.pauses)
                 n_turns += 1
@@ -359,6 +361,11 @@ def evaluate(
                     merged += 1
                     lat.append(len(t.x) * 1000 / RATE - t.end_ms)
                 by_kind.setdefault(t.kind, []).append(lat[-1])
+                bc[0] += bool(early)
+                bc[1] += not final
+                bc[2] += lat[-1]
+                bc[3] += 1
+                cuts += c
         a = np.array(lat, dtype=np.float64)
         res[name] = {
             "turns": n_turns,
@@ -371,6 +378,10 @@ def evaluate(
         }
         for k, v in sorted(by_kind.items()):
             res[name][f"latency_mean_ms_{k}"] = float(np.mean(v))
+        # Per condition: turns cut early (vad-dev: pauses cut), ends merged, mean latency.
+        res[name]["by_condition"] = {  # type: ignore[assignment]
+            c: [*v[:2], v[2] / v[3]] if len(v) == 4 else v for c, v in by_cond.items()
+        }
     return res
 
 
@@ -564,7 +575,9 @@ HIGH_LATENCY_SLACK_MS = 100
 SERVER_WAIT_MS = 500
 
 
-def gate_passes(g: npt.NDArray[np.float64], snr: float, share: float, near: float) -> npt.NDArray[np.bool_]:
+def gate_passes(
+    g: npt.NDArray[np.float64], snr: float, share: float, near: float
+) -> npt.NDArray[np.bool_]:
     """turn.rs ``gate_passes`` with these thresholds, per judged pause (``near`` 6: any
     pitched noise distrusts the judgement, as turn.rs does)."""
     return (g[:, 0] >= snr) & ~((g[:, 1] >= share) & (g[:, 2] <= near))
@@ -625,6 +638,8 @@ def gate_fit(j: Judged) -> None:
         )
 
 
+#: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, and any pitch distance.
+GATE = (20.0, 0.3, 6.0)
 #: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
 WAITS = {
     "high": (100, 2000, 0.5, 0.5),
@@ -651,13 +666,18 @@ def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
             lat.append(final[0].emitted_at_ms - t.end_ms if final else len(t.x) / 16 - t.end_ms)
         out["server_vad"].append([s, cut, float(np.mean(lat))])
     j = judged(turns)
+    ok = gate_passes(j.gate, *GATE)
     for e, (c, mx, sure, shape) in WAITS.items():
         out[e] = []
         for f in SCALES:
-            w = wait_ms(j.p, c, mx, sure, shape) * f
+            w = np.where(ok, wait_ms(j.p, c, mx, sure, shape) * f, SERVER_WAIT_MS)
             cut, mean, _ = j.simulate(np.maximum(np.ceil(w / 10) * 10, 10))
             out[e].append([f, cut, mean])
     return out
+
+
+#: Turns per espeak-ng set, for the plot's titles.
+TURNS_PER_SET = {"tune": 168, "held-out": 168, "tune-noise": 112}
 
 
 def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
@@ -678,11 +698,13 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
             ax.plot(a[:, 2], a[:, 1], style, label=f"semantic {e}, waits x 0.25-3 (simulated)")
             one = a[a[:, 0] == 1.0][0]
             ax.plot(one[2], one[1], "r*", ms=12)
-        ax.set_title(f"{split} (168 turns); *: each eagerness as shipped")
+        ax.set_title(
+            f"{split} ({TURNS_PER_SET.get(split, 168)} turns); *: each eagerness as shipped"
+        )
         ax.set_xlabel("mean end-of-turn latency (ms)")
         ax.set_xlim(0, 2000)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("turns cut early (of 168)")
+    np.atleast_1d(axes)[0].set_ylabel("turns cut early")
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -720,11 +742,33 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def condition_table(res: dict[str, dict[str, float]], unit: str) -> str:
+    """Per condition: each configuration's `unit` cut early / ends merged / mean latency."""
+    cfgs = list(res)
+    by = {c: res[c]["by_condition"] for c in cfgs}
+    conds = list(by[cfgs[0]])  # type: ignore[call-overload]
+    lines = [
+        f"| condition ({unit} cut / merged / mean ms) | " + " | ".join(cfgs) + " |",
+        "|---" * (len(cfgs) + 1) + "|",
+    ]
+    for cond in conds:
+        cells = [by[c][cond] for c in cfgs]  # type: ignore[index]
+        lines.append(
+            f"| {cond} | " + " | ".join(f"{v[0]} / {v[1]} / {v[2]:.0f}" for v in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Runs the sets asked for; prints markdown tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="vad-dev,held-out")
     ap.add_argument("--fit", action="store_true", help="fit the model on the tune split")
+    ap.add_argument(
+        "--gate",
+        action="store_true",
+        help="choose the reliability gate's thresholds on tune + tune-noise",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--curve",
@@ -737,13 +781,23 @@ def main() -> None:
     if a.fit:
         fit(espeak_turns("tune"))
         return
+    if a.gate:
+        gate_fit(judged(espeak_turns("tune") + noisy_turns("tune")))
+        return
     out: dict[str, object] = {}
     curves: dict[str, dict[str, list[list[float]]]] = {}
     for s in a.sets.split(","):
-        turns = None if s.startswith("vad-dev") else espeak_turns(s)
+        turns = (
+            None
+            if s.startswith("vad-dev")
+            else noisy_turns("tune")
+            if s == "tune-noise"
+            else espeak_turns(s)
+        )
         res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
         out[s] = res
         print(table(s, res) + "\n")
+        print(condition_table(res, "pauses" if turns is None else "turns") + "\n")
         if a.curve and turns is not None:
             curves[s] = tradeoff(turns)
     if curves:

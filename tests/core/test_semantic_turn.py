@@ -283,3 +283,51 @@ def test_the_session_ends_semantic_vad_turns_by_prosody() -> None:
             out += [json.loads(m)["type"] for m in s.messages_to_send()]
         counts[kind] = out.count("input_audio_buffer.speech_stopped")
     assert counts == {"server_vad": 2, "semantic_vad": 1}
+
+
+def in_noise(kind: str, snr_db: float, silence_ms: int = 500) -> tuple[int, voxwire.TurnDetector]:
+    """A 1.5 s falling utterance (judged complete in quiet) after 1 s of `kind` noise ("hum":
+    60 Hz and 5 harmonics; "white") at `snr_db` under the voice's RMS, 4 s of it after; the
+    wait of its one SpeechStopped at high, and the detector."""
+    rng = np.random.default_rng(7)
+    v = np.concatenate([np.zeros(RATE), utterance("fall"), np.zeros(4 * RATE)])
+    t = np.arange(len(v)) / RATE
+    if kind == "hum":
+        n = sum(np.sin(2 * np.pi * 60 * k * t + k) / k for k in range(1, 7))
+    else:
+        n = rng.standard_normal(len(v))
+    rms_v = np.sqrt(np.mean(utterance("fall") ** 2))
+    x = v + n / np.sqrt(np.mean(n**2)) * rms_v * 10 ** (-snr_db / 20)
+    td = voxwire.TurnDetector(
+        engine="spectral",
+        turn=voxwire.TurnConfig(
+            end_mode="semantic", eagerness="high", silence_duration_ms=silence_ms
+        ),
+    )
+    s = stops(td.push(np.clip(x, -32768, 32767).astype(np.int16)))
+    assert len(s) == 1
+    return s[0].emitted_at_ms - s[0].audio_end_ms, td
+
+
+def test_the_gate_falls_back_to_server_vads_wait_in_hum_and_loud_noise() -> None:
+    """In quiet the falling end passes the reliability gate and ends after high's 100 ms;
+    under mains hum (the pitch tracker would follow it) and in white noise 10 dB under the
+    voice (too near the noise floor) the judgement is not trusted and the turn ends after
+    silence_duration_ms, as with server_vad."""
+    names = list(voxwire._voxwire.END_GATE_NAMES)
+    assert names == ["snr_db", "noise_pitched_share", "pitch_to_noise_st"]
+    wait, td = in_noise("white", 40)
+    gate = td.end_gate
+    assert gate is not None and gate[0] and dict(gate[1])["snr_db"] >= 20, gate
+    assert abs(wait - 100) <= 10, wait
+    for kind, snr, silence in (("hum", 20, 500), ("hum", 10, 700), ("white", 10, 500)):
+        wait, td = in_noise(kind, snr, silence)
+        gate = td.end_gate
+        assert gate is not None and not gate[0], (kind, snr, gate)
+        m = dict(gate[1])
+        if kind == "hum":
+            assert m["noise_pitched_share"] >= 0.3, m
+        else:
+            assert m["snr_db"] < 20, m
+        assert abs(wait - silence) <= 10, (kind, snr, wait)
+    assert voxwire.TurnDetector(engine="spectral").end_gate is None

@@ -535,4 +535,26 @@ mod tests {
         let f = h.features();
         assert!(f[0].abs() < 0.5 && f[1].abs() < 0.5, "{f:?}");
     }
+
+    #[test]
+    fn noise_history_floor_and_tone() {
+        let mut n = NoiseHistory::default();
+        assert!(n.is_empty());
+        assert_eq!(n.floor(), -120.0);
+        assert_eq!(n.tone().0, 0.0);
+        // 100 frames: the oldest 36 forgotten; of the 64 kept, 16 at -40 dB pitched at
+        // 120 Hz, 48 at -60 dB unpitched.
+        for i in 0..100 {
+            if i % 4 == 0 {
+                n.record(-40.0, Some(120.0));
+            } else {
+                n.record(-60.0, None);
+            }
+        }
+        assert_eq!(n.len(), 64);
+        assert_eq!(n.floor(), -60.0);
+        let (share, st) = n.tone();
+        assert!((share - 0.25).abs() < 1e-6, "{share}");
+        assert!((st - 12.0 * 1.2f32.log2()).abs() < 1e-4, "{st}");
+    }
 }
