@@ -328,9 +328,11 @@ impl SpeechStopped {
 /// final level, the VAD's probability) and an optional text hint (``set_text_hint``), then
 /// waiting a short silence if it looks complete and longer, up to a maximum, if not;
 /// ``eagerness`` ("low", "medium", "high", "auto" = medium) sets the waits (complete /
-/// maximum: low 300 ms / 8 s, medium 200 ms / 4 s, high 100 ms / 2 s) and
-/// ``silence_duration_ms`` is not used. The default, ``"silence"``, is server_vad's fixed
-/// silence.
+/// maximum: low 120 ms / 4 s, medium 100 ms / 2 s, high 100 ms / 2 s).
+/// ``silence_duration_ms`` is used only when the reliability gate (``end_gate``) does not
+/// trust the judgement (noise within 20 dB of the turn, or pitched noise such as mains
+/// hum): the turn then ends as with server_vad. The default, ``"silence"``, is server_vad's
+/// fixed silence.
 ///
 /// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
 /// the turn parameters as for :class:`TurnConfig`.

@@ -148,7 +148,8 @@ pub enum EndMode {
     Silence,
     /// After a silence, judge whether the utterance is complete from its end's prosody
     /// (pitch and level contour, the VAD's probability) and an optional text hint, and
-    /// wait accordingly (OpenAI `semantic_vad`); `silence_duration_ms` is not used.
+    /// wait accordingly (OpenAI `semantic_vad`). `silence_duration_ms` is used only when the
+    /// judgement is not trusted (the reliability gate: [`GATE_MIN_SNR_DB`]).
     Semantic(Eagerness),
 }
 
