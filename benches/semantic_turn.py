@@ -578,8 +578,7 @@ SERVER_WAIT_MS = 500
 def gate_passes(
     g: npt.NDArray[np.float64], snr: float, share: float, near: float
 ) -> npt.NDArray[np.bool_]:
-    """turn.rs ``gate_passes`` with these thresholds, per judged pause (``near`` 6: any
-    pitched noise distrusts the judgement, as turn.rs does)."""
+    """turn.rs ``gate_passes`` with these thresholds, per judged pause."""
     return (g[:, 0] >= snr) & ~((g[:, 1] >= share) & (g[:, 2] <= near))
 
 
@@ -638,8 +637,8 @@ def gate_fit(j: Judged) -> None:
         )
 
 
-#: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, and any pitch distance.
-GATE = (20.0, 0.3, 6.0)
+#: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, GATE_NEAR_ST.
+GATE = (20.0, 0.2, 2.0)
 #: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
 WAITS = {
     "high": (100, 2000, 0.5, 0.5),

@@ -476,8 +476,10 @@ class TurnDetector:
 
     @property
     def end_gate(self) -> tuple[bool, list[tuple[str, float]]] | None:
-        """Semantic mode: whether the reliability gate passed at the last pause, and its
-        measures by name (not passed: the turn waited ``silence_duration_ms``)."""
+        """Semantic mode: the reliability gate at the last pause, ``(passed, measures)``.
+
+        Not passed: the turn waited ``silence_duration_ms``, as with server_vad.
+        """
 
     def last_utterance(self) -> npt.NDArray[np.int16]:
         """The audio of the last finished turn."""

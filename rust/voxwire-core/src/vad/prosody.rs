@@ -448,13 +448,20 @@ impl NoiseHistory {
         v[n / 4]
     }
 
-    /// The share of the held frames that are pitched, and the median of their pitch in
-    /// semitones above 100 Hz (NaN when none is).
+    /// Of the held frames at the noise floor (within [`NOISE_BAND_DB`] of
+    /// [`NoiseHistory::floor`]: the noise itself, not a faint voice in a pause), the share
+    /// that is pitched, and the median of their pitch in semitones above 100 Hz (NaN when
+    /// none is).
     pub fn tone(&self) -> (f32, f32) {
         let n = self.len();
+        let top = self.floor() + NOISE_BAND_DB;
         let mut v = [0f32; NOISE_HIST];
-        let mut k = 0;
-        for &st in &self.st[..n] {
+        let (mut k, mut m) = (0, 0);
+        for (&st, &db) in self.st[..n].iter().zip(&self.db[..n]) {
+            if db > top {
+                continue;
+            }
+            m += 1;
             if !st.is_nan() {
                 v[k] = st;
                 k += 1;
@@ -465,9 +472,13 @@ impl NoiseHistory {
         }
         let v = &mut v[..k];
         v.sort_by(f32::total_cmp);
-        (k as f32 / n as f32, v[k / 2])
+        (k as f32 / m as f32, v[k / 2])
     }
 }
+
+/// How far above the noise floor a non-speech frame may be and still count as the noise
+/// (stationary noise varies by 1-2 dB from one 10 ms frame to the next).
+const NOISE_BAND_DB: f32 = 6.0;
 
 #[cfg(test)]
 mod tests {
@@ -542,11 +553,11 @@ mod tests {
         assert!(n.is_empty());
         assert_eq!(n.floor(), -120.0);
         assert_eq!(n.tone().0, 0.0);
-        // 100 frames: the oldest 36 forgotten; of the 64 kept, 16 at -40 dB pitched at
+        // 100 frames: the oldest 36 forgotten; of the 64 kept, 16 at -58 dB pitched at
         // 120 Hz, 48 at -60 dB unpitched.
         for i in 0..100 {
             if i % 4 == 0 {
-                n.record(-40.0, Some(120.0));
+                n.record(-58.0, Some(120.0));
             } else {
                 n.record(-60.0, None);
             }
@@ -556,5 +567,14 @@ mod tests {
         let (share, st) = n.tone();
         assert!((share - 0.25).abs() < 1e-6, "{share}");
         assert!((st - 12.0 * 1.2f32.log2()).abs() < 1e-4, "{st}");
+        // A faint voice 20 dB over the floor (in a pause) is not the noise's pitch.
+        for i in 0..64 {
+            if i % 4 == 0 {
+                n.record(-40.0, Some(120.0));
+            } else {
+                n.record(-60.0, None);
+            }
+        }
+        assert_eq!(n.tone().0, 0.0);
     }
 }

@@ -110,25 +110,29 @@ pub const HINT_LOGIT: f32 = 3.0;
 /// least this many dB above the noise (its loudest frame against the lower quartile of the
 /// levels of the last 64 non-speech frames, before the turn and in its pauses) ...
 pub const GATE_MIN_SNR_DB: f32 = 20.0;
-/// ... and fewer than this share of those non-speech frames are pitched: in tonal or
-/// low-frequency noise (mains hum, brown noise, a fan) the pitch tracker follows the noise,
-/// and the end's pitch and probability mislead the model. Otherwise the turn ends as with
-/// `server_vad`, after `silence_duration_ms` (a text hint, if any, still judges alone).
-/// Both chosen on the tuning split and its tuning noises (`benches/semantic_turn.py
-/// --gate`): of the thresholds with which no eagerness cuts more turns than server_vad
-/// 500 ms in any tuning condition and high ends turns no more than 100 ms later on average,
-/// those that cut the fewest turns at high.
-pub const GATE_TONAL_SHARE: f32 = 0.3;
+/// ... and the noise is not tonal where the voice ends: the judgement is distrusted when at
+/// least this share of the non-speech frames at the noise floor are pitched and the pitch
+/// at the voice's end lies within [`GATE_NEAR_ST`] of the noise's (mains hum, brown noise,
+/// a fan: the pitch tracker follows the noise, and the end's pitch and probability mislead
+/// the model). Otherwise the turn ends as with `server_vad`, after `silence_duration_ms` (a
+/// text hint, if any, still judges alone). The three thresholds were chosen on the tuning
+/// split and its tuning noises (`benches/semantic_turn.py --gate`): of the thresholds with
+/// which no eagerness cuts more turns than server_vad 500 ms in any tuning condition and
+/// high ends turns no more than 100 ms later on average, those that cut the fewest turns
+/// at high.
+pub const GATE_TONAL_SHARE: f32 = 0.2;
+/// See [`GATE_TONAL_SHARE`]: semitones, octaves folded.
+pub const GATE_NEAR_ST: f32 = 2.0;
 /// Names of [`TurnDetector::end_gate`]'s measures, in order: the turn's SNR (dB), the share
-/// of pitched non-speech frames, and how far (semitones, octaves folded, 6 when either is
-/// unpitched) the pitch at the voice's end lies from the noise's median pitch (reported,
-/// not used: the search preferred distrusting any pitched noise).
+/// of pitched frames among the non-speech frames at the noise floor, and how far
+/// (semitones, octaves folded, 6 when either is unpitched) the pitch at the voice's end
+/// lies from the noise's median pitch.
 pub const GATE_NAMES: [&str; 3] = ["snr_db", "noise_pitched_share", "pitch_to_noise_st"];
 
 /// Whether the gate's measures at a pause (see [`GATE_NAMES`]) let the semantic judgement
 /// decide.
 pub fn gate_passes(m: &[f32; 3]) -> bool {
-    m[0] >= GATE_MIN_SNR_DB && m[1] < GATE_TONAL_SHARE
+    m[0] >= GATE_MIN_SNR_DB && !(m[1] >= GATE_TONAL_SHARE && m[2] <= GATE_NEAR_ST)
 }
 
 /// The silence (ms) after which the semantic rule ends a turn whose end is complete with
