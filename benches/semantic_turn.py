@@ -27,9 +27,14 @@ Sets:
   frame's RMS is within 40 dB of the turn's loudest frame, gaps under 150 ms bridged. The
   semantic rule's model (``END_MODEL_*`` in rust/voxwire-core/src/vad/turn.rs) and its
   waits were fitted on ``tune`` only (``--fit`` prints the fit).
+- ``tune-noise``: the reliability gate's tuning noises: the 56 clean ``tune`` turns, each
+  mixed with two of 50/60 Hz hum (with harmonics), brown and pink noise at 0, 5, 10 and
+  20 dB SNR (generated, own seeds; 7 turns per condition). The gate's thresholds
+  (``GATE_*`` in turn.rs) were chosen on ``tune`` + ``tune-noise`` (``--gate`` prints the
+  search).
 
-Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune] [--fit]
-       [--json out] [--curve [docs/semantic_turn_curve.png]]
+Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune,tune-noise]
+       [--fit] [--gate] [--json out] [--curve [docs/semantic_turn_curve.png]]
 Needs: espeak-ng (apt), numpy; matplotlib for --curve.
 """
 
