@@ -27,9 +27,14 @@ Sets:
   frame's RMS is within 40 dB of the turn's loudest frame, gaps under 150 ms bridged. The
   semantic rule's model (``END_MODEL_*`` in rust/voxwire-core/src/vad/turn.rs) and its
   waits were fitted on ``tune`` only (``--fit`` prints the fit).
+- ``tune-noise``: the reliability gate's tuning noises: the 56 clean ``tune`` turns, each
+  mixed with two of 50/60 Hz hum (with harmonics), brown and pink noise at 0, 5, 10 and
+  20 dB SNR (generated, own seeds; 7 turns per condition). The gate's thresholds
+  (``GATE_*`` in turn.rs) were chosen on ``tune`` + ``tune-noise`` (``--gate`` prints the
+  search).
 
-Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune] [--fit]
-       [--json out] [--curve [docs/semantic_turn_curve.png]]
+Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune,tune-noise]
+       [--fit] [--gate] [--json out] [--curve [docs/semantic_turn_curve.png]]
 Needs: espeak-ng (apt), numpy; matplotlib for --curve.
 """
 
@@ -179,6 +184,55 @@ def noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64
     return w / np.sqrt(np.mean(w**2))
 
 
+#: The gate's tuning noises (``--sets tune-noise``): generated here, other kinds and
+#: instances than vad-dev's (60 Hz hum, white, pink, a recording), each at these SNRs.
+TUNING_NOISES = ["hum50", "hum60", "brown", "pink"]
+TUNING_SNRS = [0, 5, 10, 20]
+
+
+def tuning_noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Noise of unit RMS for the gate's tuning set: mains hum at 50 or 60 Hz (+-0.3 Hz)
+    with 8 harmonics of random level (-3 to -30 dB) and phase, slowly wandering in level;
+    brown (1/f^2) noise; pink noise (own seeds)."""
+    if kind.startswith("hum"):
+        f0 = float(kind[3:]) + rng.uniform(-0.3, 0.3)
+        t = np.arange(n) / RATE
+        x = np.zeros(n)
+        for k in range(1, 9):
+            amp = 1.0 if k == 1 else 10 ** (-rng.uniform(3, 30) / 20)
+            x += amp * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+        x *= 1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t)
+        x += 0.01 * rng.standard_normal(n)
+    elif kind == "brown":
+        x = np.cumsum(rng.standard_normal(n))
+        # Leaky: no drift over seconds (high-pass at about 20 Hz).
+        f = np.fft.rfft(x)
+        freqs = np.fft.rfftfreq(n, 1 / RATE)
+        f[freqs < 20] = 0
+        x = np.fft.irfft(f, n)
+    else:
+        x = noise(kind, n, rng)
+    return x / np.sqrt(np.mean(x**2))
+
+
+def noisy_turns(split: str) -> list[Turn]:
+    """The clean turns of a split, each mixed with two of the tuning noises (kinds x SNRs in
+    turn, each of the 16 conditions on 7 of the 56 clean turns of the tune split)."""
+    rng = np.random.default_rng(11 if split == "tune" else 12)
+    conds = [(k, snr) for k in TUNING_NOISES for snr in TUNING_SNRS]
+    out = []
+    clean = [t for t in espeak_turns(split) if t.condition == "clean"]
+    for i, t in enumerate(clean):
+        x = t.x.astype(np.float64)
+        lab = frame_labels(x)
+        p_speech = float(np.mean(x[: len(lab) * 160].reshape(-1, 160)[lab] ** 2))
+        for kind, snr in (conds[(2 * i) % 16], conds[(2 * i + 1 + 4 * (i // 8)) % 16]):
+            y = x + tuning_noise(kind, len(x), rng) * np.sqrt(p_speech / 10 ** (snr / 10))
+            y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
+            out.append(Turn(y16, t.end_ms, t.pauses, f"{kind}_{snr}dB", t.kind))
+    return out
+
+
 def espeak_turns(split: str) -> list[Turn]:
     """The turns of the tune or held-out split (deterministic)."""
     texts, voices = (
@@ -280,11 +334,13 @@ def evaluate(
         cut_turns = 0
         lat: list[float] = []
         by_kind: dict[str, list[float]] = {}
+        by_cond: dict[str, list[float]] = {}
         if turns is None:
-            for _, x, ends, pauses in vad_dev_streams(only):
+            for cond, x, ends, pauses in vad_dev_streams(only):
                 ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
                 stops = [e for e in ev if isinstance(e, SpeechStopped)]
                 c, ll, m = score_stream(stops, ends, pauses)
+                by_cond[cond] = [c, m, float(np.mean(ll))]
                 cuts += c
                 n_pauses += len(pauses)
                 lat += ll
@@ -299,7 +355,7 @@ def evaluate(
                     any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
                 )
                 early = [s for s in stops if s.audio_end_ms < t.end_ms - 150]
-                cuts += c
+                bc = by_cond.setdefault(t.condition, [0, 0, 0.0, 0])
                 cut_turns += bool(early)
                 n_pauses += len(t.pauses)
                 n_turns += 1
@@ -310,6 +366,11 @@ def evaluate(
                     merged += 1
                     lat.append(len(t.x) * 1000 / RATE - t.end_ms)
                 by_kind.setdefault(t.kind, []).append(lat[-1])
+                bc[0] += bool(early)
+                bc[1] += not final
+                bc[2] += lat[-1]
+                bc[3] += 1
+                cuts += c
         a = np.array(lat, dtype=np.float64)
         res[name] = {
             "turns": n_turns,
@@ -322,39 +383,44 @@ def evaluate(
         }
         for k, v in sorted(by_kind.items()):
             res[name][f"latency_mean_ms_{k}"] = float(np.mean(v))
+        # Per condition: turns cut early (vad-dev: pauses cut), ends merged, mean latency.
+        res[name]["by_condition"] = {  # type: ignore[assignment]
+            c: [*v[:2], v[2] / v[3]] if len(v) == 4 else v for c, v in by_cond.items()
+        }
     return res
 
 
 # -- fitting (tune split only) ----------------------------------------------------------
 
 
-def onsets(t: Turn) -> list[tuple[int, int, list[float], float]]:
+def onsets(t: Turn) -> list[tuple[int, int, list[float], float, list[float]]]:
     """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features,
-    the model's probability), with the turn held open (a "not complete" hint, at eagerness
-    low) so that every pause is seen. A pause judged complete even against the hint still
-    ends the turn (1 of the 604 on the tuning split); what follows is judged on the history
-    after it, as the rule itself would."""
+    the model's probability, the gate's measures), with the turn held open (a "not
+    complete" hint, at eagerness low) so that every pause is seen. A pause judged complete
+    even against the hint still ends the turn (1 of the 604 on the tuning split); what
+    follows is judged on the history after it, as the rule itself would."""
     td = voxwire.TurnDetector(turn=voxwire.TurnConfig(end_mode="semantic", eagerness="low"))
-    out: list[tuple[int, int, list[float], float]] = []
-    cur: tuple[int, list[float], float] | None = None
+    out: list[tuple[int, int, list[float], float, list[float]]] = []
+    cur: tuple[int, list[float], float, list[float]] | None = None
     for i in range(0, len(t.x), 160):
         td.push(t.x[i : i + 160])
         est = td.end_estimate
         if est is not None and (cur is None or cur[0] != est[0]):
             if cur is not None:
-                out.append((cur[0], -1, cur[1], cur[2]))
+                out.append((cur[0], -1, cur[1], cur[2], cur[3]))
             feats = td.end_features
-            assert feats is not None
+            gate = td.end_gate
+            assert feats is not None and gate is not None
             td.set_text_hint(None)
             plain = td.end_estimate
             assert plain is not None
-            cur = (est[0], [v for _, v in feats], plain[1])
+            cur = (est[0], [v for _, v in feats], plain[1], [v for _, v in gate[1]])
         elif est is None and cur is not None:
-            out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2]))
+            out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2], cur[3]))
             cur = None
         td.set_text_hint(False)
     if cur is not None:
-        out.append((cur[0], 10**6, cur[1], cur[2]))
+        out.append((cur[0], 10**6, cur[1], cur[2], cur[3]))
     return out
 
 
@@ -398,6 +464,9 @@ class Judged:
     features: npt.NDArray[np.float64]
     #: The model's probability (turn.rs's weights, no hint).
     p: npt.NDArray[np.float64]
+    #: The gate's measures (turn.rs ``GATE_NAMES``) and each pause's turn's condition.
+    gate: npt.NDArray[np.float64]
+    condition: npt.NDArray[np.str_]
 
     def simulate(self, wait: npt.NDArray[np.float64]) -> tuple[int, float, float]:
         """Turns cut early, mean and p95 latency if each pause waited `wait` (ms): a turn is
@@ -413,8 +482,10 @@ def judged(turns: list[Turn]) -> Judged:
     rows = []
     for k, t in enumerate(turns):
         ons = onsets(t)
-        for i, (at, g, f, p) in enumerate(ons):
-            rows.append((k, i == len(ons) - 1, at, g if g >= 0 else 10**6, f, t.end_ms, p))
+        for i, (at, g, f, p, m) in enumerate(ons):
+            rows.append(
+                (k, i == len(ons) - 1, at, g if g >= 0 else 10**6, f, t.end_ms, p, m, t.condition)
+            )
     e = np.array([r[2] for r in rows], dtype=np.float64)
     end = np.array([r[5] for r in rows], dtype=np.float64)
     fin = np.array([r[1] for r in rows])
@@ -427,6 +498,8 @@ def judged(turns: list[Turn]) -> Judged:
         turn_end_ms=end,
         features=np.array([r[4] for r in rows], dtype=np.float64),
         p=np.array([r[6] for r in rows], dtype=np.float64),
+        gate=np.array([r[7] for r in rows], dtype=np.float64),
+        condition=np.array([r[8] for r in rows]),
     )
 
 
@@ -491,6 +564,86 @@ def fit(turns: list[Turn]) -> None:
         )
 
 
+#: The gate's thresholds searched: the turn's SNR (dB), the share of pitched non-speech
+#: frames that makes the noise tonal, and how near (semitones) the end's pitch must be to
+#: the noise's to be distrusted (6: any pitch, as octaves are folded).
+GATE_GRID = [
+    (float(snr), share, near)
+    for snr in range(0, 46, 2)
+    for share in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)
+    for near in (0.5, 1.0, 1.5, 2.0, 3.0, 6.0)
+]
+#: How much later than server_vad 500 ms high may end turns on average in a tuning
+#: condition (7 turns each: one turn judged unfinished adds up to 270 ms to the mean).
+HIGH_LATENCY_SLACK_MS = 100
+#: server_vad's wait (ms) that a turn whose gate does not pass gets (the session default).
+SERVER_WAIT_MS = 500
+
+
+def gate_passes(
+    g: npt.NDArray[np.float64], snr: float, share: float, near: float
+) -> npt.NDArray[np.bool_]:
+    """turn.rs ``gate_passes`` with these thresholds, per judged pause."""
+    return (g[:, 0] >= snr) & ~((g[:, 1] >= share) & (g[:, 2] <= near))
+
+
+def gate_fit(j: Judged) -> None:
+    """Chooses the gate's thresholds on the tune split and its tuning noises (``tune`` +
+    ``tune-noise``): of the thresholds with which no eagerness cuts more turns than
+    server_vad 500 ms in any condition (simulated from the judged pauses), those that cut
+    the fewest turns at high over all conditions, then the lowest mean latency at high.
+    Prints them and each condition's figures."""
+    conds = sorted(set(j.condition.tolist()))
+    per_turn_cond = {int(k): c for k, c in zip(j.turn, j.condition, strict=True)}
+    tc = np.array([per_turn_cond.get(k, "") for k in range(j.turn.max() + 1)])
+
+    def sim(wait: npt.NDArray[np.float64]) -> dict[str, tuple[int, float]]:
+        cut = np.zeros(j.turn.max() + 1, bool)
+        cut[j.turn[j.inner & (wait <= j.silence_ms - 10)]] = True
+        lat = j.audio_end_ms + wait - j.turn_end_ms
+        return {
+            c: (int(cut[tc == c].sum()), float(lat[j.final & (j.condition == c)].mean()))
+            for c in conds
+        }
+
+    server = sim(np.full(len(j.p), float(SERVER_WAIT_MS)))
+    waits = {e: wait_ms(j.p, *w) for e, w in WAITS.items()}
+    best: tuple[tuple[int, float], tuple[float, float, float]] | None = None
+    for snr, share, near in GATE_GRID:
+        ok = gate_passes(j.gate, snr, share, near)
+        fine = True
+        total = 0
+        lat_high = 0.0
+        for e, w in waits.items():
+            r = sim(np.where(ok, w, SERVER_WAIT_MS))
+            if any(r[c][0] > server[c][0] for c in conds) or (
+                e == "high" and any(r[c][1] > server[c][1] + HIGH_LATENCY_SLACK_MS for c in conds)
+            ):
+                fine = False
+                break
+            if e == "high":
+                total = sum(v[0] for v in r.values())
+                lat_high = float(np.mean([v[1] for v in r.values()]))
+        if fine and (best is None or (total, lat_high) < best[0]):
+            best = ((total, lat_high), (snr, share, near))
+    assert best is not None
+    snr, share, near = best[1]
+    print(f"gate: snr >= {snr} dB, tonal share {share}, near {near} st: high cuts {best[0][0]}")
+    ok = gate_passes(j.gate, snr, share, near)
+    print("| condition | passed | server_vad 500 | high | medium | low |")
+    print("|---|---|---|---|---|---|")
+    r = {e: sim(np.where(ok, w, SERVER_WAIT_MS)) for e, w in waits.items()}
+    for c in conds:
+        m = j.condition == c
+        print(
+            f"| {c} | {ok[m].mean():.2f} | {server[c][0]} / {server[c][1]:.0f} | "
+            + " | ".join(f"{r[e][c][0]} / {r[e][c][1]:.0f}" for e in ("high", "medium", "low"))
+            + " |"
+        )
+
+
+#: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, GATE_NEAR_ST.
+GATE = (20.0, 0.2, 2.0)
 #: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
 WAITS = {
     "high": (100, 2000, 0.5, 0.5),
@@ -517,13 +670,18 @@ def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
             lat.append(final[0].emitted_at_ms - t.end_ms if final else len(t.x) / 16 - t.end_ms)
         out["server_vad"].append([s, cut, float(np.mean(lat))])
     j = judged(turns)
+    ok = gate_passes(j.gate, *GATE)
     for e, (c, mx, sure, shape) in WAITS.items():
         out[e] = []
         for f in SCALES:
-            w = wait_ms(j.p, c, mx, sure, shape) * f
+            w = np.where(ok, wait_ms(j.p, c, mx, sure, shape) * f, SERVER_WAIT_MS)
             cut, mean, _ = j.simulate(np.maximum(np.ceil(w / 10) * 10, 10))
             out[e].append([f, cut, mean])
     return out
+
+
+#: Turns per espeak-ng set, for the plot's titles.
+TURNS_PER_SET = {"tune": 168, "held-out": 168, "tune-noise": 112}
 
 
 def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
@@ -544,11 +702,13 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], path: str) -> None:
             ax.plot(a[:, 2], a[:, 1], style, label=f"semantic {e}, waits x 0.25-3 (simulated)")
             one = a[a[:, 0] == 1.0][0]
             ax.plot(one[2], one[1], "r*", ms=12)
-        ax.set_title(f"{split} (168 turns); *: each eagerness as shipped")
+        ax.set_title(
+            f"{split} ({TURNS_PER_SET.get(split, 168)} turns); *: each eagerness as shipped"
+        )
         ax.set_xlabel("mean end-of-turn latency (ms)")
         ax.set_xlim(0, 2000)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("turns cut early (of 168)")
+    np.atleast_1d(axes)[0].set_ylabel("turns cut early")
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -586,11 +746,33 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def condition_table(res: dict[str, dict[str, float]], unit: str) -> str:
+    """Per condition: each configuration's `unit` cut early / ends merged / mean latency."""
+    cfgs = list(res)
+    by = {c: res[c]["by_condition"] for c in cfgs}
+    conds = list(by[cfgs[0]])  # type: ignore[call-overload]
+    lines = [
+        f"| condition ({unit} cut / merged / mean ms) | " + " | ".join(cfgs) + " |",
+        "|---" * (len(cfgs) + 1) + "|",
+    ]
+    for cond in conds:
+        cells = [by[c][cond] for c in cfgs]  # type: ignore[index]
+        lines.append(
+            f"| {cond} | " + " | ".join(f"{v[0]} / {v[1]} / {v[2]:.0f}" for v in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Runs the sets asked for; prints markdown tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="vad-dev,held-out")
     ap.add_argument("--fit", action="store_true", help="fit the model on the tune split")
+    ap.add_argument(
+        "--gate",
+        action="store_true",
+        help="choose the reliability gate's thresholds on tune + tune-noise",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--curve",
@@ -603,13 +785,23 @@ def main() -> None:
     if a.fit:
         fit(espeak_turns("tune"))
         return
+    if a.gate:
+        gate_fit(judged(espeak_turns("tune") + noisy_turns("tune")))
+        return
     out: dict[str, object] = {}
     curves: dict[str, dict[str, list[list[float]]]] = {}
     for s in a.sets.split(","):
-        turns = None if s.startswith("vad-dev") else espeak_turns(s)
+        turns = (
+            None
+            if s.startswith("vad-dev")
+            else noisy_turns("tune")
+            if s == "tune-noise"
+            else espeak_turns(s)
+        )
         res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
         out[s] = res
         print(table(s, res) + "\n")
+        print(condition_table(res, "pauses" if turns is None else "turns") + "\n")
         if a.curve and turns is not None:
             curves[s] = tradeoff(turns)
     if curves:

@@ -10,6 +10,7 @@ from voxwire.types import AudioFormat, Eagerness, Encoding, EndMode, Quality, Va
 
 __all__ = [
     "END_FEATURE_NAMES",
+    "END_GATE_NAMES",
     "Framer",
     "InputPipeline",
     "JitterBuffer",
@@ -37,6 +38,8 @@ __all__ = [
 __version__: str
 #: Names of the semantic end rule's features (``TurnDetector.end_features``), in order.
 END_FEATURE_NAMES: list[str]
+#: Names of the semantic rule's reliability gate measures (``TurnDetector.end_gate``).
+END_GATE_NAMES: list[str]
 
 # What the functions read: any buffer (bytes, bytearray, memoryview, mmap, array.array) or a
 # numpy array (numpy's own stubs do not declare ndarray a Buffer). Unaligned int16/float32
@@ -470,6 +473,13 @@ class TurnDetector:
     @property
     def end_features(self) -> list[tuple[str, float]] | None:
         """Semantic mode: the features judged at the last pause, by name."""
+
+    @property
+    def end_gate(self) -> tuple[bool, list[tuple[str, float]]] | None:
+        """Semantic mode: the reliability gate at the last pause, ``(passed, measures)``.
+
+        Not passed: the turn waited ``silence_duration_ms``, as with server_vad.
+        """
 
     def last_utterance(self) -> npt.NDArray[np.int16]:
         """The audio of the last finished turn."""

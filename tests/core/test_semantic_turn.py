@@ -283,3 +283,60 @@ def test_the_session_ends_semantic_vad_turns_by_prosody() -> None:
             out += [json.loads(m)["type"] for m in s.messages_to_send()]
         counts[kind] = out.count("input_audio_buffer.speech_stopped")
     assert counts == {"server_vad": 2, "semantic_vad": 1}
+
+
+def in_noise(
+    kind: str, snr_db: float, silence_ms: int = 500, hum_hz: float = 60.0
+) -> tuple[int, voxwire.TurnDetector]:
+    """A 1.5 s falling utterance (judged complete in quiet; its end at about 93 Hz) after 1 s
+    of `kind` noise ("hum": `hum_hz` and 5 harmonics; "white") at `snr_db` under the voice's
+    RMS, 4 s of it after; the wait of its one SpeechStopped at high, and the detector."""
+    rng = np.random.default_rng(7)
+    v = np.concatenate([np.zeros(RATE), utterance("fall"), np.zeros(4 * RATE)])
+    t = np.arange(len(v)) / RATE
+    if kind == "hum":
+        n = sum(np.sin(2 * np.pi * hum_hz * k * t + k) / k for k in range(1, 7))
+    else:
+        n = rng.standard_normal(len(v))
+    rms_v = np.sqrt(np.mean(utterance("fall") ** 2))
+    x = v + n / np.sqrt(np.mean(n**2)) * rms_v * 10 ** (-snr_db / 20)
+    td = voxwire.TurnDetector(
+        engine="spectral",
+        turn=voxwire.TurnConfig(
+            end_mode="semantic", eagerness="high", silence_duration_ms=silence_ms
+        ),
+    )
+    s = stops(td.push(np.clip(x, -32768, 32767).astype(np.int16)))
+    assert len(s) == 1
+    return s[0].emitted_at_ms - s[0].audio_end_ms, td
+
+
+def test_the_gate_falls_back_to_server_vads_wait_in_tonal_or_loud_noise() -> None:
+    """The falling end passes the reliability gate in quiet and under a 60 Hz hum 25 dB
+    down (the end's pitch, about 93 Hz, is the voice's) and ends after high's 100 ms. Under
+    a tone at the end's own pitch or its octave (the tracker cannot tell them apart), and in
+    hum or white noise 10-15 dB under the voice (too near the noise floor), the judgement is
+    not trusted and the turn ends after silence_duration_ms, as with server_vad."""
+    names = list(voxwire._voxwire.END_GATE_NAMES)
+    assert names == ["snr_db", "noise_pitched_share", "pitch_to_noise_st"]
+    for kind, snr in (("white", 40), ("hum", 25)):
+        wait, td = in_noise(kind, snr)
+        gate = td.end_gate
+        assert gate is not None and gate[0] and dict(gate[1])["snr_db"] >= 20, gate
+        assert abs(wait - 100) <= 10, (kind, wait)
+    for kind, snr, silence, hz in (
+        ("hum", 25, 500, 93.0),
+        ("hum", 25, 700, 186.0),
+        ("hum", 10, 700, 60.0),
+        ("white", 15, 500, 0.0),
+    ):
+        wait, td = in_noise(kind, snr, silence, hz)
+        gate = td.end_gate
+        assert gate is not None and not gate[0], (kind, snr, hz, gate)
+        m = dict(gate[1])
+        if snr >= 20:
+            assert m["noise_pitched_share"] >= 0.5 and m["pitch_to_noise_st"] <= 1, m
+        else:
+            assert m["snr_db"] < 20, m
+        assert abs(wait - silence) <= 10, (kind, snr, wait)
+    assert voxwire.TurnDetector(engine="spectral").end_gate is None

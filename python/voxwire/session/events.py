@@ -71,7 +71,8 @@ class TurnDetection:
     """Turn detection settings: OpenAI ``server_vad`` or ``semantic_vad``.
 
     ``type`` ``semantic_vad`` ends a turn by the semantic rule at ``eagerness``
-    (``silence_duration_ms`` is then not used; docs/design/turns.md).
+    (``silence_duration_ms`` then serves only when the noise makes the rule's judgement
+    untrustworthy, as server_vad's wait; docs/design/turns.md).
     """
 
     threshold: float = 0.5

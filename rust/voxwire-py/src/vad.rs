@@ -7,7 +7,7 @@ use crate::turn_config::TurnConfig;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use voxwire_core::vad::prosody;
-use voxwire_core::vad::turn::{Eagerness, EndMode};
+use voxwire_core::vad::turn::{self, Eagerness, EndMode};
 use voxwire_core::vad::webrtc;
 
 pyo3::import_exception!(voxwire.errors, WebRtcVadError);
@@ -328,9 +328,11 @@ impl SpeechStopped {
 /// final level, the VAD's probability) and an optional text hint (``set_text_hint``), then
 /// waiting a short silence if it looks complete and longer, up to a maximum, if not;
 /// ``eagerness`` ("low", "medium", "high", "auto" = medium) sets the waits (complete /
-/// maximum: low 300 ms / 8 s, medium 200 ms / 4 s, high 100 ms / 2 s) and
-/// ``silence_duration_ms`` is not used. The default, ``"silence"``, is server_vad's fixed
-/// silence.
+/// maximum: low 120 ms / 4 s, medium 100 ms / 2 s, high 100 ms / 2 s).
+/// ``silence_duration_ms`` is used only when the reliability gate (``end_gate``) does not
+/// trust the judgement (noise within 20 dB of the turn, or pitched noise such as mains
+/// hum): the turn then ends as with server_vad. The default, ``"silence"``, is server_vad's
+/// fixed silence.
 ///
 /// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
 /// the turn parameters as for :class:`TurnConfig`.
@@ -390,6 +392,17 @@ impl TurnDetector {
         self.inner
             .end_features()
             .map(|f| prosody::FEATURE_NAMES.iter().copied().zip(f).collect())
+    }
+
+    /// With ``end_mode="semantic"``: the reliability gate at the last pause in a turn,
+    /// ``(passed, [(name, value), ...])`` (see ``voxwire._voxwire.END_GATE_NAMES``): when it
+    /// did not pass, the turn waited ``silence_duration_ms`` as with server_vad. ``None`` in
+    /// silence mode.
+    #[getter]
+    fn end_gate(&self) -> Option<(bool, Vec<(&'static str, f32)>)> {
+        self.inner
+            .end_gate()
+            .map(|(ok, m)| (ok, turn::GATE_NAMES.iter().copied().zip(m).collect()))
     }
 
     /// Pushes audio (int16 array or PCM16 bytes, any length); returns the events it causes.
@@ -471,5 +484,6 @@ pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpeechStarted>()?;
     m.add_class::<SpeechStopped>()?;
     m.add("END_FEATURE_NAMES", prosody::FEATURE_NAMES.to_vec())?;
+    m.add("END_GATE_NAMES", turn::GATE_NAMES.to_vec())?;
     m.add_class::<TurnDetector>()
 }

@@ -283,6 +283,30 @@ impl History {
         ((s / self.frame_s).round() as usize).clamp(1, HIST)
     }
 
+    /// The pitch of the voice's end in semitones above 100 Hz: the median of the last five
+    /// pitched frames of the last 300 ms up to the last pitched frame (None: none pitched).
+    pub fn final_st(&self) -> Option<f32> {
+        let mut tail = [0f32; 5];
+        let mut nt = 0usize;
+        for (_, r) in self.last(self.voice_end(), self.frames(0.3)) {
+            if !r.st.is_nan() {
+                tail[nt % 5] = r.st;
+                nt += 1;
+            }
+        }
+        (nt > 0).then(|| {
+            let k = nt.min(5);
+            let v = &mut tail[..k];
+            v.sort_by(f32::total_cmp);
+            v[k / 2]
+        })
+    }
+
+    /// The turn's loudest frame, dBFS.
+    pub fn peak_db(&self) -> f32 {
+        self.peak_db
+    }
+
     /// The features of the turn's end: of the frames recorded so far up to the last pitched
     /// one (the turn's length: all of them).
     pub fn features(&self) -> Features {
@@ -368,6 +392,94 @@ impl History {
     }
 }
 
+/// Frames of non-speech kept for the noise's level and pitch (at 10 ms, the last 640 ms).
+const NOISE_HIST: usize = 64;
+
+/// What the semantic rule knows of the noise: the level and pitch of the last non-speech
+/// frames (before the turn and in its pauses), from which [`NoiseHistory::floor`] and
+/// [`NoiseHistory::tone`] are taken when a pause is judged.
+#[derive(Debug, Clone)]
+pub struct NoiseHistory {
+    db: [f32; NOISE_HIST],
+    /// Pitch in semitones above 100 Hz, NaN when unpitched.
+    st: [f32; NOISE_HIST],
+    count: u64,
+}
+
+impl Default for NoiseHistory {
+    fn default() -> Self {
+        Self {
+            db: [0.0; NOISE_HIST],
+            st: [f32::NAN; NOISE_HIST],
+            count: 0,
+        }
+    }
+}
+
+impl NoiseHistory {
+    /// Records a non-speech frame: its level (dBFS) and pitch (Hz, if any).
+    pub fn record(&mut self, db: f32, f0: Option<f32>) {
+        let i = (self.count % NOISE_HIST as u64) as usize;
+        self.db[i] = db;
+        self.st[i] = f0.map_or(f32::NAN, |f| 12.0 * (f / 100.0).log2());
+        self.count += 1;
+    }
+
+    /// Frames held.
+    pub fn len(&self) -> usize {
+        self.count.min(NOISE_HIST as u64) as usize
+    }
+
+    /// Whether no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The noise floor: the lower quartile of the held frames' levels, dBFS (-120 when
+    /// none is held).
+    pub fn floor(&self) -> f32 {
+        let n = self.len();
+        if n == 0 {
+            return -120.0;
+        }
+        let mut v = self.db;
+        let v = &mut v[..n];
+        v.sort_by(f32::total_cmp);
+        v[n / 4]
+    }
+
+    /// Of the held frames at the noise floor (within [`NOISE_BAND_DB`] of
+    /// [`NoiseHistory::floor`]: the noise itself, not a faint voice in a pause), the share
+    /// that is pitched, and the median of their pitch in semitones above 100 Hz (NaN when
+    /// none is).
+    pub fn tone(&self) -> (f32, f32) {
+        let n = self.len();
+        let top = self.floor() + NOISE_BAND_DB;
+        let mut v = [0f32; NOISE_HIST];
+        let (mut k, mut m) = (0, 0);
+        for (&st, &db) in self.st[..n].iter().zip(&self.db[..n]) {
+            if db > top {
+                continue;
+            }
+            m += 1;
+            if !st.is_nan() {
+                v[k] = st;
+                k += 1;
+            }
+        }
+        if k == 0 {
+            return (0.0, f32::NAN);
+        }
+        let v = &mut v[..k];
+        v.sort_by(f32::total_cmp);
+        (k as f32 / m as f32, v[k / 2])
+    }
+}
+
+/// How far above the noise floor a non-speech frame may be and still count as the noise
+/// (stationary noise varies by 1-2 dB from one 10 ms frame to the next).
+const NOISE_BAND_DB: f32 = 6.0;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +545,36 @@ mod tests {
         }
         let f = h.features();
         assert!(f[0].abs() < 0.5 && f[1].abs() < 0.5, "{f:?}");
+    }
+
+    #[test]
+    fn noise_history_floor_and_tone() {
+        let mut n = NoiseHistory::default();
+        assert!(n.is_empty());
+        assert_eq!(n.floor(), -120.0);
+        assert_eq!(n.tone().0, 0.0);
+        // 100 frames: the oldest 36 forgotten; of the 64 kept, 16 at -58 dB pitched at
+        // 120 Hz, 48 at -60 dB unpitched.
+        for i in 0..100 {
+            if i % 4 == 0 {
+                n.record(-58.0, Some(120.0));
+            } else {
+                n.record(-60.0, None);
+            }
+        }
+        assert_eq!(n.len(), 64);
+        assert_eq!(n.floor(), -60.0);
+        let (share, st) = n.tone();
+        assert!((share - 0.25).abs() < 1e-6, "{share}");
+        assert!((st - 12.0 * 1.2f32.log2()).abs() < 1e-4, "{st}");
+        // A faint voice 20 dB over the floor (in a pause) is not the noise's pitch.
+        for i in 0..64 {
+            if i % 4 == 0 {
+                n.record(-40.0, Some(120.0));
+            } else {
+                n.record(-60.0, None);
+            }
+        }
+        assert_eq!(n.tone().0, 0.0);
     }
 }

@@ -6,7 +6,7 @@
 //! `stop_secs` = silence duration, `min_volume`). Decisions use the VAD's per-frame
 //! probability, not its hangover, so event times are as sharp as the frames.
 
-use super::prosody::{Features, History, PitchTracker};
+use super::prosody::{Features, History, NoiseHistory, PitchTracker};
 use super::Vad;
 use crate::error::{Error, Result};
 
@@ -106,6 +106,35 @@ pub const END_MODEL_WEIGHTS: Features = [-0.0021, -0.3534, -0.0078, 0.0313, 1.73
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
+/// The reliability gate: the semantic judgement is used only when the turn stands at
+/// least this many dB above the noise (its loudest frame against the lower quartile of the
+/// levels of the last 64 non-speech frames, before the turn and in its pauses) ...
+pub const GATE_MIN_SNR_DB: f32 = 20.0;
+/// ... and the noise is not tonal where the voice ends: the judgement is distrusted when at
+/// least this share of the non-speech frames at the noise floor are pitched and the pitch
+/// at the voice's end lies within [`GATE_NEAR_ST`] of the noise's (mains hum, brown noise,
+/// a fan: the pitch tracker follows the noise, and the end's pitch and probability mislead
+/// the model). Otherwise the turn ends as with `server_vad`, after `silence_duration_ms` (a
+/// text hint, if any, still judges alone). The three thresholds were chosen on the tuning
+/// split and its tuning noises (`benches/semantic_turn.py --gate`): of the thresholds with
+/// which no eagerness cuts more turns than server_vad 500 ms in any tuning condition and
+/// high ends turns no more than 100 ms later on average, those that cut the fewest turns
+/// at high.
+pub const GATE_TONAL_SHARE: f32 = 0.2;
+/// See [`GATE_TONAL_SHARE`]: semitones, octaves folded.
+pub const GATE_NEAR_ST: f32 = 2.0;
+/// Names of [`TurnDetector::end_gate`]'s measures, in order: the turn's SNR (dB), the share
+/// of pitched frames among the non-speech frames at the noise floor, and how far
+/// (semitones, octaves folded, 6 when either is unpitched) the pitch at the voice's end
+/// lies from the noise's median pitch.
+pub const GATE_NAMES: [&str; 3] = ["snr_db", "noise_pitched_share", "pitch_to_noise_st"];
+
+/// Whether the gate's measures at a pause (see [`GATE_NAMES`]) let the semantic judgement
+/// decide.
+pub fn gate_passes(m: &[f32; 3]) -> bool {
+    m[0] >= GATE_MIN_SNR_DB && !(m[1] >= GATE_TONAL_SHARE && m[2] <= GATE_NEAR_ST)
+}
+
 /// The silence (ms) after which the semantic rule ends a turn whose end is complete with
 /// probability `p`, at `eagerness`.
 pub fn semantic_wait_ms(eagerness: Eagerness, p: f32) -> u32 {
@@ -123,7 +152,8 @@ pub enum EndMode {
     Silence,
     /// After a silence, judge whether the utterance is complete from its end's prosody
     /// (pitch and level contour, the VAD's probability) and an optional text hint, and
-    /// wait accordingly (OpenAI `semantic_vad`); `silence_duration_ms` is not used.
+    /// wait accordingly (OpenAI `semantic_vad`). `silence_duration_ms` is used only when the
+    /// judgement is not trusted (the reliability gate: [`GATE_MIN_SNR_DB`]).
     Semantic(Eagerness),
 }
 
@@ -317,6 +347,13 @@ struct Semantic {
     wait: u64,
     /// The text hint for the words so far (None: no hint).
     hint: Option<bool>,
+    /// The non-speech frames heard (level, pitch).
+    noise: NoiseHistory,
+    /// At the start of the current silence: the gate's measures and whether they passed.
+    gate: [f32; 3],
+    trusted: bool,
+    /// server_vad's wait, ms (`silence_duration_ms`), used when the gate does not pass.
+    silence_ms: u32,
 }
 
 impl TurnDetector {
@@ -367,6 +404,10 @@ impl TurnDetector {
                     wait_ms: 0,
                     wait: u64::MAX,
                     hint: None,
+                    noise: NoiseHistory::default(),
+                    gate: [0.0; 3],
+                    trusted: true,
+                    silence_ms: cfg.silence_duration_ms,
                 })),
             },
         })
@@ -384,7 +425,14 @@ impl TurnDetector {
             };
             let z = s.logit + hint;
             s.p = 1.0 / (1.0 + (-z).exp());
-            s.wait_ms = semantic_wait_ms(s.eagerness, s.p);
+            s.wait_ms = if s.trusted {
+                semantic_wait_ms(s.eagerness, s.p)
+            } else if hint != 0.0 {
+                // The audio's judgement is not trusted; the text hint judges alone.
+                semantic_wait_ms(s.eagerness, 1.0 / (1.0 + (-hint).exp()))
+            } else {
+                s.silence_ms
+            };
             s.wait = (s.wait_ms as u64 * rate).div_ceil(1000 * frame).max(1);
         }
     }
@@ -395,6 +443,16 @@ impl TurnDetector {
             let db = super::energy::EnergyVad::level_db(f);
             let f0 = if voiced { s.pitch.pitch() } else { None };
             s.hist.record(db, f0, p);
+        }
+    }
+
+    /// Records a non-speech frame (before a turn or in its pauses) for the semantic rule's
+    /// picture of the noise.
+    fn record_noise(&mut self, f: &[i16]) {
+        if let Some(s) = &mut self.semantic {
+            let db = super::energy::EnergyVad::level_db(f);
+            let f0 = s.pitch.pitch();
+            s.noise.record(db, f0);
         }
     }
 
@@ -421,6 +479,13 @@ impl TurnDetector {
     /// (see [`super::prosody::FEATURE_NAMES`]); None in silence mode.
     pub fn end_features(&self) -> Option<Features> {
         self.semantic.as_ref().map(|s| s.features)
+    }
+
+    /// The reliability gate at the start of the last silence in a turn: whether it passed
+    /// (the semantic judgement was used) and its measures (see [`GATE_NAMES`]); None in
+    /// silence mode.
+    pub fn end_gate(&self) -> Option<(bool, [f32; 3])> {
+        self.semantic.as_ref().map(|s| (s.trusted, s.gate))
     }
 
     fn ms(&self, frames: u64) -> u64 {
@@ -513,6 +578,7 @@ impl TurnDetector {
                         self.state = State::Quiet;
                     }
                     self.ring_push(f);
+                    self.record_noise(f);
                 }
             }
             State::Speaking => {
@@ -544,9 +610,20 @@ impl TurnDetector {
                                     .zip(&s.features)
                                     .map(|(w, x)| w * x)
                                     .sum::<f32>();
+                            let (share, tone) = s.noise.tone();
+                            let near = match s.hist.final_st() {
+                                Some(st) if !tone.is_nan() => {
+                                    let d = (st - tone).rem_euclid(12.0);
+                                    d.min(12.0 - d)
+                                }
+                                _ => 6.0,
+                            };
+                            s.gate = [s.hist.peak_db() - s.noise.floor(), share, near];
+                            s.trusted = gate_passes(&s.gate);
                         }
                         self.judge();
                     }
+                    self.record_noise(f);
                     let wait = match &self.semantic {
                         None => self.frames_for(self.cfg.silence_duration_ms),
                         Some(s) => s.wait,
