@@ -113,9 +113,19 @@ def traffic(rng: np.random.Generator, n: int) -> Signal:
     return np.asarray(rumble * swell)
 
 
-def noises(seconds: float, seed: int = 3000) -> dict[str, Signal]:
-    """Each noise kind, `seconds` long, at its RMS level (-38 to -30 dBFS)."""
+#: Per split: the seeds of the noises, the speech and the floor. "eval" is the set the tables
+#: report; "tune" (other noise instances, and the tuning split's voices and babble languages)
+#: is the one turn-start parameters may be chosen on (benches/turn_start_sweep.py).
+SEEDS = {"eval": (3000, 4000, 5), "tune": (3100, 4100, 6)}
+
+
+def noises(
+    seconds: float, split: str = "eval", *, seed: int | None = None, skip: tuple[str, ...] = ()
+) -> dict[str, Signal]:
+    """Each noise kind, `seconds` long, at its RMS level (-38 to -30 dBFS); `seed` (default:
+    the split's) picks the instances; the kinds in `skip` are left out."""
     n = int(seconds * RATE)
+    seed = SEEDS[split][0] if seed is None else seed
     makers: dict[str, Callable[[np.random.Generator, int], Signal]] = {
         "typing": typing,
         "fan on/off": fan,
@@ -123,10 +133,12 @@ def noises(seconds: float, seed: int = 3000) -> dict[str, Signal]:
         "mains hum": hum,
         "door knocks": knocks,
         "traffic": traffic,
-        "babble": lambda r, m: babble(r, SPLITS["eval"], m),
+        "babble": lambda r, m: babble(r, SPLITS[split], m),
     }
     out = {}
     for i, (name, make) in enumerate(makers.items()):
+        if name in skip:
+            continue
         rng = np.random.default_rng(seed + i)
         x = make(rng, n)
         level = rng.uniform(-38, -30)
@@ -202,10 +214,10 @@ def pipecat_turns(min_volume: float | None) -> Detector | None:
     return Detector(make)
 
 
-def speech(seconds_noise: dict[str, Signal]) -> tuple[Signal, list[int]]:
-    """40 utterances after pauses of 1-3 s, and their onsets (ms)."""
-    spec = SPLITS["eval"]
-    rng = np.random.default_rng(4000)
+def speech(split: str = "eval") -> tuple[Signal, list[int]]:
+    """40 utterances after pauses of 1-3 s in the split's voices, and their onsets (ms)."""
+    spec = SPLITS[split]
+    rng = np.random.default_rng(SEEDS[split][1])
     langs, variants = spec["langs"], spec["variants"]
     assert isinstance(langs, list) and isinstance(variants, list)
     parts: list[Signal] = []
@@ -222,41 +234,70 @@ def speech(seconds_noise: dict[str, Signal]) -> tuple[Signal, list[int]]:
     return np.concatenate(parts), onsets
 
 
-def found(starts: list[int], onsets: list[int]) -> int:
-    """Onsets with a turn start within [onset, onset + 1000 ms]."""
-    s = np.array(starts)
-    return sum(int(np.any((s >= o) & (s <= o + 1000))) for o in onsets)
+def found(starts: list[int], onsets: list[int]) -> tuple[int, list[int]]:
+    """Onsets with a turn start within [onset, onset + 1000 ms], and for each of them the
+    delay (ms) from the onset to the first such start's emission."""
+    s = np.array(starts, dtype=np.int64)
+    delays = []
+    for o in onsets:
+        hit = s[(s >= o) & (s <= o + 1000)]
+        if len(hit):
+            delays.append(int(hit[0]) - o)
+    return len(delays), delays
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0, help="length of each noise")
-    ap.add_argument("--markdown", action="store_true")
-    a = ap.parse_args()
-    cache = CACHE / f"turn_noise-{a.seconds:g}s-v1.npz"
+def load(split: str, seconds: float) -> tuple[dict[str, Signal], Signal, list[int], Signal]:
+    """The split's noises, its speech with the onsets (ms), and the -65 dBFS floor under the
+    speech (cached under .simcache/)."""
+    tag = "" if split == "eval" else f"-{split}"
+    cache = CACHE / f"turn_noise{tag}-{seconds:g}s-v1.npz"
     if cache.exists():
         z = np.load(cache)
         noise = {k[2:]: z[k] for k in z.files if k.startswith("n:")}
         x, onsets = z["speech"], [int(o) for o in z["onsets"]]
     else:
-        noise = noises(a.seconds)
-        x, onsets = speech(noise)
+        noise = noises(seconds, split)
+        x, onsets = speech(split)
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache, speech=x, onsets=np.array(onsets), **{f"n:{k}": v for k, v in noise.items()}
         )
+    rng = np.random.default_rng(SEEDS[split][2])
+    floor = rng.standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
+    return noise, x, onsets, floor
+
+
+#: Rows of the table besides each engine with its defaults: label and TurnDetector keywords.
+EXTRA: dict[str, dict[str, float]] = {
+    # The default before the turn-start rule was tuned: any 10 ms frame at 0.5 starts a turn.
+    "voxwire TurnDetector('silero', start_secs=0, vad_reset_ms=0) (old default)": {
+        "start_secs": 0.0,
+        "vad_reset_ms": 0,
+    },
+    # pipecat's start rule in voxwire: 0.7 confidence held for 0.2 s.
+    "voxwire TurnDetector('silero', threshold=0.7, start_secs=0.2)": {
+        "threshold": 0.7,
+        "start_secs": 0.2,
+    },
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each noise")
+    ap.add_argument("--split", choices=("eval", "tune"), default="eval")
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    noise, x, onsets, floor = load(a.split, a.seconds)
     dets: dict[str, Detector] = {
         f"voxwire TurnDetector({e!r})": voxwire_turns(e)
         for e in ("spectral", "silero", "webrtc", "energy")
     }
-    # pipecat's start rule in voxwire: 0.7 confidence held for 0.2 s.
-    dets["voxwire TurnDetector('silero', threshold=0.7, start_secs=0.2)"] = voxwire_turns(
-        "silero", threshold=0.7, start_secs=0.2
-    )
+    for label, kw in EXTRA.items():
+        dets[label] = voxwire_turns("silero", **kw)
     for mv, label in ((None, "default min_volume 0.6"), (0.0, "min_volume 0")):
         if (p := pipecat_turns(mv)) is not None:
             dets[f"pipecat SileroVADAnalyzer stop_secs 0.5, {label}"] = p
-    floor = np.random.default_rng(5).standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
     cols = list(noise)
     audio_s = 0.0
     rows = []
@@ -272,14 +313,18 @@ def main() -> int:
         st, c = d.run(pcm(x + floor))
         cpu += c
         audio_s += len(x) / RATE
-        clean_found = found(st, onsets)
+        clean_found, delays = found(st, onsets)
         noisy_found = []
         for k in cols:
             st, c = d.run(pcm(x + floor + np.resize(noise[k], len(x))))
-            noisy_found.append(found(st, onsets))
+            nf, dl = found(st, onsets)
+            noisy_found.append(nf)
+            delays += dl
             cpu += c
             audio_s += len(x) / RATE
-        rows.append((name, false, clean_found, noisy_found, 1e6 * cpu / audio_s))
+        rows.append(
+            (name, false, clean_found, noisy_found, np.mean(delays), 1e6 * cpu / audio_s)
+        )
     n = len(onsets)
     head = [
         "detector",
@@ -287,6 +332,7 @@ def main() -> int:
         "false /min (all)",
         "onsets found (clean)",
         "onsets found (over noise: per noise, same order)",
+        "start delay ms",
         "CPU µs per s",
     ]
     if a.markdown:
@@ -294,19 +340,21 @@ def main() -> int:
         print("|---" * len(head) + "|")
     else:
         print("  ".join(head))
-    for name, false, cf, nf, cpu in rows:
+    for name, false, cf, nf, delay, cpu in rows:
         cells = [
             name,
             *[f"{v:.1f}" for v in false],
-            f"{np.mean(false):.1f}",
+            f"{np.mean(false):.2f}",
             f"{cf}/{n}",
             f"{sum(nf)}/{n * len(nf)} ({' '.join(str(v) for v in nf)})",
+            f"{delay:.0f}",
             f"{cpu:.0f}",
         ]
         print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
     print(
-        f"{a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over each noise; "
-        f"{audio_s:.0f} s of audio per detector"
+        f"split {a.split}: {a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over "
+        f"each noise; {audio_s:.0f} s of audio per detector; start delay: mean from the "
+        "labelled onset to the SpeechStarted emission (20 ms chunks), over the onsets found"
     )
     return 0
 

@@ -318,7 +318,9 @@ class TurnDetector:
     Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
     ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` at most
     60000 ms; ``threshold`` and ``min_volume`` 0-1; ``end_gate_db`` finite and >= 0;
-    ``end_mode`` "silence" or "semantic"; ``eagerness`` "low", "medium", "high" or "auto".
+    ``end_mode`` "silence" or "semantic"; ``eagerness`` "low", "medium", "high" or "auto";
+    ``vad_reset_ms`` 0-60000 (the silero engine's state is cleared while quiet that often;
+    0: never).
     """
 
     def __new__(
@@ -329,7 +331,7 @@ class TurnDetector:
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int | None = None,
-        start_secs: float = 0.0,
+        start_secs: float = 0.2,
         stop_secs: float | None = None,
         min_volume: float = 0.0,
         mode: int = 0,
@@ -337,6 +339,7 @@ class TurnDetector:
         *,
         end_mode: str = "silence",
         eagerness: str = "auto",
+        vad_reset_ms: int = 3000,
     ) -> TurnDetector: ...
     def push(self, x: _In) -> list[SpeechStarted | SpeechStopped]:
         """Push audio of any length; return the events it causes."""
@@ -388,7 +391,7 @@ class InputPipeline:
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int = 500,
-        start_secs: float = 0.0,
+        start_secs: float = 0.2,
         min_volume: float = 0.0,
         turn_detection: bool = True,
         max_buffer_ms: int = 900000,
@@ -396,6 +399,7 @@ class InputPipeline:
         *,
         end_mode: str = "silence",
         eagerness: str = "auto",
+        vad_reset_ms: int = 3000,
     ) -> InputPipeline: ...
     def push(self, chunk: str | _In) -> list[SpeechStarted | SpeechStopped]:
         """Push one message's audio; return the turn events it causes."""

@@ -69,9 +69,9 @@ impl InputPipeline {
     #[pyo3(signature = (
         in_rate = 24000, encoding = "base64", format = "pcm16", vad_rate = 16000,
         engine = "silero", mode = 3, frame_ms = 10, quality = "vad", threshold = 0.5,
-        prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.0,
+        prefix_padding_ms = 300, silence_duration_ms = 500, start_secs = 0.2,
         min_volume = 0.0, turn_detection = true, max_buffer_ms = 900_000, end_gate_db = 35.0,
-        *, end_mode = "silence", eagerness = "auto"
+        *, end_mode = "silence", eagerness = "auto", vad_reset_ms = 3000
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -93,6 +93,7 @@ impl InputPipeline {
         end_gate_db: f32,
         end_mode: &str,
         eagerness: &str,
+        #[pyo3(from_py_with = sat)] vad_reset_ms: i64,
     ) -> PyResult<Self> {
         guard(|| {
             Self::new_impl(
@@ -113,6 +114,7 @@ impl InputPipeline {
                 max_buffer_ms,
                 end_gate_db,
                 end_mode_arg(end_mode, eagerness).py()?,
+                vad_reset_ms,
             )
         })
     }
@@ -247,6 +249,7 @@ impl InputPipeline {
         max_buffer_ms: i64,
         end_gate_db: f32,
         end_mode: EndMode,
+        vad_reset_ms: i64,
     ) -> PyResult<Self> {
         if !(start_secs.is_finite() && start_secs >= 0.0) {
             return Err(Error::InvalidArgument(
@@ -271,6 +274,7 @@ impl InputPipeline {
                 min_volume,
                 end_gate_db,
                 end_mode,
+                vad_reset_ms: u32_arg(vad_reset_ms, "vad_reset_ms")?,
             },
             detect_turns: turn_detection,
             max_buffer_ms: u32_arg(max_buffer_ms, "max_buffer_ms")?,

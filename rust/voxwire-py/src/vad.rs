@@ -330,10 +330,17 @@ impl SpeechStopped {
 /// ``silence_duration_ms`` is not used. The default, ``"silence"``, is server_vad's fixed
 /// silence.
 ///
+/// ``vad_reset_ms`` (keyword-only; silero engine): while no turn is under way, the network's
+/// recurrent state is cleared once that much audio has passed since the last clear and the
+/// last 160 ms were all under 0.1 speech probability, as pipecat's ``SileroVADAnalyzer``
+/// does every 2 s (after minutes of music the network otherwise stops hearing speech that
+/// starts over it); 0 never clears it.
+///
 /// Bounds (else InvalidInputError): ``sample_rate`` and ``frame_ms`` as for :class:`Vad`;
 /// ``prefix_padding_ms``, ``silence_duration_ms`` (``stop_secs``) and ``start_secs`` 0 to
 /// 60000 ms (60 s); ``threshold`` and ``min_volume`` 0 to 1; ``end_gate_db`` finite, >= 0;
-/// ``end_mode`` "silence" or "semantic"; ``eagerness`` as above.
+/// ``end_mode`` "silence" or "semantic"; ``eagerness`` as above; ``vad_reset_ms`` 0 to
+/// 60000 ms.
 #[pyclass(module = "voxwire._voxwire")]
 pub struct TurnDetector {
     inner: voxwire_core::vad::turn::TurnDetector,
@@ -344,9 +351,9 @@ impl TurnDetector {
     #[new]
     #[pyo3(signature = (
         sample_rate = 16000, frame_ms = 10, engine = "silero", threshold = 0.5,
-        prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.0,
+        prefix_padding_ms = 300, silence_duration_ms = None, start_secs = 0.2,
         stop_secs = None, min_volume = 0.0, mode = 0, end_gate_db = 35.0, *,
-        end_mode = "silence", eagerness = "auto"
+        end_mode = "silence", eagerness = "auto", vad_reset_ms = 3000
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -363,6 +370,7 @@ impl TurnDetector {
         end_gate_db: f32,
         end_mode: &str,
         eagerness: &str,
+        #[pyo3(from_py_with = sat)] vad_reset_ms: i64,
     ) -> PyResult<Self> {
         guard(|| {
             Self::new_impl(
@@ -378,6 +386,7 @@ impl TurnDetector {
                 mode,
                 end_gate_db,
                 end_mode_arg(end_mode, eagerness).py()?,
+                vad_reset_ms,
             )
         })
     }
@@ -458,6 +467,7 @@ impl TurnDetector {
         mode: i64,
         end_gate_db: f32,
         end_mode: EndMode,
+        vad_reset_ms: i64,
     ) -> PyResult<Self> {
         let bad = |what: &str| {
             voxwire_core::Error::InvalidArgument(format!("{what} must be a non-negative number"))
@@ -490,6 +500,7 @@ impl TurnDetector {
             min_volume,
             end_gate_db,
             end_mode,
+            vad_reset_ms: nonneg_ms(vad_reset_ms, "vad_reset_ms").py()?,
         };
         let vad = voxwire_core::vad::Vad::new(engine, sample_rate, frame_ms, mode).py()?;
         Ok(Self {
