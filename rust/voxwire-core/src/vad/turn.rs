@@ -276,6 +276,14 @@ const HIGH_BAND_SPAN_MS: u32 = 250;
 /// it: 4 of the 15 clean vad-dev turns ended 10 ms late (3 dB: 2); 5 to 10 dB keep every
 /// clean end where it was and find the same fricatives in noise; 12 dB lose some.
 const HIGH_BAND_MARGIN_DB: f32 = 7.0;
+/// With a start rule (`start_ms` > 0), a voiced run that begins at most this long after the
+/// last voiced frame of a run too short to start a turn continues it: the turn starts at the
+/// first run's onset. A choppy onset (a VAD that drops a frame or two at the start of speech
+/// in noise) is then not dated to its last run.
+const START_CHAIN_GAP_MS: u32 = 100;
+/// The longest such chain before its onset moves on to the latest run (and so the most audio
+/// kept for it while no turn is under way, besides the prefix and the start rule's run).
+const START_CHAIN_MAX_MS: u32 = 1000;
 
 /// Turn detector over a frame VAD.
 #[derive(Debug, Clone)]
@@ -289,13 +297,23 @@ pub struct TurnDetector {
     frames: u64,
     /// Partial frame carried between pushes.
     pending: Vec<i16>,
-    /// Last `prefix` samples while quiet (a ring), and the utterance while speaking.
+    /// The last samples while no turn is under way (a ring of the prefix, the longest
+    /// onset chain and the start rule's run), and the utterance while speaking.
     ring: Vec<i16>,
+    /// Prefix padding in samples.
+    prefix: usize,
     ring_at: usize,
     ring_len: usize,
     utterance: Vec<i16>,
     /// Frame index where the current voiced run began, and where silence began.
     run_start: u64,
+    /// The onset of the current start attempt (the first voiced frame of a chain of runs
+    /// each less than START_CHAIN_GAP_MS after the last), the chain's last voiced frame
+    /// (u64::MAX: none), and those two times in frames.
+    chain_start: u64,
+    chain_last: u64,
+    chain_gap: u64,
+    chain_max: u64,
     silence_start: u64,
     /// Frame index of the turn's last voiced frame (within the gate).
     last_voiced: u64,
@@ -345,6 +363,12 @@ impl TurnDetector {
         let frame = vad.frame_samples();
         let rate = vad.rate();
         let prefix = (cfg.prefix_padding_ms as u64 * rate as u64 / 1000) as usize;
+        let frames_for = |ms: u32| (u64::from(ms) * rate as u64).div_ceil(1000 * frame as u64);
+        let chain_max = frames_for(START_CHAIN_MAX_MS);
+        // The utterance is cut from the ring when the turn starts: the prefix before the
+        // chain's onset, the chain and the run that confirmed the start.
+        let need = frames_for(cfg.start_ms).max(1);
+        let ring = prefix + ((chain_max + need + 1) * frame as u64) as usize;
         let gate = |db: f32| {
             if cfg.end_gate_db > 0.0 {
                 10f64.powf(-f64::from(db) / 10.0)
@@ -360,11 +384,16 @@ impl TurnDetector {
             rate,
             frames: 0,
             pending: Vec::with_capacity(frame),
-            ring: vec![0; prefix],
+            ring: vec![0; ring],
+            prefix,
             ring_at: 0,
             ring_len: 0,
             utterance: Vec::new(),
             run_start: 0,
+            chain_start: 0,
+            chain_last: u64::MAX,
+            chain_gap: frames_for(START_CHAIN_GAP_MS),
+            chain_max,
             silence_start: 0,
             last_voiced: 0,
             voiced_frames: 0,
@@ -526,32 +555,43 @@ impl TurnDetector {
                             s.hist.clear();
                             s.hint = None;
                         }
-                        // The utterance starts with the prefix padding.
-                        self.utterance.clear();
-                        // The ring's oldest kept sample is ring_len before ring_at.
-                        let n = self.ring.len();
-                        let start = (self.ring_at + n - self.ring_len) % n.max(1);
-                        let first = (n - start).min(self.ring_len);
-                        self.utterance
-                            .extend_from_slice(&self.ring[start..start + first]);
-                        self.utterance
-                            .extend_from_slice(&self.ring[..self.ring_len - first]);
+                        // A run soon after the last one's voiced frames continues its chain:
+                        // the turn's onset stays at the chain's first voiced frame.
+                        if self.chain_last == u64::MAX
+                            || now - self.chain_last > self.chain_gap + 1
+                            || now - self.chain_start > self.chain_max
+                        {
+                            self.chain_start = now;
+                        }
                     }
+                    self.chain_last = now;
                     self.voiced_frames += 1;
                     self.peak_energy = self.peak_energy.max(energy);
-                    self.utterance.extend_from_slice(f);
+                    self.ring_push(f);
                     self.record(f, p, true);
                     if self.voiced_frames >= self.frames_for(self.cfg.start_ms).max(1) {
                         self.state = State::Speaking;
                         self.silence_start = u64::MAX;
                         self.last_voiced = now;
+                        self.chain_last = u64::MAX;
+                        // The utterance: the prefix padding before the onset, then everything
+                        // since (the ring's last samples).
+                        let want = self.prefix + (now + 1 - self.chain_start) as usize * self.frame;
+                        let take = want.min(self.ring_len);
+                        let n = self.ring.len();
+                        let start = (self.ring_at + n - take) % n;
+                        let first = (n - start).min(take);
+                        self.utterance.clear();
+                        self.utterance
+                            .extend_from_slice(&self.ring[start..start + first]);
+                        self.utterance.extend_from_slice(&self.ring[..take - first]);
                         events.push(TurnEvent::SpeechStarted {
-                            audio_start_ms: self.ms(self.run_start),
+                            audio_start_ms: self.ms(self.chain_start),
                         });
                     }
                 } else {
                     if self.state == State::Starting {
-                        // Too short to be a turn: back to quiet (its audio joins the prefix).
+                        // Too short to be a turn yet: back to quiet.
                         self.state = State::Quiet;
                     }
                     self.ring_push(f);
