@@ -14,11 +14,16 @@ Noise (generated here, seeded, cached under .simcache/, never committed; each a 
   wood resonance), every 3-10 s;
 - traffic: brown-noise rumble under 300 Hz with passing vehicles (5-15 s swells);
 - babble: five other talkers (vad_sets.py's eval babble languages) summed.
-Speech: 40 utterances in the eval split's languages and voices (vad_sets.py), peak -22 to -10
+Speech: 40 utterances in the split's languages and voices (vad_sets.py), peak -22 to -10
 dBFS, each after 1-3 s of pause, over a -65 dBFS floor, then over each noise above at its level.
 An onset counts as found when a turn starts (voxwire: SpeechStarted; pipecat: the analyzer's
 state becomes SPEAKING) between the utterance's first labelled speech frame and 1 s after it;
 if a turn is already in progress then (it ran on across the pause), the onset is missed.
+
+Two splits: "eval" (the default: the set the tables report) and "tune" (other noise instances,
+the tuning split's voices and babble languages), on which benches/turn_start_sweep.py chose
+the default turn-start rule. The start delay is the mean time from the labelled onset to the
+start event, over the onsets found.
 
 Audio goes in 20 ms chunks, as a realtime client sends it. CPU is process time per second of
 audio, whole streams, one thread. pipecat is driven through VADAnalyzer._run_analyzer, the
@@ -28,7 +33,8 @@ script with a venv of its own that has pipecat-ai, onnxruntime and voxwire's dep
 those rows are skipped.
 
 Usage:
-  PYTHONPATH=python .venv-pipecat/bin/python benches/turn_noise.py [--seconds 60] [--markdown]
+  PYTHONPATH=python .venv-pipecat/bin/python benches/turn_noise.py [--seconds 60]
+      [--split eval|tune] [--markdown]
 Needs: espeak-ng; pipecat-ai (its own venv) for the pipecat rows.
 """
 
@@ -322,9 +328,7 @@ def main() -> int:
             delays += dl
             cpu += c
             audio_s += len(x) / RATE
-        rows.append(
-            (name, false, clean_found, noisy_found, np.mean(delays), 1e6 * cpu / audio_s)
-        )
+        rows.append((name, false, clean_found, noisy_found, np.mean(delays), 1e6 * cpu / audio_s))
     n = len(onsets)
     head = [
         "detector",

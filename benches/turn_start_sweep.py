@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--starts", default="0,0.05,0.1,0.15,0.19,0.25")
     ap.add_argument("--resets", default="0,1000,2000,5000")
     ap.add_argument(
-        "--extra-seconds", type=float, default=1200.0, help="more of each noise but babble and the fan"
+        "--extra-seconds", type=float, default=1200.0, help="more noise (not babble, fan)"
     )
     a = ap.parse_args()
     noise, x, onsets, floor = load(a.split, a.seconds)
@@ -63,7 +63,10 @@ def main() -> int:
         f"{a.extra_seconds:g} s more of each but babble and the fan for the false starts; "
         f"{n} onsets"
     )
-    print("threshold | start_secs | vad_reset_ms | false /min (per noise) | onsets clean | over noise | delay ms")
+    print(
+        "threshold | start_secs | vad_reset_ms | false /min (per noise) | onsets clean | "
+        "over noise | delay ms"
+    )
     grid = itertools.product(
         [float(v) for v in a.thresholds.split(",")],
         [float(v) for v in a.starts.split(",")],
