@@ -283,7 +283,7 @@ const HIGH_BAND_MARGIN_DB: f32 = 7.0;
 const START_CHAIN_GAP_MS: u32 = 100;
 /// The longest such chain before its onset moves on to the latest run (and so the most audio
 /// kept for it while no turn is under way, besides the prefix and the start rule's run).
-const START_CHAIN_MAX_MS: u32 = 1000;
+const START_CHAIN_MAX_MS: u32 = 500;
 
 /// Turn detector over a frame VAD.
 #[derive(Debug, Clone)]
@@ -639,7 +639,10 @@ impl TurnDetector {
                             audio_end_ms: self.ms(self.silence_start),
                             emitted_at_ms: self.ms(now + 1),
                         });
-                        std::mem::swap(&mut self.last, &mut self.utterance);
+                        // A copy, not a swap: each buffer keeps the capacity of the longest
+                        // turn so far, so turns no longer than that allocate nothing.
+                        self.last.clear();
+                        self.last.extend_from_slice(&self.utterance);
                         self.utterance.clear();
                         self.ring_len = 0;
                     }
@@ -677,6 +680,13 @@ impl TurnDetector {
     /// ended it.
     pub fn last_utterance(&self) -> &[i16] {
         &self.last
+    }
+
+    /// How far before the moment a turn starts (its `SpeechStarted` is emitted) the turn's
+    /// audio can begin, prefix padding included: the prefix, the longest onset chain and the
+    /// start rule's run (ms). Audio kept for a turn must reach that far back.
+    pub fn max_lookback_ms(&self) -> u64 {
+        self.ring.len() as u64 * 1000 / u64::from(self.rate)
     }
 
     /// Whether a turn is in progress.
@@ -798,6 +808,39 @@ mod tests {
                 TurnEvent::SpeechStarted { .. } => None,
             })
             .collect()
+    }
+
+    /// Bursts of voice (start s, length s) over faint noise; the SpeechStarted times the
+    /// default start rule (200 ms) gives with the energy engine.
+    fn starts(bursts: &[(f32, f32)]) -> Vec<u64> {
+        let mut x = noise(RATE * 4, 3, 30.0);
+        for &(at, len) in bursts {
+            add(&mut x, at, &voiced((len * RATE as f32) as usize, 5000.0));
+        }
+        let vad = Vad::new("energy", RATE as u32, 10, 0).unwrap();
+        let mut td = TurnDetector::new(vad, TurnConfig::default()).unwrap();
+        let x: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+        let mut ev = Vec::new();
+        td.push(&x, &mut ev).unwrap();
+        ev.iter()
+            .filter_map(|e| match e {
+                TurnEvent::SpeechStarted { audio_start_ms } => Some(*audio_start_ms),
+                TurnEvent::SpeechStopped { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A choppy onset (runs too short for the start rule, 50 ms apart) dates the turn to
+    /// its first run; runs 200 ms apart do not chain, and the turn starts at the last one.
+    #[test]
+    fn a_choppy_onset_dates_the_turn_to_its_first_run() {
+        assert_eq!(TurnConfig::default().start_ms, 200);
+        let s = starts(&[(1.0, 0.1), (1.15, 0.1), (1.3, 0.5)]);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].abs_diff(1000) <= 10, "{s:?}");
+        let s = starts(&[(1.0, 0.1), (1.3, 0.1), (1.6, 0.5)]);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].abs_diff(1600) <= 10, "{s:?}");
     }
 
     /// Voice from 2.0 to 3.0 s in 4.5 s of `floor`-amplitude white noise.
