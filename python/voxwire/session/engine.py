@@ -532,6 +532,9 @@ class Session:
             format=fmt,
             vad_rate=16000 if rate > 8000 else 8000,
             engine=self.vad_engine,
+            # The client's threshold (server_vad's documented 0.5 by default); the turn-start
+            # rule under it (start_secs, vad_reset_ms) is the pipeline's default, chosen on
+            # benches/turn_start_sweep.py's tuning split (docs/design/vad.md).
             threshold=td.threshold if td else 0.5,
             prefix_padding_ms=td.prefix_padding_ms if td else 300,
             silence_duration_ms=td.silence_duration_ms if td else 500,
