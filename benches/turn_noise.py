@@ -14,11 +14,16 @@ Noise (generated here, seeded, cached under .simcache/, never committed; each a 
   wood resonance), every 3-10 s;
 - traffic: brown-noise rumble under 300 Hz with passing vehicles (5-15 s swells);
 - babble: five other talkers (vad_sets.py's eval babble languages) summed.
-Speech: 40 utterances in the eval split's languages and voices (vad_sets.py), peak -22 to -10
+Speech: 40 utterances in the split's languages and voices (vad_sets.py), peak -22 to -10
 dBFS, each after 1-3 s of pause, over a -65 dBFS floor, then over each noise above at its level.
 An onset counts as found when a turn starts (voxwire: SpeechStarted; pipecat: the analyzer's
 state becomes SPEAKING) between the utterance's first labelled speech frame and 1 s after it;
 if a turn is already in progress then (it ran on across the pause), the onset is missed.
+
+Two splits: "eval" (the default: the set the tables report) and "tune" (other noise instances,
+the tuning split's voices and babble languages), on which benches/turn_start_sweep.py chose
+the default turn-start rule. The start delay is the mean time from the labelled onset to the
+start event, over the onsets found.
 
 Audio goes in 20 ms chunks, as a realtime client sends it. CPU is process time per second of
 audio, whole streams, one thread. pipecat is driven through VADAnalyzer._run_analyzer, the
@@ -28,7 +33,8 @@ script with a venv of its own that has pipecat-ai, onnxruntime and voxwire's dep
 those rows are skipped.
 
 Usage:
-  PYTHONPATH=python .venv-pipecat/bin/python benches/turn_noise.py [--seconds 60] [--markdown]
+  PYTHONPATH=python .venv-pipecat/bin/python benches/turn_noise.py [--seconds 60]
+      [--split eval|tune] [--markdown]
 Needs: espeak-ng; pipecat-ai (its own venv) for the pipecat rows.
 """
 
@@ -113,9 +119,19 @@ def traffic(rng: np.random.Generator, n: int) -> Signal:
     return np.asarray(rumble * swell)
 
 
-def noises(seconds: float, seed: int = 3000) -> dict[str, Signal]:
-    """Each noise kind, `seconds` long, at its RMS level (-38 to -30 dBFS)."""
+#: Per split: the seeds of the noises, the speech and the floor. "eval" is the set the tables
+#: report; "tune" (other noise instances, and the tuning split's voices and babble languages)
+#: is the one turn-start parameters may be chosen on (benches/turn_start_sweep.py).
+SEEDS = {"eval": (3000, 4000, 5), "tune": (3100, 4100, 6)}
+
+
+def noises(
+    seconds: float, split: str = "eval", *, seed: int | None = None, skip: tuple[str, ...] = ()
+) -> dict[str, Signal]:
+    """Each noise kind, `seconds` long, at its RMS level (-38 to -30 dBFS); `seed` (default:
+    the split's) picks the instances; the kinds in `skip` are left out."""
     n = int(seconds * RATE)
+    seed = SEEDS[split][0] if seed is None else seed
     makers: dict[str, Callable[[np.random.Generator, int], Signal]] = {
         "typing": typing,
         "fan on/off": fan,
@@ -123,10 +139,12 @@ def noises(seconds: float, seed: int = 3000) -> dict[str, Signal]:
         "mains hum": hum,
         "door knocks": knocks,
         "traffic": traffic,
-        "babble": lambda r, m: babble(r, SPLITS["eval"], m),
+        "babble": lambda r, m: babble(r, SPLITS[split], m),
     }
     out = {}
     for i, (name, make) in enumerate(makers.items()):
+        if name in skip:
+            continue
         rng = np.random.default_rng(seed + i)
         x = make(rng, n)
         level = rng.uniform(-38, -30)
@@ -202,10 +220,10 @@ def pipecat_turns(min_volume: float | None) -> Detector | None:
     return Detector(make)
 
 
-def speech(seconds_noise: dict[str, Signal]) -> tuple[Signal, list[int]]:
-    """40 utterances after pauses of 1-3 s, and their onsets (ms)."""
-    spec = SPLITS["eval"]
-    rng = np.random.default_rng(4000)
+def speech(split: str = "eval") -> tuple[Signal, list[int]]:
+    """40 utterances after pauses of 1-3 s in the split's voices, and their onsets (ms)."""
+    spec = SPLITS[split]
+    rng = np.random.default_rng(SEEDS[split][1])
     langs, variants = spec["langs"], spec["variants"]
     assert isinstance(langs, list) and isinstance(variants, list)
     parts: list[Signal] = []
@@ -222,41 +240,70 @@ def speech(seconds_noise: dict[str, Signal]) -> tuple[Signal, list[int]]:
     return np.concatenate(parts), onsets
 
 
-def found(starts: list[int], onsets: list[int]) -> int:
-    """Onsets with a turn start within [onset, onset + 1000 ms]."""
-    s = np.array(starts)
-    return sum(int(np.any((s >= o) & (s <= o + 1000))) for o in onsets)
+def found(starts: list[int], onsets: list[int]) -> tuple[int, list[int]]:
+    """Onsets with a turn start within [onset, onset + 1000 ms], and for each of them the
+    delay (ms) from the onset to the first such start's emission."""
+    s = np.array(starts, dtype=np.int64)
+    delays = []
+    for o in onsets:
+        hit = s[(s >= o) & (s <= o + 1000)]
+        if len(hit):
+            delays.append(int(hit[0]) - o)
+    return len(delays), delays
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0, help="length of each noise")
-    ap.add_argument("--markdown", action="store_true")
-    a = ap.parse_args()
-    cache = CACHE / f"turn_noise-{a.seconds:g}s-v1.npz"
+def load(split: str, seconds: float) -> tuple[dict[str, Signal], Signal, list[int], Signal]:
+    """The split's noises, its speech with the onsets (ms), and the -65 dBFS floor under the
+    speech (cached under .simcache/)."""
+    tag = "" if split == "eval" else f"-{split}"
+    cache = CACHE / f"turn_noise{tag}-{seconds:g}s-v1.npz"
     if cache.exists():
         z = np.load(cache)
         noise = {k[2:]: z[k] for k in z.files if k.startswith("n:")}
         x, onsets = z["speech"], [int(o) for o in z["onsets"]]
     else:
-        noise = noises(a.seconds)
-        x, onsets = speech(noise)
+        noise = noises(seconds, split)
+        x, onsets = speech(split)
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache, speech=x, onsets=np.array(onsets), **{f"n:{k}": v for k, v in noise.items()}
         )
+    rng = np.random.default_rng(SEEDS[split][2])
+    floor = rng.standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
+    return noise, x, onsets, floor
+
+
+#: Rows of the table besides each engine with its defaults: label and TurnDetector keywords.
+EXTRA: dict[str, dict[str, float]] = {
+    # The default before the turn-start rule was tuned: any 10 ms frame at 0.5 starts a turn.
+    "voxwire TurnDetector('silero', start_secs=0, vad_reset_ms=0) (old default)": {
+        "start_secs": 0.0,
+        "vad_reset_ms": 0,
+    },
+    # pipecat's start rule in voxwire: 0.7 confidence held for 0.2 s.
+    "voxwire TurnDetector('silero', threshold=0.7, start_secs=0.2)": {
+        "threshold": 0.7,
+        "start_secs": 0.2,
+    },
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each noise")
+    ap.add_argument("--split", choices=("eval", "tune"), default="eval")
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    noise, x, onsets, floor = load(a.split, a.seconds)
     dets: dict[str, Detector] = {
         f"voxwire TurnDetector({e!r})": voxwire_turns(e)
         for e in ("spectral", "silero", "webrtc", "energy")
     }
-    # pipecat's start rule in voxwire: 0.7 confidence held for 0.2 s.
-    dets["voxwire TurnDetector('silero', threshold=0.7, start_secs=0.2)"] = voxwire_turns(
-        "silero", threshold=0.7, start_secs=0.2
-    )
+    for label, kw in EXTRA.items():
+        dets[label] = voxwire_turns("silero", **kw)
     for mv, label in ((None, "default min_volume 0.6"), (0.0, "min_volume 0")):
         if (p := pipecat_turns(mv)) is not None:
             dets[f"pipecat SileroVADAnalyzer stop_secs 0.5, {label}"] = p
-    floor = np.random.default_rng(5).standard_normal(len(x)) * 32768 * 10 ** (-65 / 20)
     cols = list(noise)
     audio_s = 0.0
     rows = []
@@ -272,14 +319,16 @@ def main() -> int:
         st, c = d.run(pcm(x + floor))
         cpu += c
         audio_s += len(x) / RATE
-        clean_found = found(st, onsets)
+        clean_found, delays = found(st, onsets)
         noisy_found = []
         for k in cols:
             st, c = d.run(pcm(x + floor + np.resize(noise[k], len(x))))
-            noisy_found.append(found(st, onsets))
+            nf, dl = found(st, onsets)
+            noisy_found.append(nf)
+            delays += dl
             cpu += c
             audio_s += len(x) / RATE
-        rows.append((name, false, clean_found, noisy_found, 1e6 * cpu / audio_s))
+        rows.append((name, false, clean_found, noisy_found, np.mean(delays), 1e6 * cpu / audio_s))
     n = len(onsets)
     head = [
         "detector",
@@ -287,6 +336,7 @@ def main() -> int:
         "false /min (all)",
         "onsets found (clean)",
         "onsets found (over noise: per noise, same order)",
+        "start delay ms",
         "CPU µs per s",
     ]
     if a.markdown:
@@ -294,19 +344,21 @@ def main() -> int:
         print("|---" * len(head) + "|")
     else:
         print("  ".join(head))
-    for name, false, cf, nf, cpu in rows:
+    for name, false, cf, nf, delay, cpu in rows:
         cells = [
             name,
             *[f"{v:.1f}" for v in false],
-            f"{np.mean(false):.1f}",
+            f"{np.mean(false):.2f}",
             f"{cf}/{n}",
             f"{sum(nf)}/{n * len(nf)} ({' '.join(str(v) for v in nf)})",
+            f"{delay:.0f}",
             f"{cpu:.0f}",
         ]
         print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
     print(
-        f"{a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over each noise; "
-        f"{audio_s:.0f} s of audio per detector"
+        f"split {a.split}: {a.seconds:.0f} s of each noise; {n} utterance onsets, clean and over "
+        f"each noise; {audio_s:.0f} s of audio per detector; start delay: mean from the "
+        "labelled onset to the SpeechStarted emission (20 ms chunks), over the onsets found"
     )
     return 0
 

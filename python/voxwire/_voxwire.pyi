@@ -357,12 +357,14 @@ class TurnConfig:
 
     OpenAI server_vad's ``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``;
     pipecat's ``start_secs``, ``stop_secs`` (= ``silence_duration_ms``, which wins when both
-    are given), ``min_volume``; ``end_gate_db``; ``end_mode`` and ``eagerness`` (semantic_vad).
-    Defaults: 0.5, 300 ms, 500 ms, 0 s, 0, 35 dB, "silence", "auto".
+    are given), ``min_volume``; ``end_gate_db``; ``end_mode`` and ``eagerness`` (semantic_vad);
+    ``vad_reset_ms`` (the silero engine's state is cleared after that much quiet between
+    turns, as pipecat does; 0: never).
+    Defaults: 0.5, 300 ms, 500 ms, 0.2 s, 0, 35 dB, "silence", "auto", 3000 ms.
 
     Bounds (else InvalidInputError): ``prefix_padding_ms``, ``silence_duration_ms``
     (``stop_secs``) and ``start_secs`` at most 60000 ms; ``threshold`` and ``min_volume``
-    0-1; ``end_gate_db`` finite and >= 0.
+    0-1; ``end_gate_db`` finite and >= 0; ``vad_reset_ms`` 0-60000.
     """
 
     def __new__(
@@ -372,11 +374,12 @@ class TurnConfig:
         prefix_padding_ms: int = 300,
         silence_duration_ms: int | None = None,
         stop_secs: float | None = None,
-        start_secs: float = 0.0,
+        start_secs: float = 0.2,
         min_volume: float = 0.0,
         end_gate_db: float = 35.0,
         end_mode: EndMode = "silence",
         eagerness: Eagerness = "auto",
+        vad_reset_ms: int = 3000,
     ) -> TurnConfig: ...
     def replace(
         self,
@@ -390,6 +393,7 @@ class TurnConfig:
         end_gate_db: float = ...,
         end_mode: EndMode = ...,
         eagerness: Eagerness = ...,
+        vad_reset_ms: int = ...,
     ) -> Self:
         """A copy with the given fields changed."""
 
@@ -405,6 +409,7 @@ class TurnConfig:
         end_gate_db: float = ...,
         end_mode: EndMode = ...,
         eagerness: Eagerness = ...,
+        vad_reset_ms: int = ...,
     ) -> Self:
         """``copy.replace`` (Python 3.13)."""
 
@@ -442,6 +447,10 @@ class TurnConfig:
     @property
     def eagerness(self) -> Eagerness:
         """The semantic rule's eagerness."""
+
+    @property
+    def vad_reset_ms(self) -> int:
+        """Quiet after which the silero engine's state is cleared between turns, ms."""
 
 @final
 class TurnDetector:

@@ -55,11 +55,15 @@ def test_events_on_the_audio_timeline() -> None:
 
 
 def test_no_split_on_short_pauses_and_split_on_long_ones() -> None:
+    # The pause rule alone: Silero takes the synthetic tone for speech only for its first
+    # 100-200 ms when it comes again 0.8 s later (under the default start_secs), and hears it
+    # again once its state is cleared in the quiet that follows (vad_reset_ms).
     x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.3), ("speech", 0.7), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=500)), x)
+    quiet_tone = voxwire.TurnConfig(silence_duration_ms=500, start_secs=0.0, vad_reset_ms=0)
+    ev = run(voxwire.TurnDetector(turn=quiet_tone), x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped]
     x, _ = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.8), ("speech", 0.7), ("gap", 1.0)])
-    ev = run(voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=500)), x)
+    ev = run(voxwire.TurnDetector(turn=quiet_tone), x)
     assert [type(e) for e in ev] == [SpeechStarted, SpeechStopped] * 2
 
 
@@ -148,8 +152,10 @@ def test_start_secs_ignores_short_blips_and_reset() -> None:
 def test_min_volume_and_bad_config() -> None:
     x, _ = signal([("gap", 1.0), ("speech", 0.6), ("gap", 1.0)])
     x = (x // 20).astype(np.int16)  # about -40 dBFS
-    assert run(voxwire.TurnDetector(turn=voxwire.TurnConfig(min_volume=0.5)), x) == []
-    assert len(run(voxwire.TurnDetector(turn=voxwire.TurnConfig(min_volume=0.1)), x)) == 2
+    # start_secs=0: Silero hears this faint synthetic tone as speech for only about 100 ms.
+    faint = voxwire.TurnConfig(min_volume=0.5, start_secs=0.0)
+    assert run(voxwire.TurnDetector(turn=faint), x) == []
+    assert len(run(voxwire.TurnDetector(turn=faint.replace(min_volume=0.1)), x)) == 2
     for kw in (
         {"threshold": 1.5},
         {"min_volume": -0.1},
@@ -213,3 +219,30 @@ def test_speech_stopped_timing_on_vad_dev(condition: str) -> None:
     assert len(ends) == 15
     hits = sum(any(abs(s - (e + silence)) <= 30 for s in stops) for e in ends)
     assert hits >= TIMING_MIN_HITS[condition], (hits, len(ends))
+
+
+def test_vad_reset_clears_silero_state_only_while_quiet() -> None:
+    """Silero gets used to a sustained tone and stops calling it speech within 200 ms;
+    with vad_reset_ms its state is cleared in the quiet that follows (3 s after the stream
+    began), and it hears the tone again. Without it, or with a period longer than the
+    stream, it does not. The spectral engine has no such state: the setting changes nothing."""
+    x, spans = signal([("gap", 1.0), ("speech", 0.7), ("gap", 0.8), ("speech", 0.7), ("gap", 1.0)])
+
+    def starts(**kw: float) -> list[int]:
+        td = voxwire.TurnDetector(turn=voxwire.TurnConfig(start_secs=0.0, **kw))  # type: ignore[arg-type]
+        return [e.audio_start_ms for e in run(td, x) if isinstance(e, SpeechStarted)]
+
+    plain = starts(vad_reset_ms=0)
+    assert len(plain) == 2
+    assert starts(vad_reset_ms=60000) == plain
+    again = starts(vad_reset_ms=3000)
+    assert again[:2] == plain and len(again) == 3
+    assert 3000 <= again[2] < spans[1][1], again
+    spectral = [
+        run(voxwire.TurnDetector("spectral", turn=voxwire.TurnConfig(vad_reset_ms=ms)), x)
+        for ms in (0, 3000, 100)
+    ]
+    assert spectral[0] == spectral[1] == spectral[2] and len(spectral[0]) == 4
+    for bad in (-1, 60001):
+        with pytest.raises(InvalidInputError):
+            voxwire.TurnConfig(vad_reset_ms=bad)

@@ -40,12 +40,12 @@ def events(obj: voxwire.TurnDetector | voxwire.InputPipeline, x: np.ndarray) -> 
 def test_defaults_are_server_vad_and_both_classes_use_them() -> None:
     c = TurnConfig()
     assert (c.threshold, c.prefix_padding_ms, c.silence_duration_ms) == (0.5, 300, 500)
-    assert (c.start_secs, c.min_volume, c.end_gate_db) == (0.0, 0.0, 35.0)
-    assert (c.end_mode, c.eagerness) == ("silence", "auto")
+    assert (c.start_secs, c.min_volume, c.end_gate_db) == (0.2, 0.0, 35.0)
+    assert (c.end_mode, c.eagerness, c.vad_reset_ms) == ("silence", "auto", 3000)
     assert repr(c) == (
         "TurnConfig(threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500, "
-        "start_secs=0.0, min_volume=0.0, end_gate_db=35.0, end_mode='silence', "
-        "eagerness='auto')"
+        "start_secs=0.2, min_volume=0.0, end_gate_db=35.0, end_mode='silence', "
+        "eagerness='auto', vad_reset_ms=3000)"
     )
     # turn=None is TurnConfig(): the same events, in the detector and in the pipeline.
     plain = events(voxwire.TurnDetector("spectral"), X)

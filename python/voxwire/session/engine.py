@@ -459,6 +459,9 @@ class Session:
         rate = self.state.input_rate
         turn = None
         if td is not None:
+            # The client's threshold (server_vad's documented 0.5 by default); the turn-start
+            # rule under it (start_secs, vad_reset_ms) is TurnConfig's default, chosen on
+            # benches/turn_start_sweep.py's tuning split (docs/design/vad.md).
             turn = voxwire.TurnConfig(
                 threshold=td.threshold,
                 prefix_padding_ms=td.prefix_padding_ms,

@@ -273,15 +273,16 @@ impl InputPipeline {
         Ok(())
     }
 
-    /// While no turn is in progress, drops buffered audio older than the prefix padding
-    /// (plus the resampler's lag), so the buffer stays bounded between turns. A finished
-    /// turn's audio is readable until the next push.
+    /// While no turn is in progress, drops buffered audio older than a turn that starts now
+    /// could reach back to (the prefix padding, the start rule's run and onset chain: see
+    /// [`TurnDetector::max_lookback_ms`]; plus the resampler's lag), so the buffer stays
+    /// bounded between turns. A finished turn's audio is readable until the next push.
     fn trim(&mut self) {
         if self.turn.speaking() {
             return;
         }
         let rate = self.cfg.in_rate as u64;
-        let keep = (self.cfg.turn.prefix_padding_ms as u64 + 100) * rate / 1000;
+        let keep = (self.turn.max_lookback_ms() + 100) * rate / 1000;
         // Drop in batches (amortised memmove).
         if self.buf.len() as u64 > 2 * keep + rate / 2 {
             let drop = self.buf.len() - keep as usize;
@@ -574,8 +575,15 @@ mod tests {
         assert_eq!(kept.len(), 24000);
         assert_eq!(kept, &x[24000..48000]);
         assert_eq!(p.position_ms(), 3000);
-        // Between turns only the prefix padding (and some slack) stays buffered.
-        assert!(p.buffered_ms() <= 1000, "{}", p.buffered_ms());
+        // Between turns only what a turn could reach back to (the prefix padding, the start
+        // rule's run and onset chain: 1010 ms here; and some slack) stays buffered: trims come
+        // in batches, at twice that plus 100 ms and 500 ms.
+        assert_eq!(p.turn.max_lookback_ms(), 1010);
+        assert!(
+            p.buffered_ms() <= 2 * 1110 + 500 + 20,
+            "{}",
+            p.buffered_ms()
+        );
         assert_eq!(p.last_utterance().len(), 16 * (300 + 1000 + 500));
     }
 

@@ -566,6 +566,7 @@ fn fuzz_turn_detector() {
             ms(),
             prop_oneof![8 => 0.0f32..60.0, 1 => any::<f32>()],
             0usize..4,
+            ms(),
         ),
         proptest::collection::vec((any::<i16>(), 0usize..2000), 0..12),
     );
@@ -587,6 +588,7 @@ fn fuzz_turn_detector() {
                     EndMode::Semantic(Eagerness::Medium),
                     EndMode::Semantic(Eagerness::High),
                 ][c.6],
+                vad_reset_ms: c.7,
             };
             let Ok(vad) = Vad::new(engine, rate, fms, mode) else {
                 return Ok(());

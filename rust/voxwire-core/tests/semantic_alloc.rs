@@ -13,8 +13,11 @@ use voxwire_core::vad::Vad;
 
 const WARM_S: usize = 12;
 
-/// Turns of a gliding harmonic voice (1.2 s, then 2.5 s of quiet noise), `n` samples.
-fn speech(n: usize, rate: u32) -> Vec<i16> {
+/// Turns of a gliding harmonic voice (1.2 s, then 2.5 s of quiet noise), `n` samples; the
+/// turns that begin in the first `warm` samples have 1.4 s of voice, so that the warm-up's
+/// turns are longer than the later ones (the turn's end, and so its length, varies by a few
+/// frames from turn to turn).
+fn speech(n: usize, rate: u32, warm: usize) -> Vec<i16> {
     let mut r: u32 = 1;
     let mut ph = 0f32;
     let period = rate as usize * 37 / 10;
@@ -23,8 +26,9 @@ fn speech(n: usize, rate: u32) -> Vec<i16> {
             r = r.wrapping_mul(1664525).wrapping_add(1013904223);
             let noise = ((r >> 20) as f32 - 2048.0) / 64.0;
             let k = i % period;
-            if k < rate as usize * 12 / 10 {
-                let f0 = 150.0 - 40.0 * k as f32 / (rate as f32 * 1.2);
+            let voice = if i - k < warm { 1.4 } else { 1.2 };
+            if k < (rate as f32 * voice) as usize {
+                let f0 = 150.0 - 40.0 * k as f32 / (rate as f32 * voice);
                 ph += 2.0 * std::f32::consts::PI * f0 / rate as f32;
                 let v: f32 = (1..8).map(|h| (ph * h as f32).sin() / h as f32).sum();
                 (v * 5000.0 + noise) as i16
@@ -46,7 +50,7 @@ fn no_allocation_per_chunk_in_semantic_mode() {
             end_mode: eagerness,
             ..TurnConfig::default()
         };
-        let x = speech(16000 * 30, 16000);
+        let x = speech(16000 * 30, 16000, 16000 * WARM_S);
         let mut td = TurnDetector::new(Vad::new("spectral", 16000, 10, 0).unwrap(), cfg).unwrap();
         let mut events: Vec<TurnEvent> = Vec::with_capacity(16);
         let (warm, rest) = x.split_at(16000 * WARM_S);
@@ -73,7 +77,7 @@ fn no_allocation_per_chunk_in_semantic_mode() {
             ..InputConfig::default()
         })
         .unwrap();
-        let y = speech(24000 * 30, 24000);
+        let y = speech(24000 * 30, 24000, 24000 * WARM_S);
         let bytes: Vec<u8> = y.iter().flat_map(|s| s.to_le_bytes()).collect();
         let mut stopped = 0;
         let (warm, rest) = bytes.split_at(2 * 24000 * WARM_S);

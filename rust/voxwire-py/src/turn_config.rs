@@ -6,7 +6,7 @@ use crate::vad::end_mode_arg;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 use std::hash::{Hash, Hasher};
-use voxwire_core::vad::turn::TurnConfig as Core;
+use voxwire_core::vad::turn::{TurnConfig as Core, DEFAULT_START_MS, DEFAULT_VAD_RESET_MS};
 use voxwire_core::Error;
 
 /// Turn detection parameters (keyword-only), shared by :class:`TurnDetector` and
@@ -21,15 +21,21 @@ use voxwire_core::Error;
 /// ends a turn by judging the prosody of the utterance's end, waiting per ``eagerness``
 /// ("low", "medium", "high", "auto" = medium); ``silence_duration_ms`` is then not used.
 ///
-/// Defaults: OpenAI's server_vad (threshold 0.5, 300 ms prefix, 500 ms silence), no start
-/// delay, no volume floor, a 35 dB end gate, ``end_mode="silence"``, ``eagerness="auto"``.
+/// ``start_secs`` and ``vad_reset_ms``: the turn-start rule under the threshold (a turn
+/// starts after 0.2 s of speech, dated to its first voiced frame; the silero engine's state
+/// is cleared after 3 s of quiet between turns), chosen on benches/turn_start_sweep.py's
+/// tuning split (docs/design/vad.md).
+///
+/// Defaults: OpenAI's server_vad (threshold 0.5, 300 ms prefix, 500 ms silence), 0.2 s
+/// start, no volume floor, a 35 dB end gate, ``end_mode="silence"``, ``eagerness="auto"``,
+/// 3000 ms VAD reset.
 /// Frozen, comparable and hashable; ``copy.replace`` (Python 3.13) or
 /// ``cfg.replace(**changes)`` makes a changed copy.
 ///
 /// Bounds (else InvalidInputError): ``prefix_padding_ms``, ``silence_duration_ms``
 /// (``stop_secs``) and ``start_secs`` 0 to 60000 ms (60 s); ``threshold`` and ``min_volume``
 /// 0 to 1; ``end_gate_db`` finite, >= 0; ``end_mode`` "silence" or "semantic";
-/// ``eagerness`` as above.
+/// ``eagerness`` as above; ``vad_reset_ms`` 0 to 60000 ms.
 #[pyclass(module = "voxwire._voxwire", name = "TurnConfig", frozen, eq, hash)]
 #[derive(Clone, PartialEq)]
 pub struct TurnConfig {
@@ -42,6 +48,7 @@ pub struct TurnConfig {
     end_gate_db: f64,
     end_mode: String,
     eagerness: String,
+    vad_reset_ms: u32,
     /// What the core runs on (validated).
     core: Core,
 }
@@ -61,6 +68,7 @@ impl Hash for TurnConfig {
         self.silence_duration_ms.hash(h);
         self.end_mode.hash(h);
         self.eagerness.hash(h);
+        self.vad_reset_ms.hash(h);
     }
 }
 
@@ -102,12 +110,13 @@ impl TurnConfig {
             0.5,
             300,
             None,
-            0.0,
+            f64::from(DEFAULT_START_MS) / 1000.0,
             None,
             0.0,
             35.0,
             "silence".into(),
             "auto".into(),
+            i64::from(DEFAULT_VAD_RESET_MS),
         )
         .expect("the defaults are valid")
     }
@@ -123,6 +132,7 @@ impl TurnConfig {
         end_gate_db: f64,
         end_mode: String,
         eagerness: String,
+        vad_reset_ms: i64,
     ) -> PyResult<Self> {
         let silence = match (silence_duration_ms, stop_secs) {
             (Some(ms), _) => nonneg_ms(ms, "silence_duration_ms")?,
@@ -138,6 +148,7 @@ impl TurnConfig {
             min_volume: min_volume as f32,
             end_gate_db: end_gate_db as f32,
             end_mode: end_mode_arg(&end_mode, &eagerness).py()?,
+            vad_reset_ms: nonneg_ms(vad_reset_ms, "vad_reset_ms")?,
         };
         core.validate().py()?;
         Ok(Self {
@@ -149,6 +160,7 @@ impl TurnConfig {
             end_gate_db,
             end_mode,
             eagerness,
+            vad_reset_ms: core.vad_reset_ms,
             core,
         })
     }
@@ -163,6 +175,7 @@ impl TurnConfig {
         d.set_item("end_gate_db", self.end_gate_db)?;
         d.set_item("end_mode", &self.end_mode)?;
         d.set_item("eagerness", &self.eagerness)?;
+        d.set_item("vad_reset_ms", self.vad_reset_ms)?;
         Ok(d)
     }
 }
@@ -172,8 +185,8 @@ impl TurnConfig {
     #[new]
     #[pyo3(signature = (
         *, threshold = 0.5, prefix_padding_ms = 300, silence_duration_ms = None,
-        stop_secs = None, start_secs = 0.0, min_volume = 0.0, end_gate_db = 35.0,
-        end_mode = "silence", eagerness = "auto"
+        stop_secs = None, start_secs = 0.2, min_volume = 0.0, end_gate_db = 35.0,
+        end_mode = "silence", eagerness = "auto", vad_reset_ms = 3000
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -186,6 +199,7 @@ impl TurnConfig {
         end_gate_db: f64,
         end_mode: &str,
         eagerness: &str,
+        #[pyo3(from_py_with = sat)] vad_reset_ms: i64,
     ) -> PyResult<Self> {
         guard(|| {
             Self::build(
@@ -198,6 +212,7 @@ impl TurnConfig {
                 end_gate_db,
                 end_mode.to_owned(),
                 eagerness.to_owned(),
+                vad_reset_ms,
             )
         })
     }
@@ -243,7 +258,7 @@ impl TurnConfig {
         let q = |v: &str| PyString::new(py, v).repr().map(|r| r.to_string());
         Ok(format!(
             "TurnConfig(threshold={}, prefix_padding_ms={}, silence_duration_ms={}, \
-             start_secs={}, min_volume={}, end_gate_db={}, end_mode={}, eagerness={})",
+             start_secs={}, min_volume={}, end_gate_db={}, end_mode={}, eagerness={}, vad_reset_ms={})",
             f(self.threshold)?,
             self.prefix_padding_ms,
             self.silence_duration_ms,
@@ -252,6 +267,7 @@ impl TurnConfig {
             f(self.end_gate_db)?,
             q(&self.end_mode)?,
             q(&self.eagerness)?,
+            self.vad_reset_ms,
         ))
     }
 
@@ -303,5 +319,12 @@ impl TurnConfig {
     #[getter]
     fn eagerness(&self) -> &str {
         &self.eagerness
+    }
+
+    /// The silero engine's recurrent state is cleared after this much quiet while no turn
+    /// is under way, as pipecat's Silero analyzer does (ms; 0: never).
+    #[getter]
+    fn vad_reset_ms(&self) -> u32 {
+        self.vad_reset_ms
     }
 }

@@ -150,6 +150,14 @@ impl Vad {
         Ok(())
     }
 
+    /// Clears the silero engine's recurrent state and context (the stream position, the
+    /// window under way and the resampler stay); the other engines have none to clear.
+    pub fn reset_recurrent(&mut self) {
+        if let Engine::Silero(s) = &mut self.engine {
+            s.reset_state();
+        }
+    }
+
     /// The engine's name.
     pub fn engine_name(&self) -> &'static str {
         match &self.engine {

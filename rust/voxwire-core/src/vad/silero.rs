@@ -659,6 +659,15 @@ impl SileroModel {
         self.c.fill(0.0);
     }
 
+    /// Forgets what the network remembers (its recurrent state and the context before the
+    /// next window), as the reference's `reset_states` does, but keeps the samples of the
+    /// window under way: the windows stay where they were on the timeline.
+    pub fn reset_state(&mut self) {
+        self.x[..self.branch.context].fill(0.0);
+        self.h.fill(0.0);
+        self.c.fill(0.0);
+    }
+
     /// Pushes samples (already scaled to [-1, 1)) of any count; calls `each` with the
     /// probability of every window they complete, in order.
     pub fn push(&mut self, mut s: &[f32], mut each: impl FnMut(f32)) {
@@ -926,6 +935,13 @@ impl SileroVad {
         self.speaking
     }
 
+    /// Forgets the network's recurrent state and context (see
+    /// [`SileroModel::reset_state`]); the resampler, the window under way and the last
+    /// probability stay.
+    pub fn reset_state(&mut self) {
+        self.model.reset_state();
+    }
+
     /// Forgets the stream.
     pub fn reset(&mut self) {
         self.model.reset();
@@ -1062,6 +1078,30 @@ mod tests {
         let mut again = Vec::new();
         m.push_i16(&x[..3000], |p| again.push(p));
         assert_eq!(first, again);
+    }
+
+    /// Clearing the state mid-window keeps the window's samples where they are: what
+    /// follows is what a fresh model gives on the audio from that window's start, and
+    /// differs from what the uncleared model gives.
+    #[test]
+    fn reset_state_keeps_the_window_under_way() {
+        let x = golden_signal(16000, 2.0);
+        let (cut, win) = (7000, 512);
+        let mut m = SileroModel::new(16000).unwrap();
+        let mut kept = Vec::new();
+        m.push_i16(&x[..cut], |p| kept.push(p));
+        let mut unreset = m.clone();
+        m.reset_state();
+        let mut after = Vec::new();
+        m.push_i16(&x[cut..], |p| after.push(p));
+        let mut fresh = SileroModel::new(16000).unwrap();
+        let mut want = Vec::new();
+        fresh.push_i16(&x[cut / win * win..], |p| want.push(p));
+        assert_eq!(after, want);
+        let mut went_on = Vec::new();
+        unreset.push_i16(&x[cut..], |p| went_on.push(p));
+        assert_eq!(went_on.len(), after.len());
+        assert_ne!(went_on, after);
     }
 
     #[test]

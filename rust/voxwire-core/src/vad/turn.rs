@@ -188,19 +188,43 @@ pub struct TurnConfig {
     pub end_gate_db: f32,
     /// The rule that ends a turn (default: a fixed silence).
     pub end_mode: EndMode,
+    /// While no turn is under way, the silero engine's recurrent state is cleared once this
+    /// much audio has passed since it was last cleared and the last
+    /// [`VAD_RESET_QUIET_MS`] were all below [`VAD_RESET_MAX_P`], as pipecat's
+    /// `SileroVADAnalyzer` does every 2 s: after minutes of music or other noise the
+    /// network's memory of it otherwise keeps it from hearing speech that starts over it.
+    /// 0 disables it; the other engines have no such state and ignore it.
+    pub vad_reset_ms: u32,
 }
 
+/// The default [`TurnConfig::vad_reset_ms`]: on the tuning split, 2 s (pipecat's) let
+/// through more false starts on music, 5-10 s found fewer onsets over it.
+pub const DEFAULT_VAD_RESET_MS: u32 = 3000;
+/// The default [`TurnConfig::start_ms`]: on the tuning split, none or 50-150 ms let music
+/// start turns, 250 ms found fewer onsets.
+pub const DEFAULT_START_MS: u32 = 200;
+/// How long the speech probability must have stayed under [`VAD_RESET_MAX_P`] before the
+/// silero engine's state is cleared (pipecat: 5 windows of 32 ms).
+pub const VAD_RESET_QUIET_MS: u32 = 160;
+/// See [`VAD_RESET_QUIET_MS`].
+pub const VAD_RESET_MAX_P: f32 = 0.1;
+
 impl Default for TurnConfig {
-    /// OpenAI's server_vad defaults: threshold 0.5, 300 ms prefix, 500 ms silence.
+    /// OpenAI's server_vad defaults (threshold 0.5, 300 ms prefix, 500 ms silence), and
+    /// the turn-start rule chosen on the tuning split of `benches/turn_start_sweep.py`: 200 ms
+    /// of voiced frames before a turn starts ([`DEFAULT_START_MS`]; the turn still starts at
+    /// its first voiced frame) and the silero engine's state cleared while quiet every 3 s
+    /// ([`DEFAULT_VAD_RESET_MS`]).
     fn default() -> Self {
         Self {
             threshold: 0.5,
             prefix_padding_ms: 300,
             silence_duration_ms: 500,
-            start_ms: 0,
+            start_ms: DEFAULT_START_MS,
             min_volume: 0.0,
             end_gate_db: 35.0,
             end_mode: EndMode::Silence,
+            vad_reset_ms: DEFAULT_VAD_RESET_MS,
         }
     }
 }
@@ -225,6 +249,7 @@ impl TurnConfig {
             " ms",
         )?;
         check_range(self.start_ms, 0, MAX_TURN_MS, "start_ms", " ms")?;
+        check_range(self.vad_reset_ms, 0, MAX_TURN_MS, "vad_reset_ms", " ms")?;
         if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.min_volume) {
             return Err(Error::InvalidArgument(format!(
                 "threshold and min_volume must be in [0, 1], got {} and {}",
@@ -294,6 +319,14 @@ const HIGH_BAND_SPAN_MS: u32 = 250;
 /// it: 4 of the 15 clean vad-dev turns ended 10 ms late (3 dB: 2); 5 to 10 dB keep every
 /// clean end where it was and find the same fricatives in noise; 12 dB lose some.
 const HIGH_BAND_MARGIN_DB: f32 = 7.0;
+/// With a start rule (`start_ms` > 0), a voiced run that begins at most this long after the
+/// last voiced frame of a run too short to start a turn continues it: the turn starts at the
+/// first run's onset. A choppy onset (a VAD that drops a frame or two at the start of speech
+/// in noise) is then not dated to its last run.
+const START_CHAIN_GAP_MS: u32 = 100;
+/// The longest such chain before its onset moves on to the latest run (and so the most audio
+/// kept for it while no turn is under way, besides the prefix and the start rule's run).
+const START_CHAIN_MAX_MS: u32 = 500;
 
 /// Turn detector over a frame VAD.
 #[derive(Debug, Clone)]
@@ -307,13 +340,23 @@ pub struct TurnDetector {
     frames: u64,
     /// Partial frame carried between pushes.
     pending: Vec<i16>,
-    /// Last `prefix` samples while quiet (a ring), and the utterance while speaking.
+    /// The last samples while no turn is under way (a ring of the prefix, the longest
+    /// onset chain and the start rule's run), and the utterance while speaking.
     ring: Vec<i16>,
+    /// Prefix padding in samples.
+    prefix: usize,
     ring_at: usize,
     ring_len: usize,
     utterance: Vec<i16>,
     /// Frame index where the current voiced run began, and where silence began.
     run_start: u64,
+    /// The onset of the current start attempt (the first voiced frame of a chain of runs
+    /// each less than START_CHAIN_GAP_MS after the last), the chain's last voiced frame
+    /// (u64::MAX: none), and those two times in frames.
+    chain_start: u64,
+    chain_last: u64,
+    chain_gap: u64,
+    chain_max: u64,
     silence_start: u64,
     /// Frame index of the turn's last voiced frame (within the gate).
     last_voiced: u64,
@@ -328,6 +371,13 @@ pub struct TurnDetector {
     high_band_span: u64,
     /// The last finished utterance (kept until the next one finishes).
     last: Vec<i16>,
+    /// Frames since the VAD's recurrent state was last cleared, and in a row with a speech
+    /// probability under VAD_RESET_MAX_P; vad_reset_ms and VAD_RESET_QUIET_MS in frames
+    /// (u64::MAX: never).
+    since_reset: u64,
+    low_run: u64,
+    reset_every: u64,
+    reset_quiet: u64,
     /// The semantic rule's state (None in silence mode).
     semantic: Option<Box<Semantic>>,
 }
@@ -363,6 +413,12 @@ impl TurnDetector {
         let frame = vad.frame_samples();
         let rate = vad.rate();
         let prefix = (cfg.prefix_padding_ms as u64 * rate as u64 / 1000) as usize;
+        let frames_for = |ms: u32| (u64::from(ms) * rate as u64).div_ceil(1000 * frame as u64);
+        let chain_max = frames_for(START_CHAIN_MAX_MS);
+        // The utterance is cut from the ring when the turn starts: the prefix before the
+        // chain's onset, the chain and the run that confirmed the start.
+        let need = frames_for(cfg.start_ms).max(1);
+        let ring = prefix + ((chain_max + need + 1) * frame as u64) as usize;
         let gate = |db: f32| {
             if cfg.end_gate_db > 0.0 {
                 10f64.powf(-f64::from(db) / 10.0)
@@ -378,11 +434,16 @@ impl TurnDetector {
             rate,
             frames: 0,
             pending: Vec::with_capacity(frame),
-            ring: vec![0; prefix],
+            ring: vec![0; ring],
+            prefix,
             ring_at: 0,
             ring_len: 0,
             utterance: Vec::new(),
             run_start: 0,
+            chain_start: 0,
+            chain_last: u64::MAX,
+            chain_gap: frames_for(START_CHAIN_GAP_MS),
+            chain_max,
             silence_start: 0,
             last_voiced: 0,
             voiced_frames: 0,
@@ -392,6 +453,15 @@ impl TurnDetector {
             high_band_span: (u64::from(HIGH_BAND_SPAN_MS) * rate as u64)
                 .div_ceil(1000 * frame as u64),
             last: Vec::new(),
+            since_reset: 0,
+            low_run: 0,
+            reset_every: if cfg.vad_reset_ms > 0 {
+                (u64::from(cfg.vad_reset_ms) * rate as u64).div_ceil(1000 * frame as u64)
+            } else {
+                u64::MAX
+            },
+            reset_quiet: (u64::from(VAD_RESET_QUIET_MS) * rate as u64)
+                .div_ceil(1000 * frame as u64),
             semantic: match cfg.end_mode {
                 EndMode::Silence => None,
                 EndMode::Semantic(eagerness) => Some(Box::new(Semantic {
@@ -520,6 +590,20 @@ impl TurnDetector {
 
     fn frame_step(&mut self, f: &[i16], events: &mut Vec<TurnEvent>) -> Result<()> {
         let p = self.vad.probability(f)?;
+        self.since_reset += 1;
+        self.low_run = if p < VAD_RESET_MAX_P {
+            self.low_run + 1
+        } else {
+            0
+        };
+        if self.state == State::Quiet
+            && self.since_reset >= self.reset_every
+            && self.low_run >= self.reset_quiet
+        {
+            // From the next window on; this frame's probability stands.
+            self.vad.reset_recurrent();
+            self.since_reset = 0;
+        }
         if let Some(s) = &mut self.semantic {
             s.pitch.push(f);
         }
@@ -549,32 +633,43 @@ impl TurnDetector {
                             s.hist.clear();
                             s.hint = None;
                         }
-                        // The utterance starts with the prefix padding.
-                        self.utterance.clear();
-                        // The ring's oldest kept sample is ring_len before ring_at.
-                        let n = self.ring.len();
-                        let start = (self.ring_at + n - self.ring_len) % n.max(1);
-                        let first = (n - start).min(self.ring_len);
-                        self.utterance
-                            .extend_from_slice(&self.ring[start..start + first]);
-                        self.utterance
-                            .extend_from_slice(&self.ring[..self.ring_len - first]);
+                        // A run soon after the last one's voiced frames continues its chain:
+                        // the turn's onset stays at the chain's first voiced frame.
+                        if self.chain_last == u64::MAX
+                            || now - self.chain_last > self.chain_gap + 1
+                            || now - self.chain_start > self.chain_max
+                        {
+                            self.chain_start = now;
+                        }
                     }
+                    self.chain_last = now;
                     self.voiced_frames += 1;
                     self.peak_energy = self.peak_energy.max(energy);
-                    self.utterance.extend_from_slice(f);
+                    self.ring_push(f);
                     self.record(f, p, true);
                     if self.voiced_frames >= self.frames_for(self.cfg.start_ms).max(1) {
                         self.state = State::Speaking;
                         self.silence_start = u64::MAX;
                         self.last_voiced = now;
+                        self.chain_last = u64::MAX;
+                        // The utterance: the prefix padding before the onset, then everything
+                        // since (the ring's last samples).
+                        let want = self.prefix + (now + 1 - self.chain_start) as usize * self.frame;
+                        let take = want.min(self.ring_len);
+                        let n = self.ring.len();
+                        let start = (self.ring_at + n - take) % n;
+                        let first = (n - start).min(take);
+                        self.utterance.clear();
+                        self.utterance
+                            .extend_from_slice(&self.ring[start..start + first]);
+                        self.utterance.extend_from_slice(&self.ring[..take - first]);
                         events.push(TurnEvent::SpeechStarted {
-                            audio_start_ms: self.ms(self.run_start),
+                            audio_start_ms: self.ms(self.chain_start),
                         });
                     }
                 } else {
                     if self.state == State::Starting {
-                        // Too short to be a turn: back to quiet (its audio joins the prefix).
+                        // Too short to be a turn yet: back to quiet.
                         self.state = State::Quiet;
                     }
                     self.ring_push(f);
@@ -634,7 +729,10 @@ impl TurnDetector {
                             audio_end_ms: self.ms(self.silence_start),
                             emitted_at_ms: self.ms(now + 1),
                         });
-                        std::mem::swap(&mut self.last, &mut self.utterance);
+                        // A copy, not a swap: each buffer keeps the capacity of the longest
+                        // turn so far, so turns no longer than that allocate nothing.
+                        self.last.clear();
+                        self.last.extend_from_slice(&self.utterance);
                         self.utterance.clear();
                         self.ring_len = 0;
                     }
@@ -672,6 +770,13 @@ impl TurnDetector {
     /// ended it.
     pub fn last_utterance(&self) -> &[i16] {
         &self.last
+    }
+
+    /// How far before the moment a turn starts (its `SpeechStarted` is emitted) the turn's
+    /// audio can begin, prefix padding included: the prefix, the longest onset chain and the
+    /// start rule's run (ms). Audio kept for a turn must reach that far back.
+    pub fn max_lookback_ms(&self) -> u64 {
+        self.ring.len() as u64 * 1000 / u64::from(self.rate)
     }
 
     /// Whether a turn is in progress.
@@ -795,6 +900,39 @@ mod tests {
                 TurnEvent::SpeechStarted { .. } => None,
             })
             .collect()
+    }
+
+    /// Bursts of voice (start s, length s) over faint noise; the SpeechStarted times the
+    /// default start rule (200 ms) gives with the energy engine.
+    fn starts(bursts: &[(f32, f32)]) -> Vec<u64> {
+        let mut x = noise(RATE * 4, 3, 30.0);
+        for &(at, len) in bursts {
+            add(&mut x, at, &voiced((len * RATE as f32) as usize, 5000.0));
+        }
+        let vad = Vad::new("energy", RATE as u32, 10, 0).unwrap();
+        let mut td = TurnDetector::new(vad, TurnConfig::default()).unwrap();
+        let x: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+        let mut ev = Vec::new();
+        td.push(&x, &mut ev).unwrap();
+        ev.iter()
+            .filter_map(|e| match e {
+                TurnEvent::SpeechStarted { audio_start_ms } => Some(*audio_start_ms),
+                TurnEvent::SpeechStopped { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A choppy onset (runs too short for the start rule, 50 ms apart) dates the turn to
+    /// its first run; runs 200 ms apart do not chain, and the turn starts at the last one.
+    #[test]
+    fn a_choppy_onset_dates_the_turn_to_its_first_run() {
+        assert_eq!(TurnConfig::default().start_ms, 200);
+        let s = starts(&[(1.0, 0.1), (1.15, 0.1), (1.3, 0.5)]);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].abs_diff(1000) <= 10, "{s:?}");
+        let s = starts(&[(1.0, 0.1), (1.3, 0.1), (1.6, 0.5)]);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].abs_diff(1600) <= 10, "{s:?}");
     }
 
     /// Voice from 2.0 to 3.0 s in 4.5 s of `floor`-amplitude white noise.
