@@ -316,7 +316,7 @@ impl History {
         let dt = self.frame_s;
         let upto = self.voice_end();
         // Pitch slope: least squares over the pitched frames of the last 300 ms.
-        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0f32, 0f32, 0f32, 0f32, 0f32);
+        let mut pitch_fit = LineFit::default();
         let mut tail = [0f32; 5];
         let mut nt = 0usize;
         let mut total = 0usize;
@@ -325,24 +325,11 @@ impl History {
             if r.st.is_nan() {
                 continue;
             }
-            let t = i as f32 * dt;
-            n += 1.0;
-            sx += t;
-            sy += r.st;
-            sxx += t * t;
-            sxy += t * r.st;
+            pitch_fit.add(i as f32 * dt, r.st);
             tail[nt % 5] = r.st;
             nt += 1;
         }
-        let slope = |n: f32, sx: f32, sy: f32, sxx: f32, sxy: f32| {
-            let den = n * sxx - sx * sx;
-            if n >= 4.0 && den > 1e-9 {
-                (n * sxy - sx * sy) / den
-            } else {
-                0.0
-            }
-        };
-        let pitch_slope = slope(n, sx, sy, sxx, sxy).clamp(-50.0, 50.0);
+        let pitch_slope = pitch_fit.slope().clamp(-50.0, 50.0);
         let final_pitch = if nt > 0 && self.n_st > 0 {
             let k = nt.min(5);
             let v = &mut tail[..k];
@@ -357,16 +344,11 @@ impl History {
             0.0
         };
         // Level slope over the last 200 ms.
-        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0f32, 0f32, 0f32, 0f32, 0f32);
+        let mut level_fit = LineFit::default();
         for (i, r) in self.last(upto, n200) {
-            let t = i as f32 * dt;
-            n += 1.0;
-            sx += t;
-            sy += r.db;
-            sxx += t * t;
-            sxy += t * r.db;
+            level_fit.add(i as f32 * dt, r.db);
         }
-        let level_slope = slope(n, sx, sy, sxx, sxy).clamp(-150.0, 150.0);
+        let level_slope = level_fit.slope().clamp(-150.0, 150.0);
         // Final level and probability: the last 50 ms.
         let (mut db, mut p, mut k) = (0f32, 0f32, 0f32);
         for (_, r) in self.last(upto, n50) {
@@ -473,6 +455,36 @@ impl NoiseHistory {
         let v = &mut v[..k];
         v.sort_by(f32::total_cmp);
         (k as f32 / m as f32, v[k / 2])
+    }
+}
+
+/// Running sums of a least-squares line fit of `y` against `t`.
+#[derive(Default)]
+struct LineFit {
+    n: f32,
+    sx: f32,
+    sy: f32,
+    sxx: f32,
+    sxy: f32,
+}
+
+impl LineFit {
+    fn add(&mut self, t: f32, y: f32) {
+        self.n += 1.0;
+        self.sx += t;
+        self.sy += y;
+        self.sxx += t * t;
+        self.sxy += t * y;
+    }
+
+    /// The fitted slope; 0 with fewer than four points or no spread in `t`.
+    fn slope(&self) -> f32 {
+        let den = self.n * self.sxx - self.sx * self.sx;
+        if self.n >= 4.0 && den > 1e-9 {
+            (self.n * self.sxy - self.sx * self.sy) / den
+        } else {
+            0.0
+        }
     }
 }
 
