@@ -5,10 +5,11 @@
 //!
 //! - Pitch: the audio is box-averaged down to about 4 kHz (a low-pass that keeps the
 //!   fundamental and the first formant), and the normalised cross-correlation of its last
-//!   25 ms with the same span one period earlier is searched for lags of 60-400 Hz. The
-//!   shortest lag whose correlation is within 10 % of the best is taken (against octave-down
-//!   errors), refined by a parabola; a frame whose best correlation is under 0.5 is
-//!   unpitched. About 4,000 multiply-adds per frame, run only on the frames of a turn.
+//!   25 ms with the same span one period earlier is searched for lags of 60-400 Hz. Of the
+//!   correlation's peaks (local maxima rising 0.2 above the lowest correlation at a shorter
+//!   lag: smooth low-frequency noise has none), the shortest lag within 10 % of the best is
+//!   taken (against octave-down errors), refined by a parabola; a frame whose best peak is
+//!   under 0.5 is unpitched. About 4,000 multiply-adds per frame, run only on the frames of a turn.
 //! - Features (see [`Features`]): the pitch slope over the last 300 ms of speech, the final
 //!   pitch against the turn's mean, the level slope over the last 200 ms, the final level
 //!   against the turn's loudest frame, the share of pitched frames at the end, the VAD's
@@ -27,6 +28,8 @@ const F0_MAX: f32 = 400.0;
 const WINDOW_S: f32 = 0.025;
 /// Best normalised correlation under which a frame is unpitched.
 const VOICING: f32 = 0.5;
+/// How far a correlation peak must rise above the lowest correlation at a shorter lag.
+const PROMINENCE: f32 = 0.2;
 
 /// Pitch of the latest audio by normalised cross-correlation at about 4 kHz.
 #[derive(Debug, Clone)]
@@ -109,54 +112,60 @@ impl PitchTracker {
         if e0 <= 1e-3 * self.w as f32 {
             return None;
         }
+        // One lag either side of the searched range, so that a peak at its edge is seen
+        // as a peak only when the correlation falls on both sides (a correlation that
+        // only decreases from the shortest lag is low-frequency noise, not a 400 Hz voice).
+        let (lo, hi) = (self.lag_min - 1, self.lag_max + 1);
         // The lagged window's energy, slid one sample per lag.
-        let mut eb: f32 = x[n - self.w - self.lag_min..n - self.lag_min]
-            .iter()
-            .map(|v| v * v)
-            .sum();
-        let mut best = 0.0f32;
-        for lag in self.lag_min..=self.lag_max {
+        let mut eb: f32 = x[n - self.w - lo..n - lo].iter().map(|v| v * v).sum();
+        for lag in lo..=hi {
             let b = &x[n - self.w - lag..n - lag];
-            let c = dot(a, b);
-            self.r[lag] = c / (e0 * eb).sqrt().max(1e-9);
-            best = best.max(self.r[lag]);
+            self.r[lag] = dot(a, b) / (e0 * eb).sqrt().max(1e-9);
             // Next lag: one older sample in, the newest of this window out.
-            if lag < self.lag_max {
+            if lag < hi {
                 let inn = x[n - self.w - lag - 1];
                 let out = x[n - lag - 1];
                 eb = (eb + inn * inn - out * out).max(0.0);
             }
         }
+        // The peaks of the correlation in the searched range: local maxima that rise at
+        // least PROMINENCE above the lowest correlation at a shorter lag (a voice's
+        // correlation dips between lag 0 and its period; smooth noise's only sags). The
+        // best of them must reach VOICING, and the shortest lag at a peak within 10 % of
+        // it is taken (against octave-down errors).
+        let mut best = f32::MIN;
+        let mut low = self.r[lo];
+        for l in self.lag_min..=self.lag_max {
+            low = low.min(self.r[l]);
+            if self.is_peak(l, low) {
+                best = best.max(self.r[l]);
+            }
+        }
         if best < VOICING {
             return None;
         }
-        // The shortest lag at a local peak within 10 % of the best.
         let mut lag = self.lag_min;
+        low = self.r[lo];
         for l in self.lag_min..=self.lag_max {
-            let left = if l > self.lag_min {
-                self.r[l - 1]
-            } else {
-                f32::MIN
-            };
-            let right = if l < self.lag_max {
-                self.r[l + 1]
-            } else {
-                f32::MIN
-            };
-            if self.r[l] >= 0.9 * best && self.r[l] >= left && self.r[l] >= right {
+            low = low.min(self.r[l]);
+            if self.is_peak(l, low) && self.r[l] >= 0.9 * best {
                 lag = l;
                 break;
             }
         }
         let mut t = lag as f32;
-        if lag > self.lag_min && lag < self.lag_max {
-            let (l, c, r) = (self.r[lag - 1], self.r[lag], self.r[lag + 1]);
-            let den = l - 2.0 * c + r;
-            if den < 0.0 {
-                t += (0.5 * (l - r) / den).clamp(-0.5, 0.5);
-            }
+        let (l, c, r) = (self.r[lag - 1], self.r[lag], self.r[lag + 1]);
+        let den = l - 2.0 * c + r;
+        if den < 0.0 {
+            t += (0.5 * (l - r) / den).clamp(-0.5, 0.5);
         }
         Some(self.rate / t)
+    }
+
+    /// Whether lag `l` is a peak of the correlation, `low` the lowest at lags up to `l`.
+    fn is_peak(&self, l: usize, low: f32) -> bool {
+        let r = &self.r;
+        r[l] >= r[l - 1] && r[l] >= r[l + 1] && r[l] - low >= PROMINENCE
     }
 }
 
@@ -534,6 +543,30 @@ mod tests {
             .collect();
         p.push(&x);
         assert_eq!(p.pitch(), None);
+    }
+
+    #[test]
+    fn low_frequency_noise_is_unpitched() {
+        // Rumble (white noise low-passed at about 40 Hz): its correlation only falls from
+        // the shortest lag searched, which an edge taken for a peak read as a 400 Hz voice.
+        let mut p = PitchTracker::new(16000);
+        let (mut r, mut y) = (7u64, 0f32);
+        let x: Vec<i16> = (0..3200)
+            .map(|_| {
+                r = r.wrapping_mul(6364136223846793005).wrapping_add(1);
+                y += 0.016 * (((r >> 48) as i16) as f32 - y);
+                (y * 2.0) as i16
+            })
+            .collect();
+        let mut pitched = 0;
+        for c in x.chunks(160) {
+            p.push(c);
+            if let Some(f) = p.pitch() {
+                assert!(f < 390.0, "{f}");
+                pitched += 1;
+            }
+        }
+        assert!(pitched <= 2, "{pitched} of 20 frames pitched");
     }
 
     #[test]
