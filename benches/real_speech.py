@@ -258,7 +258,7 @@ def frame_db(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Level (dBFS) per 10 ms frame."""
     n = len(x) // FRAME
     ms = np.mean(x[: n * FRAME].reshape(n, FRAME) ** 2, axis=1)
-    return 10 * np.log10(ms / 32768**2 + 1e-12)
+    return np.asarray(10 * np.log10(ms / 32768**2 + 1e-12), dtype=np.float64)
 
 
 #: The floor is taken to be at least this far (dB) under the recording's loudest frame.
@@ -288,9 +288,9 @@ def speech_frames(db: npt.NDArray[np.float64], peak: float, floor: float) -> npt
     for a, b in itertools.pairwise(idx):
         if 1 < b - a <= 15:
             lab[a:b] = True
-    for a, b in runs(lab):
-        if b - a < 5:
-            lab[a:b] = False
+    for s, e in runs(lab):
+        if e - s < 5:
+            lab[s:e] = False
     return lab
 
 
@@ -315,7 +315,7 @@ def background(
     spec = np.sqrt(np.mean(np.abs(np.fft.rfft(frames)) ** 2, axis=0))
     w = np.fft.rfft(rng.standard_normal(n + 512))
     y = np.fft.irfft(w * np.interp(np.linspace(0, 256, len(w)), np.arange(257), spec), n + 512)
-    return y[:n] * np.sqrt(np.mean(seg**2) / np.mean(y[:n] ** 2))
+    return np.asarray(y[:n] * np.sqrt(np.mean(seg**2) / np.mean(y[:n] ** 2)), dtype=np.float64)
 
 
 def make_turn(u: Utterance, rng: np.random.Generator) -> RealTurn | None:
@@ -628,6 +628,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=CACHE / "real-speech")
     a = ap.parse_args()
     turns = build(a.cache)
+    if a.list:
+        for s in SOURCES.values():
+            print(f"source: {s.kind} {s.name} {s.version}: {s.licence}")
     if a.check:
         print(check(turns))
     for name, ts in split(turns).items():
