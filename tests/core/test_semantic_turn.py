@@ -26,7 +26,7 @@ from voxwire.session import events as ev
 RATE = 16000
 EAGERNESS = ["high", "medium", "low"]
 # The documented waits: (complete_ms, max_ms) per eagerness.
-WAITS = {"high": (100, 2000), "medium": (100, 2000), "low": (120, 4000)}
+WAITS = {"high": (300, 1000), "medium": (400, 1000), "low": (450, 2000)}
 
 
 def voiced(f0: np.ndarray, rate: int = RATE) -> np.ndarray:
@@ -79,7 +79,7 @@ def test_a_falling_end_ends_sooner_than_a_level_or_rising_one(eagerness: str) ->
         for e in ("fall", "level", "rise")
     }
     assert abs(wait["fall"] - complete) <= 10, wait
-    assert wait["fall"] + 500 <= wait["level"] < wait["rise"] <= most, wait
+    assert wait["fall"] + 200 <= wait["level"] < wait["rise"] <= most, wait
 
 
 @pytest.mark.parametrize("end", ["fall", "level", "rise"])
@@ -228,7 +228,8 @@ def test_pipeline_gives_what_its_parts_give(eagerness: str) -> None:
     for i in range(0, len(X), 480):
         want += td.push(r.process(X[i : i + 480]))
     assert got == want
-    assert len(stops(got)) == 2
+    # The 650 ms pause after the level phrase: high's wait there (about 570 ms) cuts it.
+    assert len(stops(got)) == (3 if eagerness == "high" else 2)
 
 
 @settings(max_examples=25, deadline=None)
@@ -312,21 +313,22 @@ def in_noise(
 
 
 def test_the_gate_falls_back_to_server_vads_wait_in_tonal_or_loud_noise() -> None:
-    """The falling end passes the reliability gate in quiet and under a 60 Hz hum 25 dB
-    down (the end's pitch, about 93 Hz, is the voice's) and ends after high's 100 ms. Under
-    a tone at the end's own pitch or its octave (the tracker cannot tell them apart), and in
-    hum or white noise 10-15 dB under the voice (too near the noise floor), the judgement is
-    not trusted and the turn ends after silence_duration_ms, as with server_vad."""
+    """The falling end passes the reliability gate in quiet and under a 60 Hz hum 35 dB
+    down (the end's pitch, about 93 Hz, is the voice's) and ends after high's shortest
+    wait. Under a tone at the end's own pitch or its octave (the tracker cannot tell them
+    apart), and in hum or white noise 10-15 dB under the voice (too near the noise floor:
+    the gate wants 32 dB), the judgement is not trusted and the turn ends after
+    silence_duration_ms, as with server_vad."""
     names = list(voxwire._voxwire.END_GATE_NAMES)
     assert names == ["snr_db", "noise_pitched_share", "pitch_to_noise_st"]
-    for kind, snr in (("white", 40), ("hum", 25)):
+    for kind, snr in (("white", 40), ("hum", 35)):
         wait, td = in_noise(kind, snr)
         gate = td.end_gate
-        assert gate is not None and gate[0] and dict(gate[1])["snr_db"] >= 20, gate
-        assert abs(wait - 100) <= 10, (kind, wait)
+        assert gate is not None and gate[0] and dict(gate[1])["snr_db"] >= 32, gate
+        assert abs(wait - WAITS["high"][0]) <= 10, (kind, wait)
     for kind, snr, silence, hz in (
-        ("hum", 25, 500, 93.0),
-        ("hum", 25, 700, 186.0),
+        ("hum", 35, 500, 93.0),
+        ("hum", 35, 700, 186.0),
         ("hum", 10, 700, 60.0),
         ("white", 15, 500, 0.0),
     ):
@@ -334,9 +336,9 @@ def test_the_gate_falls_back_to_server_vads_wait_in_tonal_or_loud_noise() -> Non
         gate = td.end_gate
         assert gate is not None and not gate[0], (kind, snr, hz, gate)
         m = dict(gate[1])
-        if snr >= 20:
+        if snr >= 32:
             assert m["noise_pitched_share"] >= 0.5 and m["pitch_to_noise_st"] <= 1, m
         else:
-            assert m["snr_db"] < 20, m
+            assert m["snr_db"] < 32, m
         assert abs(wait - silence) <= 10, (kind, snr, wait)
     assert voxwire.TurnDetector(engine="spectral").end_gate is None
