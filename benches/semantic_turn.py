@@ -52,6 +52,7 @@ import json
 import re
 import subprocess
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,7 +355,9 @@ def vad_dev_streams(
 
 
 def score_stream(
-    stops: list[SpeechStopped], ends: list[tuple[int, int]], pauses: list[tuple[int, int]]
+    stops: list[SpeechStopped] | list[Stop],
+    ends: list[tuple[int, int]],
+    pauses: list[tuple[int, int]],
 ) -> tuple[int, list[float], int]:
     """Pauses ended on (early cuts), latencies of the ends, ends merged with the next turn
     (their latency: the gap, a lower bound)."""
@@ -371,12 +374,97 @@ def score_stream(
     return cuts, lat, merged
 
 
+@dataclass
+class Stop:
+    """A turn end found by a peer: where its speech ended and when the end was decided (ms
+    of audio), like ``SpeechStopped``'s ``audio_end_ms`` and ``emitted_at_ms``."""
+
+    audio_end_ms: int
+    emitted_at_ms: int
+
+
+#: The peer's row: pipecat's realtime-mode turn detection (VAD stop after 0.2 s, then its
+#: Smart Turn model; 3 s of silence ends an unfinished turn).
+PEER = "pipecat 1.14 Smart Turn v3.2"
+#: Audio per call into pipecat's analyzers (its transports' default 20 ms).
+PEER_CHUNK = 320
+
+
+def pipecat_smart_turn() -> Callable[[npt.NDArray[np.int16]], list[Stop]] | None:
+    """pipecat's end of turn as a realtime pipeline runs it (``TurnAnalyzerUserTurnStopStrategy``
+    with ``wait_for_transcript=False``): ``SileroVADAnalyzer`` with its default
+    ``VADParams`` (stop_secs 0.2), and when it reports the user stopped, the bundled
+    ``LocalSmartTurnAnalyzerV3`` (smart-turn-v3.2-cpu.onnx) on the turn's audio: complete
+    ends the turn there, incomplete waits for more speech or for its ``stop_secs`` (3 s) of
+    silence. Driven chunk by chunk on the audio timeline (the model's compute time, about
+    60-90 ms per call on this VM, is not added). None when pipecat is not importable."""
+    try:
+        from loguru import logger
+        from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.audio.vad.silero import SileroVADAnalyzer
+        from pipecat.audio.vad.vad_analyzer import VADState
+    except ImportError:
+        return None
+    import asyncio
+
+    logger.remove()
+    turn = LocalSmartTurnAnalyzerV3(cpu_count=1)
+    turn.set_sample_rate(RATE)
+
+    def run(x: npt.NDArray[np.int16]) -> list[Stop]:
+        vad = SileroVADAnalyzer(sample_rate=RATE)
+        vad.set_sample_rate(RATE)
+        turn.clear()
+        stops: list[Stop] = []
+        state = VADState.QUIET
+        speaking = False
+        last_speech_ms = 0
+        for i in range(0, len(x) - PEER_CHUNK + 1, PEER_CHUNK):
+            c = x[i : i + PEER_CHUNK].tobytes()
+            now = (i + PEER_CHUNK) * 1000 // RATE
+            s = vad._run_analyzer(c)
+            if s in (VADState.SPEAKING, VADState.STARTING):
+                last_speech_ms = now
+            if s == VADState.SPEAKING and not speaking:
+                speaking = True
+                turn.update_vad_start_secs(vad.params.start_secs)
+            eot = turn.append_audio(c, speaking)
+            if eot == EndOfTurnState.COMPLETE:
+                asyncio.run(turn.analyze_end_of_turn())
+                stops.append(Stop(last_speech_ms, now))
+            if speaking and s == VADState.QUIET and state != VADState.QUIET:
+                speaking = False
+                res, _ = asyncio.run(turn.analyze_end_of_turn())
+                if res == EndOfTurnState.COMPLETE:
+                    stops.append(Stop(last_speech_ms, now))
+            state = s
+        return stops
+
+    return run
+
+
+def detect(
+    name: str, kw: dict[str, object], x: npt.NDArray[np.int16]
+) -> list[SpeechStopped] | list[Stop]:
+    """The turn ends a configuration finds in `x`."""
+    if name == PEER:
+        assert _peer is not None
+        return _peer(x)
+    ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
+    return [e for e in ev if isinstance(e, SpeechStopped)]
+
+
+#: The peer's runner, when --peer is given (set by main).
+_peer: Callable[[npt.NDArray[np.int16]], list[Stop]] | None = None
+
+
 def evaluate(
-    set_name: str, turns: list[Turn] | None, only: str | None = None
+    set_name: str, turns: list[Turn] | None, only: str | None = None, *, peer: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Figures per configuration on a set."""
+    """Figures per configuration on a set (and pipecat's Smart Turn with `peer`)."""
     res: dict[str, dict[str, float]] = {}
-    for name, kw in CONFIGS:
+    for name, kw in CONFIGS + ([(PEER, {})] if peer else []):
         cuts = n_pauses = merged = n_turns = multi = 0
         cut_turns = 0
         lat: list[float] = []
@@ -384,8 +472,7 @@ def evaluate(
         by_cond: dict[str, list[float]] = {}
         if turns is None:
             for cond, x, ends, pauses in vad_dev_streams(only):
-                ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
-                stops = [e for e in ev if isinstance(e, SpeechStopped)]
+                stops = detect(name, kw, x)
                 c, ll, m = score_stream(stops, ends, pauses)
                 by_cond[cond] = [c, m, float(np.mean(ll))]
                 cuts += c
@@ -396,8 +483,7 @@ def evaluate(
             cut_turns = cuts
         else:
             for t in turns:
-                ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(t.x)  # type: ignore[arg-type]
-                stops = [e for e in ev if isinstance(e, SpeechStopped)]
+                stops = detect(name, kw, t.x)
                 c = sum(
                     any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in t.pauses
                 )
@@ -878,6 +964,12 @@ def main() -> None:
         help="--fit / --gate on this set instead (e.g. real-tune; --gate then without the "
         "generated noises)",
     )
+    ap.add_argument(
+        "--peer",
+        action="store_true",
+        help="also pipecat's Smart Turn v3.2 (needs pipecat-ai 1.14 and onnxruntime: run in a "
+        "venv that has them, e.g. the frameworks venv, with PYTHONPATH=python)",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--curve",
@@ -887,6 +979,11 @@ def main() -> None:
         "the points go to the --json file)",
     )
     a = ap.parse_args()
+    if a.peer:
+        global _peer
+        _peer = pipecat_smart_turn()
+        if _peer is None:
+            raise SystemExit("--peer: pipecat (pipecat-ai[local-smart-turn-v3]) is not importable")
     if a.fit:
         fit({s: turns_of(s) for s in (a.on or "tune,real-tune").split(",")})
         return
@@ -899,7 +996,7 @@ def main() -> None:
         turns = None if s.startswith("vad-dev") else turns_of(s)
         if turns is not None:
             TURNS_PER_SET[s] = len(turns)
-        res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None)
+        res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None, peer=a.peer)
         out[s] = res
         print(table(s, res) + "\n")
         print(condition_table(res, "pauses" if turns is None else "turns") + "\n")
