@@ -51,16 +51,21 @@ import itertools
 import json
 import re
 import subprocess
+import time
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 import voxwire
 from voxwire import SpeechStopped
+
+if TYPE_CHECKING:
+    from voxwire.asr import PocketSphinxPartialASR
 from voxwire.agents import read_wav_bytes
 
 RATE = 16000
@@ -451,9 +456,68 @@ def detect(
     if name == PEER:
         assert _peer is not None
         return _peer(x)
+    if name.endswith("+ ASR hint"):
+        return detect_with_hint(kw, x)
     ev = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw)).push(x)  # type: ignore[arg-type]
     return [e for e in ev if isinstance(e, SpeechStopped)]
 
+
+#: The configurations that take a partial transcript's text hint (--asr).
+ASR_CONFIGS: list[tuple[str, dict[str, object]]] = [
+    ("semantic_vad high + ASR hint", {"end_mode": "semantic", "eagerness": "high"}),
+    ("semantic_vad medium (auto) + ASR hint", {"end_mode": "semantic", "eagerness": "medium"}),
+]
+#: How often the server decodes a partial transcript during speech (voxwire.server).
+PARTIAL_EVERY_MS = 700
+
+
+def detect_with_hint(kw: dict[str, object], x: npt.NDArray[np.int16]) -> list[SpeechStopped]:
+    """semantic_vad as ``voxwire serve`` runs it with a partial ASR: PocketSphinx's live
+    decoding of the turn so far every 700 ms of audio and when a pause begins; the hint
+    (``voxwire.hint.text_hint`` of that transcript) reaches the detector after the pause's
+    decode has taken its measured time on this machine (rounded up to 10 ms frames)."""
+    from voxwire.hint import text_hint
+
+    assert _asr is not None
+    asr: PocketSphinxPartialASR = _asr
+    td = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw))  # type: ignore[arg-type]
+    out: list[SpeechStopped] = []
+    start: int | None = None
+    decoded = 0
+    judged: int | None = None
+    pending: tuple[int, bool | None] | None = None
+    for i in range(0, len(x), 160):
+        pos = min(i + 160, len(x))
+        for e in td.push(x[i:pos]):
+            if isinstance(e, voxwire.SpeechStarted):
+                start, decoded = max(0, (e.audio_start_ms - 300) * RATE // 1000), 0
+            elif isinstance(e, SpeechStopped):
+                out.append(e)
+                start, judged, pending = None, None, None
+        if start is None:
+            continue
+        est = td.end_estimate
+        if est is None:
+            judged, pending = None, None
+            if pos - start - decoded >= PARTIAL_EVERY_MS * RATE // 1000:
+                asr.transcribe(x[start:pos], RATE)
+                decoded = pos - start
+        elif judged != est[0]:
+            judged = est[0]
+            t0 = time.perf_counter()
+            words = asr.transcribe(x[start:pos], RATE)
+            decoded = pos - start
+            delay = int(np.ceil((time.perf_counter() - t0) * 100)) * 160
+            pending = (pos + delay, text_hint(words))
+        if pending is not None and pos >= pending[0]:
+            if pending[1] is not None:
+                td.set_text_hint(pending[1])
+            pending = None
+    return out
+
+
+#: The partial ASR, when --asr is given (set by main).
+_asr: PocketSphinxPartialASR | None = None
 
 #: The peer's runner, when --peer is given (set by main).
 _peer: Callable[[npt.NDArray[np.int16]], list[Stop]] | None = None
@@ -464,7 +528,7 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """Figures per configuration on a set (and pipecat's Smart Turn with `peer`)."""
     res: dict[str, dict[str, float]] = {}
-    for name, kw in CONFIGS + ([(PEER, {})] if peer else []):
+    for name, kw in CONFIGS + (ASR_CONFIGS if _asr else []) + ([(PEER, {})] if peer else []):
         cuts = n_pauses = merged = n_turns = multi = 0
         cut_turns = 0
         lat: list[float] = []
@@ -970,6 +1034,11 @@ def main() -> None:
         help="also pipecat's Smart Turn v3.2 (needs pipecat-ai 1.14 and onnxruntime: run in a "
         "venv that has them, e.g. the frameworks venv, with PYTHONPATH=python)",
     )
+    ap.add_argument(
+        "--asr",
+        action="store_true",
+        help="also semantic_vad with a PocketSphinx partial transcript's text hint (voxwire[asr])",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--curve",
@@ -979,6 +1048,11 @@ def main() -> None:
         "the points go to the --json file)",
     )
     a = ap.parse_args()
+    if a.asr:
+        global _asr
+        from voxwire.asr import PocketSphinxPartialASR
+
+        _asr = PocketSphinxPartialASR()
     if a.peer:
         global _peer
         _peer = pipecat_smart_turn()
