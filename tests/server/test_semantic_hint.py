@@ -85,7 +85,7 @@ class HeardASR:
 class Server:
     """``serve_websockets`` on a free loopback port, on an event loop thread of its own."""
 
-    def __init__(self, tmp: Path, asr: HeardASR) -> None:
+    def __init__(self, tmp: Path, asr: HeardASR | HeldASR) -> None:
         self.config = ServerConfig(
             api_keys=frozenset({KEY}),
             vad_engine="spectral",
@@ -145,6 +145,26 @@ def send_audio(ws: Connection, x: npt.NDArray[np.int16]) -> None:
         ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64}))
 
 
+def start_session(ws: Connection, kind: str, got: list[str]) -> None:
+    """Waits for the session and sets turn detection ``kind`` (semantic_vad at high
+    eagerness, server_vad at 500 ms), with no responses."""
+    recv_until(ws, "session.created", got)
+    td: dict[str, Any] = {"type": kind, "create_response": False}
+    if kind == "semantic_vad":
+        td["eagerness"] = "high"
+    else:
+        td["silence_duration_ms"] = 500
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": td}}}
+    ws.send(json.dumps({"type": "session.update", "session": update}))
+    recv_until(ws, "session.updated", got)
+
+
+def settle(ws: Connection, got: list[str]) -> None:
+    """Reads up to the reply to a new message: every event of the audio before it."""
+    ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
+    recv_until(ws, "session.updated", got)
+
+
 def stops_at_the_pause(tmp: Path, words: str, kind: str) -> tuple[list[str], HeardASR]:
     """The event types of one session that sends :func:`talk` with turn detection ``kind``
     (high eagerness, no responses) and a partial ASR hearing ``words``."""
@@ -154,14 +174,7 @@ def stops_at_the_pause(tmp: Path, words: str, kind: str) -> tuple[list[str], Hea
     try:
         url = f"ws://127.0.0.1:{srv.port}/v1/realtime?model=gpt-realtime"
         with ws_connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
-            recv_until(ws, "session.created", got)
-            td = {"type": kind, "create_response": False}
-            td["eagerness" if kind == "semantic_vad" else "silence_duration_ms"] = (
-                "high" if kind == "semantic_vad" else 500
-            )
-            update = {"type": "realtime", "audio": {"input": {"turn_detection": td}}}
-            ws.send(json.dumps({"type": "session.update", "session": update}))
-            recv_until(ws, "session.updated", got)
+            start_session(ws, kind, got)
             x = talk()
             cut = IN * (PAUSE_START_MS + 100) // 1000
             send_audio(ws, x[:cut])  # the speech and 100 ms of the pause
@@ -170,9 +183,7 @@ def stops_at_the_pause(tmp: Path, words: str, kind: str) -> tuple[list[str], Hea
                 # on the server's loop before the next message is read.
                 assert asr.called.wait(30), "no partial transcript at the pause"
             send_audio(ws, x[cut:])
-            # A reply to a later message: every event of the audio has come before it.
-            ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime"}}))
-            recv_until(ws, "session.updated", got)
+            settle(ws, got)
     finally:
         srv.close()
     return got, asr
@@ -284,3 +295,69 @@ def test_server_vad_sessions_have_no_pause_to_hint() -> None:
     stopped = feed(s, talk(), lambda s, pauses: seen.append(1))
     assert len(stopped) == 2 and seen == []
     assert s.turn_pause is None and s.set_turn_hint(False) is False
+
+
+class HeldASR:
+    """A partial ASR whose decodes each wait (on the server's loop, without blocking it)
+    until the test releases them: ``started[k]`` is set when decode ``k`` begins, setting
+    ``release[k]`` lets it answer ``words[k]``."""
+
+    def __init__(self, *words: str) -> None:
+        self.words = words
+        self.started = [threading.Event() for _ in words]
+        self.release = [threading.Event() for _ in words]
+        self.calls = 0
+
+    async def transcribe(self, pcm: npt.NDArray[np.int16], sample_rate: int) -> str:
+        """``words[k]`` for the ``k``-th decode, once released ("" past the last)."""
+        k = self.calls
+        self.calls += 1
+        if k >= len(self.words):
+            return ""
+        self.started[k].set()
+        for _ in range(60_000):  # at most 5 minutes (the test's timeout comes first)
+            if self.release[k].is_set():
+                break
+            await asyncio.sleep(0.005)
+        return self.words[k]
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.timeout(120)
+def test_words_heard_before_the_speech_resumed_do_not_hold_a_later_pause(
+    tmp_path: Path,
+) -> None:
+    """A short pause (200 ms: too short to end the turn) starts a partial that answers
+    "... and" only once the user has spoken on and paused again: that answer is stale and
+    is dropped; the second pause gets a partial of its own (started when the first one
+    ends; its answer is held back here, so no hint at all), and the falling pitch ends the
+    turn 300 ms into it. Applied, the stale hint would hold the turn open."""
+    z = np.zeros
+    x = np.concatenate(
+        [z(IN), falling(1.2), z(IN // 5), falling(1.0), z(IN * 7 // 10), falling(1.0), z(IN * 2)]
+    )
+    x = x + np.random.default_rng(5).standard_normal(len(x)) * 30
+    pcm = np.clip(x, -32768, 32767).astype(np.int16)
+    first, second = 2200, 3400  # the pauses begin (ms)
+    asr = HeldASR("i would like a table and", "i would like a table and then")
+    srv = Server(tmp_path, asr)
+    got: list[str] = []
+    try:
+        url = f"ws://127.0.0.1:{srv.port}/v1/realtime?model=gpt-realtime"
+        with ws_connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+            start_session(ws, "semantic_vad", got)
+            cut = IN * (first + 100) // 1000
+            send_audio(ws, pcm[:cut])
+            assert asr.started[0].wait(30), "no partial at the first pause"
+            cut2 = IN * (second + 100) // 1000
+            send_audio(ws, pcm[cut:cut2])  # speech again, and 100 ms of the second pause
+            settle(ws, got)
+            asr.release[0].set()  # the first pause's words come now, stale
+            assert asr.started[1].wait(30), "no partial at the second pause"
+            send_audio(ws, pcm[cut2:])
+            settle(ws, got)
+            asr.release[1].set()
+    finally:
+        srv.close()
+    assert got.count("input_audio_buffer.speech_stopped") == 2, got
