@@ -71,6 +71,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: A partial transcript of the user's turn in progress every this many ms of its speech
 #: (docs/design/transcripts.md).
 PARTIAL_EVERY_MS = 700
+#: Set as a turn's last partial position when the ASR refuses its length: no more partials.
+_NO_MORE_PARTIALS = 1 << 62
 
 
 class Transport(Protocol):
@@ -134,6 +136,8 @@ class SessionRunner:
         self._partial_task: asyncio.Task[None] | None = None
         self._partial_item: str | None = None
         self._partial_at_ms = 0
+        #: The semantic_vad pause (its start, ms) the last partial of the turn was started in.
+        self._partial_pause: int | None = None
         self.write_timeout_s = write_timeout_s
         #: Why the session ended on the server's side ("write timeout", ...), if it did.
         self.ended_by: str | None = None
@@ -319,38 +323,51 @@ class SessionRunner:
     def _maybe_partial(self) -> None:
         """Start a partial transcript of the user's turn in progress, when one is due.
 
-        Due every ``partial_every_ms`` of new speech in the turn, with at most one in flight
-        per session; a partial ASR with ``try_transcribe`` (an IsolatedASR pool) skips it
-        when no worker is free (the next message tries again). The final transcript has
-        its own ASR and never waits for these.
+        Due every ``partial_every_ms`` of new speech in the turn (when the session's
+        ``transcription`` is on), and with semantic_vad also at once when a pause begins in
+        the turn (its words become a text hint for the pause: :meth:`_partial`). At most one
+        is in flight per session (a pause that begins meanwhile gets its own as soon as the
+        one in flight ends); a partial ASR with ``try_transcribe`` (an IsolatedASR pool)
+        skips it when no worker is free (the next message tries again). The final
+        transcript has its own ASR and never waits for these.
         """
         session = self.session
-        if (
-            self.partial_asr is None
-            or self._partial_task is not None
-            or not session.state.transcription
-        ):
+        if self.partial_asr is None or self._partial_task is not None:
             return
         item = session.speech_item
         if item is None:
             return
         if item != self._partial_item:
-            self._partial_item, self._partial_at_ms = item, 0
+            self._partial_item, self._partial_at_ms, self._partial_pause = item, 0, None
+        if self._partial_at_ms >= _NO_MORE_PARTIALS:
+            return  # the ASR refused this turn's length
         ms = session.speech_ms
-        if ms - self._partial_at_ms < self.partial_every_ms:
+        pause = session.turn_pause  # semantic_vad only
+        due = (pause is not None and pause != self._partial_pause) or (
+            session.state.transcription and ms - self._partial_at_ms >= self.partial_every_ms
+        )
+        if not due:
             return
         try_call = getattr(self.partial_asr, "try_transcribe", None)
         if try_call is not None and not self._partial_free():
             return  # every partial worker is busy: skipped
         self._partial_at_ms = ms
+        self._partial_pause = pause
         audio = session.speech_audio()
-        self._partial_task = asyncio.create_task(self._partial(item, audio))
+        self._partial_task = asyncio.create_task(self._partial(item, audio, pause))
 
     def _partial_free(self) -> bool:
         free = getattr(self.partial_asr, "free_workers", None)
         return free is None or free > 0
 
-    async def _partial(self, item: str, audio: Any) -> None:
+    async def _partial(self, item: str, audio: Any, pause: int | None) -> None:
+        """Decode ``audio`` (turn ``item`` so far) with the partial ASR; emit the delta.
+
+        Started in a semantic_vad pause (``pause``: where it began), the words also become
+        the pause's text hint (:func:`voxwire.hint.text_hint`), applied only while that
+        same pause of that same turn is being judged: a result that comes after the speech
+        resumed or the turn ended is stale and dropped.
+        """
         session, asr = self.session, self.partial_asr
         assert asr is not None
         rate = session.state.input_rate
@@ -363,18 +380,25 @@ class SessionRunner:
 
                 text = await transcribe(asr, audio, rate)
             if text is not None:
-                session.user_transcript_partial(item, str(text), self.clock())
+                now = self.clock()
+                session.user_transcript_partial(item, str(text), now)
+                if pause is not None:
+                    from voxwire.hint import text_hint
+
+                    session.set_turn_hint(text_hint(str(text)), item_id=item, pause_ms=pause)
                 self._pump()
         except asyncio.CancelledError:
+            self._partial_task = None
             raise
         except Exception as e:  # a partial is optional: one line, and the turn goes on
             from voxwire.errors import InputTooLargeError
 
             if isinstance(e, InputTooLargeError) and self._partial_item == item:
-                self._partial_at_ms = 1 << 62  # longer than the ASR takes: no more this turn
+                self._partial_at_ms = _NO_MORE_PARTIALS  # no more this turn
             log.info("partial ASR failed: %s: %s", type(e).__name__, e)
-        finally:
-            self._partial_task = None
+        self._partial_task = None
+        # A pause that began while this one was decoded gets its partial now.
+        self._maybe_partial()
 
     def _wants_asr(self, turn: ev.UserTurn) -> bool:
         return (

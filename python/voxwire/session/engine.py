@@ -409,6 +409,47 @@ class Session:
             return np.zeros(0, np.int16)
         return self._pipeline.audio(self._speech_start_ms, self._pipeline.position_ms)
 
+    @property
+    def turn_pause(self) -> int | None:
+        """Where the pause being judged in the user's turn began (ms), else None.
+
+        semantic_vad only: the ms on the session's audio timeline (as in
+        ``speech_started``/``speech_stopped``) where the speech before the pause ended,
+        while the semantic rule waits in that pause; None during speech, between turns,
+        with server_vad or no turn detection, and once closed. The same value for the
+        whole pause: a new value means a new pause.
+        """
+        if self.phase is Phase.CLOSED or self._speech_item is None:
+            return None
+        td = self.state.turn_detection
+        if td is None or td.type != "semantic_vad":
+            return None
+        est = self._pipeline.end_estimate
+        return None if est is None else self._offset_ms + est[0]
+
+    def set_turn_hint(
+        self, complete: bool | None, *, item_id: str | None = None, pause_ms: int | None = None
+    ) -> bool:
+        """Tells semantic_vad whether the user's words so far end a sentence (never raises).
+
+        ``complete`` is a text hint (see :func:`voxwire.hint.text_hint`): ``False`` makes
+        the pause being judged wait longer, ``True`` shorter, ``None`` withdraws a hint.
+        It holds until speech resumes or the turn ends. Applied only while a pause is
+        judged (:attr:`turn_pause` is not None), and only to the turn ``item_id`` and the
+        pause ``pause_ms`` when they are given (a hint from words decoded before the
+        speech resumed, or for an earlier turn, is stale). Returns whether it was applied;
+        server_vad sessions ignore hints (False).
+        """
+        pause = self.turn_pause
+        if pause is None:
+            return False
+        if item_id is not None and item_id != self._speech_item:
+            return False
+        if pause_ms is not None and pause_ms != pause:
+            return False
+        self._pipeline.set_text_hint(complete)
+        return True
+
     def user_transcript_partial(self, item_id: str, text: str, now: float) -> None:
         """A partial transcript of the turn in progress (never raises).
 
