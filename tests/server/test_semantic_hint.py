@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from loop_server import LoopServer
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.connection import Connection
 
 from voxwire.dialects import OpenAIDialect
 from voxwire.platform import ServerConfig
-from voxwire.server import serve_websockets
 from voxwire.session import Session
 from voxwire.session import events as ev
 from voxwire.store import SQLiteStore
@@ -82,7 +82,7 @@ class HeardASR:
         return self.words
 
 
-class Server:
+class Server(LoopServer):
     """``serve_websockets`` on a free loopback port, on an event loop thread of its own."""
 
     def __init__(self, tmp: Path, asr: HeardASR | HeldASR) -> None:
@@ -93,36 +93,7 @@ class Server:
             partial_transcript_ms=1_000_000,  # no periodic partials: only the pauses'
             store=SQLiteStore(tmp / "store.db"),
         )
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-
-            async def start() -> Any:
-                return await serve_websockets(self.config, "127.0.0.1", 0)
-
-            self.server = self.loop.run_until_complete(start())
-            self.port = next(iter(self.server.sockets)).getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("server did not start")
-
-    def close(self) -> None:
-        """Stops the server and its loop."""
-
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            await self.server.voxwire_platform.stop()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        super().__init__(self.config)
 
 
 def recv_until(ws: Connection, kind: str, got: list[str]) -> None:

@@ -8,7 +8,6 @@ import base64
 import contextlib
 import itertools
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import numpy.typing as npt
+from loop_server import LoopServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -28,7 +28,6 @@ from voxwire.client import read_wav
 from voxwire.config import load_config
 from voxwire.dialects.atoms import AtomsPlugin
 from voxwire.platform import ServerConfig
-from voxwire.server import serve_websockets
 from voxwire.store import SQLiteStore
 
 KEY = "sk_test_0123456789"
@@ -91,7 +90,7 @@ def blocks(pcm: npt.NDArray[np.int16], rate: int, ms: int = 40) -> Iterator[str]
         yield json.dumps({"type": "input_audio_buffer.append", "audio": b64})
 
 
-class Server:
+class Server(LoopServer):
     """An in-process server on its own event loop thread."""
 
     def __init__(
@@ -116,35 +115,7 @@ class Server:
             store=SQLiteStore(store_path or tmp / "store.db"),
             config_file=load_config(cfg_path),
         )
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("server did not start")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def start() -> Any:
-            server = await serve_websockets(self.config, "127.0.0.1", 0)
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            return server
-
-        self.server = self.loop.run_until_complete(start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            await self.server.voxwire_platform.stop()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        super().__init__(self.config)
 
 
 @contextlib.contextmanager
