@@ -51,6 +51,7 @@ from voxwire.dialects.base import (
     Refuse,
     SessionIO,
 )
+from voxwire.hint import text_hint
 from voxwire.platform import (
     MAX_KEY_CHARS,
     MAX_KEYS_PER_HANDSHAKE,
@@ -383,12 +384,9 @@ class SessionRunner:
                 now = self.clock()
                 session.user_transcript_partial(item, str(text), now)
                 if pause is not None:
-                    from voxwire.hint import text_hint
-
                     session.set_turn_hint(text_hint(str(text)), item_id=item, pause_ms=pause)
                 self._pump()
         except asyncio.CancelledError:
-            self._partial_task = None
             raise
         except Exception as e:  # a partial is optional: one line, and the turn goes on
             from voxwire.errors import InputTooLargeError
@@ -396,7 +394,8 @@ class SessionRunner:
             if isinstance(e, InputTooLargeError) and self._partial_item == item:
                 self._partial_at_ms = _NO_MORE_PARTIALS  # no more this turn
             log.info("partial ASR failed: %s: %s", type(e).__name__, e)
-        self._partial_task = None
+        finally:
+            self._partial_task = None
         # A pause that began while this one was decoded gets its partial now.
         self._maybe_partial()
 

@@ -364,6 +364,28 @@ def _rules_trace() -> list[list[Any]]:
     return sorted(ops + pops, key=lambda o: (o[1], o[0] != "pop"))
 
 
+def _run_js(page: Page, ops: list[list[Any]], adaptive: bool) -> dict[str, Any]:
+    """The page's jitter buffer (jitter.js) over `ops`: each pop's sample sum, the played
+    ms and the underruns."""
+    result: dict[str, Any] = page.js(
+        """async ([ops, adaptive]) => {
+          const { JitterBuffer } = await import('/ui/jitter.js');
+          const jb = new JitterBuffer({ sampleRate: 24000, adaptive });
+          const out = new Int16Array(jb.frame);
+          const sums = [];
+          for (const op of ops) {
+            if (op[0] === 'push') jb.push(new Int16Array(op[2]).fill(op[3]), op[1]);
+            else if (op[0] === 'end') jb.markEnd();
+            else { jb.pop(op[1], out); sums.push(out.reduce((a, b) => a + b, 0)); }
+          }
+          const s = jb.stats();
+          return { sums, played_ms: s.played_ms, underruns: s.underruns };
+        }""",
+        [ops, adaptive],
+    )
+    return result
+
+
 def test_jitter_port_matches_the_core(page: Page) -> None:
     """The page's jitter buffer (jitter.js) against voxwire.JitterBuffer on the same traces.
 
@@ -374,22 +396,7 @@ def test_jitter_port_matches_the_core(page: Page) -> None:
         ops = _trace(seed)
         for adaptive in (False, True):
             want, stats = _run_rust(ops, adaptive)
-            got = page.js(
-                """async ([ops, adaptive]) => {
-                  const { JitterBuffer } = await import('/ui/jitter.js');
-                  const jb = new JitterBuffer({ sampleRate: 24000, adaptive });
-                  const out = new Int16Array(jb.frame);
-                  const sums = [];
-                  for (const op of ops) {
-                    if (op[0] === 'push') jb.push(new Int16Array(op[2]).fill(op[3]), op[1]);
-                    else if (op[0] === 'end') jb.markEnd();
-                    else { jb.pop(op[1], out); sums.push(out.reduce((a, b) => a + b, 0)); }
-                  }
-                  const s = jb.stats();
-                  return { sums, played_ms: s.played_ms, underruns: s.underruns };
-                }""",
-                [ops, adaptive],
-            )
+            got = _run_js(page, ops, adaptive)
             if adaptive:
                 assert _starts(got["sums"], ops) == _starts(want, ops), seed
             else:
@@ -404,20 +411,6 @@ def test_jitter_port_follows_the_core_start_and_rejoin_rules(page: Page) -> None
     stalls twice (the rejoin waits for what the first stall lasted)."""
     ops = _rules_trace()
     want, stats = _run_rust(ops, True)
-    got = page.js(
-        """async (ops) => {
-          const { JitterBuffer } = await import('/ui/jitter.js');
-          const jb = new JitterBuffer({ sampleRate: 24000 });
-          const out = new Int16Array(jb.frame);
-          const sums = [];
-          for (const op of ops) {
-            if (op[0] === 'push') jb.push(new Int16Array(op[2]).fill(op[3]), op[1]);
-            else if (op[0] === 'end') jb.markEnd();
-            else { jb.pop(op[1], out); sums.push(out.reduce((a, b) => a + b, 0)); }
-          }
-          return { sums, underruns: jb.stats().underruns };
-        }""",
-        ops,
-    )
+    got = _run_js(page, ops, True)
     assert _starts(got["sums"], ops) == _starts(want, ops)
     assert got["underruns"] == stats["underruns"] == 1
