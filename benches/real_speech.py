@@ -20,6 +20,13 @@ late.) Each turn starts with 1 s of the recording's own background (noise of its
 spectrum and level; white noise at -70 dBFS throughout where the recording is digitally
 silent) and ends 9 s after its speech.
 
+ALSA's speaker-test voice (alsa-utils' "Front left", "Rear right", ...) was in ``real-tune`` until
+it was found to be in vad-dev itself: vad-dev's recording carries three of its files twice
+each, sample for sample (normalised cross-correlation 1.0; ``semantic_turn.py`` finds them to
+tell vad-dev's pauses between two recordings from those inside one). vad-dev is the
+evaluation set of the end-of-turn rule, so no tuning set may hold it; no other recording of
+these sources is in vad-dev (checked the same way, every utterance).
+
 pyannote.audio's AMI test excerpts were tried and left out: Silero hears no speech in most
 of them (none in trn01.wav), so their labels cannot be trusted.
 
@@ -155,14 +162,6 @@ SOURCES = {
         "codec2-examples_1.0.5-1_all.deb",
         "7af8cd128f269a1d8116993c9d2bd7d4d452fc17da46a09899aaca2b9bd993d4",
         "LGPL-2.1 (codec2, David Rowe)",
-    ),
-    "alsa": Source(
-        "deb",
-        "alsa-utils",
-        "1.2.8-1",
-        "alsa-utils_1.2.8-1_amd64.deb",
-        "fb24eb1a318228b974efbef726190dd90c6106a208814a3ee8f5d69b91ee0ba4",
-        "GPL-2 (alsa-utils)",
     ),
     "asterisk-it-menardi": Source(
         "deb",
@@ -462,10 +461,43 @@ def codec2(root: Path) -> Iterator[Utterance]:
         yield Utterance("codec2", spk, name, x)
 
 
-def alsa(root: Path) -> Iterator[Utterance]:
-    """ALSA's speaker-test voice: "Front left", "Rear center", ... (one speaker)."""
+#: ALSA's speaker-test voice: not a turn source (vad-dev holds three of its files, see above);
+#: fetched only for ``vad_dev_clips``.
+ALSA = Source(
+    "deb",
+    "alsa-utils",
+    "1.2.8-1",
+    "alsa-utils_1.2.8-1_amd64.deb",
+    "fb24eb1a318228b974efbef726190dd90c6106a208814a3ee8f5d69b91ee0ba4",
+    "GPL-2 (alsa-utils)",
+)
+
+
+def vad_dev_clips(
+    x: npt.NDArray[np.int16], cache: Path = CACHE / "real-speech"
+) -> list[tuple[int, int]]:
+    """Where ALSA's speaker-test files lie in a vad-dev recording (ms spans, each file whole:
+    its own leading and trailing silence included), found by normalised cross-correlation
+    (at least 0.95; every copy, not only the best)."""
+    root = fetch(ALSA, cache)
+    y = x.astype(np.float64)
+    energy = np.concatenate([[0.0], np.cumsum(y**2)])
+    spans = []
     for p in sorted((root / "usr" / "share" / "sounds" / "alsa").glob("*_*.wav")):
-        yield Utterance("alsa", "alsa-speaker-test", p.stem, load16(p), p.stem.replace("_", " "))
+        a = load16(p).astype(np.float64)
+        n = len(a)
+        ref = float((a**2).sum())
+        size = 1 << (len(y) + n).bit_length()
+        full = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(a, size)), size)
+        r = full[: len(y) - n + 1]
+        r /= np.sqrt(np.maximum(energy[n:] - energy[:-n], 0.05 * ref) * ref)
+        while True:
+            i = int(np.argmax(r))
+            if r[i] < 0.95:
+                break
+            spans.append((i * 1000 // RATE, (i + n) * 1000 // RATE))
+            r[max(0, i - n) : i + n] = 0.0
+    return sorted(spans)
 
 
 ASTERISK = {
@@ -518,7 +550,6 @@ def build_turns(cache: Path) -> list[RealTurn]:
         arctic(roots),
         praatio(roots["praatio"]),
         codec2(roots["codec2"]),
-        alsa(roots["alsa"]),
         asterisk(roots),
     ]
     by_spk: dict[str, list[RealTurn]] = {}

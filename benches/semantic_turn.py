@@ -359,6 +359,41 @@ def vad_dev_streams(
     return out
 
 
+def vad_dev_between_recordings(pauses: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The pauses of vad-dev that lie between two recordings, not inside one: vad-dev is
+    assembled from separate recordings, three of which are ALSA's speaker-test files
+    (``real_speech.vad_dev_clips`` finds them in the clean condition); a pause whose speech
+    before and after belong to different files (or one to a file and one outside it) is the
+    gap between two complete utterances ("Front left." | "Rear right."), not a pause
+    mid-sentence. The rest of vad-dev's sources are unknown; their pauses count as
+    mid-sentence."""
+    from real_speech import vad_dev_clips
+
+    with wave.open(str(VAD_DEV / "clean.wav")) as w:
+        clips = vad_dev_clips(np.frombuffer(w.readframes(w.getnframes()), np.int16))
+
+    def clip(t: int) -> int | None:
+        return next((i for i, (a, b) in enumerate(clips) if a <= t < b), None)
+
+    out = set()
+    for a, b in pauses:
+        before, after = clip(a - 10), clip(b + 10)
+        if before != after:
+            out.add((a, b))
+    return out
+
+
+_between_cache: dict[tuple[tuple[int, int], ...], set[tuple[int, int]]] = {}
+
+
+def _between(pauses: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """``vad_dev_between_recordings``, computed once."""
+    key = tuple(pauses)
+    if key not in _between_cache:
+        _between_cache[key] = vad_dev_between_recordings(pauses)
+    return _between_cache[key]
+
+
 def score_stream(
     stops: list[SpeechStopped] | list[Stop],
     ends: list[tuple[int, int]],
@@ -530,7 +565,7 @@ def evaluate(
     res: dict[str, dict[str, float]] = {}
     for name, kw in CONFIGS + (ASR_CONFIGS if _asr else []) + ([(PEER, {})] if peer else []):
         cuts = n_pauses = merged = n_turns = multi = 0
-        cut_turns = 0
+        cut_turns = cuts_mid = n_mid = 0
         lat: list[float] = []
         by_kind: dict[str, list[float]] = {}
         by_cond: dict[str, list[float]] = {}
@@ -538,6 +573,10 @@ def evaluate(
             for cond, x, ends, pauses in vad_dev_streams(only):
                 stops = detect(name, kw, x)
                 c, ll, m = score_stream(stops, ends, pauses)
+                between = _between(pauses)
+                mid = [p for p in pauses if p not in between]
+                cuts_mid += score_stream(stops, [], mid)[0]
+                n_mid += len(mid)
                 by_cond[cond] = [c, m, float(np.mean(ll))]
                 cuts += c
                 n_pauses += len(pauses)
@@ -584,6 +623,7 @@ def evaluate(
             "turns_cut_early": cut_turns,
             "turns_multi_sentence": multi,
             "merged": merged,
+            **({"pauses_mid": n_mid, "pauses_cut_mid": cuts_mid} if turns is None else {}),
             "latency_mean_ms": float(a.mean()),
             "latency_p95_ms": float(np.percentile(a, 95)),
         }
@@ -972,8 +1012,11 @@ def table(name: str, res: dict[str, dict[str, float]]) -> str:
     for cfg, r in res.items():
         m = r.get("turns_multi_sentence")
         multi = f" ({m} of several sentences)" if m else ""
+        mid = ""
+        if "pauses_mid" in r:
+            mid = f" ({r['pauses_cut_mid']} / {r['pauses_mid']} mid-sentence)"
         lines.append(
-            f"| {cfg} | {r['pauses_cut']} / {r['pauses']} "
+            f"| {cfg} | {r['pauses_cut']} / {r['pauses']}{mid} "
             f"| {r['turns']}{multi} "
             f"| {r['turns_cut_early']} "
             f"| {r['merged']} | {r['latency_mean_ms']:.0f} / {r['latency_p95_ms']:.0f} |"
