@@ -84,7 +84,7 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
     EagernessWaits {
         complete_ms: 300,
         max_ms: 1000,
-        sure_p: 0.55,
+        sure_p: 0.6,
         shape: 1.0,
     },
 ];
@@ -95,14 +95,14 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
 /// last pitched frame before the pause): a logistic regression fitted on the tuning sets
 /// of `benches/semantic_turn.py` pooled (espeak-ng's `tune` and recorded `real-tune`) with
 /// Silero deciding speech (ends of turns against pauses of 250 ms or more inside them). In
-/// standard units the weights are: final pitch against the turn's mean -1.07 (a low end:
-/// complete), the level slope -0.37 (a level still falling steeply at the pause: a word cut
-/// off), the VAD's final probability -0.17, the final level +0.06, the pitch slope -0.05,
-/// the share of pitched frames +0.01. The turn's length is left out (weight 0): it made
+/// standard units the weights are: final pitch against the turn's mean -1.03 (a low end:
+/// complete), the level slope -0.36 (a level still falling steeply at the pause: a word cut
+/// off), the VAD's final probability -0.19, the final level +0.06, the pitch slope -0.02,
+/// the share of pitched frames +0.02. The turn's length is left out (weight 0): it made
 /// one-word answers wait.
-pub const END_MODEL_BIAS: f32 = 3.1826;
+pub const END_MODEL_BIAS: f32 = 3.6258;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.0028, -0.3029, -0.0068, 0.0101, 0.0561, -3.8969, 0.0];
+pub const END_MODEL_WEIGHTS: Features = [-0.0012, -0.2972, -0.0065, 0.0104, 0.1415, -4.3785, 0.0];
 /// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
 pub const HINT_LOGIT: f32 = 3.0;
 
