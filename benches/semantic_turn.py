@@ -870,6 +870,20 @@ def gate_passes(
     return (g[:, 0] >= snr) & ~((g[:, 1] >= share) & (g[:, 2] <= near))
 
 
+def rule_wait(
+    w: npt.NDArray[np.float64],
+    g: npt.NDArray[np.float64],
+    gate: tuple[float, float, float],
+    trust: float,
+) -> npt.NDArray[np.float64]:
+    """turn.rs's wait per judged pause (no hint): the judged wait `w` where the gate passes,
+    server_vad's under tonal noise, and under other noise ``noisy_wait_ms``: `trust` of the
+    way from server_vad's towards `w` (rounded up to 10 ms frames)."""
+    tonal = (g[:, 1] >= gate[1]) & (g[:, 2] <= gate[2])
+    noisy = np.ceil(np.round(SERVER_WAIT_MS + trust * (w - SERVER_WAIT_MS)) / 10) * 10
+    return np.where(gate_passes(g, *gate), w, np.where(tonal, float(SERVER_WAIT_MS), noisy))
+
+
 def gate_fit(j: Judged) -> None:
     """Chooses the gate's thresholds on the tune split and its tuning noises (``tune`` +
     ``tune-noise``): of the thresholds with which no eagerness cuts more turns than
@@ -917,10 +931,36 @@ def gate_fit(j: Judged) -> None:
         return
     snr, share, near = best[1]
     print(f"gate: snr >= {snr} dB, tonal share {share}, near {near} st: high cuts {best[0][0]}")
-    ok = gate_passes(j.gate, snr, share, near)
+    # How far a pause distrusted for its SNR alone (not tonal) moves towards the judged wait
+    # (turn.rs NOISY_TRUST): of 0, 0.1, ..., 1, those with which no eagerness cuts more
+    # turns in any condition than server_vad 500 ms or than with 0; the fewest turns cut at
+    # high, then the lowest mean latency at high. With the tonal thresholds of turn.rs: no
+    # tuning condition with tonal noise reaches the SNR above, so the search leaves them open.
+    best = (best[0], (snr, GATE[1], GATE[2]))
+    print(f"noisy trust searched with snr >= {snr} dB, tonal share {GATE[1]}, near {GATE[2]} st")
+    at_zero = {
+        e: sim(np.where(gate_passes(j.gate, *best[1]), w, SERVER_WAIT_MS)) for e, w in waits.items()
+    }
+    trust_best: tuple[tuple[int, float], float] | None = None
+    for trust in np.round(np.arange(0, 1.01, 0.1), 1):
+        rs = {e: sim(rule_wait(w, j.gate, best[1], float(trust))) for e, w in waits.items()}
+        if any(r[c][0] > max(server[c][0], at_zero[e][c][0]) for e, r in rs.items() for c in conds):
+            print(f"  trust {trust}: cuts more than server_vad 500 ms in some condition")
+            continue
+        key = (
+            sum(v[0] for v in rs["high"].values()),
+            float(np.mean([v[1] for v in rs["high"].values()])),
+        )
+        print(f"  trust {trust}: high cuts {key[0]}, mean latency {key[1]:.0f} ms")
+        if trust_best is None or key < trust_best[0]:
+            trust_best = (key, float(trust))
+    assert trust_best is not None  # 0 always qualifies
+    trust = trust_best[1]
+    print(f"noisy trust: {trust}")
     print("| condition | passed | server_vad 500 | high | medium | low |")
     print("|---|---|---|---|---|---|")
-    r = {e: sim(np.where(ok, w, SERVER_WAIT_MS)) for e, w in waits.items()}
+    ok = gate_passes(j.gate, *best[1])
+    r = {e: sim(rule_wait(w, j.gate, best[1], trust)) for e, w in waits.items()}
     for c in conds:
         m = j.condition == c
         print(
@@ -932,6 +972,8 @@ def gate_fit(j: Judged) -> None:
 
 #: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, GATE_NEAR_ST.
 GATE = (32.0, 0.2, 2.0)
+#: turn.rs's NOISY_TRUST.
+NOISY_TRUST = 0.3
 #: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
 WAITS = {
     "high": (300, 1000, 0.6, 1.0),
@@ -959,11 +1001,10 @@ def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
             lat.append(final[0].emitted_at_ms - t.end_ms if final else len(t.x) / 16 - t.end_ms)
         out["server_vad"].append([s, cut, float(np.mean(lat))])
     j = judged(turns)
-    ok = gate_passes(j.gate, *GATE)
     for e, (c, mx, sure, shape) in WAITS.items():
         out[e] = []
         for f in SCALES:
-            w = np.where(ok, wait_ms(j.p, c, mx, sure, shape) * f, SERVER_WAIT_MS)
+            w = rule_wait(wait_ms(j.p, c, mx, sure, shape) * f, j.gate, GATE, NOISY_TRUST)
             cut, mean, _ = j.simulate(np.maximum(np.ceil(w / 10) * 10, 10))
             out[e].append([f, cut, mean])
     return out

@@ -11,6 +11,7 @@ from voxwire.types import AudioFormat, Eagerness, Encoding, EndMode, Quality, Va
 __all__ = [
     "END_FEATURE_NAMES",
     "END_GATE_NAMES",
+    "END_NOISY_TRUST",
     "Framer",
     "InputPipeline",
     "JitterBuffer",
@@ -40,6 +41,9 @@ __version__: str
 END_FEATURE_NAMES: list[str]
 #: Names of the semantic rule's reliability gate measures (``TurnDetector.end_gate``).
 END_GATE_NAMES: list[str]
+#: How far a pause the gate distrusts for its SNR alone (not tonal noise) moves from
+#: ``silence_duration_ms`` towards the semantic judgement's wait (0: not at all, 1: all the way).
+END_NOISY_TRUST: float
 
 # What the functions read: any buffer (bytes, bytearray, memoryview, mmap, array.array) or a
 # numpy array (numpy's own stubs do not declare ndarray a Buffer). Unaligned int16/float32

@@ -396,8 +396,9 @@ impl TurnDetector {
 
     /// With ``end_mode="semantic"``: the reliability gate at the last pause in a turn,
     /// ``(passed, [(name, value), ...])`` (see ``voxwire._voxwire.END_GATE_NAMES``): when it
-    /// did not pass, the turn waited ``silence_duration_ms`` as with server_vad. ``None`` in
-    /// silence mode.
+    /// did not pass, the turn waited ``silence_duration_ms`` as with server_vad under tonal
+    /// noise, and under other noise a wait moved only ``END_NOISY_TRUST`` of the way from
+    /// it towards the judged one. ``None`` in silence mode.
     #[getter]
     fn end_gate(&self) -> Option<(bool, Vec<(&'static str, f32)>)> {
         self.inner
@@ -485,5 +486,6 @@ pub fn register_turn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpeechStopped>()?;
     m.add("END_FEATURE_NAMES", prosody::FEATURE_NAMES.to_vec())?;
     m.add("END_GATE_NAMES", turn::GATE_NAMES.to_vec())?;
+    m.add("END_NOISY_TRUST", turn::NOISY_TRUST)?;
     m.add_class::<TurnDetector>()
 }
