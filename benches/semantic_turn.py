@@ -16,7 +16,10 @@ Sets:
 - ``vad-dev`` (../shared/data/vad-dev, 17 conditions of one recording): turns end where the
   labelled speech is followed by 900 ms or more of non-speech (15 ends; the recording's
   last, 350 ms before its end, is left out); pauses under 700 ms between labelled speech
-  are inside a turn (12: words of a list, a breath). Nothing was tuned on it.
+  are inside a turn (12: words of a list, a breath). Nothing was tuned on it (round five's
+  ``real-tune`` held ALSA speaker-test recordings that vad-dev contains; they are out). One
+  of the 12 pauses lies between two separate recordings ("Front left." | "Rear right."),
+  not mid-sentence: cuts at the other 11 are also counted apart (``pauses_cut_mid``).
 - ``tune`` and ``held-out``: espeak-ng turns of one to three phrases (28 texts, each in two
   voices, 168 turns per split; SSML; disjoint voices, texts and noise seeds between the two
   splits; 8 of the texts are short one-phrase answers such as "Yes."), with pauses of
