@@ -645,17 +645,30 @@ def evaluate(
 # -- fitting (tune split only) ----------------------------------------------------------
 
 
+#: The detector that enumerates the pauses the semantic rule judges: at eagerness low, held
+#: open by a "not complete" hint (up to 2 s where the gate passes) and a 10 s
+#: silence_duration_ms (where it does not: under noise the wait moves from it only
+#: NOISY_TRUST of the way, under tonal noise not at all).
+HOLD_OPEN = voxwire.TurnConfig(end_mode="semantic", eagerness="low", silence_duration_ms=10_000)
+
+
 def onsets(t: Turn) -> list[tuple[int, int, list[float], float, list[float]]]:
     """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features,
-    the model's probability, the gate's measures), with the turn held open (a "not
-    complete" hint, at eagerness low) so that every pause is seen. A pause judged complete
-    even against the hint still ends the turn (1 of the 604 on the tuning split); what
-    follows is judged on the history after it, as the rule itself would."""
-    td = voxwire.TurnDetector(turn=voxwire.TurnConfig(end_mode="semantic", eagerness="low"))
+    the model's probability, the gate's measures), with the turn held open (``HOLD_OPEN``)
+    so that every pause is seen. A pause judged surely complete even against the hint still
+    ends the turn (6 of real-tune's, none of the espeak-ng sets'): its silence is then taken
+    up to where the next turn's speech starts, and what follows is judged on the history
+    after it, as the rule itself would."""
+    td = voxwire.TurnDetector(turn=HOLD_OPEN)
     out: list[tuple[int, int, list[float], float, list[float]]] = []
     cur: tuple[int, list[float], float, list[float]] | None = None
+    ended: tuple[int, list[float], float, list[float]] | None = None
     for i in range(0, len(t.x), 160):
-        td.push(t.x[i : i + 160])
+        events = td.push(t.x[i : i + 160])
+        for e in events:
+            if isinstance(e, voxwire.SpeechStarted) and ended is not None:
+                out.append((ended[0], e.audio_start_ms - ended[0], *ended[1:]))
+                ended = None
         est = td.end_estimate
         if est is not None and (cur is None or cur[0] != est[0]):
             if cur is not None:
@@ -668,11 +681,15 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float], float, list[float]]]:
             assert plain is not None
             cur = (est[0], [v for _, v in feats], plain[1], [v for _, v in gate[1]])
         elif est is None and cur is not None:
-            out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2], cur[3]))
+            if any(isinstance(e, SpeechStopped) for e in events):
+                ended = cur  # the turn ended here: the pause lasts until speech starts again
+            else:
+                out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2], cur[3]))
             cur = None
         td.set_text_hint(False)
-    if cur is not None:
-        out.append((cur[0], 10**6, cur[1], cur[2], cur[3]))
+    for last in (ended, cur):
+        if last is not None:
+            out.append((last[0], 10**6, last[1], last[2], last[3]))
     return out
 
 
@@ -973,6 +990,106 @@ def gate_fit(j: Judged) -> None:
         )
 
 
+def pause_hints(t: Turn) -> list[tuple[bool, float]]:
+    """For every pause ``onsets`` judges in a turn (the same ones, in order): whether the
+    server's partial transcript would say "not complete" there (``voxwire.hint.text_hint``
+    of PocketSphinx's live decoding of the turn so far, decoded every 700 ms of audio and at
+    the pause's first frame, as ``detect_with_hint``) and how long that decode took (ms,
+    rounded up to 10 ms frames)."""
+    from voxwire.hint import text_hint
+
+    assert _asr is not None
+    asr: PocketSphinxPartialASR = _asr
+    td = voxwire.TurnDetector(turn=HOLD_OPEN)
+    out: list[tuple[bool, float]] = []
+    cur: int | None = None
+    start: int | None = None
+    decoded = 0
+    for i in range(0, len(t.x), 160):
+        pos = min(i + 160, len(t.x))
+        for e in td.push(t.x[i:pos]):
+            if isinstance(e, voxwire.SpeechStarted):
+                start, decoded = max(0, (e.audio_start_ms - 300) * RATE // 1000), 0
+            elif isinstance(e, SpeechStopped):
+                start = None
+        est = td.end_estimate
+        if est is not None and cur != est[0]:
+            cur = est[0]
+            if start is None:
+                out.append((False, 0.0))
+                continue
+            t0 = time.perf_counter()
+            words = asr.transcribe(t.x[start:pos], RATE)
+            decoded = pos - start
+            out.append(
+                (text_hint(words) is False, float(np.ceil((time.perf_counter() - t0) * 100) * 10))
+            )
+        elif est is None:
+            cur = None
+            if start is not None and pos - start - decoded >= PARTIAL_EVERY_MS * RATE // 1000:
+                asr.transcribe(t.x[start:pos], RATE)
+                decoded = pos - start
+        td.set_text_hint(False)
+    return out
+
+
+#: The hint strengths (turn.rs HINT_LOGIT) searched by --hint-fit.
+HINT_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+
+
+def hint_fit(sets: dict[str, list[Turn]]) -> None:
+    """Chooses how the server's text hint enters the judgement (turn.rs ``HINT_LOGIT`` and
+    where the gate fails, whether the hint judges alone or the sum goes through the gate's
+    rule like the audio's judgement), simulated from every judged pause of the tuning sets
+    with the hint PocketSphinx gives there: of the choices with which each set's mean
+    latency at high is no higher than server_vad 500 ms's, the fewest turns cut at high
+    (each set's cuts counted against server_vad's, as ``--fit``). Prints every choice."""
+    rows = {}
+    for n, turns in sets.items():
+        j = judged(turns)
+        hs = [h for t in turns for h in pause_hints(t)]
+        assert len(hs) == len(j.p)
+        rows[n] = (j, np.array([h[0] for h in hs]), np.array([h[1] for h in hs]))
+    logit = {
+        n: np.log(np.clip(j.p, 1e-6, 1 - 1e-6) / np.clip(1 - j.p, 1e-6, 1))
+        for n, (j, _, _) in rows.items()
+    }
+    server = {
+        n: j.simulate(np.full(len(j.p), float(SERVER_WAIT_MS))) for n, (j, _, _) in rows.items()
+    }
+    for n, (j, h, _) in rows.items():
+        print(
+            f"{n}: hint 'not complete' at {int((h & j.final).sum())} of {int(j.final.sum())} "
+            f"ends and {int((h & j.inner).sum())} of {int(j.inner.sum())} inner pauses; "
+            f"server_vad 500 ms {server[n][0]} cut, {server[n][1]:.0f} ms"
+        )
+    best: tuple[float, str] | None = None
+    for rule in ("alone", "gated"):
+        for strength in HINT_GRID:
+            r = {}
+            for n, (j, h, delay) in rows.items():
+                sig = 1 / (1 + np.exp(-(logit[n] - strength)))
+                w0 = rule_wait(wait_ms(j.p, *WAITS["high"]), j.gate, GATE, NOISY_TRUST)
+                hinted = wait_ms(sig, *WAITS["high"])
+                if rule == "alone":
+                    alone = wait_ms(np.full(len(j.p), 1 / (1 + np.exp(strength))), *WAITS["high"])
+                    w1 = np.where(gate_passes(j.gate, *GATE), hinted, alone)
+                else:
+                    w1 = rule_wait(hinted, j.gate, GATE, NOISY_TRUST)
+                use = h & (delay < w0)
+                r[n] = j.simulate(np.where(use, np.maximum(w1, delay + 10), w0))
+            fine = all(r[n][1] <= server[n][1] for n in rows)
+            score = sum(r[n][0] / (server[n][0] + 5) for n in rows)
+            print(
+                f"{rule} {strength}: "
+                + ", ".join(f"{n} {v[0]} cut, {v[1]:.0f} ms" for n, v in r.items())
+                + ("" if fine else " (later than server_vad)")
+            )
+            if fine and (best is None or score < best[0]):
+                best = (score, f"{rule} {strength}")
+    print("chosen:", best[1] if best else "none (every choice is later than server_vad)")
+
+
 #: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, GATE_NEAR_ST.
 GATE = (32.0, 0.2, 2.0)
 #: turn.rs's NOISY_TRUST.
@@ -1129,6 +1246,11 @@ def main() -> None:
         action="store_true",
         help="also semantic_vad with a PocketSphinx partial transcript's text hint (voxwire[asr])",
     )
+    ap.add_argument(
+        "--hint-fit",
+        action="store_true",
+        help="choose how the ASR hint enters the judgement on the tuning sets (voxwire[asr])",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--curve",
@@ -1138,7 +1260,7 @@ def main() -> None:
         "the points go to the --json file)",
     )
     a = ap.parse_args()
-    if a.asr:
+    if a.asr or a.hint_fit:
         global _asr
         from voxwire.asr import PocketSphinxPartialASR
 
@@ -1150,6 +1272,9 @@ def main() -> None:
             raise SystemExit("--peer: pipecat (pipecat-ai[local-smart-turn-v3]) is not importable")
     if a.fit:
         fit({s: turns_of(s) for s in (a.on or "tune,real-tune").split(",")})
+        return
+    if a.hint_fit:
+        hint_fit({s: turns_of(s) for s in (a.on or "tune,tune-noise,real-tune").split(",")})
         return
     if a.gate:
         gate_fit(judged(turns_of(a.on) if a.on else espeak_turns("tune") + noisy_turns("tune")))

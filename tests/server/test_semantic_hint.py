@@ -5,7 +5,7 @@ a sentence open (:func:`voxwire.hint.text_hint`).
 A real server on 127.0.0.1 (in this process, on its own event loop thread) with a partial ASR
 plugin that always hears the same words, and the synthetic voice of
 tests/core/test_semantic_turn.py (the spectral VAD hears it as speech): a phrase whose pitch
-falls (judged complete: at high eagerness the turn ends 300 ms into the pause), a 700 ms
+falls (judged complete: at high eagerness the turn ends well before 700 ms into the pause), a 700 ms
 pause, a second phrase. Words ending in "and" keep the turn open through the pause; words
 ending in a content word leave the prosody's judgement alone; server_vad ignores the words.
 The engine's side (which hints apply, which are stale) is checked on the sans-I/O session.
@@ -46,10 +46,11 @@ def voiced(f0: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def falling(seconds: float) -> npt.NDArray[np.float64]:
-    """A 140 Hz voice whose last 400 ms fall 7 semitones (a statement's end)."""
+    """A 140 Hz voice whose last 400 ms fall 4 semitones (a statement's end: judged complete,
+    but not so surely that words leaving the sentence open cannot outweigh it)."""
     f = np.full(int(IN * seconds), 140.0)
     m = int(IN * 0.4)
-    f[-m:] = 140 * 2 ** (np.linspace(0, -7.0, m) / 12)
+    f[-m:] = 140 * 2 ** (np.linspace(0, -4.0, m) / 12)
     return voiced(f)
 
 
@@ -238,7 +239,7 @@ def test_the_session_applies_a_hint_only_to_the_pause_it_was_made_for() -> None:
     s = session("semantic_vad")
     (hinted,) = feed(s, talk(), fresh)
     assert applied == [True, True]
-    # Words that leave the sentence open: the end waits longer than the prosody's 300 ms.
+    # Words that leave the sentence open: the end waits longer than the prosody alone.
     assert hinted["audio_end_ms"] > 3900 + 500, hinted
 
     def stale(s: Session, pauses: list[tuple[str, int]]) -> None:

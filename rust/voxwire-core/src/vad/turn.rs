@@ -100,11 +100,17 @@ pub const EAGERNESS_WAITS: [EagernessWaits; 3] = [
 /// off), the VAD's final probability -0.19, the final level +0.06, the pitch slope -0.02,
 /// the share of pitched frames +0.02. The turn's length is left out (weight 0): it made
 /// one-word answers wait.
-pub const END_MODEL_BIAS: f32 = 3.6258;
+pub const END_MODEL_BIAS: f32 = 3.6224;
 /// See [`END_MODEL_BIAS`].
-pub const END_MODEL_WEIGHTS: Features = [-0.0012, -0.2972, -0.0065, 0.0104, 0.1415, -4.3785, 0.0];
-/// What a text hint adds to the model's log-odds (complete: +, unfinished: -).
-pub const HINT_LOGIT: f32 = 3.0;
+pub const END_MODEL_WEIGHTS: Features = [-0.0013, -0.2973, -0.0065, 0.0104, 0.1365, -4.3718, 0.0];
+/// What a text hint adds to the model's log-odds (complete: +, unfinished: -). The sum is
+/// then judged like the audio's alone: in full where the gate passes, [`NOISY_TRUST`] of
+/// the way under broadband noise, not at all under tonal noise. Chosen with the server's
+/// PocketSphinx hint on the tuning sets (`benches/semantic_turn.py --hint-fit`): of 1-4,
+/// and of this rule or the hint judging alone where the gate fails (before round six: 3,
+/// alone), the fewest turns cut at high with each tuning set's mean latency no higher than
+/// server_vad 500 ms's.
+pub const HINT_LOGIT: f32 = 2.0;
 
 /// The reliability gate: the semantic judgement is used only when the turn stands at
 /// least this many dB above the noise (its loudest frame against the lower quartile of the
@@ -114,8 +120,8 @@ pub const GATE_MIN_SNR_DB: f32 = 32.0;
 /// least this share of the non-speech frames at the noise floor are pitched and the pitch
 /// at the voice's end lies within [`GATE_NEAR_ST`] of the noise's (mains hum, brown noise,
 /// a fan: the pitch tracker follows the noise, and the end's pitch and probability mislead
-/// the model). Otherwise the turn ends as with `server_vad`, after `silence_duration_ms` (a
-/// text hint, if any, still judges alone). The thresholds were chosen on the tuning split
+/// the model). Otherwise the turn ends as with `server_vad`, after `silence_duration_ms`
+/// (under other noise, see [`NOISY_TRUST`]). The thresholds were chosen on the tuning split
 /// and its tuning noises (`benches/semantic_turn.py --gate`): of the thresholds with which
 /// no eagerness cuts more turns than server_vad 500 ms in any tuning condition and high
 /// ends turns no more than 100 ms later on average, those that cut the fewest turns at
@@ -522,9 +528,6 @@ impl TurnDetector {
             s.p = 1.0 / (1.0 + (-z).exp());
             s.wait_ms = if s.trusted {
                 semantic_wait_ms(s.eagerness, s.p)
-            } else if hint != 0.0 {
-                // The audio's judgement is not trusted; the text hint judges alone.
-                semantic_wait_ms(s.eagerness, 1.0 / (1.0 + (-hint).exp()))
             } else if gate_tonal(&s.gate) {
                 s.silence_ms
             } else {
