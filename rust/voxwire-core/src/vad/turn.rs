@@ -835,7 +835,6 @@ mod tests {
 
     const RATE: usize = 16000;
 
-    /// Uniform noise in [-amp, amp].
     #[test]
     fn a_noisy_pause_moves_part_of_the_way_from_the_silence() {
         assert_eq!(noisy_wait_ms(500, 300), 440);
@@ -856,6 +855,7 @@ mod tests {
         assert!(gate_passes(&[40.0, 0.05, 6.0]));
     }
 
+    /// Uniform noise in [-amp, amp].
     fn noise(n: usize, seed: u64, amp: f32) -> Vec<f32> {
         let mut r = seed;
         (0..n)
