@@ -38,13 +38,15 @@ Sets:
 - ``tune-noise``: the reliability gate's tuning noises: the 56 clean ``tune`` turns, each
   mixed with two of 50/60 Hz hum (with harmonics), brown and pink noise at 0, 5, 10 and
   20 dB SNR (generated, own seeds; 7 turns per condition). The gate's thresholds
-  (``GATE_*`` in turn.rs) were chosen on ``tune`` + ``tune-noise`` (``--gate`` prints the
-  search).
+  (``GATE_*`` in turn.rs) and ``NOISY_TRUST`` were chosen on ``tune`` + ``tune-noise``
+  (``--gate`` prints the search); ``HINT_LOGIT`` and how the hint meets the gate on ``tune``,
+  ``tune-noise`` and ``real-tune`` (``--hint-fit``, with PocketSphinx's hint).
 
 Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune,tune-noise,
-       real-tune,real-eval,real] [--fit] [--gate] [--on SET] [--json out]
-       [--curve [docs/semantic_turn_curve.png]]
-Needs: espeak-ng (apt), numpy; matplotlib for --curve.
+       real-tune,real-eval,real] [--fit] [--gate] [--hint-fit] [--on SET] [--peer] [--asr]
+       [--json out] [--curve [docs/semantic_turn_curve.png]]
+Needs: espeak-ng (apt), numpy; matplotlib for --curve; pocketsphinx for --asr and
+--hint-fit; pipecat-ai 1.14 and onnxruntime for --peer.
 """
 
 from __future__ import annotations
