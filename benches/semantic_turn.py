@@ -52,13 +52,14 @@ Needs: espeak-ng (apt), numpy; matplotlib for --curve; pocketsphinx for --asr an
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import re
 import subprocess
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -367,39 +368,29 @@ def vad_dev_streams(
     return out
 
 
+@functools.cache
+def vad_dev_clips() -> tuple[tuple[int, int], ...]:
+    """Where ALSA's speaker-test files lie in vad-dev (``real_speech.vad_dev_clips`` on the
+    clean condition; the same in every condition), ms spans; found once."""
+    from real_speech import vad_dev_clips as find
+
+    with wave.open(str(VAD_DEV / "clean.wav")) as w:
+        return tuple(find(np.frombuffer(w.readframes(w.getnframes()), np.int16)))
+
+
 def vad_dev_between_recordings(pauses: list[tuple[int, int]]) -> set[tuple[int, int]]:
     """The pauses of vad-dev that lie between two recordings, not inside one: vad-dev is
     assembled from separate recordings, three of which are ALSA's speaker-test files
-    (``real_speech.vad_dev_clips`` finds them in the clean condition); a pause whose speech
-    before and after belong to different files (or one to a file and one outside it) is the
-    gap between two complete utterances ("Front left." | "Rear right."), not a pause
-    mid-sentence. The rest of vad-dev's sources are unknown; their pauses count as
-    mid-sentence."""
-    from real_speech import vad_dev_clips
-
-    with wave.open(str(VAD_DEV / "clean.wav")) as w:
-        clips = vad_dev_clips(np.frombuffer(w.readframes(w.getnframes()), np.int16))
+    (``vad_dev_clips``); a pause whose speech before and after belong to different files
+    (or one to a file and one outside it) is the gap between two complete utterances
+    ("Front left." | "Rear right."), not a pause mid-sentence. The rest of vad-dev's
+    sources are unknown; their pauses count as mid-sentence."""
+    clips = vad_dev_clips()
 
     def clip(t: int) -> int | None:
         return next((i for i, (a, b) in enumerate(clips) if a <= t < b), None)
 
-    out = set()
-    for a, b in pauses:
-        before, after = clip(a - 10), clip(b + 10)
-        if before != after:
-            out.add((a, b))
-    return out
-
-
-_between_cache: dict[tuple[tuple[int, int], ...], set[tuple[int, int]]] = {}
-
-
-def _between(pauses: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """``vad_dev_between_recordings``, computed once."""
-    key = tuple(pauses)
-    if key not in _between_cache:
-        _between_cache[key] = vad_dev_between_recordings(pauses)
-    return _between_cache[key]
+    return {(a, b) for a, b in pauses if clip(a - 10) != clip(b + 10)}
 
 
 def score_stream(
@@ -514,44 +505,72 @@ ASR_CONFIGS: list[tuple[str, dict[str, object]]] = [
 PARTIAL_EVERY_MS = 700
 
 
-def detect_with_hint(kw: dict[str, object], x: npt.NDArray[np.int16]) -> list[SpeechStopped]:
-    """semantic_vad as ``voxwire serve`` runs it with a partial ASR: PocketSphinx's live
-    decoding of the turn so far every 700 ms of audio and when a pause begins; the hint
-    (``voxwire.hint.text_hint`` of that transcript) reaches the detector after the pause's
-    decode has taken its measured time on this machine (rounded up to 10 ms frames)."""
-    from voxwire.hint import text_hint
+class Partials:
+    """The server's partial transcript of a turn (``voxwire serve`` with a partial ASR):
+    PocketSphinx's live decoding of the turn so far, from 300 ms before its start, every
+    ``PARTIAL_EVERY_MS`` of audio during speech and at each pause's first frame."""
 
+    def __init__(self, asr: PocketSphinxPartialASR) -> None:
+        self.asr = asr
+        #: Where the turn's audio starts (samples), None outside a turn.
+        self.start: int | None = None
+        self.decoded = 0
+
+    def events(self, events: Sequence[object]) -> None:
+        """Follows the turns' starts and ends."""
+        for e in events:
+            if isinstance(e, voxwire.SpeechStarted):
+                self.start, self.decoded = max(0, (e.audio_start_ms - 300) * RATE // 1000), 0
+            elif isinstance(e, SpeechStopped):
+                self.start = None
+
+    def speaking(self, x: npt.NDArray[np.int16], pos: int) -> None:
+        """A frame of speech up to sample `pos`: the periodic partial, when due."""
+        if self.start is not None and pos - self.start - self.decoded >= (
+            PARTIAL_EVERY_MS * RATE // 1000
+        ):
+            self.asr.transcribe(x[self.start : pos], RATE)
+            self.decoded = pos - self.start
+
+    def pause(self, x: npt.NDArray[np.int16], pos: int) -> tuple[bool | None, int]:
+        """A pause's first frame, at sample `pos`: ``text_hint`` of the turn's words so far,
+        and how long their decode took on this machine (ms, rounded up to 10 ms frames)."""
+        from voxwire.hint import text_hint
+
+        assert self.start is not None
+        t0 = time.perf_counter()
+        words = self.asr.transcribe(x[self.start : pos], RATE)
+        self.decoded = pos - self.start
+        return text_hint(words), int(np.ceil((time.perf_counter() - t0) * 100)) * 10
+
+
+def detect_with_hint(kw: dict[str, object], x: npt.NDArray[np.int16]) -> list[SpeechStopped]:
+    """semantic_vad as ``voxwire serve`` runs it with a partial ASR (``Partials``): the hint
+    of a pause's decode reaches the detector once the decode's measured time has passed."""
     assert _asr is not None
-    asr: PocketSphinxPartialASR = _asr
+    partials = Partials(_asr)
     td = voxwire.TurnDetector(turn=voxwire.TurnConfig(**kw))  # type: ignore[arg-type]
     out: list[SpeechStopped] = []
-    start: int | None = None
-    decoded = 0
     judged: int | None = None
     pending: tuple[int, bool | None] | None = None
     for i in range(0, len(x), 160):
         pos = min(i + 160, len(x))
-        for e in td.push(x[i:pos]):
-            if isinstance(e, voxwire.SpeechStarted):
-                start, decoded = max(0, (e.audio_start_ms - 300) * RATE // 1000), 0
-            elif isinstance(e, SpeechStopped):
+        events = td.push(x[i:pos])
+        partials.events(events)
+        for e in events:
+            if isinstance(e, SpeechStopped):
                 out.append(e)
-                start, judged, pending = None, None, None
-        if start is None:
+                judged, pending = None, None
+        if partials.start is None:
             continue
         est = td.end_estimate
         if est is None:
             judged, pending = None, None
-            if pos - start - decoded >= PARTIAL_EVERY_MS * RATE // 1000:
-                asr.transcribe(x[start:pos], RATE)
-                decoded = pos - start
+            partials.speaking(x, pos)
         elif judged != est[0]:
             judged = est[0]
-            t0 = time.perf_counter()
-            words = asr.transcribe(x[start:pos], RATE)
-            decoded = pos - start
-            delay = int(np.ceil((time.perf_counter() - t0) * 100)) * 160
-            pending = (pos + delay, text_hint(words))
+            hint, delay_ms = partials.pause(x, pos)
+            pending = (pos + delay_ms * RATE // 1000, hint)
         if pending is not None and pos >= pending[0]:
             if pending[1] is not None:
                 td.set_text_hint(pending[1])
@@ -581,7 +600,7 @@ def evaluate(
             for cond, x, ends, pauses in vad_dev_streams(only):
                 stops = detect(name, kw, x)
                 c, ll, m = score_stream(stops, ends, pauses)
-                between = _between(pauses)
+                between = vad_dev_between_recordings(pauses)
                 mid = [p for p in pauses if p not in between]
                 cuts_mid += score_stream(stops, [], mid)[0]
                 n_mid += len(mid)
@@ -654,19 +673,29 @@ def evaluate(
 HOLD_OPEN = voxwire.TurnConfig(end_mode="semantic", eagerness="low", silence_duration_ms=10_000)
 
 
-def onsets(t: Turn) -> list[tuple[int, int, list[float], float, list[float]]]:
-    """Every pause the semantic rule judges in a turn: (audio_end_ms, silence_ms, features,
-    the model's probability, the gate's measures), with the turn held open (``HOLD_OPEN``)
-    so that every pause is seen. A pause judged surely complete even against the hint still
-    ends the turn (6 of real-tune's, none of the espeak-ng sets'): its silence is then taken
-    up to where the next turn's speech starts, and what follows is judged on the history
-    after it, as the rule itself would."""
+#: One judged pause: (audio_end_ms, silence_ms, features, the model's probability, the gate's
+#: measures, whether the partial transcript says "not complete", its decode time in ms).
+Onset = tuple[int, int, list[float], float, list[float], bool, int]
+
+
+def onsets(t: Turn, asr: PocketSphinxPartialASR | None = None) -> list[Onset]:
+    """Every pause the semantic rule judges in a turn, with the turn held open
+    (``HOLD_OPEN``) so that every pause is seen. A pause judged surely complete even against
+    the hint still ends the turn (6 of real-tune's, none of the espeak-ng sets'): its silence
+    is then taken up to where the next turn's speech starts, and what follows is judged on
+    the history after it, as the rule itself would. With `asr`, each pause also gets the
+    server's partial-transcript hint (``Partials``; otherwise False, 0)."""
     td = voxwire.TurnDetector(turn=HOLD_OPEN)
-    out: list[tuple[int, int, list[float], float, list[float]]] = []
-    cur: tuple[int, list[float], float, list[float]] | None = None
-    ended: tuple[int, list[float], float, list[float]] | None = None
+    partials = Partials(asr) if asr is not None else None
+    out: list[Onset] = []
+    # The pause being judged and one whose turn ended there: all of an Onset but the silence.
+    cur: tuple[int, list[float], float, list[float], bool, int] | None = None
+    ended: tuple[int, list[float], float, list[float], bool, int] | None = None
     for i in range(0, len(t.x), 160):
-        events = td.push(t.x[i : i + 160])
+        pos = min(i + 160, len(t.x))
+        events = td.push(t.x[i:pos])
+        if partials is not None:
+            partials.events(events)
         for e in events:
             if isinstance(e, voxwire.SpeechStarted) and ended is not None:
                 out.append((ended[0], e.audio_start_ms - ended[0], *ended[1:]))
@@ -674,24 +703,31 @@ def onsets(t: Turn) -> list[tuple[int, int, list[float], float, list[float]]]:
         est = td.end_estimate
         if est is not None and (cur is None or cur[0] != est[0]):
             if cur is not None:
-                out.append((cur[0], -1, cur[1], cur[2], cur[3]))
+                out.append((cur[0], -1, *cur[1:]))
             feats = td.end_features
             gate = td.end_gate
             assert feats is not None and gate is not None
             td.set_text_hint(None)
             plain = td.end_estimate
             assert plain is not None
-            cur = (est[0], [v for _, v in feats], plain[1], [v for _, v in gate[1]])
-        elif est is None and cur is not None:
-            if any(isinstance(e, SpeechStopped) for e in events):
-                ended = cur  # the turn ended here: the pause lasts until speech starts again
-            else:
-                out.append((cur[0], td.position_ms - cur[0], cur[1], cur[2], cur[3]))
-            cur = None
+            hint, delay = (None, 0)
+            if partials is not None and partials.start is not None:
+                hint, delay = partials.pause(t.x, pos)
+            features = [v for _, v in feats]
+            cur = (est[0], features, plain[1], [v for _, v in gate[1]], hint is False, delay)
+        elif est is None:
+            if partials is not None:
+                partials.speaking(t.x, pos)
+            if cur is not None:
+                if any(isinstance(e, SpeechStopped) for e in events):
+                    ended = cur  # the turn ended here: the pause lasts until speech resumes
+                else:
+                    out.append((cur[0], td.position_ms - cur[0], *cur[1:]))
+                cur = None
         td.set_text_hint(False)
     for last in (ended, cur):
         if last is not None:
-            out.append((last[0], 10**6, last[1], last[2], last[3]))
+            out.append((last[0], 10**6, *last[1:]))
     return out
 
 
@@ -742,6 +778,9 @@ class Judged:
     #: The gate's measures (turn.rs ``GATE_NAMES``) and each pause's turn's condition.
     gate: npt.NDArray[np.float64]
     condition: npt.NDArray[np.str_]
+    #: The partial transcript's hint "not complete" and its decode time (ms), with an ASR.
+    hint: npt.NDArray[np.bool_]
+    hint_delay_ms: npt.NDArray[np.float64]
 
     def simulate(self, wait: npt.NDArray[np.float64]) -> tuple[int, float, float]:
         """Turns cut early, mean and p95 latency if each pause waited `wait` (ms): a turn is
@@ -752,12 +791,13 @@ class Judged:
         return int(cut.sum()), float(lat.mean()), float(np.percentile(lat, 95))
 
 
-def judged(turns: list[Turn]) -> Judged:
-    """The pauses of `turns` as the semantic rule judges them (with the default engine)."""
+def judged(turns: list[Turn], asr: PocketSphinxPartialASR | None = None) -> Judged:
+    """The pauses of `turns` as the semantic rule judges them (with the default engine), and
+    with `asr` the partial transcript's hint at each."""
     rows = []
     for k, t in enumerate(turns):
-        ons = onsets(t)
-        for i, (at, g, f, p, m) in enumerate(ons):
+        ons = onsets(t, asr)
+        for i, (at, g, f, p, m, h, d) in enumerate(ons):
             rows.append(
                 (
                     k,
@@ -770,6 +810,8 @@ def judged(turns: list[Turn]) -> Judged:
                     m,
                     t.condition,
                     t.multi_sentence,
+                    h,
+                    d,
                 )
             )
     e = np.array([r[2] for r in rows], dtype=np.float64)
@@ -786,6 +828,8 @@ def judged(turns: list[Turn]) -> Judged:
         p=np.array([r[6] for r in rows], dtype=np.float64),
         gate=np.array([r[7] for r in rows], dtype=np.float64),
         condition=np.array([r[8] for r in rows]),
+        hint=np.array([r[10] for r in rows], dtype=bool),
+        hint_delay_ms=np.array([r[11] for r in rows], dtype=np.float64),
     )
 
 
@@ -992,49 +1036,6 @@ def gate_fit(j: Judged) -> None:
         )
 
 
-def pause_hints(t: Turn) -> list[tuple[bool, float]]:
-    """For every pause ``onsets`` judges in a turn (the same ones, in order): whether the
-    server's partial transcript would say "not complete" there (``voxwire.hint.text_hint``
-    of PocketSphinx's live decoding of the turn so far, decoded every 700 ms of audio and at
-    the pause's first frame, as ``detect_with_hint``) and how long that decode took (ms,
-    rounded up to 10 ms frames)."""
-    from voxwire.hint import text_hint
-
-    assert _asr is not None
-    asr: PocketSphinxPartialASR = _asr
-    td = voxwire.TurnDetector(turn=HOLD_OPEN)
-    out: list[tuple[bool, float]] = []
-    cur: int | None = None
-    start: int | None = None
-    decoded = 0
-    for i in range(0, len(t.x), 160):
-        pos = min(i + 160, len(t.x))
-        for e in td.push(t.x[i:pos]):
-            if isinstance(e, voxwire.SpeechStarted):
-                start, decoded = max(0, (e.audio_start_ms - 300) * RATE // 1000), 0
-            elif isinstance(e, SpeechStopped):
-                start = None
-        est = td.end_estimate
-        if est is not None and cur != est[0]:
-            cur = est[0]
-            if start is None:
-                out.append((False, 0.0))
-                continue
-            t0 = time.perf_counter()
-            words = asr.transcribe(t.x[start:pos], RATE)
-            decoded = pos - start
-            out.append(
-                (text_hint(words) is False, float(np.ceil((time.perf_counter() - t0) * 100) * 10))
-            )
-        elif est is None:
-            cur = None
-            if start is not None and pos - start - decoded >= PARTIAL_EVERY_MS * RATE // 1000:
-                asr.transcribe(t.x[start:pos], RATE)
-                decoded = pos - start
-        td.set_text_hint(False)
-    return out
-
-
 #: The hint strengths (turn.rs HINT_LOGIT) searched by --hint-fit.
 HINT_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
@@ -1046,30 +1047,24 @@ def hint_fit(sets: dict[str, list[Turn]]) -> None:
     with the hint PocketSphinx gives there: of the choices with which each set's mean
     latency at high is no higher than server_vad 500 ms's, the fewest turns cut at high
     (each set's cuts counted against server_vad's, as ``--fit``). Prints every choice."""
-    rows = {}
-    for n, turns in sets.items():
-        j = judged(turns)
-        hs = [h for t in turns for h in pause_hints(t)]
-        assert len(hs) == len(j.p)
-        rows[n] = (j, np.array([h[0] for h in hs]), np.array([h[1] for h in hs]))
+    assert _asr is not None
+    rows = {n: judged(turns, _asr) for n, turns in sets.items()}
     logit = {
-        n: np.log(np.clip(j.p, 1e-6, 1 - 1e-6) / np.clip(1 - j.p, 1e-6, 1))
-        for n, (j, _, _) in rows.items()
+        n: np.log(np.clip(j.p, 1e-6, 1 - 1e-6) / np.clip(1 - j.p, 1e-6, 1)) for n, j in rows.items()
     }
-    server = {
-        n: j.simulate(np.full(len(j.p), float(SERVER_WAIT_MS))) for n, (j, _, _) in rows.items()
-    }
-    for n, (j, h, _) in rows.items():
+    server = {n: j.simulate(np.full(len(j.p), float(SERVER_WAIT_MS))) for n, j in rows.items()}
+    for n, j in rows.items():
         print(
-            f"{n}: hint 'not complete' at {int((h & j.final).sum())} of {int(j.final.sum())} "
-            f"ends and {int((h & j.inner).sum())} of {int(j.inner.sum())} inner pauses; "
+            f"{n}: hint 'not complete' at {int((j.hint & j.final).sum())} of "
+            f"{int(j.final.sum())} ends and {int((j.hint & j.inner).sum())} of "
+            f"{int(j.inner.sum())} inner pauses; "
             f"server_vad 500 ms {server[n][0]} cut, {server[n][1]:.0f} ms"
         )
     best: tuple[float, str] | None = None
     for rule in ("alone", "gated"):
         for strength in HINT_GRID:
             r = {}
-            for n, (j, h, delay) in rows.items():
+            for n, j in rows.items():
                 sig = 1 / (1 + np.exp(-(logit[n] - strength)))
                 w0 = rule_wait(wait_ms(j.p, *WAITS["high"]), j.gate, GATE, NOISY_TRUST)
                 hinted = wait_ms(sig, *WAITS["high"])
@@ -1078,8 +1073,8 @@ def hint_fit(sets: dict[str, list[Turn]]) -> None:
                     w1 = np.where(gate_passes(j.gate, *GATE), hinted, alone)
                 else:
                     w1 = rule_wait(hinted, j.gate, GATE, NOISY_TRUST)
-                use = h & (delay < w0)
-                r[n] = j.simulate(np.where(use, np.maximum(w1, delay + 10), w0))
+                use = j.hint & (j.hint_delay_ms < w0)
+                r[n] = j.simulate(np.where(use, np.maximum(w1, j.hint_delay_ms + 10), w0))
             fine = all(r[n][1] <= server[n][1] for n in rows)
             score = sum(r[n][0] / (server[n][0] + 5) for n in rows)
             print(
