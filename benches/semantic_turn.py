@@ -244,11 +244,16 @@ def tuning_noise(kind: str, n: int, rng: np.random.Generator) -> npt.NDArray[np.
 
 def noisy_turns(split: str) -> list[Turn]:
     """The clean turns of a split, each mixed with two of the tuning noises (kinds x SNRs in
-    turn, each of the 16 conditions on 7 of the 56 clean turns of the tune split)."""
-    rng = np.random.default_rng(11 if split == "tune" else 12)
+    turn, each of the 16 conditions on 7 of the 56 clean turns of the tune split; of
+    ``real-tune``'s 117 recorded turns, on 14-15 each)."""
+    rng = np.random.default_rng({"tune": 11, "real-tune": 21}.get(split, 12))
     conds = [(k, snr) for k in TUNING_NOISES for snr in TUNING_SNRS]
     out = []
-    clean = [t for t in espeak_turns(split) if t.condition == "clean"]
+    clean = (
+        real_turns(split)
+        if split.startswith("real")
+        else [t for t in espeak_turns(split) if t.condition == "clean"]
+    )
     for i, t in enumerate(clean):
         x = t.x.astype(np.float64)
         lab = frame_labels(x)
@@ -256,7 +261,7 @@ def noisy_turns(split: str) -> list[Turn]:
         for kind, snr in (conds[(2 * i) % 16], conds[(2 * i + 1 + 4 * (i // 8)) % 16]):
             y = x + tuning_noise(kind, len(x), rng) * np.sqrt(p_speech / 10 ** (snr / 10))
             y16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
-            out.append(Turn(y16, t.end_ms, t.pauses, f"{kind}_{snr}dB", t.kind))
+            out.append(Turn(y16, t.end_ms, t.pauses, f"{kind}_{snr}dB", t.kind, t.multi_sentence))
     return out
 
 
@@ -338,8 +343,8 @@ def real_turns(split: str) -> list[Turn]:
 
 def turns_of(s: str) -> list[Turn]:
     """The turns of a set other than vad-dev."""
-    if s == "tune-noise":
-        return noisy_turns("tune")
+    if s.endswith("-noise"):
+        return noisy_turns(s.removesuffix("-noise"))
     if s.startswith("real"):
         return real_turns(s)
     return espeak_turns(s)
@@ -394,7 +399,7 @@ def vad_dev_between_recordings(pauses: list[tuple[int, int]]) -> set[tuple[int, 
 
 
 def score_stream(
-    stops: list[SpeechStopped] | list[Stop],
+    stops: Sequence[SpeechStopped | Stop],
     ends: list[tuple[int, int]],
     pauses: list[tuple[int, int]],
 ) -> tuple[int, list[float], int]:
@@ -411,6 +416,49 @@ def score_stream(
             merged += 1
             lat.append(nxt - e)
     return cuts, lat, merged
+
+
+@dataclass
+class VadDevScore:
+    """A configuration's figures over vad-dev's conditions."""
+
+    cuts: int
+    cuts_mid: int
+    pauses: int
+    pauses_mid: int
+    latencies: list[float]
+    merged: int
+    ends: int
+    #: Per condition: pauses cut, ends merged, mean latency.
+    by_condition: dict[str, list[float]]
+
+    @property
+    def mean_ms(self) -> float:
+        """Mean latency of the ends, ms."""
+        return float(np.mean(self.latencies))
+
+
+def vad_dev_score(
+    find: Callable[[npt.NDArray[np.int16]], Sequence[SpeechStopped | Stop]],
+    only: str | None = None,
+) -> VadDevScore:
+    """Scores the turn ends `find` finds in each vad-dev condition (or only one): pauses cut,
+    those of them mid-sentence (not between two recordings), latencies, ends merged."""
+    v = VadDevScore(0, 0, 0, 0, [], 0, 0, {})
+    for cond, x, ends, pauses in vad_dev_streams(only):
+        stops = list(find(x))
+        c, ll, m = score_stream(stops, ends, pauses)
+        between = vad_dev_between_recordings(pauses)
+        mid = [p for p in pauses if p not in between]
+        v.cuts_mid += score_stream(stops, [], mid)[0]
+        v.pauses_mid += len(mid)
+        v.by_condition[cond] = [c, m, float(np.mean(ll))]
+        v.cuts += c
+        v.pauses += len(pauses)
+        v.latencies += ll
+        v.merged += m
+        v.ends += len(ends)
+    return v
 
 
 @dataclass
@@ -597,19 +645,9 @@ def evaluate(
         by_kind: dict[str, list[float]] = {}
         by_cond: dict[str, list[float]] = {}
         if turns is None:
-            for cond, x, ends, pauses in vad_dev_streams(only):
-                stops = detect(name, kw, x)
-                c, ll, m = score_stream(stops, ends, pauses)
-                between = vad_dev_between_recordings(pauses)
-                mid = [p for p in pauses if p not in between]
-                cuts_mid += score_stream(stops, [], mid)[0]
-                n_mid += len(mid)
-                by_cond[cond] = [c, m, float(np.mean(ll))]
-                cuts += c
-                n_pauses += len(pauses)
-                lat += ll
-                merged += m
-                n_turns += len(ends)
+            vd = vad_dev_score(functools.partial(detect, name, kw), only)
+            cuts, cuts_mid, n_pauses, n_mid = vd.cuts, vd.cuts_mid, vd.pauses, vd.pauses_mid
+            lat, merged, n_turns, by_cond = vd.latencies, vd.merged, vd.ends, vd.by_condition
             cut_turns = cuts
         else:
             for t in turns:
@@ -913,6 +951,60 @@ def fit(sets: dict[str, list[Turn]]) -> None:
             )
 
 
+def auc(ends: npt.NDArray[np.float64], pauses: npt.NDArray[np.float64]) -> float:
+    """Area under the ROC curve: the chance that an end's probability of completeness is
+    above a pause's (ties count half)."""
+    if not len(ends) or not len(pauses):
+        return float("nan")
+    d = ends[:, None] - pauses[None, :]
+    return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+
+
+def vad_dev_judged() -> tuple[
+    npt.NDArray[np.str_], npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]
+]:
+    """vad-dev's pauses as the semantic rule judges them (``onsets``), in every condition:
+    condition, probability, whether the pause is a turn's end (300 ms or more of it seen)
+    and whether it is a mid-sentence pause (100 ms or more)."""
+    rows = []
+    for cond, x, ends, pauses in vad_dev_streams():
+        mid = [q for q in pauses if q not in vad_dev_between_recordings(pauses)]
+        for at, sil, *_, p, _, _, _ in onsets(Turn(x, 0)):
+            end = sil >= 300 and any(e - 150 <= at < e + 300 for e, _ in ends)
+            inner = sil >= 100 and any(a - 150 <= at <= b - 50 for a, b in mid)
+            rows.append((cond, p, end, inner))
+    return (
+        np.array([r[0] for r in rows]),
+        np.array([r[1] for r in rows], dtype=np.float64),
+        np.array([r[2] for r in rows], dtype=bool),
+        np.array([r[3] for r in rows], dtype=bool),
+    )
+
+
+def auc_table(sets: dict[str, list[Turn]]) -> str:
+    """How well the model's probability (no gate, no hint) tells a turn's end from a pause
+    of 150 ms or more inside a single-sentence turn, per set and noise kind: AUC, median
+    probability at ends and at pauses (markdown). An empty set is vad-dev
+    (``vad_dev_judged``)."""
+    lines = [
+        "| set | noise | AUC | median p at ends / pauses | ends / pauses |",
+        "|---|---|---|---|---|",
+    ]
+    for name, turns in sets.items():
+        if turns:
+            j = judged(turns)
+            cond, p, end, pause = j.condition, j.p, j.final, j.inner & (j.silence_ms >= 150)
+        else:
+            cond, p, end, pause = vad_dev_judged()
+        kind = np.array([c.split("_")[0] if c.endswith("dB") else "none" for c in cond])
+        for k in [*dict.fromkeys(kind.tolist()), "all"]:
+            m = np.ones(len(kind), bool) if k == "all" else kind == k
+            e, q = p[m & end], p[m & pause]
+            med = f"{np.median(e):.2f} / {np.median(q):.2f}" if len(q) else "-"
+            lines.append(f"| {name} | {k} | {auc(e, q):.2f} | {med} | {len(e)} / {len(q)} |")
+    return "\n".join(lines)
+
+
 #: The gate's thresholds searched: the turn's SNR (dB), the share of pitched non-speech
 #: frames that makes the noise tonal, and how near (semitones) the end's pitch must be to
 #: the noise's to be distrusted (6: any pitch, as octaves are folded).
@@ -1127,6 +1219,95 @@ def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
     return out
 
 
+#: The measured trade-off on vad-dev: server_vad's silences, and semantic_vad's
+#: ``silence_duration_ms`` (its wait where the reliability gate distrusts the judgement,
+#: which on vad-dev is every noisy condition: all are under the gate's 32 dB).
+VAD_DEV_SERVER_MS = tuple(range(300, 701, 25))
+VAD_DEV_FALLBACK_MS = tuple(range(350, 651, 50))
+
+
+def vad_dev_curve() -> dict[str, list[list[float]]]:
+    """vad-dev's pauses cut (all, mid-sentence) against mean latency, measured over its 17
+    conditions: server_vad at 300-700 ms of silence, each eagerness at
+    ``silence_duration_ms`` 350-650 ms. Rows: [silence ms, cuts, mid-sentence cuts, mean
+    latency ms]; with each semantic row, server_vad's cuts (all, mid) at the same mean
+    latency, interpolated along its curve."""
+    out: dict[str, list[list[float]]] = {}
+
+    def row(s: int, kw: dict[str, object]) -> list[float]:
+        v = vad_dev_score(functools.partial(detect, "", kw))
+        return [s, v.cuts, v.cuts_mid, v.mean_ms]
+
+    out["server_vad"] = [row(s, {"silence_duration_ms": s}) for s in VAD_DEV_SERVER_MS]
+    sv = np.array(out["server_vad"])
+    for e in ("high", "medium", "low"):
+        out[e] = []
+        for s in VAD_DEV_FALLBACK_MS:
+            r = row(s, {"end_mode": "semantic", "eagerness": e, "silence_duration_ms": s})
+            at = [float(np.interp(r[3], sv[:, 3], sv[:, k])) for k in (1, 2)]
+            out[e].append(r + at)
+    return out
+
+
+def vad_dev_curve_table(cv: dict[str, list[list[float]]]) -> str:
+    """The measured vad-dev curves as markdown: server_vad's points, then each semantic point
+    with server_vad's cuts at its mean latency."""
+    lines = [
+        "| server_vad silence (ms) | pauses cut (mid-sentence) | mean latency (ms) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {s:.0f} | {c:.0f} ({m:.0f}) | {lat:.0f} |" for s, c, m, lat in cv["server_vad"]]
+    lines += [
+        "",
+        "| semantic_vad | silence_duration_ms | pauses cut (mid-sentence) | mean latency (ms) "
+        "| server_vad at that latency: cut (mid) |",
+        "|---|---|---|---|---|",
+    ]
+    for e in ("high", "medium", "low"):
+        lines += [
+            f"| {e} | {s:.0f} | {c:.0f} ({m:.0f}) | {lat:.0f} | {sc:.1f} ({sm:.1f}) |"
+            for s, c, m, lat, sc, sm in cv[e]
+        ]
+    return "\n".join(lines)
+
+
+def plot_vad_dev(cv: dict[str, list[list[float]]], path: str) -> None:
+    """The measured vad-dev curves: mid-sentence pauses cut and all pauses cut against mean
+    latency (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, k, what in (
+        (axes[0], 2, "mid-sentence pauses cut (of 187)"),
+        (axes[1], 1, "pauses cut (of 204)"),
+    ):
+        sv = np.array(cv["server_vad"])
+        ax.plot(sv[:, 3], sv[:, k], "ks-", label="server_vad 300-700 ms")
+        for s, *rest in sv[::2]:
+            ax.annotate(
+                f"{s:.0f}", (rest[2], rest[k - 1]), textcoords="offset points", xytext=(4, 4)
+            )
+        for e, style in (("high", "o-"), ("medium", "^-"), ("low", "v-")):
+            a = np.array(cv[e])
+            ax.plot(a[:, 3], a[:, k], style, label=f"semantic_vad {e}, silence_duration_ms 350-650")
+            one = a[a[:, 0] == 500][0]
+            ax.plot(one[3], one[k], "r*", ms=12)
+        ax.set_xlabel("mean end-of-turn latency (ms)")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        # server_vad 300 ms (21 mid-sentence, 35 in all, at 364 ms) is off the chart.
+        ax.set_xlim(380, 800)
+    axes[0].set_ylim(-0.3, 6)
+    axes[1].set_ylim(9, 21)
+    axes[0].set_title("vad-dev, 17 conditions, measured; *: defaults (500 ms)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 #: Turns per espeak-ng set, for the plot's titles.
 TURNS_PER_SET = {"tune": 168, "held-out": 168, "tune-noise": 112}
 
@@ -1248,7 +1429,19 @@ def main() -> None:
         action="store_true",
         help="choose how the ASR hint enters the judgement on the tuning sets (voxwire[asr])",
     )
+    ap.add_argument(
+        "--auc",
+        action="store_true",
+        help="how well the model tells ends from pauses on each set of --sets, per noise kind",
+    )
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--vad-dev-curve",
+        nargs="?",
+        const="docs/semantic_turn_vad_dev.png",
+        help="also vad-dev's measured trade-off curves (server_vad 300-700 ms, each eagerness at "
+        "silence_duration_ms 350-650; PNG, needs matplotlib; the points go to the --json file)",
+    )
     ap.add_argument(
         "--curve",
         nargs="?",
@@ -1273,6 +1466,9 @@ def main() -> None:
     if a.hint_fit:
         hint_fit({s: turns_of(s) for s in (a.on or "tune,tune-noise,real-tune").split(",")})
         return
+    if a.auc:
+        print(auc_table({s: [] if s == "vad-dev" else turns_of(s) for s in a.sets.split(",")}))
+        return
     if a.gate:
         gate_fit(judged(turns_of(a.on) if a.on else espeak_turns("tune") + noisy_turns("tune")))
         return
@@ -1291,6 +1487,11 @@ def main() -> None:
     if curves:
         out["tradeoff"] = curves
         plot(curves, a.curve)
+    if a.vad_dev_curve:
+        cv = vad_dev_curve()
+        print(vad_dev_curve_table(cv) + "\n")
+        out["vad_dev_curve"] = cv
+        plot_vad_dev(cv, a.vad_dev_curve)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 
