@@ -42,11 +42,15 @@ Sets:
   (``--gate`` prints the search); ``HINT_LOGIT`` and how the hint meets the gate on ``tune``,
   ``tune-noise`` and ``real-tune`` (``--hint-fit``, with PocketSphinx's hint).
 
+- ``real-tune-noise``: ``real-tune``'s turns, each under two of the same tuning noises (own
+  seed; for ``--auc`` and later fits, not used by the current constants).
+
 Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune,tune-noise,
-       real-tune,real-eval,real] [--fit] [--gate] [--hint-fit] [--on SET] [--peer] [--asr]
-       [--json out] [--curve [docs/semantic_turn_curve.png]]
-Needs: espeak-ng (apt), numpy; matplotlib for --curve; pocketsphinx for --asr and
---hint-fit; pipecat-ai 1.14 and onnxruntime for --peer.
+       real-tune,real-tune-noise,real-eval,real] [--fit] [--gate] [--hint-fit] [--auc]
+       [--on SET] [--peer] [--asr] [--json out] [--curve [docs/semantic_turn_curve.png]]
+       [--vad-dev-curve [docs/semantic_turn_vad_dev.png]]
+Needs: espeak-ng (apt), numpy; matplotlib for --curve and --vad-dev-curve; pocketsphinx for
+--asr and --hint-fit; pipecat-ai 1.14 and onnxruntime for --peer.
 """
 
 from __future__ import annotations
