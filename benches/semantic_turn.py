@@ -20,6 +20,12 @@ Sets:
   ``real-tune`` held ALSA speaker-test recordings that vad-dev contains; they are out). One
   of the 12 pauses lies between two separate recordings ("Front left." | "Rear right."),
   not mid-sentence: cuts at the other 11 are also counted apart (``pauses_cut_mid``).
+- ``vad-dev-stretched`` (and ``-clean``): vad-dev's recording with each of its 11
+  mid-sentence pauses lengthened to a hesitation (300-1200 ms drawn once per pause, the
+  espeak-ng sets' range; never shortened; seed 7; ``--stretch-draws N`` repeats it over N
+  draws): vad-dev's pauses are 150-390 ms long, so server_vad at 500 ms cuts hardly any and
+  a rule that judges has nothing to win there. The clean recording gets each pause's own
+  room tone, the condition's noise runs on under it (``vad_dev_streams``).
 - ``tune`` and ``held-out``: espeak-ng turns of one to three phrases (28 texts, each in two
   voices, 168 turns per split; SSML; disjoint voices, texts and noise seeds between the two
   splits; 8 of the texts are short one-phrase answers such as "Yes."), with pauses of
@@ -45,10 +51,11 @@ Sets:
 - ``real-tune-noise``: ``real-tune``'s turns, each under two of the same tuning noises (own
   seed; for ``--auc`` and later fits, not used by the current constants).
 
-Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,held-out,tune,tune-noise,
-       real-tune,real-tune-noise,real-eval,real] [--fit] [--gate] [--hint-fit] [--auc]
-       [--on SET] [--peer] [--asr] [--json out] [--curve [docs/semantic_turn_curve.png]]
-       [--vad-dev-curve [docs/semantic_turn_vad_dev.png]]
+Usage: python benches/semantic_turn.py [--sets vad-dev,vad-dev-clean,vad-dev-stretched,
+       vad-dev-stretched-clean,held-out,tune,tune-noise,real-tune,real-tune-noise,real-eval,
+       real] [--fit] [--gate] [--hint-fit] [--auc] [--on SET] [--peer] [--asr] [--json out]
+       [--curve [docs/semantic_turn_curve.png]] [--vad-dev-curve [docs/semantic_turn_vad_dev.png]]
+       [--stretch-draws N]
 Needs: espeak-ng (apt), numpy; matplotlib for --curve and --vad-dev-curve; pocketsphinx for
 --asr and --hint-fit; pipecat-ai 1.14 and onnxruntime for --peer.
 """
@@ -354,11 +361,28 @@ def turns_of(s: str) -> list[Turn]:
     return espeak_turns(s)
 
 
+#: One vad-dev condition: its name, audio, turn ends with the next labelled speech onset (ms),
+#: inner pauses and those of them mid-sentence (ms spans).
+Span = tuple[int, int]
+VadDevStream = tuple[str, npt.NDArray[np.int16], list[Span], list[Span], list[Span]]
+#: The stretched set's pause lengths: drawn once per mid-sentence pause, uniform over the
+#: espeak-ng sets' range of inserted pauses (300-1200 ms), the same in every condition.
+STRETCH_MS = (300, 1200)
+STRETCH_SEED = 7
+#: The crossfade where the stretched set's noise track wraps around (samples).
+LOOP_FADE = 320
+
+
 def vad_dev_streams(
-    only: str | None = None,
-) -> list[tuple[str, npt.NDArray[np.int16], list[tuple[int, int]], list[tuple[int, int]]]]:
-    """Each vad-dev condition: audio, turn ends with the next labelled speech onset (ms),
-    and inner pauses (ms spans)."""
+    only: str | None = None, *, stretched: bool = False, seed: int = STRETCH_SEED
+) -> list[VadDevStream]:
+    """Each vad-dev condition (or only one): audio, turn ends, inner pauses, mid-sentence
+    pauses (the inner pauses but the one between two recordings, ``vad_dev_between_
+    recordings``). With `stretched`, each mid-sentence pause is lengthened to a length drawn
+    from ``STRETCH_MS`` (never shortened): the clean recording gets the pause's own middle
+    40 ms repeated (its room tone; vad-dev's pauses are near digital silence), and the
+    condition's noise (the condition minus the clean recording) runs on, looped, under the
+    longer recording, so every condition keeps its noise and SNR. `seed` draws the lengths."""
     lab = np.load(VAD_DEV / "labels.npy").astype(bool)
     r = runs(lab)
     ends, pauses = [], []
@@ -367,13 +391,59 @@ def vad_dev_streams(
             ends.append((int(a) * 10, int(b) * 10))
         elif b - a < 70:
             pauses.append((int(a) * 10, int(b) * 10))
-    out = []
-    for cond in json.loads((VAD_DEV / "meta.json").read_text())["conditions"]:
-        if only is not None and cond != only:
-            continue
+    between = vad_dev_between_recordings(pauses)
+    mid = [q for q in pauses if q not in between]
+    conds = [
+        c
+        for c in json.loads((VAD_DEV / "meta.json").read_text())["conditions"]
+        if only is None or c == only
+    ]
+
+    def read(cond: str) -> npt.NDArray[np.int16]:
         with wave.open(str(VAD_DEV / f"{cond}.wav")) as w:
-            x = np.frombuffer(w.readframes(w.getnframes()), np.int16)
-        out.append((cond, x, ends, pauses))
+            return np.frombuffer(w.readframes(w.getnframes()), np.int16)
+
+    if not stretched:
+        return [(c, read(c), ends, pauses, mid) for c in conds]
+    rng = np.random.default_rng(seed)
+    extra = {
+        q: max(0, int(rng.integers(STRETCH_MS[0], STRETCH_MS[1] + 1)) - (q[1] - q[0])) for q in mid
+    }
+
+    def moved(t: int) -> int:
+        return t + sum(x for (a, b), x in extra.items() if (a + b) // 2 < t)
+
+    clean = read("clean").astype(np.float64)
+    parts, at = [], 0
+    for (a, b), x in sorted(extra.items()):
+        m = (a + b) // 2 * 16
+        room = clean[m - 320 : m + 320]
+        parts += [clean[at:m], np.resize(room, x * 16)]
+        at = m
+    parts.append(clean[at:])
+    longer = np.concatenate(parts)
+    n, total = len(clean), len(longer)
+    fade = np.linspace(0, 1, LOOP_FADE)
+    out: list[VadDevStream] = []
+    for c in conds:
+        y = longer
+        if c != "clean":
+            noise = read(c).astype(np.float64) - clean
+            # The noise on, looped: the wrap crossfaded from the track's end into its start.
+            loop = noise.copy()
+            loop[:LOOP_FADE] = noise[:LOOP_FADE] * fade + noise[n - LOOP_FADE :] * (1 - fade)
+            y = longer + np.concatenate([noise, np.resize(loop[LOOP_FADE:], total - n)])
+        x16 = np.clip(np.round(y), -32768, 32767).astype(np.int16)
+        span = [(moved(a), moved(b)) for a, b in pauses]
+        out.append(
+            (
+                c,
+                x16,
+                [(moved(a), moved(b)) for a, b in ends],
+                span,
+                [sp for sp, q in zip(span, pauses, strict=True) if q in extra],
+            )
+        )
     return out
 
 
@@ -445,15 +515,16 @@ class VadDevScore:
 def vad_dev_score(
     find: Callable[[npt.NDArray[np.int16]], Sequence[SpeechStopped | Stop]],
     only: str | None = None,
+    *,
+    stretched: bool = False,
+    seed: int = STRETCH_SEED,
 ) -> VadDevScore:
     """Scores the turn ends `find` finds in each vad-dev condition (or only one): pauses cut,
     those of them mid-sentence (not between two recordings), latencies, ends merged."""
     v = VadDevScore(0, 0, 0, 0, [], 0, 0, {})
-    for cond, x, ends, pauses in vad_dev_streams(only):
+    for cond, x, ends, pauses, mid in vad_dev_streams(only, stretched=stretched, seed=seed):
         stops = list(find(x))
         c, ll, m = score_stream(stops, ends, pauses)
-        between = vad_dev_between_recordings(pauses)
-        mid = [p for p in pauses if p not in between]
         v.cuts_mid += score_stream(stops, [], mid)[0]
         v.pauses_mid += len(mid)
         v.by_condition[cond] = [c, m, float(np.mean(ll))]
@@ -637,10 +708,21 @@ _asr: PocketSphinxPartialASR | None = None
 _peer: Callable[[npt.NDArray[np.int16]], list[Stop]] | None = None
 
 
+#: The sets made of vad-dev's recording: which condition (None: all 17) and whether its
+#: mid-sentence pauses are stretched (``vad_dev_streams``).
+VAD_DEV_SETS: dict[str, tuple[str | None, bool]] = {
+    "vad-dev": (None, False),
+    "vad-dev-clean": ("clean", False),
+    "vad-dev-stretched": (None, True),
+    "vad-dev-stretched-clean": ("clean", True),
+}
+
+
 def evaluate(
-    set_name: str, turns: list[Turn] | None, only: str | None = None, *, peer: bool = False
+    set_name: str, turns: list[Turn] | None, *, peer: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Figures per configuration on a set (and pipecat's Smart Turn with `peer`)."""
+    """Figures per configuration on a set (and pipecat's Smart Turn with `peer`); `turns`
+    None: one of ``VAD_DEV_SETS``."""
     res: dict[str, dict[str, float]] = {}
     for name, kw in CONFIGS + (ASR_CONFIGS if _asr else []) + ([(PEER, {})] if peer else []):
         cuts = n_pauses = merged = n_turns = multi = 0
@@ -649,7 +731,8 @@ def evaluate(
         by_kind: dict[str, list[float]] = {}
         by_cond: dict[str, list[float]] = {}
         if turns is None:
-            vd = vad_dev_score(functools.partial(detect, name, kw), only)
+            only, stretched = VAD_DEV_SETS[set_name]
+            vd = vad_dev_score(functools.partial(detect, name, kw), only, stretched=stretched)
             cuts, cuts_mid, n_pauses, n_mid = vd.cuts, vd.cuts_mid, vd.pauses, vd.pauses_mid
             lat, merged, n_turns, by_cond = vd.latencies, vd.merged, vd.ends, vd.by_condition
             cut_turns = cuts
@@ -964,15 +1047,17 @@ def auc(ends: npt.NDArray[np.float64], pauses: npt.NDArray[np.float64]) -> float
     return float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
 
 
-def vad_dev_judged() -> tuple[
+def vad_dev_judged(
+    *, stretched: bool = False
+) -> tuple[
     npt.NDArray[np.str_], npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]
 ]:
-    """vad-dev's pauses as the semantic rule judges them (``onsets``), in every condition:
-    condition, probability, whether the pause is a turn's end (300 ms or more of it seen)
-    and whether it is a mid-sentence pause (100 ms or more)."""
+    """vad-dev's pauses as the semantic rule judges them (``onsets``), in every condition
+    (`stretched`: of the stretched set): condition, probability, whether the pause is a
+    turn's end (300 ms or more of it seen) and whether it is a mid-sentence pause (100 ms
+    or more)."""
     rows = []
-    for cond, x, ends, pauses in vad_dev_streams():
-        mid = [q for q in pauses if q not in vad_dev_between_recordings(pauses)]
+    for cond, x, ends, _, mid in vad_dev_streams(stretched=stretched):
         for at, sil, *_, p, _, _, _ in onsets(Turn(x, 0)):
             end = sil >= 300 and any(e - 150 <= at < e + 300 for e, _ in ends)
             inner = sil >= 100 and any(a - 150 <= at <= b - 50 for a, b in mid)
@@ -989,7 +1074,7 @@ def auc_table(sets: dict[str, list[Turn]]) -> str:
     """How well the model's probability (no gate, no hint) tells a turn's end from a pause
     of 150 ms or more inside a single-sentence turn, per set and noise kind: AUC, median
     probability at ends and at pauses (markdown). An empty set is vad-dev
-    (``vad_dev_judged``)."""
+    (``vad_dev_judged``; ``vad-dev`` or ``vad-dev-stretched``)."""
     lines = [
         "| set | noise | AUC | median p at ends / pauses | ends / pauses |",
         "|---|---|---|---|---|",
@@ -999,7 +1084,7 @@ def auc_table(sets: dict[str, list[Turn]]) -> str:
             j = judged(turns)
             cond, p, end, pause = j.condition, j.p, j.final, j.inner & (j.silence_ms >= 150)
         else:
-            cond, p, end, pause = vad_dev_judged()
+            cond, p, end, pause = vad_dev_judged(stretched=name == "vad-dev-stretched")
         kind = np.array([c.split("_")[0] if c.endswith("dB") else "none" for c in cond])
         for k in [*dict.fromkeys(kind.tolist()), "all"]:
             m = np.ones(len(kind), bool) if k == "all" else kind == k
@@ -1223,6 +1308,35 @@ def tradeoff(turns: list[Turn]) -> dict[str, list[list[float]]]:
     return out
 
 
+def stretch_draws(n: int) -> dict[str, list[list[float]]]:
+    """The stretched set over `n` draws of its pause lengths (seeds 1..n): per configuration
+    of ``CONFIGS``, one row per draw: [seed, mid-sentence pauses cut, mean latency ms]."""
+    out: dict[str, list[list[float]]] = {name: [] for name, _ in CONFIGS}
+    for seed in range(1, n + 1):
+        for name, kw in CONFIGS:
+            v = vad_dev_score(functools.partial(detect, name, kw), stretched=True, seed=seed)
+            out[name].append([seed, v.cuts_mid, v.mean_ms])
+    return out
+
+
+def stretch_draws_table(d: dict[str, list[list[float]]]) -> str:
+    """Each configuration over the draws: mid-sentence pauses cut and mean latency (mean over
+    the draws), and in how many draws it cut fewer than server_vad 500 ms at no higher
+    mean latency."""
+    base = np.array(d["server_vad 500 ms"])
+    lines = [
+        f"| configuration ({len(base)} draws) | mid-sentence pauses cut (of 187), mean "
+        "| mean latency (ms), mean | draws with fewer cuts than server_vad 500 at no "
+        "higher latency |",
+        "|---|---|---|---|",
+    ]
+    for name, rows in d.items():
+        a = np.array(rows)
+        wins = int(np.sum((a[:, 1] < base[:, 1]) & (a[:, 2] <= base[:, 2])))
+        lines.append(f"| {name} | {a[:, 1].mean():.1f} | {a[:, 2].mean():.0f} | {wins} |")
+    return "\n".join(lines)
+
+
 #: The measured trade-off on vad-dev: server_vad's silences, and semantic_vad's
 #: ``silence_duration_ms`` (its wait where the reliability gate distrusts the judgement,
 #: which on vad-dev is every noisy condition: all are under the gate's 32 dB).
@@ -1230,16 +1344,16 @@ VAD_DEV_SERVER_MS = tuple(range(300, 701, 25))
 VAD_DEV_FALLBACK_MS = tuple(range(350, 651, 50))
 
 
-def vad_dev_curve() -> dict[str, list[list[float]]]:
+def vad_dev_curve(*, stretched: bool = False) -> dict[str, list[list[float]]]:
     """vad-dev's pauses cut (all, mid-sentence) against mean latency, measured over its 17
     conditions: server_vad at 300-700 ms of silence, each eagerness at
     ``silence_duration_ms`` 350-650 ms. Rows: [silence ms, cuts, mid-sentence cuts, mean
     latency ms]; with each semantic row, server_vad's cuts (all, mid) at the same mean
-    latency, interpolated along its curve."""
+    latency, interpolated along its curve. `stretched`: on the stretched set."""
     out: dict[str, list[list[float]]] = {}
 
     def row(s: int, kw: dict[str, object]) -> list[float]:
-        v = vad_dev_score(functools.partial(detect, "", kw))
+        v = vad_dev_score(functools.partial(detect, "", kw), stretched=stretched)
         return [s, v.cuts, v.cuts_mid, v.mean_ms]
 
     out["server_vad"] = [row(s, {"silence_duration_ms": s}) for s in VAD_DEV_SERVER_MS]
@@ -1275,7 +1389,7 @@ def vad_dev_curve_table(cv: dict[str, list[list[float]]]) -> str:
     return "\n".join(lines)
 
 
-def plot_vad_dev(cv: dict[str, list[list[float]]], path: str) -> None:
+def plot_vad_dev(cv: dict[str, list[list[float]]], path: str, name: str = "vad-dev") -> None:
     """The measured vad-dev curves: mid-sentence pauses cut and all pauses cut against mean
     latency (needs matplotlib)."""
     import matplotlib
@@ -1302,11 +1416,13 @@ def plot_vad_dev(cv: dict[str, list[list[float]]], path: str) -> None:
         ax.set_xlabel("mean end-of-turn latency (ms)")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
+    if name == "vad-dev":
         # server_vad 300 ms (21 mid-sentence, 35 in all, at 364 ms) is off the chart.
-        ax.set_xlim(380, 800)
-    axes[0].set_ylim(-0.3, 6)
-    axes[1].set_ylim(9, 21)
-    axes[0].set_title("vad-dev, 17 conditions, measured; *: defaults (500 ms)")
+        for ax in axes:
+            ax.set_xlim(380, 800)
+        axes[0].set_ylim(-0.3, 6)
+        axes[1].set_ylim(9, 21)
+    axes[0].set_title(f"{name}, 17 conditions, measured; *: defaults (500 ms)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -1438,6 +1554,12 @@ def main() -> None:
         action="store_true",
         help="how well the model tells ends from pauses on each set of --sets, per noise kind",
     )
+    ap.add_argument(
+        "--stretch-draws",
+        type=int,
+        metavar="N",
+        help="also vad-dev-stretched over N draws of its pause lengths (seeds 1..N)",
+    )
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument(
         "--vad-dev-curve",
@@ -1471,7 +1593,8 @@ def main() -> None:
         hint_fit({s: turns_of(s) for s in (a.on or "tune,tune-noise,real-tune").split(",")})
         return
     if a.auc:
-        print(auc_table({s: [] if s == "vad-dev" else turns_of(s) for s in a.sets.split(",")}))
+        sets = a.sets.split(",")
+        print(auc_table({s: [] if s in VAD_DEV_SETS else turns_of(s) for s in sets}))
         return
     if a.gate:
         gate_fit(judged(turns_of(a.on) if a.on else espeak_turns("tune") + noisy_turns("tune")))
@@ -1479,10 +1602,10 @@ def main() -> None:
     out: dict[str, object] = {}
     curves: dict[str, dict[str, list[list[float]]]] = {}
     for s in a.sets.split(","):
-        turns = None if s.startswith("vad-dev") else turns_of(s)
+        turns = None if s in VAD_DEV_SETS else turns_of(s)
         if turns is not None:
             TURNS_PER_SET[s] = len(turns)
-        res = evaluate(s, turns, "clean" if s == "vad-dev-clean" else None, peer=a.peer)
+        res = evaluate(s, turns, peer=a.peer)
         out[s] = res
         print(table(s, res) + "\n")
         print(condition_table(res, "pauses" if turns is None else "turns") + "\n")
@@ -1492,10 +1615,20 @@ def main() -> None:
         out["tradeoff"] = curves
         plot(curves, a.curve)
     if a.vad_dev_curve:
-        cv = vad_dev_curve()
-        print(vad_dev_curve_table(cv) + "\n")
-        out["vad_dev_curve"] = cv
-        plot_vad_dev(cv, a.vad_dev_curve)
+        # vad-dev's curve, and the stretched set's if it was asked for.
+        for name in ("vad-dev", "vad-dev-stretched"):
+            if name == "vad-dev" or name in a.sets.split(","):
+                cv = vad_dev_curve(stretched=name != "vad-dev")
+                print(f"**{name}, trade-off**\n\n" + vad_dev_curve_table(cv) + "\n")
+                out[f"{name.replace('-', '_')}_curve"] = cv
+                path = a.vad_dev_curve
+                if name != "vad-dev":
+                    path = path.removesuffix(".png") + "_stretched.png"
+                plot_vad_dev(cv, path, name)
+    if a.stretch_draws:
+        d = stretch_draws(a.stretch_draws)
+        print("**vad-dev-stretched, draws**\n\n" + stretch_draws_table(d) + "\n")
+        out["vad_dev_stretched_draws"] = d
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 
