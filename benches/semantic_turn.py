@@ -478,12 +478,15 @@ def score_stream(
     pauses: list[tuple[int, int]],
 ) -> tuple[int, list[float], int]:
     """Pauses ended on (early cuts), latencies of the ends, ends merged with the next turn
-    (their latency: the gap, a lower bound)."""
+    (their latency: the gap, a lower bound). An end is found by the first stop after the
+    last pause before it, no more than ``END_SLACK_MS`` before the labelled end (as in the
+    turn sets: a faint last syllable that the label keeps and the VAD does not)."""
     cuts = sum(any(a - 150 <= s.audio_end_ms <= b - 50 for s in stops) for a, b in pauses)
     lat: list[float] = []
     merged = 0
     for e, nxt in ends:
-        hit = [s for s in stops if e - 150 <= s.audio_end_ms < nxt]
+        bound = max(e - END_SLACK_MS, max((b for _, b in pauses if b <= e), default=0))
+        hit = [s for s in stops if bound <= s.audio_end_ms < nxt]
         if hit:
             lat.append(hit[0].emitted_at_ms - e)
         else:
