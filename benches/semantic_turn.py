@@ -1051,16 +1051,16 @@ def auc(ends: npt.NDArray[np.float64], pauses: npt.NDArray[np.float64]) -> float
 
 
 def vad_dev_judged(
-    *, stretched: bool = False
+    set_name: str,
 ) -> tuple[
     npt.NDArray[np.str_], npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]
 ]:
-    """vad-dev's pauses as the semantic rule judges them (``onsets``), in every condition
-    (`stretched`: of the stretched set): condition, probability, whether the pause is a
-    turn's end (300 ms or more of it seen) and whether it is a mid-sentence pause (100 ms
-    or more)."""
+    """The pauses of one of ``VAD_DEV_SETS`` as the semantic rule judges them (``onsets``):
+    condition, probability, whether the pause is a turn's end (300 ms or more of it seen)
+    and whether it is a mid-sentence pause (100 ms or more)."""
     rows = []
-    for cond, x, ends, _, mid in vad_dev_streams(stretched=stretched):
+    only, stretched = VAD_DEV_SETS[set_name]
+    for cond, x, ends, _, mid in vad_dev_streams(only, stretched=stretched):
         for at, sil, *_, p, _, _, _ in onsets(Turn(x, 0)):
             end = sil >= 300 and any(e - END_SLACK_MS <= at < e + 300 for e, _ in ends)
             inner = sil >= 100 and any(a - 150 <= at <= b - 50 for a, b in mid)
@@ -1073,21 +1073,21 @@ def vad_dev_judged(
     )
 
 
-def auc_table(sets: dict[str, list[Turn]]) -> str:
+def auc_table(sets: list[str]) -> str:
     """How well the model's probability (no gate, no hint) tells a turn's end from a pause
     of 150 ms or more inside a single-sentence turn, per set and noise kind: AUC, median
-    probability at ends and at pauses (markdown). An empty set is vad-dev
-    (``vad_dev_judged``; ``vad-dev`` or ``vad-dev-stretched``)."""
+    probability at ends and at pauses (markdown); the sets of ``VAD_DEV_SETS`` through
+    ``vad_dev_judged``."""
     lines = [
         "| set | noise | AUC | median p at ends / pauses | ends / pauses |",
         "|---|---|---|---|---|",
     ]
-    for name, turns in sets.items():
-        if turns:
-            j = judged(turns)
-            cond, p, end, pause = j.condition, j.p, j.final, j.inner & (j.silence_ms >= 150)
+    for name in sets:
+        if name in VAD_DEV_SETS:
+            cond, p, end, pause = vad_dev_judged(name)
         else:
-            cond, p, end, pause = vad_dev_judged(stretched=name == "vad-dev-stretched")
+            j = judged(turns_of(name))
+            cond, p, end, pause = j.condition, j.p, j.final, j.inner & (j.silence_ms >= 150)
         kind = np.array([c.split("_")[0] if c.endswith("dB") else "none" for c in cond])
         for k in [*dict.fromkeys(kind.tolist()), "all"]:
             m = np.ones(len(kind), bool) if k == "all" else kind == k
@@ -1273,8 +1273,8 @@ def hint_fit(sets: dict[str, list[Turn]]) -> None:
 
 #: turn.rs's gate: GATE_MIN_SNR_DB, GATE_TONAL_SHARE, GATE_NEAR_ST.
 GATE = (32.0, 0.2, 2.0)
-#: turn.rs's NOISY_TRUST.
-NOISY_TRUST = 0.3
+#: turn.rs's NOISY_TRUST, as the extension exports it.
+NOISY_TRUST = voxwire._voxwire.END_NOISY_TRUST
 #: The waits of turn.rs's EAGERNESS_WAITS: complete_ms, max_ms, sure_p, shape.
 WAITS = {
     "high": (300, 1000, 0.6, 1.0),
@@ -1596,8 +1596,7 @@ def main() -> None:
         hint_fit({s: turns_of(s) for s in (a.on or "tune,tune-noise,real-tune").split(",")})
         return
     if a.auc:
-        sets = a.sets.split(",")
-        print(auc_table({s: [] if s in VAD_DEV_SETS else turns_of(s) for s in sets}))
+        print(auc_table(a.sets.split(",")))
         return
     if a.gate:
         gate_fit(judged(turns_of(a.on) if a.on else espeak_turns("tune") + noisy_turns("tune")))
@@ -1619,15 +1618,15 @@ def main() -> None:
         plot(curves, a.curve)
     if a.vad_dev_curve:
         # vad-dev's curve, and the stretched set's if it was asked for.
-        for name in ("vad-dev", "vad-dev-stretched"):
-            if name == "vad-dev" or name in a.sets.split(","):
-                cv = vad_dev_curve(stretched=name != "vad-dev")
-                print(f"**{name}, trade-off**\n\n" + vad_dev_curve_table(cv) + "\n")
-                out[f"{name.replace('-', '_')}_curve"] = cv
-                path = a.vad_dev_curve
-                if name != "vad-dev":
-                    path = path.removesuffix(".png") + "_stretched.png"
-                plot_vad_dev(cv, path, name)
+        for stretched in (False, True):
+            if stretched and "vad-dev-stretched" not in a.sets.split(","):
+                continue
+            name = "vad-dev-stretched" if stretched else "vad-dev"
+            cv = vad_dev_curve(stretched=stretched)
+            print(f"**{name}, trade-off**\n\n" + vad_dev_curve_table(cv) + "\n")
+            out[f"{name.replace('-', '_')}_curve"] = cv
+            path = a.vad_dev_curve.removesuffix(".png") + ("_stretched" if stretched else "")
+            plot_vad_dev(cv, path + ".png", name)
     if a.stretch_draws:
         d = stretch_draws(a.stretch_draws)
         print("**vad-dev-stretched, draws**\n\n" + stretch_draws_table(d) + "\n")
